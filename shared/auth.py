@@ -1,0 +1,92 @@
+"""Access tokens: issued by identity, verified by every service itself (no call to identity)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from .errors import Forbidden, Unauthorized
+from .settings import Settings, get_settings
+
+Role = Literal["cardholder", "clerk", "teller", "operator", "merchant"]
+"""merchant: a POS terminal of a hospital, pharmacy or shop (sub = merchant id)."""
+ISSUER = "medcard-identity"
+ALGORITHM = "HS256"
+STAFF_ROLES: tuple[Role, ...] = ("clerk", "teller", "operator")
+
+
+class Principal(BaseModel):
+    sub: str
+    role: Role
+    person_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+def issue_token(settings: Settings, *, sub: str, role: Role, person_id: str | None = None,
+                ttl_seconds: int | None = None) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "iss": ISSUER, "sub": sub, "role": role, "iat": now,
+        "exp": now + timedelta(seconds=ttl_seconds if ttl_seconds is not None else settings.jwt_ttl_seconds),
+    }
+    if person_id:
+        claims["pid"] = person_id
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def verify_token(settings: Settings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                            options={"require": ["exp", "iat", "sub", "iss"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("access token expired", code="token_expired") from None
+    except jwt.PyJWTError as err:
+        raise Unauthorized(f"invalid access token: {err}", code="invalid_token") from None
+    try:
+        return Principal(sub=claims["sub"], role=claims["role"], person_id=claims.get("pid"))
+    except Exception:
+        raise Unauthorized("access token carries no valid role", code="invalid_token") from None
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("missing bearer token", code="missing_token")
+    settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
+    return verify_token(settings, credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+    """A dependency that admits only the given roles (403 otherwise)."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"role {principal.role} may not do this; needs one of {', '.join(roles)}")
+        return principal
+
+    return check
+
+
+def ensure_owner_or_staff(principal: Principal, person_id: str, *staff: Role) -> None:
+    """A cardholder acts only on their own data; the listed staff roles on anyone's."""
+    if principal.role == "cardholder":
+        if principal.person_id != person_id:
+            raise Forbidden("a cardholder may act only on their own cards and accounts")
+        return
+    if principal.role not in staff:
+        raise Forbidden(f"role {principal.role} may not do this")

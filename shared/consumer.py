@@ -1,0 +1,161 @@
+"""The consumer runner: one consumer group per service, at-most-once application,
+offsets committed after the projection write, dead letters for what cannot be applied.
+
+A handler is an async function taking the typed event. It raises:
+- nothing: applied (or recognised as a repeat and ignored);
+- a transient infrastructure error (database unreachable): the same event is retried
+  with backoff, nothing is committed, the partition waits;
+- anything else (a malformed event, a domain rule it breaks, a bug): the record goes
+  to ``<topic>.dlq`` with the reason in headers, and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
+
+from .codec import from_record
+from .events import CloudEvent
+from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
+from .logging import bind, get_logger
+from .settings import Settings
+
+log = get_logger("consumer")
+Handler = Callable[[CloudEvent], Awaitable[None]]
+TRANSIENT_DB_ERRORS = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout, ExecutionTimeout)
+
+
+def dead_letter_headers(record: ConsumerRecord[bytes, bytes], reason: str, service: str) -> list[tuple[str, bytes]]:
+    return list(record.headers or ()) + [
+        ("dlq_reason", reason[:2000].encode()),
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+        ("dlq_service", service.encode()),
+        ("dlq_time", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        service: str,
+        topics: list[str],
+        handler: Handler,
+        group_id: str | None = None,
+        max_records: int = 500,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.topics = topics
+        self.handler = handler
+        self.group_id = group_id or settings.group_id(service)
+        self.max_records = max_records
+        self.applied = 0
+        self.dead_lettered = 0
+        self.running = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.service}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close()
+
+    async def _close(self) -> None:
+        for client in (self._consumer, self._dlq):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        self._consumer = self._dlq = None
+        self.running = False
+
+    async def _connect(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=300_000,
+        )
+        dlq = idempotent_producer(self.settings, client_id=f"{self.group_id}-dlq")
+        try:
+            await consumer.start()
+            await dlq.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await dlq.stop()
+            raise
+        self._consumer, self._dlq = consumer, dlq
+        self.running = True
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                if self._consumer is None:
+                    await self._connect()
+                    backoff = 0.2
+                await self._poll_once()
+            except TRANSIENT_KAFKA_ERRORS as err:
+                log.warning("consumer.kafka_unavailable", error=repr(err), retry_in=backoff)
+                await self._close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _poll_once(self) -> None:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=500, max_records=self.max_records)
+        for tp, records in batches.items():
+            for record in records:
+                await self._handle(record)
+            await self._consumer.commit({tp: records[-1].offset + 1})
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            event = from_record(record)
+        except Exception as err:  # malformed: never retried
+            await self._dead_letter(record, f"unparseable: {err}")
+            return
+        bind(event_id=event.id, correlation_id=event.correlationid, event_type=event.name)
+        backoff = 0.1
+        while True:
+            try:
+                await self.handler(event)
+                self.applied += 1
+                return
+            except TRANSIENT_DB_ERRORS as err:
+                log.warning("consumer.database_unavailable", error=repr(err), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as err:
+                await self._dead_letter(record, f"{type(err).__name__}: {err}")
+                return
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        assert self._dlq is not None
+        log.warning("consumer.dead_lettered", topic=record.topic, offset=record.offset, reason=reason)
+        await self._dlq.send_and_wait(
+            f"{record.topic}.dlq", record.value, key=record.key,
+            headers=dead_letter_headers(record, reason, self.service),
+        )
+        self.dead_lettered += 1

@@ -1,0 +1,131 @@
+"""Events of the bank service: accounts, card passwords, POS, stamps and transfers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .base import EventData
+
+BalanceChannel = Literal["phone", "counter", "pos", "online"]
+PasswordChannel = Literal["phone", "counter", "online"]
+TxnKind = Literal["purchase", "cash_withdrawal", "transfer"]
+MerchantKind = Literal["hospital", "pharmacy", "shop"]
+
+
+class _Bank(EventData):
+    service: ClassVar[str] = "bank"
+
+
+class MerchantRegistered(_Bank):
+    merchant_id: str
+    name: str
+    kind: MerchantKind
+    designated: bool
+
+
+class AccountOpened(_Bank):
+    person_id: str
+    account_id: str
+    card_number: str
+
+
+class AccountMovedToCard(_Bank):
+    person_id: str
+    account_id: str
+    old_card_number: str
+    new_card_number: str
+    balance_fen: int = Field(ge=0)
+
+
+class CardPasswordSet(_Bank):
+    person_id: str
+    card_number: str
+    channel: PasswordChannel
+
+
+class CardPasswordChanged(_Bank):
+    person_id: str
+    card_number: str
+    channel: PasswordChannel
+
+
+class CardPasswordLocked(_Bank):
+    person_id: str
+    card_number: str
+    failures: int
+
+
+class CardPasswordReset(_Bank):
+    person_id: str
+    card_number: str
+    channel: Literal["counter"] = "counter"
+
+
+class PurchaseAuthorised(_Bank):
+    person_id: str
+    card_number: str
+    authorisation_id: str
+    merchant_id: str
+    amount_fen: int = Field(gt=0)
+    balance_after_fen: int = Field(ge=0)
+    business_date: date
+
+
+class PurchaseDeclined(_Bank):
+    person_id: str
+    card_number: str
+    authorisation_id: str
+    merchant_id: str
+    amount_fen: int
+    kind: TxnKind
+    reason_code: str = Field(description="ISO 8583-style response code, e.g. 41 lost card")
+    reason: str
+    business_date: date
+
+
+class FraudAlertRaised(_Bank):
+    person_id: str
+    card_number: str
+    authorisation_id: str
+    merchant_id: str
+    amount_fen: int
+    attempted_at: datetime
+
+
+class BalanceInquired(_Bank):
+    person_id: str
+    card_number: str
+    channel: BalanceChannel
+    balance_fen: int
+
+
+class BankStamped(_Bank):
+    person_id: str
+    card_number: str
+    receipt_number: str
+    branch: str
+    seal: str
+    processed_at: datetime
+    business_date: date
+    loss_reported: bool = Field(description="True when the stamp also reported the loss")
+
+
+class MonthlyTransfer(_Bank):
+    person_id: str
+    account_id: str
+    card_number: str
+    month: str
+    contribution_id: str
+    amount_fen: int = Field(gt=0)
+    balance_after_fen: int = Field(ge=0)
+
+
+class ContributionHeld(_Bank):
+    person_id: str
+    contribution_id: str
+    month: str
+    amount_fen: int
+    reason: str

@@ -1,0 +1,75 @@
+"""Events of the identity service (the agency's register) and of the business clock."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .base import EventData
+
+Role = Literal["cardholder", "clerk", "teller", "operator", "merchant"]
+Month = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+
+
+class _Identity(EventData):
+    service: ClassVar[str] = "identity"
+
+
+class InsuredUnitRegistered(_Identity):
+    unit_id: str
+    name: str
+
+
+class PersonRegistered(_Identity):
+    sensitive: ClassVar[tuple[str, ...]] = ("name", "id_number_masked", "id_number_digest", "mobile")
+    person_id: str
+    name: str
+    id_number_masked: str = Field(description="Resident ID number, masked: first 3 and last 4 characters")
+    id_number_digest: str = Field(
+        description="Keyed HMAC-SHA256 of the ID number: lets services check a presented ID card "
+        "without ever seeing the number; useless without the ecosystem's key")
+    mobile: str = Field(description="Mainland mobile number, used to reach the person")
+    unit_id: str | None
+    language: Literal["zh", "en"] = "zh"
+
+
+class OnlineAccountOpened(_Identity):
+    person_id: str
+    account_number: str
+
+
+class OnlineAccountLocked(_Identity):
+    person_id: str
+    account_number: str
+    failures: int
+    locked_until: datetime
+
+
+class StaffUserCreated(_Identity):
+    user_id: str
+    username: str
+    role: Role
+
+
+class ContributionPaid(_Identity):
+    contribution_id: str
+    person_id: str
+    unit_id: str
+    month: str = Month
+    amount_fen: int = Field(gt=0, description="Personal-account share, integer fen")
+
+
+class _Clock(EventData):
+    service: ClassVar[str] = "clock"
+
+
+class BusinessDateAdvanced(_Clock):
+    date: date
+    previous_date: date
+
+
+class MonthEnded(_Clock):
+    month: str = Month
+    closing_date: date

@@ -1,0 +1,101 @@
+"""Identifiers: resident ID numbers (GB 11643), card numbers (Luhn), masking, new ids."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import date
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+
+
+class InvalidIdNumber(ValueError):
+    """A resident ID number that fails GB 11643."""
+
+
+def id_check_digit(first17: str) -> str:
+    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
+
+
+def validate_id_number(value: str) -> str:
+    """Return the normalised 18-character ID number or raise InvalidIdNumber saying why."""
+    v = value.strip().upper()
+    if len(v) != 18:
+        raise InvalidIdNumber(f"resident ID number must have 18 characters, got {len(v)}")
+    if not _ID_SHAPE.match(v):
+        raise InvalidIdNumber("resident ID number must be 17 digits followed by a digit or X")
+    try:
+        date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
+    except ValueError:
+        raise InvalidIdNumber(f"resident ID number has an invalid birth date {v[6:14]}") from None
+    expected = id_check_digit(v[:17])
+    if v[17] != expected:
+        raise InvalidIdNumber(f"resident ID number check digit is {v[17]}, expected {expected}")
+    return v
+
+
+def id_digest(key: str, id_number: str) -> str:
+    """Keyed digest of a (normalised) ID number: comparable, not reversible without the key."""
+    return hmac.new(key.encode(), id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def make_id_number(region: str, birth: date, serial: int) -> str:
+    """Build a valid ID number (for the simulation and tests)."""
+    first17 = f"{region}{birth:%Y%m%d}{serial:03d}"
+    return first17 + id_check_digit(first17)
+
+
+def mask_id_number(v: str) -> str:
+    """Keep the region's first 3 and the last 4 characters: 110***********123X."""
+    return v[:3] + "*" * (len(v) - 7) + v[-4:]
+
+
+def validate_mobile(v: str) -> str:
+    v = v.strip()
+    if not _MOBILE.match(v):
+        raise ValueError("mobile phone must be 11 digits starting with 13-19 (mainland format)")
+    return v
+
+
+def mask_mobile(v: str) -> str:
+    return v[:3] + "****" + v[-4:]
+
+
+def luhn_check_digit(payload: str) -> str:
+    total = 0
+    for i, c in enumerate(reversed(payload)):
+        d = int(c)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def luhn_valid(number: str) -> bool:
+    return number.isdigit() and len(number) > 1 and luhn_check_digit(number[:-1]) == number[-1]
+
+
+CARD_BIN = "621661"  # the agent bank's debit-card BIN
+
+
+def new_card_number() -> str:
+    """A 19-digit debit-card number with a Luhn check digit."""
+    payload = CARD_BIN + "".join(str(secrets.randbelow(10)) for _ in range(12))
+    return payload + luhn_check_digit(payload)
+
+
+def new_id(prefix: str, nbytes: int = 8) -> str:
+    """A short random identifier such as P3f9a0c1d2e4b5a6c."""
+    return prefix + secrets.token_hex(nbytes)
+
+
+def new_reference(prefix: str) -> str:
+    """A human-friendly reference (voucher, receipt): prefix + 12 digits."""
+    return prefix + "".join(str(secrets.randbelow(10)) for _ in range(12))

@@ -1,0 +1,53 @@
+"""Applying an event at most once to a projection document.
+
+A projection document keeps, under ``seq``, the last applied sequence of every
+aggregate whose events it has consumed. A repeat or an older event changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from .events import CloudEvent
+
+
+def seq_key(event: CloudEvent) -> str:
+    """Field name under ``seq`` for the event's aggregate (no dots allowed in keys)."""
+    return f"{event.service}:{event.partitionkey}".replace(".", "_").replace("$", "_")
+
+
+def already_applied(doc: dict[str, Any], event: CloudEvent) -> bool:
+    return int((doc.get("seq") or {}).get(seq_key(event), 0)) >= event.sequence
+
+
+def once_filter(doc_id: Any, event: CloudEvent) -> dict[str, Any]:
+    field = f"seq.{seq_key(event)}"
+    return {"_id": doc_id, "$or": [{field: {"$lt": event.sequence}}, {field: {"$exists": False}}]}
+
+
+def once_update(event: CloudEvent, update: dict[str, Any]) -> dict[str, Any]:
+    merged = {k: dict(v) for k, v in update.items()}
+    merged.setdefault("$set", {})[f"seq.{seq_key(event)}"] = event.sequence
+    return merged
+
+
+async def apply_once(
+    collection: AsyncCollection[dict[str, Any]],
+    doc_id: Any,
+    event: CloudEvent,
+    update: dict[str, Any],
+    *,
+    upsert: bool = True,
+) -> bool:
+    """Apply ``update`` to the document unless this event (or a later one) was applied.
+
+    Returns True when the update was applied.
+    """
+    try:
+        res = await collection.update_one(once_filter(doc_id, event), once_update(event, update), upsert=upsert)
+    except DuplicateKeyError:
+        return False  # the document exists and has already seen this sequence
+    return bool(res.modified_count or res.upserted_id is not None)

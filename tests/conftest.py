@@ -1,0 +1,44 @@
+"""Shared fixtures. Integration tests get the real Kafka broker and MongoDB-wire server
+from tests/infra.py (env URLs, testcontainers, or the local stack), and a namespace of
+their own so topics, consumer groups and databases never collide between tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[object]:
+    from tests.infra import provide_infra
+
+    provided = provide_infra()
+    try:
+        yield provided
+    finally:
+        provided.teardown()
+
+
+def make_settings(infra: object, **overrides: object) -> Settings:
+    values: dict[str, object] = dict(
+        environment="test",
+        namespace=f"t{uuid.uuid4().hex[:10]}",
+        kafka_bootstrap=infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        mongo_url=infra.mongo_url,  # type: ignore[attr-defined]
+        relay_poll_seconds=0.2,
+    )
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def settings(infra: object) -> AsyncIterator[Settings]:
+    """Settings with a fresh namespace whose topics already exist."""
+    s = make_settings(infra)
+    await ensure_topics(s)
+    yield s

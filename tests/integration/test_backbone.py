@@ -1,0 +1,201 @@
+"""The shared event backbone against the real Kafka broker and MongoDB-wire server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+from pymongo import AsyncMongoClient
+
+from shared.codec import from_record, to_record
+from shared.consumer import ConsumerRunner
+from shared.events import CardIssued, CardLost, CloudEvent, new_event
+from shared.outbox import AggregateStore, Decision
+from shared.projection import apply_once
+from shared.relay import OutboxRelay
+from shared.settings import Settings
+from shared.topics import topic_for_service
+from tests.helpers import eventually, read_service_topic, read_topic
+
+pytestmark = pytest.mark.infra
+
+
+class Holder(BaseModel):
+    person_id: str
+    cards: list[str] = []
+
+
+def issue(person_id: str, number: str):  # a tiny pure "domain" for the tests
+    def decide(state: Holder | None) -> Decision[Holder]:
+        holder = state or Holder(person_id=person_id)
+        holder = holder.model_copy(update={"cards": [*holder.cards, number]})
+        return Decision(holder, [CardIssued(person_id=person_id, card_number=number, agent_bank="BOC")])
+    return decide
+
+
+async def make_store(settings: Settings) -> tuple[AsyncMongoClient[dict[str, Any]], AggregateStore[Holder], OutboxRelay]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    coll = client[settings.database("cards")]["holders"]
+    relay = OutboxRelay(settings, [coll], name="cards")
+    store = AggregateStore(coll, service="cards", state_type=Holder, on_saved=relay.notify)
+    await store.create_indexes()
+    return client, store, relay
+
+
+async def test_an_event_round_trips_through_kafka_with_every_envelope_attribute(settings: Settings) -> None:
+    client, store, relay = await make_store(settings)
+    relay.start()
+    try:
+        outcome = await store.execute("P1", issue("P1", "6216610000000000001"), correlation_id="corr-1")
+        [sent] = outcome.events
+        records = await read_service_topic(settings, "cards", 1)
+    finally:
+        await relay.stop()
+        await client.close()
+    [record] = records
+    got = from_record(record)
+    assert got == sent
+    assert record.key == b"P1"
+    headers = dict(record.headers)
+    for attr in ("specversion", "id", "source", "type", "time", "subject", "sequence", "partitionkey", "correlationid"):
+        assert f"ce_{attr}".encode() and f"ce_{attr}" in headers, attr
+    assert headers["ce_type"] == b"cn.medcard.cards.CardIssued.v1"
+    assert headers["ce_subject"] == b"6216610000000000001"
+    assert headers["ce_sequence"] == b"1"
+    assert headers["content-type"] == b"application/json"
+
+
+async def test_a_command_accepted_while_the_broker_is_down_is_published_after_restart(
+    settings: Settings, infra: Any
+) -> None:
+    client, store, relay = await make_store(settings)
+    relay.start()
+    await relay.wait_idle()
+    await asyncio.to_thread(infra.controls.stop_kafka)
+    try:
+        # The command is accepted: state and event are durable in the aggregate document.
+        for i in range(3):
+            await store.execute("P9", issue("P9", f"62166100000000000{i}"), correlation_id=f"c{i}")
+        doc = await store.get_doc("P9")
+        assert doc is not None and len(doc["outbox"]) >= 1 and doc["pending"] is True
+        await asyncio.sleep(1.0)
+        assert relay.published == 0
+    finally:
+        await asyncio.to_thread(infra.controls.start_kafka)
+    try:
+        records = await read_service_topic(settings, "cards", 3, timeout=90)
+        await eventually(lambda: _outbox_empty(store, "P9"), timeout=30)
+    finally:
+        await relay.stop()
+        await client.close()
+    assert [from_record(r).sequence for r in records] == [1, 2, 3]
+
+
+async def _outbox_empty(store: AggregateStore[Holder], aggregate_id: str) -> bool:
+    doc = await store.get_doc(aggregate_id)
+    return doc is not None and doc["outbox"] == [] and doc["pending"] is False
+
+
+def lost_event(person_id: str, sequence: int) -> CloudEvent:
+    return new_event(
+        CardLost(person_id=person_id, card_number="6216610000000000001", channel="online",
+                 voucher=f"V{sequence}", business_date=date(2026, 1, 5)),
+        source="/medcard/cards", partitionkey=person_id, sequence=sequence, correlationid="c", subject="6216",
+    )
+
+
+async def produce(settings: Settings, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic_for_service("cards", settings.namespace), value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def test_a_duplicated_and_a_replayed_event_change_the_projection_once(settings: Settings) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    coll = client[settings.database("bank")]["losses"]
+
+    async def handler(event: CloudEvent) -> None:
+        await apply_once(coll, event.partitionkey, event, {"$inc": {"losses": 1}})
+
+    first, second = lost_event("P1", 1), lost_event("P1", 2)
+    # first is delivered twice (a producer retry that was not deduplicated), then second.
+    await produce(settings, [to_record(first), to_record(first), to_record(second)])
+    runner = ConsumerRunner(settings, service="bank", topics=[topic_for_service("cards", settings.namespace)],
+                            handler=handler)
+    runner.start()
+    try:
+        await eventually(lambda: _applied(runner, 3))
+    finally:
+        await runner.stop()
+    # Replay: a new group reads the whole topic again into the same projection.
+    replay = ConsumerRunner(settings, service="bank", topics=[topic_for_service("cards", settings.namespace)],
+                            handler=handler, group_id=f"{settings.namespace}.replay")
+    replay.start()
+    try:
+        await eventually(lambda: _applied(replay, 3))
+    finally:
+        await replay.stop()
+    doc = await coll.find_one({"_id": "P1"})
+    await client.close()
+    assert doc is not None and doc["losses"] == 2
+
+
+async def _applied(runner: ConsumerRunner, n: int) -> bool:
+    return runner.applied + runner.dead_lettered >= n
+
+
+async def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_consumer_carries_on(
+    settings: Settings,
+) -> None:
+    seen: list[str] = []
+
+    async def handler(event: CloudEvent) -> None:
+        seen.append(event.id)
+
+    good = lost_event("P2", 1)
+    bad_payload = to_record(lost_event("P2", 2))
+    await produce(settings, [
+        (b"P2", b"not json at all", [("ce_type", b"cn.medcard.cards.CardLost.v1")]),
+        (b"P2", bad_payload[1].replace(b'"online"', b'"carrier-pigeon"'), bad_payload[2]),
+        to_record(good),
+    ])
+    runner = ConsumerRunner(settings, service="bank", topics=[topic_for_service("cards", settings.namespace)],
+                            handler=handler)
+    runner.start()
+    try:
+        await eventually(lambda: _applied(runner, 3))
+    finally:
+        await runner.stop()
+    assert seen == [good.id]
+    dlq = await read_topic(settings, f"{topic_for_service('cards', settings.namespace)}.dlq",
+                           until=lambda r: len(r) >= 2)
+    reasons = [dict(r.headers)["dlq_reason"].decode() for r in dlq]
+    assert "not JSON" in reasons[0]
+    assert "data.channel" in reasons[1]
+    assert all(dict(r.headers)["dlq_service"] == b"bank" for r in dlq)
+
+
+async def test_one_keys_events_arrive_in_order_across_several_partitions(settings: Settings) -> None:
+    client, store, relay = await make_store(settings)
+    relay.start()
+    keys = [f"P{k}" for k in range(8)]
+    try:
+        for i in range(10):
+            await asyncio.gather(*(store.execute(k, issue(k, f"{k}-{i}"), correlation_id="c") for k in keys))
+        records = await read_service_topic(settings, "cards", 80)
+    finally:
+        await relay.stop()
+        await client.close()
+    assert len({r.partition for r in records}) > 1
+    by_key: dict[bytes, list[int]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(r.key, []).append(from_record(r).sequence)
+    assert all(seqs == list(range(1, 11)) for seqs in by_key.values()), by_key
