@@ -1,0 +1,15 @@
+# One image for the four services; docker-compose.yml picks the service with SERVICE.
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY services ./services
+COPY medcard ./medcard
+COPY contract ./contract
+RUN pip install --no-cache-dir .
+ENV SERVICE=identity PORT=8000
+EXPOSE 8000
+HEALTHCHECK --interval=5s --timeout=3s --retries=20 \
+  CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health')"
+CMD ["sh", "-c", "exec uvicorn --factory services.${SERVICE}.app:create --host 0.0.0.0 --port ${PORT}"]

@@ -1,0 +1,3 @@
+from medcard.cli import app
+
+app()

@@ -1,0 +1,131 @@
+"""The local stack runs real servers: up, real requests, idempotent up, down, restart.
+
+The tests of this module run in order against one stack on their own ports
+(39092/39093 Kafka, 27047 FerretDB) with a temporary state dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pymongo import AsyncMongoClient
+
+from medcard.stack import LocalStack, StackError, port_is_free
+
+pytestmark = pytest.mark.infra
+
+KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT = 39092, 39093, 27047
+TOPIC = "stack-test"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    local = LocalStack(tmp_path_factory.mktemp("stack"), KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT)
+    yield local
+    local.down()
+
+
+async def _consume_one(bootstrap: str, group: str) -> bytes:
+    consumer = AIOKafkaConsumer(
+        TOPIC, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        message = await asyncio.wait_for(consumer.getone(), timeout=30)
+        return message.value
+    finally:
+        await consumer.stop()
+
+
+def test_missing_tool_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "mvn" else real_which(tool))
+    with pytest.raises(StackError, match="mvn"):
+        LocalStack(tmp_path, 39192, 39193, 27147).up()
+
+
+async def test_up_serves_real_requests(stack: LocalStack) -> None:
+    await asyncio.to_thread(stack.up)
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(TOPIC, b"hello", key=b"k")
+    finally:
+        await producer.stop()
+    assert await _consume_one(stack.kafka_bootstrap, "g1") == b"hello"
+
+    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_url)
+    try:
+        await client.stacktest.docs.insert_one({"_id": "card-1", "holder": "Ada"})
+        assert await client.stacktest.docs.find_one({"_id": "card-1"}) == {
+            "_id": "card-1", "holder": "Ada"
+        }
+    finally:
+        await client.close()
+
+
+def test_status_reports_running(stack: LocalStack) -> None:
+    status = stack.status()
+    for name in ("kafka", "ferretdb"):
+        assert status[name]["running"] and status[name]["ready"]
+        assert isinstance(status[name]["pid"], int)
+    assert status["kafka"]["address"] == f"127.0.0.1:{KAFKA_PORT}"
+    assert status["ferretdb"]["address"] == f"mongodb://127.0.0.1:{MONGO_PORT}/"
+
+
+def test_second_up_is_a_noop(stack: LocalStack) -> None:
+    pids = (stack.kafka.pid(), stack.ferret.pid())
+    stack.up()
+    assert (stack.kafka.pid(), stack.ferret.pid()) == pids
+
+
+def test_lost_pid_file_is_recovered(stack: LocalStack) -> None:
+    pid = stack.kafka.pid()
+    stack.kafka.pid_file.unlink()
+    assert stack.kafka.pid() == pid
+    assert stack.kafka.pid_file.read_text().strip() == str(pid)
+
+
+def test_down_stops_both_and_frees_ports(stack: LocalStack) -> None:
+    stack.down()
+    status = stack.status()
+    assert not status["kafka"]["running"] and not status["ferretdb"]["running"]
+    assert not stack.kafka.pid_file.exists() and not stack.ferret.pid_file.exists()
+    for port in (KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT):
+        assert port_is_free(port), port
+
+
+async def test_up_again_keeps_data(stack: LocalStack) -> None:
+    await asyncio.to_thread(stack.up)
+
+    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_url)
+    try:
+        assert await client.stacktest.docs.find_one({"_id": "card-1"}) is not None
+    finally:
+        await client.close()
+    assert await _consume_one(stack.kafka_bootstrap, "g2") == b"hello"
+
+
+def test_taken_port_is_named(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        other = LocalStack(tmp_path, 39192, 39193, taken)
+        with pytest.raises(StackError, match=str(taken)):
+            other.up()
+    assert not other.kafka.is_running() and not other.ferret.is_running()

@@ -1,0 +1,46 @@
+"""Tokens: issued by identity, verified anywhere with the shared key."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.auth import Principal, ensure_owner_or_staff, issue_token, verify_token
+from shared.errors import Forbidden, Unauthorized
+from shared.settings import Settings
+
+SETTINGS = Settings(environment="test", jwt_secret="x" * 40)
+
+
+def test_a_token_carries_the_role_and_the_person() -> None:
+    token = issue_token(SETTINGS, sub="acct-1", role="cardholder", person_id="P1")
+    assert verify_token(SETTINGS, token) == Principal(sub="acct-1", role="cardholder", person_id="P1")
+
+
+def test_an_expired_token_is_refused() -> None:
+    token = issue_token(SETTINGS, sub="u", role="teller", ttl_seconds=-5)
+    with pytest.raises(Unauthorized, match="expired"):
+        verify_token(SETTINGS, token)
+
+
+def test_a_forged_signature_is_refused() -> None:
+    forged = issue_token(Settings(environment="test", jwt_secret="y" * 40), sub="u", role="operator")
+    with pytest.raises(Unauthorized, match="invalid access token"):
+        verify_token(SETTINGS, forged)
+
+
+def test_a_cardholder_reaches_only_their_own_data() -> None:
+    me = Principal(sub="a", role="cardholder", person_id="P1")
+    ensure_owner_or_staff(me, "P1", "teller")
+    with pytest.raises(Forbidden):
+        ensure_owner_or_staff(me, "P2", "teller")
+
+
+def test_staff_roles_are_checked_too() -> None:
+    ensure_owner_or_staff(Principal(sub="t", role="teller"), "P1", "teller")
+    with pytest.raises(Forbidden):
+        ensure_owner_or_staff(Principal(sub="m", role="merchant"), "P1", "teller")
+
+
+def test_production_refuses_the_development_secret() -> None:
+    with pytest.raises(ValueError, match="MEDCARD_JWT_SECRET must be set"):
+        Settings(environment="production")

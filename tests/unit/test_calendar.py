@@ -1,0 +1,52 @@
+"""The business calendar: weekends, holidays, month ends, working-day arithmetic."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from shared.calendar import BusinessCalendar, last_day_of_month, months_ended, parse_holidays
+
+CAL = BusinessCalendar()
+
+
+def test_weekends_are_not_working_days() -> None:
+    assert CAL.is_working_day(date(2026, 11, 20))  # Friday
+    assert not CAL.is_working_day(date(2026, 11, 21))  # Saturday
+    assert not CAL.is_working_day(date(2026, 11, 22))  # Sunday
+
+
+def test_fixed_public_holidays_are_not_working_days() -> None:
+    assert not CAL.is_working_day(date(2026, 10, 1))  # National Day, a Thursday
+    assert not CAL.is_working_day(date(2027, 1, 1))
+
+
+def test_configured_holidays_count_too() -> None:
+    cal = BusinessCalendar(extra_holidays=parse_holidays("2026-02-17, 2026-02-18"))
+    assert not cal.is_working_day(date(2026, 2, 17))
+    assert CAL.is_working_day(date(2026, 2, 17))
+
+
+def test_fifteen_working_days_skip_three_weekends() -> None:
+    # Monday 2 Nov 2026 + 15 working days = Monday 23 Nov.
+    assert CAL.add_working_days(date(2026, 11, 2), 15) == date(2026, 11, 23)
+
+
+def test_working_day_arithmetic_across_national_day() -> None:
+    # Tue 29 Sep 2026 + 3 working days: 30 Sep, then 1-7 Oct are holidays, 8 and 9 Oct.
+    assert CAL.add_working_days(date(2026, 9, 29), 3) == date(2026, 10, 9)
+    assert CAL.working_days_between(date(2026, 9, 29), date(2026, 10, 9)) == 3
+
+
+def test_a_stamp_on_a_saturday_counts_from_the_next_monday() -> None:
+    assert CAL.add_working_days(date(2026, 11, 21), 1) == date(2026, 11, 23)
+
+
+def test_months_ended_lists_each_month_crossed() -> None:
+    assert list(months_ended(date(2026, 1, 31), date(2026, 2, 1))) == ["2026-01"]
+    assert list(months_ended(date(2026, 11, 30), date(2027, 2, 3))) == ["2026-11", "2026-12", "2027-01"]
+    assert list(months_ended(date(2026, 1, 5), date(2026, 1, 31))) == []
+
+
+def test_last_day_of_month_handles_leap_years_and_december() -> None:
+    assert last_day_of_month("2028-02") == date(2028, 2, 29)
+    assert last_day_of_month("2026-12") == date(2026, 12, 31)
