@@ -6,8 +6,14 @@ backend. Two concurrent writers to one document then lose each other's change
 (20 clients x 25 ``$inc`` end at ~30 instead of 500; a guarded compare-and-set
 "succeeds" for several writers at once). MongoDB guarantees single-document
 atomicity and this project depends on it (embedded outbox, never overdraw), so the
-write commands (insert, update, delete, findAndModify) take one process-wide lock.
+write commands (insert, update, delete, findAndModify) take a lock per collection.
 tests/integration/test_database_atomicity.py proves the property on the running server.
+
+Two more changes make ``_id`` lookups use SQLite's ``_id`` index: the lookup expression
+(``->'$._id'``) differed from the index's (``->"_id"``), so SQLite scanned the whole
+table for every find and every UPDATE; and ``_id`` was pushed down to SQLite only when
+it was the filter's only field, so a guarded write (``{_id, rev}``) also scanned. The
+handler still applies the whole filter in Go afterwards, so results are unchanged.
 """
 
 from __future__ import annotations
@@ -22,15 +28,45 @@ from pathlib import Path
 from medcard.stack.process import StackError
 
 MODULE = "github.com/FerretDB/FerretDB"
-PATCH_VERSION = "write-lock-1"
+PATCH_VERSION = "collection-write-lock-2+id-index-1"
 WRITE_LOCK_GO = """package handler
 
-import "sync"
+import (
+	"fmt"
+	"sync"
 
-// writeMu serialises the write commands (medcard patch, see medcard/stack/ferretdb_patch.py).
-// FerretDB v1 computes an updated document in Go and writes the whole document back
-// with nothing held in between, so concurrent writers would lose each other's change.
-var writeMu sync.Mutex
+	"github.com/FerretDB/wire"
+
+	"github.com/FerretDB/FerretDB/internal/bson"
+)
+
+// Medcard patch (see medcard/stack/ferretdb_patch.py): FerretDB v1 computes an updated
+// document in Go and writes the whole document back with nothing held in between, so
+// concurrent writers would lose each other's change. Write commands on one collection
+// therefore take that collection's lock; other collections are not held up.
+var (
+	writeLocksMu sync.Mutex
+	writeLocks   = map[string]*sync.Mutex{}
+)
+
+// lockCollection locks the collection a write command names and returns the unlock.
+func lockCollection(msg *wire.OpMsg) func() {
+	key := ""
+	if doc, err := bson.ToDocument(msg.RawSection0()); err == nil {
+		db, _ := doc.Get("$db")
+		coll, _ := doc.Get(doc.Command())
+		key = fmt.Sprintf("%v\\x00%v", db, coll)
+	}
+	writeLocksMu.Lock()
+	m, ok := writeLocks[key]
+	if !ok {
+		m = new(sync.Mutex)
+		writeLocks[key] = m
+	}
+	writeLocksMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
 """
 LOCKED_COMMANDS = {
     "msg_insert.go": "MsgInsert",
@@ -38,6 +74,12 @@ LOCKED_COMMANDS = {
     "msg_delete.go": "MsgDelete",
     "msg_findandmodify.go": "MsgFindAndModify",
 }
+
+
+ID_COLUMN_OLD = 'IDColumn = DefaultColumn + "->\'$._id\'"'
+ID_COLUMN_NEW = """IDColumn = DefaultColumn + `->"_id"`"""
+PUSHDOWN_OLD = "\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get(\"_id\")"
+PUSHDOWN_NEW = "\tif params.Filter != nil && params.Filter.Len() >= 1 {\n\t\tv, _ := params.Filter.Get(\"_id\")"
 
 
 def module_source(version: str, env: dict[str, str]) -> Path:
@@ -69,5 +111,15 @@ def patched_copy(source: Path, dest: Path) -> Path:
         signature = f"func (h *Handler) {func}(connCtx context.Context, msg *wire.OpMsg) (*wire.OpMsg, error) {{\n"
         if signature not in text:
             raise StackError(f"cannot patch FerretDB: {func} not found in {filename}")
-        path.write_text(text.replace(signature, signature + "\twriteMu.Lock()\n\tdefer writeMu.Unlock()\n\n", 1))
+        path.write_text(text.replace(signature, signature + "\tdefer lockCollection(msg)()\n\n", 1))
+    _replace(dest / "internal/backends/sqlite/metadata/metadata.go", ID_COLUMN_OLD, ID_COLUMN_NEW, times=1)
+    # Query and Explain build the same WHERE clause.
+    _replace(dest / "internal/backends/sqlite/collection.go", PUSHDOWN_OLD, PUSHDOWN_NEW, times=2)
     return dest
+
+
+def _replace(path: Path, old: str, new: str, *, times: int) -> None:
+    text = path.read_text()
+    if text.count(old) != times:
+        raise StackError(f"cannot patch FerretDB: expected text not found {times} time(s) in {path.name}")
+    path.write_text(text.replace(old, new))
