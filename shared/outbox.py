@@ -56,7 +56,7 @@ class AggregateStore(Generic[S]):
         *,
         service: str,
         state_type: type[S],
-        on_saved: Callable[[], None] | None = None,
+        on_saved: Callable[[str, str], None] | None = None,
     ) -> None:
         self.collection = collection
         self.service = service
@@ -103,7 +103,7 @@ class AggregateStore(Generic[S]):
                 await asyncio.sleep(0)
                 continue
             if events and self.on_saved:
-                self.on_saved()
+                self.on_saved(self.collection.name, aggregate_id)
             return Outcome(decision.state, events, decision.result)
         raise ConcurrencyConflict(f"{self.service} aggregate {aggregate_id} kept changing; gave up after {retries} tries")
 

@@ -1,16 +1,19 @@
 """The outbox relay: publishes pending events, removes them only after Kafka acknowledged.
 
-Woken at once after each command (``notify``) and also polling, so it catches up
-after a crash or a broker outage. Events of one aggregate are sent in sequence order
-with the same key, and the producer is idempotent, so they land in order, once per
-producer session. A relay crash between the acknowledgement and the clean-up
-republishes; consumers ignore the repeat by its sequence.
+Every command tells the relay which aggregate it wrote (``notify``), so the relay loads
+exactly those documents by ``_id``. A full scan for ``pending`` documents runs at start-up,
+every ``relay_scan_seconds`` and after a failure: it catches what a crashed process or
+another replica left behind. Events of one aggregate are sent in sequence order with the
+same key by an idempotent producer, so they land in order. A relay crash between the
+broker's acknowledgement and the clean-up republishes; consumers ignore the repeat by its
+sequence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -26,22 +29,30 @@ from .topics import topic_for_service
 
 log = get_logger("relay")
 BATCH_DOCS = 500
+Doc = dict[str, Any]
 
 
 class OutboxRelay:
-    def __init__(self, settings: Settings, collections: list[AsyncCollection[dict[str, Any]]], *, name: str) -> None:
+    def __init__(self, settings: Settings, collections: list[AsyncCollection[Doc]], *, name: str) -> None:
         self.settings = settings
         self.collections = collections
         self.name = name
         self.published = 0
         self.kafka_ok = False
+        self._dirty: dict[str, set[str]] = {}
+        self._scan_due = 0.0  # monotonic time of the next full scan; 0: at once
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    def notify(self) -> None:
+    def notify(self, collection: str | None = None, aggregate_id: str | None = None) -> None:
+        """An aggregate was written with new events (or, without arguments: scan everything)."""
+        if collection is None or aggregate_id is None:
+            self._scan_due = 0.0
+        else:
+            self._dirty.setdefault(collection, set()).add(aggregate_id)
         self._idle.clear()
         self._wake.set()
 
@@ -58,7 +69,7 @@ class OutboxRelay:
         await self._close_producer()
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
-        """Wait until nothing is pending (for tests and draining)."""
+        """Wait until a full scan found nothing pending (for tests and draining)."""
         self.notify()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
@@ -87,58 +98,71 @@ class OutboxRelay:
                 moved = await self.publish_pending()
                 self.kafka_ok = True
                 backoff = 0.2
-            except TRANSIENT_KAFKA_ERRORS as err:
-                self.kafka_ok = False
-                log.warning("relay.kafka_unavailable", error=repr(err), retry_in=backoff)
+            except (*TRANSIENT_KAFKA_ERRORS, PyMongoError) as err:
+                self.kafka_ok = not isinstance(err, TRANSIENT_KAFKA_ERRORS)
+                log.warning("relay.retry", error=repr(err), retry_in=backoff)
                 await self._close_producer()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except PyMongoError as err:
-                log.warning("relay.database_unavailable", error=repr(err), retry_in=backoff)
+                self._scan_due = 0.0
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             if moved:
                 continue
-            self._idle.set()
+            if not self._dirty and self._scan_due > time.monotonic():
+                self._idle.set()
             self._wake.clear()
+            timeout = max(0.0, min(self._scan_due - time.monotonic(), self.settings.relay_poll_seconds))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.relay_poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def publish_pending(self) -> int:
-        """One pass: publish up to BATCH_DOCS aggregates' pending events.
+        """One pass over the notified aggregates (and a full scan when due).
 
-        Returns how many aggregates were handled (0: nothing was pending).
+        Returns how many aggregates had pending events (0: nothing to do).
         """
-        sent = touched = 0
+        touched = 0
+        full_scan = self._scan_due <= time.monotonic()
+        if full_scan:
+            self._scan_due = time.monotonic() + self.settings.relay_scan_seconds
         for coll in self.collections:
-            docs = await coll.find(
-                {"pending": True}, {"outbox": 1, "version": 1, "outbox_done": 1}
-            ).limit(BATCH_DOCS).to_list()
-            if not docs:
-                continue
+            ids = self._dirty.pop(coll.name, set())
+            try:
+                docs = await self._load(coll, ids, full_scan)
+                if docs:
+                    await self._publish(coll, docs)
+            except BaseException:
+                self._dirty.setdefault(coll.name, set()).update(ids)
+                raise
             touched += len(docs)
-            producer = await self._producer_ready()
-            futures = []
-            for doc in docs:
-                for stored in doc.get("outbox", []):
-                    if stored["sequence"] <= doc.get("outbox_done", 0):
-                        continue
-                    key, value, headers = stored_to_record(stored)
-                    topic = topic_for_service(stored["type"].split(".")[2], self.settings.namespace)
-                    futures.append(await producer.send(topic, value, key=key, headers=headers))
-            await asyncio.gather(*futures)
-            sent += len(futures)
-            await coll.bulk_write(
-                [UpdateOne({"_id": d["_id"]}, {"$max": {"outbox_done": d["version"]}}) for d in docs], ordered=False
-            )
-            await coll.bulk_write(
-                [
-                    UpdateOne({"_id": d["_id"], "version": d["version"]}, {"$set": {"outbox": [], "pending": False}})
-                    for d in docs
-                ],
-                ordered=False,
-            )
-        self.published += sent
         return touched
+
+    async def _load(self, coll: AsyncCollection[Doc], ids: set[str], full_scan: bool) -> list[Doc]:
+        fields = {"outbox": 1, "version": 1, "outbox_done": 1, "pending": 1}
+        if full_scan:
+            docs = await coll.find({"pending": True}, fields).limit(BATCH_DOCS).to_list()
+            if len(docs) == BATCH_DOCS:
+                self._scan_due = 0.0  # more left: scan again at once
+            return docs
+        found = await asyncio.gather(*(coll.find_one({"_id": i}, fields) for i in ids))
+        return [d for d in found if d and d.get("pending")]
+
+    async def _publish(self, coll: AsyncCollection[Doc], docs: list[Doc]) -> None:
+        producer = await self._producer_ready()
+        futures = []
+        for doc in docs:
+            for stored in doc.get("outbox", []):
+                if stored["sequence"] <= doc.get("outbox_done", 0):
+                    continue
+                key, value, headers = stored_to_record(stored)
+                topic = topic_for_service(stored["type"].split(".")[2], self.settings.namespace)
+                futures.append(await producer.send(topic, value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+        self.published += len(futures)
+        await coll.bulk_write(
+            [UpdateOne({"_id": d["_id"]}, {"$max": {"outbox_done": d["version"]}}) for d in docs], ordered=False
+        )
+        await coll.bulk_write(
+            [UpdateOne({"_id": d["_id"], "version": d["version"]}, {"$set": {"outbox": [], "pending": False}})
+             for d in docs],
+            ordered=False,
+        )

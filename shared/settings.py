@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     id_digest_key: str = DEV_SECRET
     """Key of the HMAC that lets services compare ID numbers without publishing them."""
     relay_poll_seconds: float = 0.5
+    relay_scan_seconds: float = 30.0
+    """How often the relay scans for pending events it was not told about (crash recovery)."""
     login_max_failures: int = 5
     login_lock_seconds: int = 900
     pin_max_failures: int = 3
