@@ -51,6 +51,7 @@ class StaffUserCreated(_Identity):
     user_id: str
     username: str
     role: Role
+    merchant_id: str | None = Field(None, description="The merchant a POS-terminal user acts for (role merchant)")
 
 
 class ContributionPaid(_Identity):

@@ -1,0 +1,79 @@
+"""Loss reports: online by the cardholder, at the bank counter by a teller, and the
+public query by voucher number and ID number."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from shared.auth import Principal, require_roles
+from shared.errors import NotFound
+from shared.events.cards import LossChannel
+from shared.ids import new_reference
+from shared.service import correlation_id
+
+from .. import domain
+from ..context import Cards, CardsDep
+from ..model import Presented
+from ..schemas import LossReportAtBank, LossReportOnline, LossReportPublic, errors, loss_public
+
+router = APIRouter(prefix="/v1/loss-reports", tags=["loss reports"])
+NEW_OR_REPEAT: dict[int | str, dict[str, object]] = {
+    200: {"description": "The card was already reported lost: the same voucher, nothing published"},
+    201: {"description": "The card is blocked: a new voucher"},
+}
+
+
+async def report(ctx: Cards, request: Request, response: Response, *, person_id: str, card_number: str | None,
+                 presented: Presented, channel: LossChannel,
+                 letter_reference: str | None = None) -> LossReportPublic:
+    """Block the card; 201 with a new voucher, or 200 with the voucher of the earlier report."""
+    today, now = ctx.clock.today(), datetime.now(UTC)
+    outcome = await ctx.execute_numbered(
+        person_id, ctx.voucher_index, lambda: new_reference("V"),
+        lambda voucher: domain.report_loss(person_id=person_id, card_number=card_number, presented=presented,
+                                           channel=channel, voucher=voucher, today=today, now=now,
+                                           letter_reference=letter_reference),
+        correlation_id=correlation_id(request),
+    )
+    response.status_code = status.HTTP_201_CREATED if outcome.events else status.HTTP_200_OK
+    return loss_public(outcome.result)
+
+
+@router.post("/online", response_model=LossReportPublic, status_code=status.HTTP_201_CREATED,
+             responses={**NEW_OR_REPEAT, **errors(401, 403, 404, 409, 422)})
+async def report_online(body: LossReportOnline, request: Request, response: Response, ctx: CardsDep,
+                        principal: Annotated[Principal, Depends(require_roles("cardholder"))]) -> LossReportPublic:
+    """Report your card lost: name, ID number and mobile must match; the card is blocked at once."""
+    assert principal.person_id is not None
+    presented = Presented(id_number_digest=ctx.presented_digest(body.id_number), name=body.name,
+                                 mobile=body.mobile)
+    return await report(ctx, request, response, person_id=principal.person_id, card_number=None,
+                        presented=presented, channel="online")
+
+
+@router.post("/bank", response_model=LossReportPublic, status_code=status.HTTP_201_CREATED,
+             responses={**NEW_OR_REPEAT, **errors(401, 403, 404, 409, 422)})
+async def report_at_bank(body: LossReportAtBank, request: Request, response: Response, ctx: CardsDep,
+                         _: Annotated[Principal, Depends(require_roles("teller"))]) -> LossReportPublic:
+    """A bank teller records a loss on the employer's stamped letter of proof and the ID card."""
+    person_id = await ctx.person_of(ctx.card_index, body.card_number, "card")
+    presented = Presented(id_number_digest=ctx.presented_digest(body.id_number))
+    return await report(ctx, request, response, person_id=person_id, card_number=body.card_number,
+                        presented=presented, channel="bank", letter_reference=body.letter_reference)
+
+
+@router.get("/{voucher}", response_model=LossReportPublic, responses=errors(404, 422))
+async def get_report(voucher: str, ctx: CardsDep,
+                     id_number: Annotated[str, Query(description="The reporter's resident ID number")]
+                     ) -> LossReportPublic:
+    """Query a loss report by voucher number and ID number (no login needed)."""
+    digest = ctx.presented_digest(id_number)
+    doc = await ctx.voucher_index.find_one({"_id": voucher})
+    holder = await ctx.holders.get(doc["person_id"]) if doc else None
+    card = holder.by_voucher(voucher) if holder else None
+    if holder is None or card is None or holder.id_number_digest != digest:
+        raise NotFound("no loss report with this voucher number and ID number")
+    return loss_public(card)

@@ -1,0 +1,82 @@
+"""What the cards service's routes and handlers work with: the cardholder store, the
+indexes from card, voucher and receipt numbers to the cardholder, and the business clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.calendar import BusinessCalendar
+from shared.clock import BusinessClock
+from shared.errors import Invalid, NotFound
+from shared.ids import InvalidIdNumber, id_digest, validate_id_number
+from shared.outbox import AggregateStore, Outcome
+from shared.settings import Settings
+
+from .domain import Decide
+from .model import Cardholder
+
+Index = AsyncCollection[dict[str, Any]]
+"""Number -> person id. Written before the cardholder's document, so every number the
+aggregate holds is found; an entry whose write to the aggregate failed is never matched."""
+PLACEHOLDER = "0"
+
+
+@dataclass
+class Cards:
+    settings: Settings
+    holders: AggregateStore[Cardholder]
+    card_index: Index
+    voucher_index: Index
+    receipt_index: Index
+    clock: BusinessClock
+    calendar: BusinessCalendar
+
+    def presented_digest(self, id_number: str) -> str:
+        """The digest of an ID number shown at a counter or online; 422 if it is malformed."""
+        try:
+            return id_digest(self.settings.id_digest_key, validate_id_number(id_number))
+        except InvalidIdNumber as err:
+            raise Invalid(str(err)) from None
+
+    async def reserve(self, index: Index, make: Callable[[], str], person_id: str) -> str:
+        """A fresh number from ``make``, recorded in ``index`` for the person."""
+        for _ in range(10):
+            number = make()
+            try:
+                await index.insert_one({"_id": number, "person_id": person_id})
+                return number
+            except DuplicateKeyError:
+                continue
+        raise RuntimeError("could not draw an unused number in 10 tries")
+
+    async def execute_numbered(self, person_id: str, index: Index, make_number: Callable[[], str],
+                               decide_with: Callable[[str], Decide], *, correlation_id: str) -> Outcome[Cardholder]:
+        """Run a command that needs a fresh number (card, voucher, receipt).
+
+        A dry run with a placeholder number comes first: a refused command raises before
+        any number is drawn, and one that would publish nothing is answered as it stands.
+        """
+        dry = decide_with(PLACEHOLDER)(await self.holders.get(person_id))
+        if not dry.events:
+            return Outcome(dry.state, [], dry.result)
+        number = await self.reserve(index, make_number, person_id)
+        return await self.holders.execute(person_id, decide_with(number), correlation_id=correlation_id)
+
+    async def person_of(self, index: Index, number: str, what: str) -> str:
+        doc = await index.find_one({"_id": number})
+        if doc is None:
+            raise NotFound(f"no {what} {number}")
+        return str(doc["person_id"])
+
+
+def cards(request: Request) -> Cards:
+    return request.app.state.cards  # type: ignore[no-any-return]
+
+
+CardsDep = Annotated[Cards, Depends(cards)]

@@ -1,0 +1,103 @@
+"""The state of the cards service: a cardholder (one person) and every card they have held.
+
+A card's ``state`` is where it is in its life; ``loss`` (set once, never cleared) says
+whether it is blocked; ``replacement`` follows the application for the card replacing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from shared.errors import Invalid, NotFound
+from shared.events.cards import LossChannel
+
+CardState = Literal["pending_activation", "active", "lost", "replacement_requested", "in_production",
+                    "replacement_ready", "cancelled"]
+REPLACING: tuple[CardState, ...] = ("replacement_requested", "in_production", "replacement_ready")
+NO_MATCH = "the details given do not match the cardholder"
+
+
+class LossReport(BaseModel):
+    voucher: str
+    channel: LossChannel
+    business_date: date
+    reported_at: datetime
+    letter_reference: str | None = None
+
+
+class Replacement(BaseModel):
+    receipt_number: str
+    documents: list[str]
+    requested_on: date
+    stamped_on: date | None = None
+    ready_on: date | None = None
+    new_card_number: str | None = None
+
+
+class Card(BaseModel):
+    card_number: str
+    agent_bank: str
+    state: CardState
+    issued_on: date
+    replaces: str | None = None
+    replaced_by: str | None = None
+    loss: LossReport | None = None
+    replacement: Replacement | None = None
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What a person shows to prove who they are; None fields are not checked."""
+
+    id_number_digest: str
+    name: str | None = None
+    mobile: str | None = None
+
+
+class Cardholder(BaseModel):
+    person_id: str
+    name: str
+    id_number_digest: str
+    mobile: str
+    cards: list[Card] = []
+
+    def card(self, card_number: str) -> Card:
+        for card in self.cards:
+            if card.card_number == card_number:
+                return card
+        raise NotFound(f"card {card_number} is not a card of person {self.person_id}")
+
+    def current_card(self) -> Card:
+        """The latest card that is not cancelled."""
+        for card in reversed(self.cards):
+            if card.state != "cancelled":
+                return card
+        raise NotFound(f"person {self.person_id} holds no card")
+
+    def by_receipt(self, receipt_number: str) -> Card:
+        for card in self.cards:
+            if card.replacement and card.replacement.receipt_number == receipt_number:
+                return card
+        raise NotFound(f"no replacement with receipt {receipt_number}")
+
+    def by_voucher(self, voucher: str) -> Card | None:
+        return next((c for c in self.cards if c.loss and c.loss.voucher == voucher), None)
+
+    def verify(self, presented: Presented) -> None:
+        """Raise Invalid unless every detail presented is the holder's (without saying which)."""
+        if (presented.id_number_digest != self.id_number_digest
+                or (presented.name is not None and presented.name.strip() != self.name)
+                or (presented.mobile is not None and presented.mobile.strip() != self.mobile)):
+            raise Invalid(NO_MATCH)
+
+    def with_card(self, card: Card) -> Cardholder:
+        """A copy with ``card`` replacing the card of the same number (or added)."""
+        if any(c.card_number == card.card_number for c in self.cards):
+            cards = [card if c.card_number == card.card_number else c for c in self.cards]
+        else:
+            cards = [*self.cards, card]
+        return self.model_copy(update={"cards": cards})

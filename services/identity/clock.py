@@ -1,0 +1,56 @@
+"""The business clock as pure rules: it only moves forward, one published day at a time,
+announcing each month it leaves behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pydantic import BaseModel
+
+from shared.calendar import last_day_of_month, months_ended
+from shared.errors import Conflict, Invalid
+from shared.events import BusinessDateAdvanced, EventData, MonthEnded
+from shared.outbox import Decision
+
+CLOCK_ID = "clock"
+MAX_DAYS = 3660
+"""The longest advance in one call: each day is an event in the clock's one document."""
+
+
+class ClockState(BaseModel):
+    date: date
+
+
+@dataclass(frozen=True)
+class Advanced:
+    previous_date: date
+    date: date
+    months_ended: list[str]
+
+
+def advance(*, today: date, start: date | None = None, days: int | None = None,
+            to: date | None = None) -> Callable[[ClockState | None], Decision[ClockState]]:
+    """Move the clock ``days`` forward or ``to`` a date; the first call starts it at
+    ``start`` (or ``today``, the real date in China)."""
+    def decide(state: ClockState | None) -> Decision[ClockState]:
+        if state is not None and start is not None and start != state.date:
+            raise Conflict(f"the clock is already running (business date {state.date}); 'start' is for the first call")
+        current = state.date if state is not None else (start or today)
+        target = to if to is not None else current + timedelta(days=days or 0)
+        if target < current:
+            raise Conflict(f"the business clock cannot move backwards: it is {current}, asked for {target}")
+        if (target - current).days > MAX_DAYS:
+            raise Invalid(f"the clock advances at most {MAX_DAYS} days in one call")
+        events: list[EventData] = []
+        ended: list[str] = []
+        day = current
+        while day < target:
+            previous, day = day, day + timedelta(days=1)
+            events.append(BusinessDateAdvanced(date=day, previous_date=previous))
+            for month in months_ended(previous, day):
+                events.append(MonthEnded(month=month, closing_date=last_day_of_month(month)))
+                ended.append(month)
+        return Decision(ClockState(date=target), events, Advanced(current, target, ended))
+    return decide

@@ -1,0 +1,39 @@
+"""Identity's own settings: the operator account created at start-up.
+
+``MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD`` sets its password. In development
+it defaults to ``DEV_OPERATOR_PASSWORD`` (``dev-operator-password``); in production it
+must be set; in tests, when unset, no bootstrap operator is created.
+"""
+
+from __future__ import annotations
+
+from pydantic import model_validator
+
+from shared.settings import Settings
+
+DEV_OPERATOR_PASSWORD = "dev-operator-password"
+
+
+class IdentitySettings(Settings):
+    identity_bootstrap_operator_username: str = "operator"
+    identity_bootstrap_operator_password: str | None = None
+
+    @model_validator(mode="after")
+    def _bootstrap_password(self) -> IdentitySettings:
+        password = self.identity_bootstrap_operator_password
+        if password is None and self.environment == "development":
+            self.identity_bootstrap_operator_password = DEV_OPERATOR_PASSWORD
+        elif self.environment == "production" and (password is None or password == DEV_OPERATOR_PASSWORD):
+            raise ValueError("MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD must be set in production")
+        elif password is not None and len(password) < 8:
+            raise ValueError("MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD must have at least 8 characters")
+        return self
+
+
+def identity_settings(settings: Settings | None) -> IdentitySettings:
+    """The identity settings for a base Settings (its values win over the environment)."""
+    if isinstance(settings, IdentitySettings):
+        return settings
+    if settings is None:
+        return IdentitySettings()
+    return IdentitySettings(**settings.model_dump())

@@ -1,0 +1,195 @@
+"""The agency's register as pure rules: insured units, persons, online accounts,
+staff users, logins and contributions. No I/O: each command is a ``decide`` function
+from the current state to a Decision (new state, events, result)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel
+
+from shared.errors import Conflict, Invalid, Locked, NotFound
+from shared.events import (
+    ContributionPaid,
+    EventData,
+    InsuredUnitRegistered,
+    OnlineAccountLocked,
+    OnlineAccountOpened,
+    PersonRegistered,
+    StaffUserCreated,
+)
+from shared.outbox import Decision
+
+StaffRole = Literal["clerk", "teller", "operator", "merchant"]
+NO_MATCH = "name and ID number do not match the register"
+
+
+class InsuredUnit(BaseModel):
+    unit_id: str
+    name: str
+
+
+class Credentials(BaseModel):
+    """A password hash and the count of failed logins in a row."""
+
+    password_hash: str
+    failures: int = 0
+    locked_until: datetime | None = None
+
+
+class OnlineAccount(Credentials):
+    account_number: str
+
+
+class Person(BaseModel):
+    person_id: str
+    name: str
+    id_number_digest: str
+    id_number_masked: str
+    mobile: str
+    household_number: str
+    unit_id: str | None = None
+    language: Literal["zh", "en"] = "zh"
+    account: OnlineAccount | None = None
+    contributions: dict[str, str] = {}
+    """Month (YYYY-MM) -> contribution id."""
+
+
+class StaffUser(Credentials):
+    user_id: str
+    username: str
+    role: StaffRole
+    merchant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int
+    lock_seconds: int
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    ok: bool
+    locked_until: datetime | None = None
+
+
+C = TypeVar("C", bound=Credentials)
+
+
+def register_unit(unit: InsuredUnit) -> Callable[[InsuredUnit | None], Decision[InsuredUnit]]:
+    def decide(state: InsuredUnit | None) -> Decision[InsuredUnit]:
+        if state is not None:
+            raise Conflict(f"insured unit {unit.unit_id} is already registered")
+        return Decision(unit, [InsuredUnitRegistered(unit_id=unit.unit_id, name=unit.name)], unit)
+    return decide
+
+
+def register_person(person: Person) -> Callable[[Person | None], Decision[Person]]:
+    def decide(state: Person | None) -> Decision[Person]:
+        if state is not None:
+            raise Conflict(f"person {person.person_id} is already registered")
+        event = PersonRegistered(
+            person_id=person.person_id, name=person.name, id_number_masked=person.id_number_masked,
+            id_number_digest=person.id_number_digest, mobile=person.mobile, unit_id=person.unit_id,
+            language=person.language,
+        )
+        return Decision(person, [event], person)
+    return decide
+
+
+def open_account(*, name: str, account_number: str, password_hash: str) -> Callable[[Person | None], Decision[Person]]:
+    """Identity verification: the name given must be the registered one for that ID number."""
+    def decide(person: Person | None) -> Decision[Person]:
+        if person is None or person.name != name.strip():
+            raise Invalid(NO_MATCH)
+        if person.account is not None:
+            raise Conflict(f"this person already has the online account {person.account.account_number}")
+        account = OnlineAccount(account_number=account_number, password_hash=password_hash)
+        new = person.model_copy(update={"account": account})
+        return Decision(new, [OnlineAccountOpened(person_id=person.person_id, account_number=account_number)], new)
+    return decide
+
+
+def ensure_unlocked(credentials: Credentials, now: datetime) -> None:
+    """Raise Locked while a lock set by too many failed logins lasts."""
+    if credentials.locked_until is not None and credentials.locked_until > now:
+        raise Locked(f"too many failed logins: locked until {credentials.locked_until.isoformat()}")
+
+
+def login_attempt(credentials: C, ok: bool, now: datetime, policy: LoginPolicy) -> tuple[C, LoginResult]:
+    """Count a login attempt: success clears the count, the n-th failure in a row locks."""
+    ensure_unlocked(credentials, now)
+    if ok:
+        return credentials.model_copy(update={"failures": 0, "locked_until": None}), LoginResult(True)
+    failures = credentials.failures + 1
+    if failures < policy.max_failures:
+        return credentials.model_copy(update={"failures": failures}), LoginResult(False)
+    until = now + timedelta(seconds=policy.lock_seconds)
+    return credentials.model_copy(update={"failures": 0, "locked_until": until}), LoginResult(False, until)
+
+
+def person_login(ok: bool, now: datetime, policy: LoginPolicy) -> Callable[[Person | None], Decision[Person]]:
+    def decide(person: Person | None) -> Decision[Person]:
+        if person is None or person.account is None:
+            raise NotFound("no such online account")
+        account, result = login_attempt(person.account, ok, now, policy)
+        new = person.model_copy(update={"account": account})
+        events: list[EventData] = []
+        if result.locked_until is not None:
+            events.append(OnlineAccountLocked(person_id=person.person_id, account_number=account.account_number,
+                                              failures=policy.max_failures, locked_until=result.locked_until))
+        return Decision(new, events, result)
+    return decide
+
+
+def create_staff(user: StaffUser) -> Callable[[StaffUser | None], Decision[StaffUser]]:
+    def decide(state: StaffUser | None) -> Decision[StaffUser]:
+        if state is not None:
+            raise Conflict(f"username {user.username} is taken")
+        if (user.role == "merchant") != (user.merchant_id is not None):
+            raise Invalid("a merchant_id is required for the merchant role and only for it")
+        event = StaffUserCreated(user_id=user.user_id, username=user.username, role=user.role,
+                                 merchant_id=user.merchant_id)
+        return Decision(user, [event], user)
+    return decide
+
+
+def staff_login(ok: bool, now: datetime, policy: LoginPolicy) -> Callable[[StaffUser | None], Decision[StaffUser]]:
+    def decide(user: StaffUser | None) -> Decision[StaffUser]:
+        if user is None:
+            raise NotFound("no such staff user")
+        new, result = login_attempt(user, ok, now, policy)
+        return Decision(new, [], result)
+    return decide
+
+
+def contribution_id(month: str, person_id: str) -> str:
+    """One contribution per person per month, so its id is derived from both."""
+    return f"C{month.replace('-', '')}{person_id}"
+
+
+def check_contribution(person: Person | None, person_id: str, unit_id: str, month: str) -> Person:
+    """Raise unless ``person`` may have a contribution for ``month`` paid by ``unit_id``."""
+    if person is None:
+        raise Invalid(f"person {person_id} is not registered")
+    if person.unit_id != unit_id:
+        raise Invalid(f"person {person_id} does not belong to insured unit {unit_id}")
+    if month in person.contributions:
+        raise Conflict(f"the contribution for {month} is already paid for person {person_id}")
+    return person
+
+
+def pay_contribution(*, person_id: str, unit_id: str, month: str,
+                     amount_fen: int) -> Callable[[Person | None], Decision[Person]]:
+    def decide(state: Person | None) -> Decision[Person]:
+        person = check_contribution(state, person_id, unit_id, month)
+        cid = contribution_id(month, person_id)
+        new = person.model_copy(update={"contributions": {**person.contributions, month: cid}})
+        event = ContributionPaid(contribution_id=cid, person_id=person_id, unit_id=unit_id, month=month,
+                                 amount_fen=amount_fen)
+        return Decision(new, [event], event)
+    return decide

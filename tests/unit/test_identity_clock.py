@@ -1,0 +1,58 @@
+"""The business clock: it moves forward one published day at a time and announces each month that ends."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from services.identity.clock import ClockState, advance
+from shared.errors import Conflict, Invalid
+from shared.events import BusinessDateAdvanced, MonthEnded
+
+TODAY = date(2026, 1, 5)
+
+
+def test_the_first_advance_starts_from_today() -> None:
+    decision = advance(today=TODAY, days=2)(None)
+    assert decision.state == ClockState(date=date(2026, 1, 7))
+    assert decision.events == [BusinessDateAdvanced(date=date(2026, 1, 6), previous_date=TODAY),
+                               BusinessDateAdvanced(date=date(2026, 1, 7), previous_date=date(2026, 1, 6))]
+
+
+def test_the_first_advance_may_start_from_a_given_date() -> None:
+    decision = advance(today=TODAY, start=date(2025, 12, 30), to=date(2026, 1, 1))(None)
+    assert [type(e).__name__ for e in decision.events] == ["BusinessDateAdvanced", "BusinessDateAdvanced",
+                                                             "MonthEnded"]
+    assert decision.events[-1] == MonthEnded(month="2025-12", closing_date=date(2025, 12, 31))
+
+
+def test_every_month_crossed_ends_once_after_the_day_that_leaves_it() -> None:
+    decision = advance(today=TODAY, to=date(2026, 3, 2))(ClockState(date=date(2026, 1, 30)))
+    ended = [(i, e.month) for i, e in enumerate(decision.events) if isinstance(e, MonthEnded)]
+    assert [m for _, m in ended] == ["2026-01", "2026-02"]
+    for i, month in ended:
+        before = decision.events[i - 1]
+        assert isinstance(before, BusinessDateAdvanced) and before.date.day == 1
+    assert sum(isinstance(e, BusinessDateAdvanced) for e in decision.events) == 31
+    assert decision.result.months_ended == ["2026-01", "2026-02"]
+
+
+def test_the_clock_never_moves_backwards() -> None:
+    with pytest.raises(Conflict, match="cannot move backwards"):
+        advance(today=TODAY, to=date(2026, 1, 4))(ClockState(date=TODAY))
+
+
+def test_advancing_to_the_current_date_publishes_nothing() -> None:
+    decision = advance(today=TODAY, to=TODAY)(ClockState(date=TODAY))
+    assert decision.events == [] and decision.state == ClockState(date=TODAY)
+
+
+def test_one_call_advances_at_most_ten_years_or_so() -> None:
+    with pytest.raises(Invalid, match="at most 3660 days"):
+        advance(today=TODAY, to=date(2040, 1, 1))(ClockState(date=TODAY))
+
+
+def test_a_start_date_is_refused_once_the_clock_runs() -> None:
+    with pytest.raises(Conflict, match="already running"):
+        advance(today=TODAY, start=date(2026, 2, 1), days=1)(ClockState(date=TODAY))

@@ -1,0 +1,34 @@
+"""The bootstrap operator's password: a documented default in development only."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.identity.config import DEV_OPERATOR_PASSWORD, IdentitySettings, identity_settings
+from shared.settings import Settings
+
+STRONG = "x" * 40
+
+
+def test_development_gets_the_documented_dev_password() -> None:
+    settings = IdentitySettings(environment="development", identity_bootstrap_operator_password=None)
+    assert settings.identity_bootstrap_operator_password == DEV_OPERATOR_PASSWORD
+
+
+def test_production_refuses_to_start_without_a_password_of_its_own() -> None:
+    for password in (None, DEV_OPERATOR_PASSWORD):
+        with pytest.raises(ValidationError, match="BOOTSTRAP_OPERATOR_PASSWORD"):
+            IdentitySettings(environment="production", identity_bootstrap_operator_password=password,
+                             jwt_secret=STRONG, webhook_secret_key=STRONG, id_digest_key=STRONG)
+
+
+def test_tests_create_no_bootstrap_operator_unless_told_to() -> None:
+    settings = identity_settings(Settings(environment="test", namespace="t-config"))
+    assert settings.identity_bootstrap_operator_password is None
+    assert settings.namespace == "t-config"
+
+
+def test_a_short_password_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 8"):
+        IdentitySettings(environment="test", identity_bootstrap_operator_password="short")

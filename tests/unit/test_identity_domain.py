@@ -1,0 +1,127 @@
+"""The register's rules: accounts need a matching name, logins lock after failures in a
+row, staff users, and one contribution per person per month."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.identity import domain
+from services.identity.domain import LoginPolicy, Person, StaffUser
+from shared.errors import Conflict, Invalid, Locked
+from shared.events import ContributionPaid, EventData, OnlineAccountLocked, OnlineAccountOpened, PersonRegistered
+
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+POLICY = LoginPolicy(max_failures=3, lock_seconds=900)
+
+
+def person(**changes: object) -> Person:
+    base = Person(person_id="P1", name="Wang Fang", id_number_digest="d" * 64, id_number_masked="110***********002X",
+                  mobile="13800138000", household_number="110105001234", unit_id="U1")
+    return base.model_copy(update=changes)
+
+
+def with_account() -> Person:
+    decision = domain.open_account(name="Wang Fang", account_number="wangfang01", password_hash="h")(person())
+    assert decision.state is not None
+    return decision.state
+
+
+def test_registering_publishes_the_person_with_a_masked_id_number_only() -> None:
+    decision = domain.register_person(person())(None)
+    [event] = decision.events
+    assert isinstance(event, PersonRegistered)
+    assert event.id_number_masked == "110***********002X" and event.id_number_digest == "d" * 64
+    assert "id_number" not in event.model_dump()
+
+
+def test_the_same_person_is_not_registered_twice() -> None:
+    with pytest.raises(Conflict):
+        domain.register_person(person())(person())
+
+
+def test_an_account_is_opened_when_the_name_matches_the_register() -> None:
+    decision = domain.open_account(name=" Wang Fang ", account_number="wangfang01", password_hash="h")(person())
+    assert decision.events == [OnlineAccountOpened(person_id="P1", account_number="wangfang01")]
+
+
+def test_an_account_is_refused_when_the_name_does_not_match() -> None:
+    with pytest.raises(Invalid, match="do not match"):
+        domain.open_account(name="Wang Fan", account_number="x1234", password_hash="h")(person())
+
+
+def test_a_person_has_one_online_account() -> None:
+    with pytest.raises(Conflict, match="wangfang01"):
+        domain.open_account(name="Wang Fang", account_number="other1", password_hash="h")(with_account())
+
+
+def login(p: Person, ok: bool, now: datetime = NOW) -> tuple[Person, list[EventData], domain.LoginResult]:
+    decision = domain.person_login(ok, now, POLICY)(p)
+    assert decision.state is not None
+    return decision.state, decision.events, decision.result
+
+
+def test_the_third_failed_login_in_a_row_locks_the_account_and_says_so() -> None:
+    p = with_account()
+    p, events, result = login(p, False)
+    p, events, result = login(p, False)
+    assert events == [] and result.locked_until is None
+    p, events, result = login(p, False)
+    until = NOW + timedelta(seconds=900)
+    assert result == domain.LoginResult(False, until)
+    assert events == [OnlineAccountLocked(person_id="P1", account_number="wangfang01", failures=3,
+                                          locked_until=until)]
+    with pytest.raises(Locked, match="locked until"):
+        login(p, True, NOW + timedelta(seconds=899))
+    p, events, result = login(p, True, until)
+    assert result.ok and p.account is not None and p.account.locked_until is None
+
+
+def test_a_successful_login_clears_the_count_of_failures() -> None:
+    p, _, _ = login(with_account(), False)
+    p, _, _ = login(p, False)
+    p, _, _ = login(p, True)
+    p, events, result = login(p, False)
+    assert p.account is not None and p.account.failures == 1 and events == [] and not result.ok
+
+
+def test_staff_logins_lock_the_same_way_without_an_event() -> None:
+    user = StaffUser(user_id="S1", username="clerk-li", role="clerk", password_hash="h")
+    for _ in range(3):
+        decision = domain.staff_login(False, NOW, POLICY)(user)
+        assert decision.state is not None and decision.events == []
+        user = decision.state
+    assert user.locked_until == NOW + timedelta(seconds=900)
+
+
+def test_a_merchant_terminal_needs_a_merchant_id_and_no_one_else_has_one() -> None:
+    with pytest.raises(Invalid):
+        domain.create_staff(StaffUser(user_id="S1", username="pos-1", role="merchant", password_hash="h"))(None)
+    with pytest.raises(Invalid):
+        domain.create_staff(StaffUser(user_id="S1", username="clerk-1", role="clerk", merchant_id="M1",
+                                      password_hash="h"))(None)
+
+
+def pay(p: Person | None, unit: str = "U1") -> Person:
+    decision = domain.pay_contribution(person_id="P1", unit_id=unit, month="2026-01", amount_fen=12850)(p)
+    assert decision.state is not None
+    assert decision.events == [ContributionPaid(contribution_id="C202601P1", person_id="P1", unit_id=unit,
+                                                month="2026-01", amount_fen=12850)]
+    return decision.state
+
+
+def test_one_contribution_per_person_per_month() -> None:
+    paid = pay(person())
+    with pytest.raises(Conflict, match="already paid"):
+        pay(paid)
+
+
+def test_a_contribution_is_paid_only_by_the_persons_own_unit() -> None:
+    with pytest.raises(Invalid, match="does not belong to insured unit U2"):
+        pay(person(), unit="U2")
+
+
+def test_a_contribution_for_an_unregistered_person_is_refused() -> None:
+    with pytest.raises(Invalid, match="not registered"):
+        pay(None)
