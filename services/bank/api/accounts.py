@@ -1,0 +1,72 @@
+"""Personal accounts and statements, held contributions, and the money totals."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from shared.auth import CurrentPrincipal, ensure_owner_or_staff, require_roles
+
+from ..schemas import AccountPublic, CardPublic, ContributionPublic, HeldContributionsPublic, LedgerTotalsPublic
+from ..statement import Statement, build_statement, statement_csv
+from .common import BankDep
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+
+@router.get("/accounts/{person_id}", dependencies=[Depends(require_roles("cardholder", "teller", "operator"))])
+async def get_account(person_id: str, principal: CurrentPrincipal, bank: BankDep) -> AccountPublic:
+    """A personal medical account: balance, cards, password state, contributions awaiting month end."""
+    ensure_owner_or_staff(principal, person_id, "teller", "operator")
+    account = await bank.open_account(person_id)
+    pending = [ContributionPublic(person_id=person_id, **c.model_dump(exclude={"credited"}))
+               for c in account.contributions if not c.credited]
+    return AccountPublic(
+        person_id=person_id, account_id=account.account_id or "", balance_fen=account.balance_fen,
+        current_card=account.current_card, cards=[CardPublic(**c.model_dump()) for c in account.cards],
+        password_set=account.pin_hash is not None, password_locked=account.pin_locked,
+        pending_contributions=pending)
+
+
+@router.get("/accounts/{person_id}/statement", response_model=Statement,
+            dependencies=[Depends(require_roles("cardholder", "teller"))],
+            responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}})
+async def get_statement(
+    person_id: str, principal: CurrentPrincipal, bank: BankDep,
+    start: Annotated[date | None, Query(alias="from", description="Default: 1 January of the business year")] = None,
+    end: Annotated[date | None, Query(alias="to", description="Default: the business date")] = None,
+    output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> Statement | Response:
+    """Credits (monthly transfers) and debits (purchases) for a period of business dates."""
+    ensure_owner_or_staff(principal, person_id, "teller")
+    end = end or bank.clock.today()
+    statement = build_statement(await bank.open_account(person_id), start or date(end.year, 1, 1), end)
+    if output == "json":
+        return statement
+    filename = f"statement-{statement.account_id}-{statement.from_date}-{statement.to_date}.csv"
+    return Response(statement_csv(statement), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/contributions/held", dependencies=[Depends(require_roles("teller", "operator"))])
+async def held_contributions(bank: BankDep) -> HeldContributionsPublic:
+    """Contributions paid for persons without a personal account yet (credited once one opens)."""
+    docs = await bank.accounts.collection.find({"held": True}, {"contributions": 1}).sort("_id").to_list()
+    data = [ContributionPublic(person_id=d["_id"], **{k: c[k] for k in ("contribution_id", "month", "amount_fen")})
+            for d in docs for c in d["contributions"]]
+    return HeldContributionsPublic(data=data, count=len(data))
+
+
+@router.get("/ledger/totals", dependencies=[Depends(require_roles("operator"))])
+async def ledger_totals(bank: BankDep) -> LedgerTotalsPublic:
+    """Sum of all balances, credits and debits: the balance equals credits minus debits."""
+    coll = bank.accounts.collection
+    balances = await (await coll.aggregate([{"$group": {"_id": None, "sum": {"$sum": "$balance_fen"}}}])).to_list()
+    postings = await (await coll.aggregate([
+        {"$unwind": "$ledger"}, {"$group": {"_id": "$ledger.kind", "sum": {"$sum": "$ledger.amount_fen"}}},
+    ])).to_list()
+    by_kind = {p["_id"]: p["sum"] for p in postings}
+    return LedgerTotalsPublic(balance_fen=balances[0]["sum"] if balances else 0,
+                              credits_fen=by_kind.get("credit", 0), debits_fen=by_kind.get("debit", 0))

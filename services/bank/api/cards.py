@@ -1,0 +1,83 @@
+"""A card's password (set, change, teller reset) and its balance by channel."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fastapi import APIRouter, Depends, Request
+
+from shared.auth import CurrentPrincipal, require_roles
+from shared.errors import Forbidden, Invalid
+from shared.events.bank import BalanceChannel, PasswordChannel
+from shared.ids import id_digest
+from shared.security import hash_secret_async, verify_secret_async
+from shared.service import correlation_id
+
+from .. import domain
+from ..model import Account
+from ..schemas import BalancePublic, PasswordChange, PasswordPublic, PasswordReset, PasswordSet
+from .common import BankDep, CardNumberPath, card_account, channel_for
+
+router = APIRouter(prefix="/v1/cards", tags=["cards"])
+holder_or_teller = [Depends(require_roles("cardholder", "teller"))]
+
+
+def password_view(account: Account | None, card_number: str) -> PasswordPublic:
+    assert account is not None
+    return PasswordPublic(card_number=card_number, password_set=account.pin_hash is not None,
+                          locked=account.pin_locked)
+
+
+@router.put("/{card_number}/password", dependencies=holder_or_teller)
+async def set_password(card_number: CardNumberPath, body: PasswordSet, principal: CurrentPrincipal,
+                       bank: BankDep, request: Request) -> PasswordPublic:
+    """Set a new card's password, before its first use."""
+    account = await card_account(bank, principal, card_number)
+    channel = cast(PasswordChannel, channel_for(principal, body.channel))
+    decide = domain.set_pin(card_number, await hash_secret_async(body.pin), channel)
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))
+    return password_view(outcome.state, card_number)
+
+
+@router.post("/{card_number}/password/change", dependencies=holder_or_teller)
+async def change_password(card_number: CardNumberPath, body: PasswordChange, principal: CurrentPrincipal,
+                          bank: BankDep, request: Request) -> PasswordPublic:
+    """Change the card password with the old one (phone, counter or online)."""
+    account = await card_account(bank, principal, card_number)
+    channel = cast(PasswordChannel, channel_for(principal, body.channel))
+    if body.new_pin == body.old_pin:
+        raise Invalid("the new password must differ from the old one")
+    checked = account.pin_hash or ""
+    if checked and not account.pin_locked and not await verify_secret_async(checked, body.old_pin):
+        raise Forbidden("the old password is wrong")
+    decide = domain.change_pin(card_number, checked, await hash_secret_async(body.new_pin), channel)
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))
+    return password_view(outcome.state, card_number)
+
+
+@router.post("/{card_number}/password/reset", dependencies=[Depends(require_roles("teller"))])
+async def reset_password(card_number: CardNumberPath, body: PasswordReset, bank: BankDep,
+                         request: Request) -> PasswordPublic:
+    """Reset a forgotten or locked password at the counter, on the holder's ID card."""
+    account = await bank.account_of_card(card_number)
+    digest = id_digest(bank.runtime.settings.id_digest_key, body.id_number)
+    decide = domain.reset_pin(card_number, digest, await hash_secret_async(body.new_pin))
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))
+    return password_view(outcome.state, card_number)
+
+
+@router.get("/{card_number}/balance", dependencies=[Depends(require_roles("cardholder", "teller", "merchant"))])
+async def card_balance(card_number: CardNumberPath, principal: CurrentPrincipal, bank: BankDep, request: Request,
+                       channel: BalanceChannel | None = None) -> BalancePublic:
+    """Tell a card's balance (holder, teller, or a designated merchant's POS); the channel is recorded."""
+    if principal.role == "merchant":
+        merchant = await bank.merchants.get(principal.sub)
+        if merchant is None or not merchant.designated:
+            raise Forbidden("only designated hospitals and pharmacies may ask a balance at their POS")
+        account = await bank.account_of_card(card_number)
+    else:
+        account = await card_account(bank, principal, card_number)
+    used = channel_for(principal, channel)
+    decide = domain.inquire_balance(card_number, used)
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))
+    return BalancePublic(card_number=card_number, balance_fen=outcome.result, channel=used)

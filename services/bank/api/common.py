@@ -1,0 +1,37 @@
+"""What the bank's routers share: the context dependency, card-number paths, channels."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from shared.auth import Principal, ensure_owner_or_staff
+from shared.errors import Forbidden
+from shared.events.bank import BalanceChannel
+
+from ..context import Bank, bank_of
+from ..model import Account
+
+BankDep = Annotated[Bank, Depends(bank_of)]
+CardNumberPath = Annotated[str, Path(pattern=r"^\d{12,19}$")]
+CHANNELS: dict[str, tuple[BalanceChannel, ...]] = {
+    "cardholder": ("online", "phone"), "teller": ("counter",), "merchant": ("pos",)}
+"""Channels open to each role; the first is the default."""
+
+
+def channel_for(principal: Principal, requested: BalanceChannel | None) -> BalanceChannel:
+    """The channel a request comes through: the role's default, or one open to the role (403)."""
+    allowed = CHANNELS.get(principal.role, ())
+    if requested is None and allowed:
+        return allowed[0]
+    if requested not in allowed:
+        raise Forbidden(f"channel {requested} is not open to role {principal.role}; use {', '.join(allowed)}")
+    return requested
+
+
+async def card_account(bank: Bank, principal: Principal, card_number: str) -> Account:
+    """The card's account, for its holder or a teller."""
+    account = await bank.account_of_card(card_number)
+    ensure_owner_or_staff(principal, account.person_id, "teller")
+    return account

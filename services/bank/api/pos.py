@@ -1,0 +1,61 @@
+"""The merchant registry and POS authorisation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Request
+
+from shared.auth import CurrentPrincipal, require_roles
+from shared.errors import Forbidden
+from shared.ids import new_id
+from shared.security import verify_secret_async
+from shared.service import correlation_id
+
+from .. import domain
+from ..authorisation import PosRequest, answer, authorise, screen
+from ..schemas import MerchantCreate, MerchantPublic, MerchantsPublic, PosAuthorisationCreate, PosAuthorisationPublic
+from .common import BankDep
+
+merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"])
+pos = APIRouter(prefix="/v1/pos", tags=["pos"])
+
+
+@merchants.post("", status_code=201, dependencies=[Depends(require_roles("operator"))])
+async def register_merchant(body: MerchantCreate, bank: BankDep, request: Request) -> MerchantPublic:
+    """Register a hospital, pharmacy or shop and whether it is designated."""
+    decide = domain.register_merchant(body.merchant_id, body.name, body.kind, body.designated)
+    outcome = await bank.merchants.execute(body.merchant_id, decide, correlation_id=correlation_id(request))
+    return MerchantPublic(**outcome.result.model_dump())
+
+
+@merchants.get("", dependencies=[Depends(require_roles("operator", "teller", "clerk"))])
+async def list_merchants(bank: BankDep) -> MerchantsPublic:
+    """List the registered merchants."""
+    fields = {"_id": 0, "merchant_id": 1, "name": 1, "kind": 1, "designated": 1}
+    docs = await bank.merchants.collection.find({}, fields).sort("_id").to_list()
+    return MerchantsPublic(data=[MerchantPublic(**d) for d in docs], count=len(docs))
+
+
+@pos.post("/authorisations", dependencies=[Depends(require_roles("merchant", "operator"))])
+async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPrincipal, bank: BankDep,
+                             request: Request) -> PosAuthorisationPublic:
+    """Authorise a card payment at a POS; a refusal is an answer with its response code."""
+    if principal.role == "merchant" and principal.sub != body.merchant_id:
+        raise Forbidden(f"this terminal belongs to merchant {principal.sub}, not {body.merchant_id}")
+    swipe = PosRequest(card_number=body.card_number, merchant_id=body.merchant_id, amount_fen=body.amount_fen,
+                       kind=body.kind, authorisation_id=new_id("AU"), at=datetime.now(UTC),
+                       business_date=bank.clock.today())
+    person_id = await bank.person_of_card(body.card_number)
+    if person_id is None:
+        return PosAuthorisationPublic(**asdict(answer(swipe, "14")))
+    merchant = await bank.merchants.get(body.merchant_id)
+    account = await bank.accounts.get(person_id)
+    # argon2 runs off the event loop, and only when the PIN is what decides.
+    checked = account.pin_hash if account and screen(account, swipe, merchant) is None else None
+    pin_ok = checked is not None and await verify_secret_async(checked, body.pin)
+    decide = authorise(swipe, merchant, checked_hash=checked, pin_ok=pin_ok,
+                       max_failures=bank.runtime.settings.pin_max_failures)
+    outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request))
+    return PosAuthorisationPublic(**asdict(outcome.result))

@@ -1,0 +1,40 @@
+"""The bank service: personal medical accounts, card passwords, POS authorisation,
+balances and statements, receipt stamps and the monthly transfer.
+
+Run with ``uvicorn --factory services.bank.app:create``."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import FastAPI
+
+from shared.consumer import ConsumerRunner
+from shared.service import ServiceRuntime, create_app
+from shared.settings import Settings
+from shared.topics import topic_for_service
+
+from .api import routers
+from .context import Bank
+from .handlers import on_clock, on_identity_or_cards
+
+DESCRIPTION = """The agent bank of the medical insurance card. It keeps one personal medical
+account per insured person (opened when the first card is issued, moved with its balance to a
+replacement card), the card password, POS authorisation for designated hospitals and pharmacies
+with ISO 8583-style response codes, balance inquiries by channel, statements (JSON or CSV),
+the stamping of replacement receipts, and the monthly transfer of paid contributions.
+It learns about persons, cards and the business calendar only from events."""
+
+
+def create(settings: Settings | None = None) -> FastAPI:
+    runtime = ServiceRuntime("bank", settings)
+    bank = Bank.wire(runtime)
+    runtime.setup_hooks.append(bank.setup)
+    runtime.consume(["identity", "cards"], partial(on_identity_or_cards, bank))
+    # The month end runs in its own consumer group, so a long transfer never delays a loss report.
+    runtime.consumers.append(ConsumerRunner(
+        runtime.settings, service="bank", topics=[topic_for_service("clock", runtime.settings.namespace)],
+        handler=partial(on_clock, bank), group_id=f"{runtime.settings.group_id('bank')}.clock"))
+    app = create_app(runtime, title="Bank", description=DESCRIPTION, routers=routers)
+    app.state.bank = bank
+    return app

@@ -1,0 +1,148 @@
+"""POS authorisation: one pure decision per swipe, answered with an ISO 8583-style
+response code. Checks run in the order of this table; the first that fails answers.
+
+| code | reason                                   | when                                                   |
+|------|------------------------------------------|--------------------------------------------------------|
+| 14   | invalid card number                      | the card is unknown to the bank (nothing is recorded)  |
+| 41   | lost card, pick up                       | the card was reported lost; also raises a fraud alert  |
+| 43   | card cancelled, pick up                  | the card was replaced or closed                        |
+| 03   | invalid merchant                         | the terminal's merchant is not registered              |
+| 58   | transaction not permitted to terminal    | the merchant is not a designated hospital or pharmacy  |
+| 57   | transaction not permitted to cardholder  | cash withdrawal or transfer                            |
+| 62   | restricted card: password not set        | the card's password was never set                      |
+| 75   | allowable number of PIN tries exceeded   | the N-th wrong PIN in a row, and every try after it    |
+|      |                                          | until a teller resets the password                     |
+| 55   | incorrect PIN                            | a wrong PIN (counts towards the lock)                  |
+| 51   | insufficient funds                       | the amount is above the balance                        |
+| 00   | approved                                 | the purchase is debited at once                        |
+
+A correct PIN clears the run of wrong ones. Every refusal but "14" publishes
+PurchaseDeclined; an approval publishes PurchaseAuthorised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared.errors import Conflict
+from shared.events import CardPasswordLocked, EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
+from shared.events.bank import TxnKind
+from shared.outbox import Decision
+
+from .domain import Decide
+from .model import Account, LedgerEntry, Merchant
+
+APPROVED = "00"
+REASONS: dict[str, str] = {
+    "00": "approved",
+    "03": "invalid merchant: the terminal's merchant is not registered with the bank",
+    "14": "invalid card number: no such card at this bank",
+    "41": "lost card, pick up",
+    "43": "card cancelled, pick up",
+    "51": "insufficient funds",
+    "55": "incorrect PIN",
+    "57": "transaction not permitted to cardholder: the card buys medicine only, no cash or transfer",
+    "58": "transaction not permitted to terminal: the merchant is not a designated hospital or pharmacy",
+    "62": "restricted card: the card password has not been set",
+    "75": "allowable number of PIN tries exceeded: a teller must reset the password",
+}
+
+
+@dataclass(frozen=True)
+class PosRequest:
+    card_number: str
+    merchant_id: str
+    amount_fen: int
+    kind: TxnKind
+    authorisation_id: str
+    at: datetime
+    business_date: date
+
+
+@dataclass(frozen=True)
+class PosAnswer:
+    authorisation_id: str
+    approved: bool
+    response_code: str
+    reason: str
+    balance_after_fen: int | None = None
+
+
+def answer(request: PosRequest, code: str, balance_after_fen: int | None = None) -> PosAnswer:
+    return PosAnswer(request.authorisation_id, code == APPROVED, code, REASONS[code], balance_after_fen)
+
+
+def screen(account: Account | None, request: PosRequest, merchant: Merchant | None) -> str | None:
+    """The refusal due before the PIN is looked at, if any."""
+    if account is None or not account.has_card(request.card_number):
+        return "14"
+    card = account.card(request.card_number)
+    if card.status == "lost":
+        return "41"
+    if card.status == "cancelled" or account.current_card != card.number:
+        return "43"
+    if merchant is None:
+        return "03"
+    if not merchant.designated:
+        return "58"
+    if request.kind != "purchase":
+        return "57"
+    if account.pin_hash is None:
+        return "62"
+    if account.pin_locked:
+        return "75"
+    return None
+
+
+def authorise(request: PosRequest, merchant: Merchant | None, *, checked_hash: str | None, pin_ok: bool,
+              max_failures: int) -> Decide:
+    """Decide one swipe. The caller verified the PIN against ``checked_hash`` (off the
+    event loop); if the password changed meanwhile the swipe is refused with a 409."""
+    def decide(state: Account | None) -> Decision[Account]:
+        code = screen(state, request, merchant)
+        if state is None or code == "14":
+            return Decision(None, [], answer(request, "14"))
+        acc = state.model_copy(deep=True)
+        events: list[EventData] = []
+        if code is None:
+            if acc.pin_hash != checked_hash:
+                raise Conflict("the card password changed during this authorisation: send it again")
+            code = _check_pin_and_funds(acc, request, pin_ok, max_failures, events)
+        if code == APPROVED:
+            acc.balance_fen -= request.amount_fen
+            acc.ledger.append(LedgerEntry(
+                reference=request.authorisation_id, kind="debit", amount_fen=request.amount_fen,
+                business_date=request.business_date, recorded_at=request.at, card_number=request.card_number,
+                description=f"Purchase at {merchant.name if merchant else request.merchant_id}"))
+            events.insert(0, PurchaseAuthorised(
+                person_id=acc.person_id, card_number=request.card_number,
+                authorisation_id=request.authorisation_id, merchant_id=request.merchant_id,
+                amount_fen=request.amount_fen, balance_after_fen=acc.balance_fen,
+                business_date=request.business_date))
+            return Decision(acc, events, answer(request, code, acc.balance_fen))
+        events.insert(0, PurchaseDeclined(
+            person_id=acc.person_id, card_number=request.card_number, authorisation_id=request.authorisation_id,
+            merchant_id=request.merchant_id, amount_fen=request.amount_fen, kind=request.kind,
+            reason_code=code, reason=REASONS[code], business_date=request.business_date))
+        if code == "41":
+            events.append(FraudAlertRaised(
+                person_id=acc.person_id, card_number=request.card_number, authorisation_id=request.authorisation_id,
+                merchant_id=request.merchant_id, amount_fen=request.amount_fen, attempted_at=request.at))
+        return Decision(acc, events, answer(request, code))
+    return decide
+
+
+def _check_pin_and_funds(acc: Account, request: PosRequest, pin_ok: bool, max_failures: int,
+                         events: list[EventData]) -> str:
+    """The PIN counts towards the lock; with the right one, the balance decides."""
+    if pin_ok:
+        acc.pin_failures = 0
+        return "51" if request.amount_fen > acc.balance_fen else APPROVED
+    acc.pin_failures += 1
+    if acc.pin_failures < max_failures:
+        return "55"
+    acc.pin_locked = True
+    events.append(CardPasswordLocked(person_id=acc.person_id, card_number=request.card_number,
+                                     failures=acc.pin_failures))
+    return "75"

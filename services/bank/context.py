@@ -1,0 +1,77 @@
+"""What the bank's routes and handlers work with: the account and merchant stores, the
+lookup indexes (card number -> person, receipt number -> person) and the business clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.clock import BusinessClock
+from shared.errors import NotFound
+from shared.outbox import AggregateStore
+from shared.service import ServiceRuntime
+
+from .model import Account, Merchant
+
+
+@dataclass
+class Bank:
+    runtime: ServiceRuntime
+    accounts: AggregateStore[Account]
+    merchants: AggregateStore[Merchant]
+    card_index: AsyncCollection[dict[str, Any]]
+    receipt_index: AsyncCollection[dict[str, Any]]
+    clock: BusinessClock
+
+    @classmethod
+    def wire(cls, runtime: ServiceRuntime) -> Bank:
+        return cls(
+            runtime=runtime,
+            accounts=runtime.store("accounts", Account),
+            merchants=runtime.store("merchants", Merchant),
+            card_index=runtime.db["card_index"],
+            receipt_index=runtime.db["receipt_index"],
+            clock=BusinessClock(runtime.db),
+        )
+
+    async def setup(self) -> None:
+        """Indexes for the month end and the held list; load the business date."""
+        await self.accounts.collection.create_index("credit_due_from")
+        await self.accounts.collection.create_index("held")
+        await self.clock.load()
+
+    async def index_card(self, card_number: str, person_id: str) -> None:
+        """Written before the account learns of the card: a lookup never misses a known card."""
+        await self.card_index.update_one({"_id": card_number}, {"$set": {"person_id": person_id}}, upsert=True)
+
+    async def index_receipt(self, receipt_number: str, person_id: str) -> None:
+        await self.receipt_index.update_one({"_id": receipt_number}, {"$set": {"person_id": person_id}}, upsert=True)
+
+    async def person_of_card(self, card_number: str) -> str | None:
+        doc = await self.card_index.find_one({"_id": card_number})
+        return doc["person_id"] if doc else None
+
+    async def person_of_receipt(self, receipt_number: str) -> str | None:
+        doc = await self.receipt_index.find_one({"_id": receipt_number})
+        return doc["person_id"] if doc else None
+
+    async def account_of_card(self, card_number: str) -> Account:
+        """The account a card belongs to (404 when the bank does not know the card)."""
+        person_id = await self.person_of_card(card_number)
+        account = await self.accounts.get(person_id) if person_id else None
+        if account is None or account.account_id is None or not account.has_card(card_number):
+            raise NotFound(f"card {card_number} is not linked to a personal account of this bank")
+        return account
+
+    async def open_account(self, person_id: str) -> Account:
+        account = await self.accounts.get(person_id)
+        if account is None or account.account_id is None:
+            raise NotFound(f"no personal medical account is open for person {person_id}")
+        return account
+
+
+def bank_of(request: Request) -> Bank:
+    return request.app.state.bank  # type: ignore[no-any-return]

@@ -1,0 +1,262 @@
+"""The bank's rules, as pure functions ``decide(state) -> Decision``: accounts follow the
+cards' lifecycle, contributions are credited at month end, card passwords, balance
+inquiries and receipt stamps. POS authorisation lives in ``authorisation.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Literal
+
+from shared.errors import Conflict, Forbidden, Invalid, Locked, NotFound
+from shared.events import (
+    AccountMovedToCard,
+    AccountOpened,
+    BalanceInquired,
+    BankStamped,
+    CardPasswordChanged,
+    CardPasswordReset,
+    CardPasswordSet,
+    ContributionHeld,
+    EventData,
+    MerchantRegistered,
+    MonthlyTransfer,
+)
+from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel
+from shared.outbox import Decision
+
+from .model import Account, CardState, Contribution, LedgerEntry, Merchant, Receipt, Stamp
+
+Decide = Callable[[Account | None], Decision[Account]]
+HELD_REASON = "no personal account yet: held until the person's first card is issued"
+
+
+def account_id_for(person_id: str) -> str:
+    """The personal medical account number: one per person, stable across replays."""
+    return f"PMA-{person_id}"
+
+
+def _copy(state: Account | None, person_id: str) -> Account:
+    return state.model_copy(deep=True) if state else Account(person_id=person_id)
+
+
+def _open(state: Account | None) -> Account:
+    if state is None or state.account_id is None:
+        raise NotFound("no personal medical account is open for this person")
+    return state
+
+
+# --- projections of identity and cards events ---------------------------------------
+
+def register_person(person_id: str, name: str, id_number_digest: str) -> Decide:
+    """Remember the name and ID digest a teller checks the ID card against."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _copy(state, person_id)
+        acc.name, acc.id_number_digest = name, id_number_digest
+        return Decision(acc)
+    return decide
+
+
+def record_contribution(person_id: str, contribution_id: str, month: str, amount_fen: int) -> Decide:
+    """A paid contribution waits for the month end; without an account it is held."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _copy(state, person_id)
+        if any(c.contribution_id == contribution_id for c in acc.contributions):
+            return Decision(None)
+        acc.contributions.append(Contribution(contribution_id=contribution_id, month=month, amount_fen=amount_fen))
+        if acc.account_id is not None:
+            return Decision(acc)
+        held = ContributionHeld(person_id=person_id, contribution_id=contribution_id, month=month,
+                                amount_fen=amount_fen, reason=HELD_REASON)
+        return Decision(acc, [held])
+    return decide
+
+
+def issue_card(person_id: str, card_number: str, replaces: str | None, at: datetime) -> Decide:
+    """A first card opens the account; a later one takes the account and its balance over,
+    and the card it replaces stops working at once."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _copy(state, person_id)
+        if acc.has_card(card_number):
+            return Decision(None)
+        acc.cards.append(CardState(number=card_number))
+        old = replaces or acc.current_card
+        if old and acc.has_card(old):
+            _block(acc.card(old), "cancelled", at)
+        acc.current_card = card_number
+        if acc.account_id is None:
+            acc.account_id = account_id_for(person_id)
+            return Decision(acc, [AccountOpened(person_id=person_id, account_id=acc.account_id,
+                                                card_number=card_number)])
+        acc.pin_hash, acc.pin_failures, acc.pin_locked = None, 0, False  # a new card needs its own password
+        moved = AccountMovedToCard(person_id=person_id, account_id=acc.account_id, old_card_number=old or "",
+                                   new_card_number=card_number, balance_fen=acc.balance_fen)
+        return Decision(acc, [moved])
+    return decide
+
+
+def block_card(person_id: str, card_number: str, status: Literal["lost", "cancelled"], at: datetime) -> Decide:
+    """Apply a loss report or a cancellation at once; a lost card stays lost."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _copy(state, person_id)
+        if not acc.has_card(card_number):
+            acc.cards.append(CardState(number=card_number))
+        _block(acc.card(card_number), status, at)
+        return Decision(acc)
+    return decide
+
+
+def _block(card: CardState, status: Literal["lost", "cancelled"], at: datetime) -> None:
+    if card.status == "active":
+        card.blocked_at = at
+    if card.status != "lost":
+        card.status = status
+
+
+def remember_receipt(person_id: str, card_number: str, receipt_number: str, requested_on: date) -> Decide:
+    """Know a replacement receipt the agency issued, so a teller can stamp it."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _copy(state, person_id)
+        if any(r.receipt_number == receipt_number for r in acc.receipts):
+            return Decision(None)
+        acc.receipts.append(Receipt(receipt_number=receipt_number, card_number=card_number,
+                                    requested_on=requested_on))
+        return Decision(acc)
+    return decide
+
+
+# --- monthly transfer ----------------------------------------------------------------
+
+def due_contributions(contributions: list[Contribution], month: str) -> list[Contribution]:
+    """Uncredited contributions for ``month`` or earlier, oldest first."""
+    return sorted((c for c in contributions if not c.credited and c.month <= month),
+                  key=lambda c: (c.month, c.contribution_id))
+
+
+def credit_month_end(month: str, closing_date: date, at: datetime) -> Decide:
+    """At a month end, credit each due contribution once: one MonthlyTransfer each."""
+    def decide(state: Account | None) -> Decision[Account]:
+        if state is None or state.account_id is None or not due_contributions(state.contributions, month):
+            return Decision(None)
+        acc = state.model_copy(deep=True)
+        account_id, card_number = state.account_id, acc.current_card or ""
+        events: list[EventData] = []
+        for contribution in due_contributions(acc.contributions, month):
+            contribution.credited = True
+            acc.balance_fen += contribution.amount_fen
+            acc.ledger.append(LedgerEntry(
+                reference=contribution.contribution_id, kind="credit", amount_fen=contribution.amount_fen,
+                business_date=closing_date, recorded_at=at, card_number=card_number,
+                description=f"Monthly transfer, personal account share for {contribution.month}"))
+            events.append(MonthlyTransfer(
+                person_id=acc.person_id, account_id=account_id, card_number=card_number,
+                month=contribution.month, contribution_id=contribution.contribution_id,
+                amount_fen=contribution.amount_fen, balance_after_fen=acc.balance_fen))
+        return Decision(acc, events)
+    return decide
+
+
+# --- card password -------------------------------------------------------------------
+
+def _usable_card(acc: Account, card_number: str) -> CardState:
+    card = acc.card(card_number)
+    if card.status != "active":
+        raise Conflict(f"card {card_number} is {card.status}; its password can no longer be managed")
+    if acc.current_card != card_number:
+        raise Conflict(f"card {card_number} is no longer the account's current card")
+    return card
+
+
+def set_pin(card_number: str, pin_hash: str, channel: PasswordChannel) -> Decide:
+    """Set the password of a new card, before its first use."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _open(state).model_copy(deep=True)
+        _usable_card(acc, card_number)
+        if acc.pin_hash is not None:
+            raise Conflict("the card password is already set: change it with the old one, or have a teller reset it")
+        acc.pin_hash = pin_hash
+        return Decision(acc, [CardPasswordSet(person_id=acc.person_id, card_number=card_number, channel=channel)])
+    return decide
+
+
+def change_pin(card_number: str, verified_hash: str, new_hash: str, channel: PasswordChannel) -> Decide:
+    """Change the password; the caller has checked the old one against ``verified_hash``."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _open(state).model_copy(deep=True)
+        _usable_card(acc, card_number)
+        if acc.pin_hash is None:
+            raise Conflict("the card password is not set yet: set it first")
+        if acc.pin_locked:
+            raise Locked("the card password is locked after too many wrong tries: a teller must reset it")
+        if acc.pin_hash != verified_hash:
+            raise Conflict("the card password changed meanwhile: try again")
+        acc.pin_hash, acc.pin_failures = new_hash, 0
+        return Decision(acc, [CardPasswordChanged(person_id=acc.person_id, card_number=card_number,
+                                                  channel=channel)])
+    return decide
+
+
+def reset_pin(card_number: str, presented_digest: str, new_hash: str) -> Decide:
+    """A forgotten or locked password, reset by a teller on the holder's ID card."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _open(state).model_copy(deep=True)
+        _usable_card(acc, card_number)
+        if acc.id_number_digest is None:
+            raise Conflict("the bank has not yet received this person's register entry; the ID cannot be checked")
+        if acc.id_number_digest != presented_digest:
+            raise Forbidden("the ID number does not match the cardholder")
+        acc.pin_hash, acc.pin_failures, acc.pin_locked = new_hash, 0, False
+        return Decision(acc, [CardPasswordReset(person_id=acc.person_id, card_number=card_number)])
+    return decide
+
+
+# --- balance and stamps --------------------------------------------------------------
+
+def inquire_balance(card_number: str, channel: BalanceChannel) -> Decide:
+    """Tell the balance (result) and record the channel asked through."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _open(state)
+        card = acc.card(card_number)
+        if channel == "pos" and card.status != "active":
+            raise Conflict(f"card {card_number} is {card.status}: refused at the POS")
+        event = BalanceInquired(person_id=acc.person_id, card_number=card_number, channel=channel,
+                                balance_fen=acc.balance_fen)
+        return Decision(acc, [event], acc.balance_fen)
+    return decide
+
+
+def stamp_receipt(receipt_number: str, branch: str, seal: str, now: datetime, today: date) -> Decide:
+    """Affix the branch's business seal and the processing time; report the loss if the
+    card was not reported lost yet. Result: the BankStamped event."""
+    def decide(state: Account | None) -> Decision[Account]:
+        if state is None:
+            raise NotFound(f"replacement receipt {receipt_number} is unknown to the bank")
+        acc = state.model_copy(deep=True)
+        receipt = acc.receipt(receipt_number)
+        if receipt.stamp is not None:
+            raise Conflict(f"receipt {receipt_number} was already stamped at {receipt.stamp.processed_at.isoformat()}")
+        loss_reported = acc.has_card(receipt.card_number) and acc.card(receipt.card_number).status == "active"
+        if loss_reported:
+            _block(acc.card(receipt.card_number), "lost", now)
+        receipt.stamp = Stamp(branch=branch, seal=seal, processed_at=now, business_date=today,
+                              loss_reported=loss_reported)
+        event = BankStamped(person_id=acc.person_id, card_number=receipt.card_number, receipt_number=receipt_number,
+                            branch=branch, seal=seal, processed_at=now, business_date=today,
+                            loss_reported=loss_reported)
+        return Decision(acc, [event], event)
+    return decide
+
+
+# --- merchants -----------------------------------------------------------------------
+
+def register_merchant(merchant_id: str, name: str, kind: MerchantKind, designated: bool
+                      ) -> Callable[[Merchant | None], Decision[Merchant]]:
+    """Add a merchant to the registry; only hospitals and pharmacies can be designated."""
+    def decide(state: Merchant | None) -> Decision[Merchant]:
+        if state is not None:
+            raise Conflict(f"merchant {merchant_id} is already registered")
+        if designated and kind == "shop":
+            raise Invalid("only hospitals and pharmacies can be designated for the medical insurance card")
+        merchant = Merchant(merchant_id=merchant_id, name=name, kind=kind, designated=designated)
+        return Decision(merchant, [MerchantRegistered(**merchant.model_dump())], merchant)
+    return decide

@@ -1,0 +1,81 @@
+"""Consumed events -> domain decisions through the account store. Every call passes
+``cause=event``, so a repeated or older event changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from shared.events import (
+    BusinessDateAdvanced,
+    CardCancelled,
+    CardIssued,
+    CardLost,
+    CloudEvent,
+    ContributionPaid,
+    MonthEnded,
+    PersonRegistered,
+    ReplacementRequested,
+)
+from shared.logging import get_logger
+
+from . import domain
+from .context import Bank
+from .domain import Decide
+
+log = get_logger("bank.handlers")
+MONTH_END_CONCURRENCY = 64
+"""Accounts credited at once during a month end (each is its own atomic write)."""
+
+
+async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
+    """Persons, contributions and the card lifecycle, applied to the person's account."""
+    data, now = event.data, datetime.now(UTC)
+    decide: Decide
+    match data:
+        case PersonRegistered():
+            decide = domain.register_person(data.person_id, data.name, data.id_number_digest)
+        case ContributionPaid():
+            decide = domain.record_contribution(data.person_id, data.contribution_id, data.month, data.amount_fen)
+        case CardIssued():
+            await bank.index_card(data.card_number, data.person_id)
+            decide = domain.issue_card(data.person_id, data.card_number, data.replaces, now)
+        case CardLost():
+            await bank.index_card(data.card_number, data.person_id)
+            decide = domain.block_card(data.person_id, data.card_number, "lost", now)
+        case CardCancelled():
+            decide = domain.block_card(data.person_id, data.card_number, "cancelled", now)
+        case ReplacementRequested():
+            await bank.index_receipt(data.receipt_number, data.person_id)
+            decide = domain.remember_receipt(data.person_id, data.card_number, data.receipt_number,
+                                             data.business_date)
+        case _:
+            return
+    outcome = await bank.accounts.execute(data.person_id, decide, correlation_id=event.correlationid, cause=event)
+    if isinstance(data, CardLost) and not outcome.duplicate:
+        log.info("bank.loss_applied", latency_ms=round((now - event.time).total_seconds() * 1000, 3))
+
+
+async def on_clock(bank: Bank, event: CloudEvent) -> None:
+    """Follow the business date; at a month end, run the monthly transfer."""
+    data = event.data
+    if isinstance(data, BusinessDateAdvanced):
+        await bank.clock.apply(event)
+    elif isinstance(data, MonthEnded):
+        await run_month_end(bank, event, data)
+
+
+async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
+    """Credit every account with a contribution due for the month (or earlier).
+
+    The accounts are found by one indexed query, then credited in concurrent batches;
+    each account records the MonthEnded it applied, so a replay credits nothing twice.
+    Returns how many accounts were looked at."""
+    due = await bank.accounts.collection.find({"credit_due_from": {"$lte": data.month}}, {"_id": 1}).to_list()
+    decide = domain.credit_month_end(data.month, data.closing_date, event.time)
+    for start in range(0, len(due), MONTH_END_CONCURRENCY):
+        await asyncio.gather(*(
+            bank.accounts.execute(doc["_id"], decide, correlation_id=event.correlationid, cause=event)
+            for doc in due[start:start + MONTH_END_CONCURRENCY]))
+    log.info("bank.month_end", month=data.month, accounts=len(due))
+    return len(due)

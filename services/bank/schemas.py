@@ -1,0 +1,176 @@
+"""Request and response models of the bank's HTTP API, named by role."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel, TxnKind
+from shared.ids import validate_id_number
+
+from .model import CardStatus
+
+Pin = Annotated[str, Field(pattern=r"^\d{6}$", description="The card password: 6 digits", examples=["246810"])]
+CardNumber = Annotated[str, Field(pattern=r"^\d{12,19}$", examples=["6216610123456789012"])]
+Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class MerchantCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"merchant_id": "M-PH-0001", "name": "Tongrentang Pharmacy, Wangfujing", "kind": "pharmacy",
+         "designated": True}]})
+
+    merchant_id: Reference
+    name: str = Field(min_length=1, max_length=200)
+    kind: MerchantKind
+    designated: bool
+
+
+class MerchantPublic(MerchantCreate):
+    pass
+
+
+class MerchantsPublic(BaseModel):
+    data: list[MerchantPublic]
+    count: int
+
+
+class PosAuthorisationCreate(BaseModel):
+    """What the terminal sends: the password travels only here and is never stored or logged."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"card_number": "6216610123456789012", "pin": "246810", "merchant_id": "M-PH-0001",
+         "amount_fen": 3550, "kind": "purchase"}]})
+
+    card_number: CardNumber
+    pin: Pin
+    merchant_id: Reference
+    amount_fen: int = Field(gt=0, le=100_000_000, description="Integer fen")
+    kind: TxnKind = "purchase"
+
+
+class PosAuthorisationPublic(BaseModel):
+    """The POS answer: a decline is an answer (approved=false and its response code)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"authorisation_id": "AU5d41402abc4b2a76", "approved": False, "response_code": "41",
+         "reason": "lost card, pick up", "balance_after_fen": None}]})
+
+    authorisation_id: str
+    approved: bool
+    response_code: str = Field(description="ISO 8583-style: 00 approved, 41 lost card, 51 insufficient funds...")
+    reason: str
+    balance_after_fen: int | None = None
+
+
+class PasswordSet(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"pin": "246810", "channel": "counter"}]})
+
+    pin: Pin
+    channel: PasswordChannel | None = Field(None, description="Default: counter for a teller, online for the holder")
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"old_pin": "246810", "new_pin": "135790", "channel": "phone"}]})
+
+    old_pin: Pin
+    new_pin: Pin
+    channel: PasswordChannel | None = Field(None, description="Default: counter for a teller, online for the holder")
+
+
+class PasswordReset(BaseModel):
+    """A teller resets a forgotten or locked password on the holder's ID card."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id_number": "110105198005170420", "new_pin": "135790"}]})
+
+    id_number: str = Field(description="As read from the ID card; only its digest is compared")
+    new_pin: Pin
+
+    @field_validator("id_number")
+    @classmethod
+    def _valid_id_number(cls, value: str) -> str:
+        return validate_id_number(value)
+
+
+class PasswordPublic(BaseModel):
+    card_number: str
+    password_set: bool
+    locked: bool
+
+
+class BalancePublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"card_number": "6216610123456789012", "balance_fen": 8450, "channel": "phone"}]})
+
+    card_number: str
+    balance_fen: int
+    channel: BalanceChannel
+
+
+class StampCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"receipt_number": "R202601050001", "branch": "BOC Savings Office, Xidan", "seal": "BOC-XD-0420"}]})
+
+    receipt_number: Reference
+    branch: str = Field(min_length=1, max_length=200)
+    seal: str = Field(min_length=1, max_length=64, description="The branch's business seal")
+
+
+class StampPublic(BaseModel):
+    person_id: str
+    card_number: str
+    receipt_number: str
+    branch: str
+    seal: str
+    processed_at: datetime
+    business_date: date
+    loss_reported: bool = Field(description="True when the stamp also reported the card lost")
+
+
+class CardPublic(BaseModel):
+    number: str
+    status: CardStatus
+    blocked_at: datetime | None = Field(None, description="When the bank stopped the card (loss or cancellation)")
+
+
+class ContributionPublic(BaseModel):
+    person_id: str
+    contribution_id: str
+    month: str
+    amount_fen: int
+
+
+class AccountPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "person_id": "P3f9a0c1d2e4b5a6c", "account_id": "PMA-P3f9a0c1d2e4b5a6c", "balance_fen": 8450,
+        "current_card": "6216610123456789012",
+        "cards": [{"number": "6216610123456789012", "status": "active"}],
+        "password_set": True, "password_locked": False, "pending_contributions": []}]})
+
+    person_id: str
+    account_id: str
+    balance_fen: int
+    current_card: str | None
+    cards: list[CardPublic]
+    password_set: bool
+    password_locked: bool
+    pending_contributions: list[ContributionPublic] = Field(description="Paid, to be credited at a month end")
+
+
+class HeldContributionsPublic(BaseModel):
+    """Contributions paid for persons who have no personal account yet."""
+
+    data: list[ContributionPublic]
+    count: int
+
+
+class LedgerTotalsPublic(BaseModel):
+    """The money invariant: balance_fen == credits_fen - debits_fen across all accounts."""
+
+    balance_fen: int
+    credits_fen: int
+    debits_fen: int

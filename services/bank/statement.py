@@ -1,0 +1,90 @@
+"""Account statements: personal-account payment records (credits) and consumption
+records (debits) for a period of business dates, as data and as printable CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import Invalid
+
+from .model import Account, LedgerEntry
+
+CSV_COLUMNS = ("business_date", "recorded_at", "type", "reference", "description", "card_number",
+               "credit_fen", "debit_fen", "balance_fen")
+
+
+class StatementLine(BaseModel):
+    business_date: date
+    recorded_at: datetime
+    type: Literal["credit", "debit"]
+    reference: str
+    description: str
+    card_number: str
+    credit_fen: int
+    debit_fen: int
+    balance_fen: int
+
+
+class Statement(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "person_id": "P3f9a0c1d2e4b5a6c", "account_id": "PMA-P3f9a0c1d2e4b5a6c",
+        "from_date": "2026-01-01", "to_date": "2026-02-28", "opening_balance_fen": 0,
+        "credits_fen": 12000, "debits_fen": 3550, "closing_balance_fen": 8450, "lines": []}]})
+
+    person_id: str
+    account_id: str
+    from_date: date
+    to_date: date
+    opening_balance_fen: int
+    credits_fen: int
+    debits_fen: int
+    closing_balance_fen: int
+    lines: list[StatementLine]
+
+
+def _signed(entry: LedgerEntry) -> int:
+    return entry.amount_fen if entry.kind == "credit" else -entry.amount_fen
+
+
+def build_statement(account: Account, start: date, end: date) -> Statement:
+    """Lines in business-date order (postings of one day in the order they happened),
+    each with the running balance; opening balance = everything dated before ``start``."""
+    if account.account_id is None:
+        raise Invalid("no personal medical account is open for this person")
+    if end < start:
+        raise Invalid(f"the period ends ({end}) before it starts ({start})")
+    opening = sum(_signed(e) for e in account.ledger if e.business_date < start)
+    balance, lines = opening, []
+    for entry in sorted((e for e in account.ledger if start <= e.business_date <= end),
+                        key=lambda e: e.business_date):
+        balance += _signed(entry)
+        credit = entry.amount_fen if entry.kind == "credit" else 0
+        lines.append(StatementLine(
+            business_date=entry.business_date, recorded_at=entry.recorded_at, type=entry.kind,
+            reference=entry.reference, description=entry.description, card_number=entry.card_number,
+            credit_fen=credit, debit_fen=entry.amount_fen - credit, balance_fen=balance))
+    return Statement(
+        person_id=account.person_id, account_id=account.account_id, from_date=start, to_date=end,
+        opening_balance_fen=opening, credits_fen=sum(line.credit_fen for line in lines),
+        debits_fen=sum(line.debit_fen for line in lines), closing_balance_fen=balance, lines=lines)
+
+
+def statement_csv(statement: Statement) -> str:
+    """A printable statement: a header row, an opening row, one row per posting, a closing row."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerow([statement.from_date, "", "opening", "", f"Opening balance, account {statement.account_id}",
+                     "", "", "", statement.opening_balance_fen])
+    for line in statement.lines:
+        writer.writerow([line.business_date, line.recorded_at.isoformat(), line.type, line.reference,
+                         line.description, line.card_number, line.credit_fen or "", line.debit_fen or "",
+                         line.balance_fen])
+    writer.writerow([statement.to_date, "", "closing", "", "Closing balance", "",
+                     statement.credits_fen, statement.debits_fen, statement.closing_balance_fen])
+    return out.getvalue()

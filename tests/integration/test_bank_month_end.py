@@ -1,0 +1,89 @@
+"""The monthly transfer against the real servers: exactly once per contribution, even
+when month ends and contributions are delivered twice; held contributions; money kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from services.bank.app import create
+from shared.settings import Settings
+from tests.helpers import running_service
+from tests.integration.bank_support import BankClient, EventSource, bank_events, funded_account, named
+
+pytestmark = pytest.mark.infra
+
+
+def has_balance(fen: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda account: account["balance_fen"] == fen
+
+
+async def test_a_month_end_credits_each_account_exactly_once_even_when_delivered_twice(settings: Settings) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        people = []
+        for i in range(3):
+            person_id, card = await funded_account(src, bank, 1_000 * (i + 1), "2026-01")
+            people.append((person_id, card))
+        # Duplicates of one contribution: the same record twice, and republished as a new event.
+        first = people[0][0]
+        paid = await src.contribution(first, "2026-02", 500)
+        await src.send(paid)
+        await src.publish(paid.data, first)
+        await bank.wait_account(first, lambda a: len(a["pending_contributions"]) == 2)
+
+        january = await src.month_end("2026-01")
+        await src.send(january)
+        for i, (person_id, _) in enumerate(people):
+            await bank.wait_account(person_id, has_balance(1_000 * (i + 1)))
+        assert (await bank.swipe(people[1][1], "246810", "M-PH", 1_500))["approved"] is True
+        await src.month_end("2026-02")
+        await src.send(january)  # an old month end replayed after a later one: nothing to credit
+        # A marker: once March is credited, everything published before it was applied.
+        await src.contribution(first, "2026-03", 7)
+        await bank.wait_account(first, lambda a: len(a["pending_contributions"]) == 1)
+        await src.month_end("2026-03")
+        account = await bank.wait_account(first, lambda a: a["balance_fen"] == 1_000 + 500 + 7)
+        assert account["pending_contributions"] == []
+        assert [(await bank.wait_account(p))["balance_fen"] for p, _ in people[1:]] == [500, 3_000]
+
+        events = await bank_events(settings, lambda es: len(named(es, "MonthlyTransfer")) >= 5)
+        totals = (await http.get("/v1/ledger/totals", headers=bank.as_("operator"))).json()
+    transfers = named(events, "MonthlyTransfer")
+    credited = sorted((e.data.person_id, e.data.month) for e in transfers)  # type: ignore[attr-defined]
+    assert credited == sorted([(p, "2026-01") for p, _ in people] + [(first, "2026-02"), (first, "2026-03")])
+    # Money is conserved: balances = transfers - purchases, by the events and by the ledger.
+    spent = sum(e.data.amount_fen for e in named(events, "PurchaseAuthorised"))  # type: ignore[attr-defined]
+    received = sum(e.data.amount_fen for e in transfers)  # type: ignore[attr-defined]
+    assert totals == {"balance_fen": received - spent, "credits_fen": received, "debits_fen": spent}
+
+
+async def test_a_contribution_for_a_person_without_an_account_is_held_then_credited(settings: Settings) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        person_id, _ = await src.person()
+        paid = await src.contribution(person_id, "2026-01", 2_500)
+        held_url = "/v1/contributions/held"
+
+        async def held() -> list[dict[str, object]]:
+            return (await http.get(held_url, headers=bank.as_("teller"))).json()["data"]  # type: ignore[no-any-return]
+
+        events = await bank_events(settings, lambda es: bool(named(es, "ContributionHeld")))
+        assert named(events, "ContributionHeld")[0].data.contribution_id == paid.data.contribution_id  # type: ignore[attr-defined]
+        assert await held() == [{"person_id": person_id, "contribution_id": paid.data.contribution_id,  # type: ignore[attr-defined]
+                                 "month": "2026-01", "amount_fen": 2_500}]
+        assert (await http.get(held_url, headers=bank.as_("cardholder", person_id=person_id))).status_code == 403
+        # A month end with no account yet credits nothing; a funded neighbour shows it has run.
+        neighbour, _ = await funded_account(src, bank, 100, "2026-01")
+        await src.month_end("2026-01")
+        await bank.wait_account(neighbour, has_balance(100))
+
+        await src.card(person_id)
+        account = await bank.wait_account(person_id)
+        assert account["balance_fen"] == 0 and len(account["pending_contributions"]) == 1
+        assert await held() == []
+        await src.month_end("2026-02")
+        await bank.wait_account(person_id, has_balance(2_500))

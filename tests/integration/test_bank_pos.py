@@ -1,0 +1,162 @@
+"""The bank at the POS, against the real Kafka broker and MongoDB-wire server: merchants,
+loss reports, replacement, concurrent purchases and the card password."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+
+from services.bank.app import create
+from shared.events import CardLost
+from shared.ids import make_id_number
+from shared.settings import Settings
+from tests.helpers import running_service
+from tests.integration.bank_support import BankClient, EventSource, bank_events, funded_account, named
+
+pytestmark = pytest.mark.infra
+PIN = "246810"
+
+
+async def test_a_card_buys_at_a_designated_pharmacy_only_and_never_cash(settings: Settings) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        await bank.merchant("M-SH", kind="shop", designated=False)
+        person_id, card = await funded_account(src, bank, 10_000, "2026-01")
+        await src.month_end("2026-01")
+        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 10_000)
+
+        assert (await bank.swipe(card, PIN, "M-PH", 3_550))["response_code"] == "00"
+        assert (await bank.swipe(card, PIN, "M-SH", 100))["response_code"] == "58"
+        assert (await bank.swipe(card, PIN, "M-PH", 100, kind="cash_withdrawal"))["response_code"] == "57"
+        assert (await bank.swipe(card, PIN, "M-PH", 100, kind="transfer"))["response_code"] == "57"
+        assert (await bank.swipe(card, PIN, "M-UNKNOWN", 100))["response_code"] == "03"
+        assert (await bank.swipe(card, PIN, "M-PH", 6_451))["response_code"] == "51"
+        assert (await bank.swipe("6216619999999999999", PIN, "M-PH", 100))["response_code"] == "14"
+        # A terminal speaks only for its own merchant; a malformed request is not a POS answer.
+        body = {"card_number": card, "pin": PIN, "merchant_id": "M-PH", "amount_fen": 100}
+        assert (await http.post("/v1/pos/authorisations", json=body,
+                                headers=bank.as_("merchant", sub="M-SH"))).status_code == 403
+        assert (await http.post("/v1/pos/authorisations", json={**body, "pin": "12ab56"},
+                                headers=bank.as_("merchant", sub="M-PH"))).status_code == 422
+        assert (await http.post("/v1/pos/authorisations", json=body)).status_code == 401
+
+        assert (await bank.wait_account(person_id))["balance_fen"] == 6_450
+        events = await bank_events(settings, lambda es: len(named(es, "PurchaseDeclined")) >= 5)
+    codes = sorted(e.data.reason_code for e in named(events, "PurchaseDeclined"))  # type: ignore[attr-defined]
+    assert codes == ["03", "51", "57", "57", "58"]
+    [authorised] = named(events, "PurchaseAuthorised")
+    assert authorised.data.balance_after_fen == 6_450  # type: ignore[attr-defined]
+
+
+async def test_a_card_whose_loss_event_arrives_is_refused_with_41_and_a_fraud_alert(settings: Settings) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        person_id, card = await funded_account(src, bank, 5_000, "2026-01")
+        await src.month_end("2026-01")
+        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 5_000)
+        assert (await bank.swipe(card, PIN, "M-PH", 1_000))["approved"] is True
+
+        await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V1",
+                                   business_date=date(2026, 2, 3), letter_reference=None), person_id)
+        blocked = await bank.wait_account(person_id, lambda a: a["cards"][0]["status"] == "lost")
+        assert blocked["cards"][0]["blocked_at"] is not None
+        answer = await bank.swipe(card, PIN, "M-PH", 1_000)
+        assert (answer["approved"], answer["response_code"]) == (False, "41")
+        assert (await bank.wait_account(person_id))["balance_fen"] == 4_000
+        events = await bank_events(settings, lambda es: bool(named(es, "FraudAlertRaised")))
+    [alert] = named(events, "FraudAlertRaised")
+    assert alert.data.person_id == person_id and alert.data.card_number == card  # type: ignore[attr-defined]
+    assert alert.data.authorisation_id == answer["authorisation_id"]  # type: ignore[attr-defined]
+
+
+async def test_a_replacement_carries_the_balance_over_and_the_old_card_is_refused(settings: Settings) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        person_id, old = await funded_account(src, bank, 7_000, "2026-01")
+        await src.month_end("2026-01")
+        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 7_000)
+
+        new = await src.card(person_id, replaces=old)
+        account = await bank.wait_account(person_id, lambda a: a["current_card"] == new)
+        assert account["balance_fen"] == 7_000
+        assert {c["number"]: c["status"] for c in account["cards"]} == {old: "cancelled", new: "active"}
+        assert (await bank.swipe(old, PIN, "M-PH", 100))["response_code"] == "43"
+        assert (await bank.swipe(new, PIN, "M-PH", 100))["response_code"] == "62"  # its password is not set yet
+        await bank.set_pin(new, "135790")
+        assert (await bank.swipe(new, "135790", "M-PH", 7_000))["response_code"] == "00"
+        events = await bank_events(settings, lambda es: bool(named(es, "AccountMovedToCard")))
+    [moved] = named(events, "AccountMovedToCard")
+    assert (moved.data.old_card_number, moved.data.new_card_number, moved.data.balance_fen) == (  # type: ignore[attr-defined]
+        old, new, 7_000)
+
+
+async def test_twenty_concurrent_purchases_on_one_card_never_overdraw_it(settings: Settings) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        person_id, card = await funded_account(src, bank, 10_000, "2026-01")
+        await src.month_end("2026-01")
+        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 10_000)
+
+        answers = await asyncio.gather(*(bank.swipe(card, PIN, "M-PH", 5_001 + i) for i in range(20)))
+        approved = [a for a in answers if a["approved"]]
+        assert len(approved) == 1
+        assert sorted({a["response_code"] for a in answers}) == ["00", "51"]
+        account = await bank.wait_account(person_id)
+        assert account["balance_fen"] == approved[0]["balance_after_fen"] >= 0
+        totals = (await http.get("/v1/ledger/totals", headers=bank.as_("operator"))).json()
+    assert totals["balance_fen"] == totals["credits_fen"] - totals["debits_fen"] == account["balance_fen"]
+
+
+async def test_the_password_is_set_changed_locked_after_wrong_tries_and_reset_by_a_teller(
+    settings: Settings,
+) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        person_id, id_number = await src.person()
+        card = await src.card(person_id)
+        await bank.wait_account(person_id)
+        holder = bank.as_("cardholder", person_id=person_id)
+        password = f"/v1/cards/{card}/password"
+
+        assert (await bank.swipe(card, PIN, "M-PH", 100))["response_code"] == "62"
+        r = await http.put(password, json={"pin": PIN}, headers=holder)
+        assert r.status_code == 200 and r.json() == {"card_number": card, "password_set": True, "locked": False}
+        assert (await http.put(password, json={"pin": "111111"}, headers=holder)).status_code == 409
+        assert (await http.put(password, json={"pin": PIN}, headers=bank.as_("cardholder", person_id="P-other"))
+                ).status_code == 403
+        assert (await http.post(f"{password}/change", json={"old_pin": "000000", "new_pin": "135790"},
+                                headers=holder)).status_code == 403
+        r = await http.post(f"{password}/change", headers=holder,
+                            json={"old_pin": PIN, "new_pin": "135790", "channel": "phone"})
+        assert r.status_code == 200, r.text
+
+        codes = [(await bank.swipe(card, PIN, "M-PH", 100))["response_code"] for _ in range(3)]
+        assert codes == ["55", "55", "75"]  # settings.pin_max_failures == 3
+        assert (await bank.swipe(card, "135790", "M-PH", 100))["response_code"] == "75"
+        assert (await http.post(f"{password}/change", json={"old_pin": "135790", "new_pin": "975310"},
+                                headers=holder)).status_code == 423
+
+        reset = f"{password}/reset"
+        wrong_id = make_id_number("110105", date(1970, 1, 1), 1)  # valid, but someone else's
+        assert (await http.post(reset, json={"id_number": id_number, "new_pin": "975310"}, headers=holder)
+                ).status_code == 403
+        assert (await http.post(reset, json={"id_number": wrong_id, "new_pin": "975310"},
+                                headers=bank.as_("teller"))).status_code == 403
+        assert (await http.post(reset, json={"id_number": "110105197001010012", "new_pin": "975310"},
+                                headers=bank.as_("teller"))).status_code == 422  # fails the check digit
+        r = await http.post(reset, json={"id_number": id_number, "new_pin": "975310"}, headers=bank.as_("teller"))
+        assert r.json() == {"card_number": card, "password_set": True, "locked": False}
+        assert (await bank.swipe(card, "975310", "M-PH", 100))["response_code"] == "51"  # PIN right, no money
+        events = await bank_events(settings, lambda es: bool(named(es, "CardPasswordReset")))
+    assert [e.name for e in events if e.name.startswith("CardPassword")] == [
+        "CardPasswordSet", "CardPasswordChanged", "CardPasswordLocked", "CardPasswordReset"]
+    assert named(events, "CardPasswordSet")[0].data.channel == "online"  # type: ignore[attr-defined]
+    published = " ".join(e.model_dump_json() for e in events)
+    assert all(secret not in published for secret in (PIN, "135790", "975310", id_number))

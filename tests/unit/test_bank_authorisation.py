@@ -1,0 +1,134 @@
+"""POS authorisation rules: every response code, the PIN lock, the debit."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.bank.authorisation import REASONS, PosRequest, authorise
+from services.bank.model import Account, CardState, Merchant
+from shared.errors import Conflict
+from shared.events import CardPasswordLocked, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
+from shared.events.bank import TxnKind
+from shared.outbox import Decision
+
+CARD = "6216610000000000017"
+PHARMACY = Merchant(merchant_id="M-PH", name="Tongrentang", kind="pharmacy", designated=True)
+SHOP = Merchant(merchant_id="M-SH", name="Corner shop", kind="shop", designated=False)
+
+
+def account(balance: int = 10_000, status: str = "active", pin: str | None = "H1", failures: int = 0,
+            locked: bool = False) -> Account:
+    return Account(person_id="P1", account_id="PMA-P1", balance_fen=balance, current_card=CARD,
+                   cards=[CardState(number=CARD, status=status)], pin_hash=pin, pin_failures=failures,  # type: ignore[arg-type]
+                   pin_locked=locked)
+
+
+def swipe(amount: int = 3_000, kind: TxnKind = "purchase", card: str = CARD, merchant_id: str = "M-PH") -> PosRequest:
+    return PosRequest(card_number=card, merchant_id=merchant_id, amount_fen=amount, kind=kind,
+                      authorisation_id="AU1", at=datetime(2026, 1, 5, 9, tzinfo=UTC), business_date=date(2026, 1, 5))
+
+
+def run(state: Account | None, request: PosRequest | None = None, merchant: Merchant | None = PHARMACY,
+        pin_ok: bool = True, max_failures: int = 3) -> Decision[Account]:
+    """One swipe; the PIN was checked against the account's current hash."""
+    checked = state.pin_hash if state else None
+    decide = authorise(request or swipe(), merchant, checked_hash=checked, pin_ok=pin_ok, max_failures=max_failures)
+    return decide(state)
+
+
+def test_a_purchase_at_a_designated_pharmacy_is_approved_and_debited_at_once() -> None:
+    decision = run(account(balance=10_000))
+    assert decision.result.response_code == "00" and decision.result.approved
+    assert decision.state is not None and decision.state.balance_fen == 7_000
+    [event] = decision.events
+    assert isinstance(event, PurchaseAuthorised) and event.balance_after_fen == 7_000 and event.amount_fen == 3_000
+    [entry] = decision.state.ledger
+    assert (entry.kind, entry.amount_fen, entry.reference) == ("debit", 3_000, "AU1")
+
+
+def test_the_whole_balance_can_be_spent_but_not_one_fen_more() -> None:
+    assert run(account(balance=3_000)).result.response_code == "00"
+    declined = run(account(balance=2_999))
+    assert declined.result.response_code == "51"
+    assert declined.state is not None and declined.state.balance_fen == 2_999 and declined.state.ledger == []
+
+
+@pytest.mark.parametrize(("state", "request_", "merchant", "pin_ok", "code"), [
+    (account(status="lost"), swipe(), PHARMACY, True, "41"),
+    (account(status="cancelled"), swipe(), PHARMACY, True, "43"),
+    (account(), swipe(merchant_id="M-NONE"), None, True, "03"),
+    (account(), swipe(merchant_id="M-SH"), SHOP, True, "58"),
+    (account(), swipe(kind="cash_withdrawal"), PHARMACY, True, "57"),
+    (account(), swipe(kind="transfer"), PHARMACY, True, "57"),
+    (account(pin=None), swipe(), PHARMACY, True, "62"),
+    (account(locked=True, failures=3), swipe(), PHARMACY, True, "75"),
+    (account(), swipe(), PHARMACY, False, "55"),
+    (account(balance=100), swipe(amount=101), PHARMACY, True, "51"),
+])
+def test_each_refusal_answers_its_code_publishes_a_decline_and_moves_no_money(
+    state: Account, request_: PosRequest, merchant: Merchant | None, pin_ok: bool, code: str,
+) -> None:
+    decision = run(state, request_, merchant, pin_ok)
+    assert decision.result.response_code == code and not decision.result.approved
+    assert decision.result.reason == REASONS[code]
+    declined = decision.events[0]
+    assert isinstance(declined, PurchaseDeclined) and declined.reason_code == code
+    assert decision.state is not None and decision.state.balance_fen == state.balance_fen
+    assert decision.state.ledger == []
+
+
+def test_an_unknown_card_answers_14_and_records_nothing() -> None:
+    assert run(None).result.response_code == "14"
+    decision = run(account(), swipe(card="6216619999999999999"))
+    assert decision.result.response_code == "14" and decision.state is None and decision.events == []
+
+
+def test_an_attempt_on_a_lost_card_raises_a_fraud_alert_for_the_holder() -> None:
+    decision = run(account(status="lost"))
+    assert [type(e) for e in decision.events] == [PurchaseDeclined, FraudAlertRaised]
+    alert = decision.events[1]
+    assert isinstance(alert, FraudAlertRaised) and alert.person_id == "P1" and alert.merchant_id == "M-PH"
+
+
+def test_a_card_that_is_not_the_accounts_current_one_is_refused_as_cancelled() -> None:
+    state = account()
+    state.cards.append(CardState(number="6216610000000000025"))
+    state.current_card = "6216610000000000025"
+    assert run(state).result.response_code == "43"
+
+
+def test_the_checks_follow_the_table_order_a_lost_card_wins_over_everything() -> None:
+    state = account(status="lost", pin=None, balance=0)
+    cash_at_a_shop = swipe(kind="cash_withdrawal", merchant_id="M-SH")
+    assert run(state, cash_at_a_shop, SHOP, pin_ok=False).result.response_code == "41"
+    assert run(account(), swipe(kind="cash_withdrawal", merchant_id="M-SH"), SHOP).result.response_code == "58"
+
+
+def test_wrong_pins_in_a_row_lock_the_card_on_the_last_allowed_try() -> None:
+    state = account()
+    codes = []
+    for _ in range(3):
+        decision = run(state, pin_ok=False, max_failures=3)
+        assert decision.state is not None
+        state = decision.state
+        codes.append(decision.result.response_code)
+    assert codes == ["55", "55", "75"]
+    assert state.pin_locked and state.pin_failures == 3
+    assert isinstance(decision.events[-1], CardPasswordLocked) and decision.events[-1].failures == 3
+    # Locked: even the right PIN is refused until a teller resets it.
+    assert run(state, pin_ok=True).result.response_code == "75"
+
+
+def test_a_right_pin_clears_the_run_of_wrong_ones() -> None:
+    first = run(account(), pin_ok=False, max_failures=3).state
+    assert first is not None and first.pin_failures == 1
+    second = run(first, swipe(amount=999_999), pin_ok=True).state  # declined 51, but the PIN was right
+    assert second is not None and second.pin_failures == 0
+
+
+def test_a_password_changed_during_the_swipe_is_a_conflict_not_a_wrong_pin() -> None:
+    decide = authorise(swipe(), PHARMACY, checked_hash="OLD", pin_ok=False, max_failures=3)
+    with pytest.raises(Conflict):
+        decide(account(pin="NEW"))
