@@ -26,7 +26,7 @@ TOPICS: dict[str, Topic] = {
     "clock": Topic("clock", 1, "The business clock: dates advanced and months ended; key: 'clock'"),
     "cards": Topic("cards", 4, "Card lifecycle, loss reports and replacement; key: person id (the cardholder)"),
     "bank": Topic("bank", 4, "Accounts, passwords, POS authorisations, stamps, monthly transfers; key: person or merchant id"),
-    "notifications": Topic("notifications", 4, "Deliveries to cardholders; key: person id"),
+    "notifications": Topic("notifications", 4, "Deliveries to cardholders; key: message id (each message is its own aggregate)"),
 }
 
 

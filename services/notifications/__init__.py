@@ -1,0 +1,1 @@
+"""The notifications service: messages to cardholders and webhooks for external systems."""

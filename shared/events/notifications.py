@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from .base import EventData
+
+_CARD = Field(None, description="The card the message is about, if any (also the CloudEvents subject)")
 
 
 class _Notifications(EventData):
@@ -18,6 +22,7 @@ class NotificationSent(_Notifications):
     channel: str
     cause_event_id: str
     urgent: bool = False
+    card_number: str | None = _CARD
 
 
 class NotificationFailed(_Notifications):
@@ -28,3 +33,4 @@ class NotificationFailed(_Notifications):
     cause_event_id: str
     attempts: int
     error: str
+    card_number: str | None = _CARD

@@ -1,0 +1,84 @@
+"""SMS delivery channels: the interface, the gateway simulator (default) and an HTTP provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+
+class SmsDeliveryError(Exception):
+    """The channel did not accept the message; the attempt may be retried."""
+
+
+@dataclass(frozen=True)
+class Sms:
+    message_id: str
+    person_id: str
+    mobile: str
+    text: str
+    urgent: bool
+
+
+class SmsChannel(Protocol):
+    """Delivers one SMS or raises SmsDeliveryError. Sending the same message id twice must
+    not reach the phone twice (the id is the idempotency key)."""
+
+    name: str
+
+    async def send(self, sms: Sms) -> None: ...
+
+
+class SmsGatewaySimulator:
+    """Records each SMS in the service's database instead of sending it; can be told to
+    fail the next N sends (drills and tests; the count is kept per process)."""
+
+    name = "sms-simulator"
+
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], fail_next: int = 0) -> None:
+        self.collection = collection
+        self.fail_next = fail_next
+
+    async def create_indexes(self) -> None:
+        await self.collection.create_index([("person_id", 1), ("sent_at", 1)])
+
+    async def send(self, sms: Sms) -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise SmsDeliveryError(f"simulated gateway failure ({self.fail_next} more to come)")
+        try:
+            await self.collection.insert_one({
+                "_id": sms.message_id, "person_id": sms.person_id, "mobile": sms.mobile, "text": sms.text,
+                "urgent": sms.urgent, "sent_at": datetime.now(UTC)})
+        except DuplicateKeyError:
+            return  # already delivered: the phone gets it once
+
+    async def sent_to(self, person_id: str | None, limit: int) -> list[dict[str, Any]]:
+        """What the gateway delivered, oldest first (optionally to one person)."""
+        query = {"person_id": person_id} if person_id else {}
+        return await self.collection.find(query).sort("sent_at", 1).limit(limit).to_list()
+
+
+class HttpSmsProvider:
+    """A real provider behind an HTTP API: POSTs JSON {message_id, mobile, text, urgent} to
+    the configured URL with the message id as ``Idempotency-Key``; any 2xx is accepted."""
+
+    name = "sms-http"
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    async def send(self, sms: Sms) -> None:
+        body = {"message_id": sms.message_id, "mobile": sms.mobile, "text": sms.text, "urgent": sms.urgent}
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(self.url, json=body, headers={"Idempotency-Key": sms.message_id})
+        except httpx.HTTPError as err:
+            raise SmsDeliveryError(f"provider unreachable: {type(err).__name__}: {err}") from None
+        if not response.is_success:
+            raise SmsDeliveryError(f"provider answered {response.status_code}: {response.text[:200]}")

@@ -1,0 +1,44 @@
+"""Settings of the notifications service, on top of the shared ones (same MEDCARD_ prefix)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from shared.settings import Settings
+
+
+class NotificationSettings(Settings):
+    """Delivery channel and retry policy of SMS and webhooks."""
+
+    sms_channel: Literal["simulator", "http"] = "simulator"
+    """simulator: record each SMS in the service's database; http: POST it to ``sms_http_url``."""
+    sms_http_url: str = ""
+    sms_http_timeout_seconds: float = 10.0
+    sms_fail_next: int = 0
+    """The simulator fails this many sends after start-up (drills and tests)."""
+    sms_max_attempts: int = 5
+    sms_backoff_seconds: float = 2.0
+    """Delay before the first retry; doubles with each further attempt."""
+    sms_backoff_max_seconds: float = 300.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_backoff_seconds: float = 1.0
+    webhook_backoff_max_seconds: float = 300.0
+    """Webhook deliveries are retried until they succeed, at most this far apart."""
+    worker_poll_seconds: float = 0.5
+
+    @model_validator(mode="after")
+    def _http_channel_needs_url(self) -> NotificationSettings:
+        if self.sms_channel == "http" and not self.sms_http_url.startswith(("http://", "https://")):
+            raise ValueError("MEDCARD_SMS_HTTP_URL must be an http(s) URL when MEDCARD_SMS_CHANNEL=http")
+        return self
+
+
+def notification_settings(settings: Settings | None) -> NotificationSettings:
+    """The service's settings: given ones (upgraded, keeping their values) or from the environment."""
+    if isinstance(settings, NotificationSettings):
+        return settings
+    if settings is None:
+        return NotificationSettings()
+    return NotificationSettings(**settings.model_dump())

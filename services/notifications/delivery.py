@@ -1,0 +1,105 @@
+"""The SMS delivery worker: sends due messages through the channel, retries with backoff.
+
+A message is claimed before it is sent (its next attempt moves one lease ahead), so
+two replicas never send it at the same time; a crash mid-send leaves it due again
+after the lease, and the channel's idempotency key keeps the phone from a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.logging import get_logger
+from shared.outbox import AggregateStore
+
+from .channels import Sms, SmsChannel, SmsDeliveryError
+from .config import NotificationSettings
+from .domain import Message, Recipient, record_failure, record_sent, stamp
+from .templates import Language, render
+
+log = get_logger("notifications.sms")
+LEASE = timedelta(seconds=60)
+BATCH = 50
+
+
+class SmsDispatcher:
+    def __init__(
+        self,
+        settings: NotificationSettings,
+        *,
+        messages: AggregateStore[Message],
+        recipients: AsyncCollection[dict[str, Any]],
+        channel: SmsChannel,
+    ) -> None:
+        self.settings = settings
+        self.messages = messages
+        self.recipients = recipients
+        self.channel = channel
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver what is due, then sleep until woken or the next poll; forever."""
+        while True:
+            try:
+                busy = await self.dispatch_due()
+            except Exception as err:  # database down or a bug: keep the worker alive
+                log.warning("sms.dispatch_failed", error=repr(err))
+                busy = 0
+            if busy:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+
+    async def dispatch_due(self) -> int:
+        """One pass over the due messages (urgent ones first); returns how many were tried."""
+        now = datetime.now(UTC)
+        docs = await self.messages.collection.find(
+            {"status": "pending", "next_attempt_at": {"$lte": stamp(now)}}
+        ).sort([("urgent", -1), ("next_attempt_at", 1)]).limit(BATCH).to_list()
+        tried = 0
+        for doc in docs:
+            if await self._claim(doc, now):
+                await self._deliver(Message.model_validate(doc))
+                tried += 1
+        return tried
+
+    async def _claim(self, doc: dict[str, Any], now: datetime) -> bool:
+        res = await self.messages.collection.update_one(
+            {"_id": doc["_id"], "status": "pending", "next_attempt_at": doc["next_attempt_at"]},
+            {"$set": {"next_attempt_at": stamp(now + LEASE)}},
+        )
+        return res.modified_count == 1
+
+    async def _contact(self, person_id: str) -> tuple[str, str, Language]:
+        """(name, mobile, language) of the person, or SmsDeliveryError if not known yet."""
+        doc = await self.recipients.find_one({"_id": person_id})
+        recipient = Recipient.model_validate(doc) if doc else None
+        if recipient is None or not recipient.mobile or not recipient.name:
+            raise SmsDeliveryError(f"no contact details for person {person_id} yet")
+        return recipient.name, recipient.mobile, recipient.language
+
+    async def _deliver(self, message: Message) -> None:
+        try:
+            name, mobile, language = await self._contact(message.person_id)
+            text = render(message.template, language, name, message.params)
+            await self.channel.send(Sms(message.message_id, message.person_id, mobile, text, message.urgent))
+        except SmsDeliveryError as err:
+            s = self.settings
+            outcome = await self.messages.execute(message.message_id, record_failure(
+                now=datetime.now(UTC), channel=self.channel.name, error=str(err), max_attempts=s.sms_max_attempts,
+                base=s.sms_backoff_seconds, cap=s.sms_backoff_max_seconds), correlation_id=message.correlation_id)
+            log.warning("sms.attempt_failed", message_id=message.message_id, error=str(err),
+                        status=outcome.state.status if outcome.state else None)
+            return
+        await self.messages.execute(message.message_id, record_sent(
+            now=datetime.now(UTC), channel=self.channel.name, language=language, text=text, mobile=mobile),
+            correlation_id=message.correlation_id)

@@ -1,0 +1,159 @@
+"""Messages to cardholders and their delivery state: pure rules, no I/O.
+
+Each message is its own aggregate (id derived from the cause event and the template,
+so one event never yields the same message twice). Its status moves
+pending -> sent, or pending -> (retry later) -> ... -> failed once the attempts are
+exhausted; each outcome is published (NotificationSent / NotificationFailed) in the
+same write as the status.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, PlainSerializer
+
+from shared.errors import Invalid
+from shared.events import CloudEvent, NotificationFailed, NotificationSent
+from shared.outbox import Decision
+
+from .compose import Draft
+from .templates import Language
+
+Status = Literal["pending", "sent", "failed"]
+_IDS = uuid.UUID("6f1c1d52-7b0e-4c4e-9a51-2f3d0c1f5e10")
+
+
+def stamp(instant: datetime) -> str:
+    """A UTC instant as fixed-width text: sorts and compares like the instant itself."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Instant = Annotated[datetime, PlainSerializer(stamp, return_type=str, when_used="json")]
+
+
+class Recipient(BaseModel):
+    """How to reach a person and which cards they hold (from identity's and cards' events)."""
+
+    person_id: str
+    name: str | None = None
+    mobile: str | None = None
+    language: Language = "zh"
+    cards: dict[str, str] = {}
+
+
+class Message(BaseModel):
+    """One message to a cardholder: what it says (template and parameters) and how its delivery went."""
+
+    message_id: str
+    person_id: str
+    template: str
+    params: dict[str, Any]
+    urgent: bool
+    card_number: str | None
+    cause_event_id: str
+    cause_type: str
+    correlation_id: str
+    created_at: Instant
+    status: Status = "pending"
+    attempts: int = 0
+    next_attempt_at: Instant | None = None
+    last_error: str | None = None
+    channel: str | None = None
+    language: Language | None = None
+    text: str | None = None
+    mobile: str | None = None
+    sent_at: Instant | None = None
+
+
+def message_id(cause_event_id: str, template: str) -> str:
+    """The same cause and template always give the same id."""
+    return "M" + uuid.uuid5(_IDS, f"{cause_event_id}/{template}").hex
+
+
+def backoff(attempts: int, base: float, cap: float) -> timedelta:
+    """Delay after the n-th failed attempt: base, 2*base, 4*base ... at most cap."""
+    return timedelta(seconds=min(cap, base * 2 ** max(attempts - 1, 0)))
+
+
+def create_message(draft: Draft, cause: CloudEvent, now: datetime) -> Callable[[Message | None], Decision[Message]]:
+    """A new pending message, due now; an existing one stays as it is."""
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is not None:
+            return Decision(state)
+        return Decision(Message(
+            message_id=message_id(cause.id, draft.template), person_id=draft.person_id, template=draft.template,
+            params=draft.params, urgent=draft.urgent, card_number=draft.card_number, cause_event_id=cause.id,
+            cause_type=cause.type, correlation_id=cause.correlationid, created_at=now, next_attempt_at=now,
+        ))
+
+    return decide
+
+
+def record_sent(
+    *, now: datetime, channel: str, language: Language, text: str, mobile: str
+) -> Callable[[Message | None], Decision[Message]]:
+    """The channel accepted the message: it is sent (a message already settled stays so)."""
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None or state.status != "pending":
+            return Decision(state)
+        sent = state.model_copy(update={
+            "status": "sent", "attempts": state.attempts + 1, "next_attempt_at": None, "channel": channel,
+            "language": language, "text": text, "mobile": mobile, "sent_at": now, "last_error": None})
+        return Decision(sent, [NotificationSent(
+            person_id=sent.person_id, message_id=sent.message_id, template=sent.template, channel=channel,
+            cause_event_id=sent.cause_event_id, urgent=sent.urgent, card_number=sent.card_number)])
+
+    return decide
+
+
+def record_failure(
+    *, now: datetime, channel: str, error: str, max_attempts: int, base: float, cap: float
+) -> Callable[[Message | None], Decision[Message]]:
+    """The attempt failed: retry later with backoff, or fail for good after the last attempt."""
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None or state.status != "pending":
+            return Decision(state)
+        attempts = state.attempts + 1
+        if attempts < max_attempts:
+            return Decision(state.model_copy(update={
+                "attempts": attempts, "last_error": error, "channel": channel,
+                "next_attempt_at": now + backoff(attempts, base, cap)}))
+        failed = state.model_copy(update={
+            "status": "failed", "attempts": attempts, "last_error": error, "channel": channel,
+            "next_attempt_at": None})
+        return Decision(failed, [NotificationFailed(
+            person_id=failed.person_id, message_id=failed.message_id, template=failed.template, channel=channel,
+            cause_event_id=failed.cause_event_id, attempts=attempts, error=error, card_number=failed.card_number)])
+
+    return decide
+
+
+def event_type_index(type_strings: list[str]) -> dict[str, set[str]]:
+    """Every type string and every event name (``CardLost``: all its versions) -> type strings."""
+    index: dict[str, set[str]] = {}
+    for t in type_strings:
+        index[t] = {t}
+        index.setdefault(t.split(".")[-2], set()).add(t)
+    return index
+
+
+def normalise_event_types(requested: list[str], index: dict[str, set[str]]) -> list[str]:
+    """Webhook event types as full type strings; names (``CardLost``) are accepted too.
+
+    Raises Invalid naming the unknown entries. An empty list means every type.
+    """
+    unknown = [t for t in requested if t not in index]
+    if unknown:
+        raise Invalid(f"unknown event types: {', '.join(unknown)}; see /asyncapi.json for the catalogue")
+    return sorted({full for t in requested for full in index[t]})
+
+
+def subscribed(event_types: list[str], event_type: str) -> bool:
+    return not event_types or event_type in event_types

@@ -1,0 +1,74 @@
+"""Event handlers: every consumed event is kept and fanned out to webhooks; identity's,
+cards' and bank's events feed the projections; cardholder-facing ones become messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.events import CardCancelled, CardIssued, CloudEvent, MerchantRegistered, PersonRegistered
+from shared.outbox import AggregateStore
+from shared.projection import apply_once
+
+from .compose import draft_for
+from .delivery import SmsDispatcher
+from .domain import Message, create_message, message_id
+from .webhooks import WebhookHub
+
+
+class EventHandler:
+    def __init__(
+        self,
+        *,
+        messages: AggregateStore[Message],
+        recipients: AsyncCollection[dict[str, Any]],
+        merchants: AsyncCollection[dict[str, Any]],
+        hub: WebhookHub,
+        dispatcher: SmsDispatcher,
+    ) -> None:
+        self.messages = messages
+        self.recipients = recipients
+        self.merchants = merchants
+        self.hub = hub
+        self.dispatcher = dispatcher
+
+    async def __call__(self, event: CloudEvent) -> None:
+        await self.hub.record(event)
+        await self._project(event)
+        await self._compose(event)
+
+    async def _project(self, event: CloudEvent) -> None:
+        """Who can be reached how, which card is whose, what each merchant is called."""
+        data = event.data
+        match data:
+            case PersonRegistered():
+                update = {"$set": {"person_id": data.person_id, "name": data.name, "mobile": data.mobile,
+                                   "language": data.language}}
+            case CardIssued():
+                update = {"$set": {"person_id": data.person_id, f"cards.{data.card_number}": "active"}}
+            case CardCancelled():
+                update = {"$set": {"person_id": data.person_id, f"cards.{data.card_number}": "cancelled"}}
+            case MerchantRegistered():
+                await apply_once(self.merchants, data.merchant_id, event, {"$set": {"name": data.name}})
+                return
+            case _:
+                return
+        await apply_once(self.recipients, data.person_id, event, update)
+
+    async def _compose(self, event: CloudEvent) -> None:
+        """The cardholder's message for this event, created once (a redelivery changes nothing)."""
+        merchant_name = None
+        merchant_id = getattr(event.data, "merchant_id", None)
+        if merchant_id:
+            merchant = await self.merchants.find_one({"_id": merchant_id})
+            merchant_name = merchant["name"] if merchant else None
+        draft = draft_for(event.data, merchant_name)
+        if draft is None:
+            return
+        await self.messages.execute(
+            message_id(event.id, draft.template), create_message(draft, event, datetime.now(UTC)),
+            correlation_id=event.correlationid, cause=event,
+        )
+        self.dispatcher.wake()

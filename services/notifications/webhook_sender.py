@@ -1,0 +1,107 @@
+"""The webhook sender: POSTs each subscription's queue in order, signed, with backoff.
+
+Per subscription only the head of the queue (lowest sequence still pending) is ever
+tried: event n+1 waits until n succeeded, so a receiver that was down gets everything,
+in order, once it is back. Failures back off exponentially up to a cap and are retried
+until they succeed (or the subscription is deleted). The first attempts of each
+delivery are logged in full; later ones update the last status, error and count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from shared.logging import get_logger
+
+from .config import NotificationSettings
+from .domain import backoff
+from .signing import signed_headers
+from .webhooks import WebhookHub
+
+log = get_logger("notifications.webhooks")
+LOGGED_ATTEMPTS = 20
+
+
+class WebhookSender:
+    def __init__(self, settings: NotificationSettings, hub: WebhookHub) -> None:
+        self.settings = settings
+        self.hub = hub
+
+    async def run(self) -> None:
+        """Drain every subscription's queue, then sleep until woken or the next poll; forever."""
+        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds) as client:
+            while True:
+                try:
+                    subs = await self.hub.active()
+                    progressed = any(await asyncio.gather(*(self._drain(client, s) for s in subs)))
+                except Exception as err:  # database down or a bug: keep the worker alive
+                    log.warning("webhooks.send_failed", error=repr(err))
+                    progressed = False
+                if progressed:
+                    continue
+                self.hub.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.hub.wake.wait(), self.settings.worker_poll_seconds)
+
+    async def _drain(self, client: httpx.AsyncClient, sub: dict[str, Any]) -> bool:
+        """Deliver the subscription's due head, and the next, until one fails or none is due."""
+        delivered = False
+        while True:
+            heads = await self.hub.deliveries.find(
+                {"webhook_id": sub["_id"], "status": "pending"}).sort("seq", 1).limit(1).to_list()
+            head = heads[0] if heads else None
+            now = datetime.now(UTC)
+            if head is None or head["next_attempt_at"] > now or not await self._claim(head, now):
+                return delivered
+            if not await self._attempt(client, sub, head):
+                return delivered
+            delivered = True
+
+    async def _claim(self, head: dict[str, Any], now: datetime) -> bool:
+        lease = timedelta(seconds=self.settings.webhook_timeout_seconds + 30)
+        res = await self.hub.deliveries.update_one(
+            {"_id": head["_id"], "status": "pending", "next_attempt_at": head["next_attempt_at"]},
+            {"$set": {"next_attempt_at": now + lease}})
+        return res.modified_count == 1
+
+    async def _attempt(self, client: httpx.AsyncClient, sub: dict[str, Any], delivery: dict[str, Any]) -> bool:
+        """One signed POST of the delivery's event; records the outcome. True if accepted (2xx)."""
+        stored = await self.hub.events.find_one({"_id": delivery["event_id"]})
+        started = time.monotonic()
+        code: int | None = None
+        if stored is None:
+            error: str | None = f"event {delivery['event_id']} is not in the event store"
+        else:
+            body = json.dumps(stored["envelope"], separators=(",", ":"), ensure_ascii=False).encode()
+            headers = signed_headers(sub["secret"], delivery["event_id"], int(time.time()), body)
+            try:
+                response = await client.post(sub["url"], content=body, headers=headers)
+                code = response.status_code
+                error = None if response.is_success else f"HTTP {code}: {response.text[:200]}"
+            except httpx.HTTPError as err:
+                error = f"{type(err).__name__}: {err}"
+        await self._record(delivery, code, error, round((time.monotonic() - started) * 1000))
+        return error is None
+
+    async def _record(self, delivery: dict[str, Any], code: int | None, error: str | None, ms: int) -> None:
+        now = datetime.now(UTC)
+        attempts = delivery["attempts"] + 1
+        fields: dict[str, Any] = {"last_status_code": code, "last_error": error, "last_attempt_at": now}
+        if error is None:
+            fields |= {"status": "delivered", "delivered_at": now, "next_attempt_at": None}
+        else:
+            s = self.settings
+            delay = backoff(attempts, s.webhook_backoff_seconds, s.webhook_backoff_max_seconds)
+            fields["next_attempt_at"] = now + delay
+            log.info("webhooks.attempt_failed", delivery_id=delivery["_id"], error=error, attempts=attempts)
+        update: dict[str, Any] = {"$set": fields, "$inc": {"attempts": 1}}
+        if attempts <= LOGGED_ATTEMPTS:
+            update["$push"] = {"log": {"at": now, "status_code": code, "error": error, "duration_ms": ms}}
+        await self.hub.deliveries.update_one({"_id": delivery["_id"], "status": "pending"}, update)

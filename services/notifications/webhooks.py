@@ -1,0 +1,153 @@
+"""Webhook subscriptions, the store of received events and the per-subscription queue.
+
+Every consumed event is kept (``received_events``, for replays; its time as a
+sortable stamp to the microsecond) and enqueued for each matching subscription as a
+delivery with the subscription's next sequence number; the sender delivers them
+strictly in that order. Enqueueing an event is idempotent
+(the delivery id derives from subscription and event), so a redelivered event is
+queued once; a resend or a replay enqueues anew, at the end of the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.errors import Conflict, Invalid, NotFound
+from shared.events import CloudEvent
+from shared.ids import new_id
+
+from .domain import stamp, subscribed
+from .signing import new_secret
+
+Reason = Literal["event", "resend", "replay"]
+REPLAY_LIMIT = 10_000
+_IDS = uuid.UUID("0b5e7b8e-3f7d-4d1e-8f49-54cf0f8c2a61")
+
+
+def structured(event: CloudEvent) -> dict[str, Any]:
+    """The event in CloudEvents structured JSON mode (attributes without value left out)."""
+    envelope = event.model_dump(mode="json")
+    return {k: v for k, v in envelope.items() if v is not None}
+
+
+class WebhookHub:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.subscriptions = db["webhooks"]
+        self.deliveries = db["webhook_deliveries"]
+        self.events = db["received_events"]
+        self.wake = asyncio.Event()
+
+    async def create_indexes(self) -> None:
+        await self.events.create_index([("time", 1), ("received_at", 1)])
+        await self.deliveries.create_index([("webhook_id", 1), ("status", 1), ("seq", 1)])
+        await self.deliveries.create_index([("webhook_id", 1), ("seq", 1)])
+
+    # -- subscriptions -------------------------------------------------------------
+    async def subscribe(self, *, url: str, event_types: list[str], secret: str | None) -> dict[str, Any]:
+        doc = {"_id": new_id("wh_"), "url": url, "event_types": event_types, "secret": secret or new_secret(),
+               "active": True, "created_at": datetime.now(UTC), "next_seq": 0}
+        await self.subscriptions.insert_one(doc)
+        return doc
+
+    async def active(self) -> list[dict[str, Any]]:
+        return await self.subscriptions.find({"active": True}).sort("created_at", 1).to_list()
+
+    async def get(self, webhook_id: str) -> dict[str, Any]:
+        doc = await self.subscriptions.find_one({"_id": webhook_id, "active": True})
+        if doc is None:
+            raise NotFound(f"no webhook subscription {webhook_id}")
+        return doc
+
+    async def unsubscribe(self, webhook_id: str) -> None:
+        """Deactivate the subscription and cancel what it still had to deliver."""
+        res = await self.subscriptions.update_one({"_id": webhook_id, "active": True},
+                                                  {"$set": {"active": False, "deleted_at": datetime.now(UTC)}})
+        if res.matched_count == 0:
+            raise NotFound(f"no webhook subscription {webhook_id}")
+        await self.deliveries.update_many({"webhook_id": webhook_id, "status": "pending"},
+                                          {"$set": {"status": "cancelled", "next_attempt_at": None}})
+
+    # -- received events and fan-out -------------------------------------------------
+    async def record(self, event: CloudEvent) -> None:
+        """Keep the event and enqueue it once for every subscription that wants it."""
+        with contextlib.suppress(DuplicateKeyError):  # a redelivery: the fan-out below is idempotent too
+            await self.events.insert_one({"_id": event.id, "type": event.type, "time": stamp(event.time),
+                                          "received_at": datetime.now(UTC), "envelope": structured(event)})
+        queued = False
+        for sub in await self.active():
+            if subscribed(sub["event_types"], event.type):
+                delivery_id = "D" + uuid.uuid5(_IDS, f"{sub['_id']}/{event.id}").hex
+                queued |= await self._enqueue(sub["_id"], event.id, event.type, delivery_id, "event") is not None
+        if queued:
+            self.wake.set()
+
+    async def _enqueue(self, webhook_id: str, event_id: str, event_type: str, delivery_id: str, reason: Reason,
+                       resend_of: str | None = None) -> dict[str, Any] | None:
+        """Append a delivery to the subscription's queue; None if that delivery exists."""
+        if await self.deliveries.find_one({"_id": delivery_id}, {"_id": 1}):
+            return None
+        sub = await self.subscriptions.find_one_and_update(
+            {"_id": webhook_id}, {"$inc": {"next_seq": 1}}, return_document=ReturnDocument.AFTER)
+        if sub is None:
+            raise NotFound(f"no webhook subscription {webhook_id}")
+        now = datetime.now(UTC)
+        doc = {"_id": delivery_id, "webhook_id": webhook_id, "event_id": event_id, "event_type": event_type,
+               "seq": sub["next_seq"], "reason": reason, "resend_of": resend_of, "status": "pending",
+               "attempts": 0, "created_at": now, "next_attempt_at": now, "last_status_code": None,
+               "last_error": None, "delivered_at": None, "log": []}
+        try:
+            await self.deliveries.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return doc
+
+    # -- deliveries ----------------------------------------------------------------------
+    async def deliveries_of(self, webhook_id: str, status: str | None, limit: int) -> list[dict[str, Any]]:
+        await self.get(webhook_id)
+        query: dict[str, Any] = {"webhook_id": webhook_id}
+        if status:
+            query["status"] = status
+        return await self.deliveries.find(query).sort("seq", -1).limit(limit).to_list()
+
+    async def resend(self, webhook_id: str, delivery_id: str) -> dict[str, Any]:
+        """A pending delivery is tried now; a delivered or cancelled one is enqueued again."""
+        sub = await self.get(webhook_id)
+        delivery = await self.deliveries.find_one({"_id": delivery_id, "webhook_id": sub["_id"]})
+        if delivery is None:
+            raise NotFound(f"no delivery {delivery_id} for webhook {webhook_id}")
+        if delivery["status"] == "pending":
+            await self.deliveries.update_one({"_id": delivery_id, "status": "pending"},
+                                             {"$set": {"next_attempt_at": datetime.now(UTC)}})
+            doc = await self.deliveries.find_one({"_id": delivery_id})
+        else:
+            doc = await self._enqueue(webhook_id, delivery["event_id"], delivery["event_type"],
+                                      "D" + uuid.uuid4().hex, "resend", resend_of=delivery_id)
+        if doc is None:
+            raise Conflict(f"delivery {delivery_id} changed meanwhile; list the deliveries again")
+        self.wake.set()
+        return doc
+
+    async def replay(self, webhook_id: str, since: datetime, until: datetime) -> int:
+        """Enqueue again every kept event of [since, until) that the subscription wants, oldest first."""
+        if since >= until:
+            raise Invalid("the replay range is empty: 'since' must be before 'until'")
+        sub = await self.get(webhook_id)
+        found = await self.events.find({"time": {"$gte": stamp(since), "$lt": stamp(until)}}, {"type": 1}).sort(
+            [("time", 1), ("received_at", 1)]).limit(REPLAY_LIMIT + 1).to_list()
+        if len(found) > REPLAY_LIMIT:
+            raise Invalid(f"more than {REPLAY_LIMIT} events in that range; replay a shorter one")
+        count = 0
+        for event in found:
+            if subscribed(sub["event_types"], event["type"]):
+                await self._enqueue(webhook_id, event["_id"], event["type"], "D" + uuid.uuid4().hex, "replay")
+                count += 1
+        self.wake.set()
+        return count

@@ -1,0 +1,103 @@
+"""Write or check the committed contract under ``contract/``.
+
+    python -m shared.contract.generate          # write the files; refuses a breaking change
+    python -m shared.contract.generate --check  # exit 1 when the files are stale or a change breaks
+
+Files: ``schemas/<event type>.json`` (one per type; files of retired versions stay),
+``asyncapi.yaml`` and ``asyncapi.json`` (the same document).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .asyncapi import build_asyncapi
+from .compat import compare_contract, load_committed
+from .schemas import all_event_schemas
+
+CONTRACT_DIR = Path(__file__).resolve().parents[2] / "contract"
+
+
+def _json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings as literal blocks, so the descriptions stay readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def asyncapi_yaml(doc: dict[str, Any]) -> str:
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def render() -> dict[str, str]:
+    """Every generated file's text, by path relative to the contract directory."""
+    files = {f"schemas/{t}.json": _json(s) for t, s in all_event_schemas().items()}
+    doc = build_asyncapi()
+    files["asyncapi.json"] = _json(doc)
+    files["asyncapi.yaml"] = asyncapi_yaml(doc)
+    return files
+
+
+def stale_files(directory: Path) -> list[str]:
+    """Generated files that are missing or differ on disk."""
+    return [rel for rel, text in render().items()
+            if not (directory / rel).is_file() or (directory / rel).read_text(encoding="utf-8") != text]
+
+
+def breaking(directory: Path) -> list[str]:
+    return compare_contract(load_committed(directory / "schemas"), all_event_schemas())
+
+
+def write(directory: Path) -> list[str]:
+    """Write the files that changed; return their relative paths."""
+    changed = stale_files(directory)
+    files = render()
+    for rel in changed:
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[rel], encoding="utf-8")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.contract.generate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=CONTRACT_DIR, help="contract directory (default: %(default)s)")
+    parser.add_argument("--check", action="store_true", help="write nothing; fail if stale or breaking")
+    parser.add_argument("--allow-breaking", action="store_true",
+                        help="write even if a committed schema would change incompatibly (consumers break)")
+    args = parser.parse_args(argv)
+    breaks = breaking(args.out)
+    for line in breaks:
+        print(f"BREAKING {line}", file=sys.stderr)
+    if breaks and (args.check or not args.allow_breaking):
+        print("raise the event's version (a new type string) instead of changing it in place", file=sys.stderr)
+        return 1
+    if args.check:
+        stale = stale_files(args.out)
+        for rel in stale:
+            print(f"STALE {rel}", file=sys.stderr)
+        if stale:
+            print("run: python -m shared.contract.generate", file=sys.stderr)
+        return 1 if stale else 0
+    for rel in write(args.out):
+        print(f"wrote {args.out / rel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Messages to cardholders against the real Kafka broker and MongoDB-wire server."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.codec import from_record
+from shared.events import (
+    CardIssued,
+    CardLost,
+    CardPasswordLocked,
+    CardPasswordReset,
+    FraudAlertRaised,
+    MerchantRegistered,
+    PurchaseAuthorised,
+)
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+from tests.helpers import auth, eventually, read_service_topic
+from tests.integration.notifications_support import (
+    CARD,
+    WebhookReceiver,
+    applied,
+    event,
+    person,
+    produce,
+    running_notifications,
+)
+
+pytestmark = pytest.mark.infra
+WAIT = 90.0  # the shared MongoDB-wire server can stall for tens of seconds under other load
+
+
+async def messages(client: httpx.AsyncClient, settings: Settings, person_id: str, **query: str) -> list[Any]:
+    response = await client.get("/v1/messages", params={"person_id": person_id, **query},
+                                headers=auth(settings, "operator"))
+    assert response.status_code == 200, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
+
+
+async def outbox(client: httpx.AsyncClient, settings: Settings, person_id: str) -> list[Any]:
+    response = await client.get("/v1/sms-gateway/outbox", params={"person_id": person_id},
+                                headers=auth(settings, "operator"))
+    assert response.status_code == 200, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
+
+
+async def handled(runtime: ServiceRuntime, n: int) -> None:
+    async def check() -> bool:
+        return applied(runtime) >= n
+    await eventually(check, timeout=WAIT)
+
+
+async def test_a_loss_report_yields_exactly_one_sms_with_the_voucher_even_when_delivered_twice(
+    settings: Settings,
+) -> None:
+    lost = event(CardLost(person_id="P1", card_number=CARD, channel="online", voucher="GS202601050001",
+                          business_date=date(2026, 1, 5)), "P1", sequence=2)
+    async with running_notifications(settings) as (client, runtime):
+        # The person is registered, holds a card, reports it lost; the loss event arrives twice.
+        await produce(settings, [person("P1"), event(CardIssued(person_id="P1", card_number=CARD, agent_bank="BOC"),
+                                                     "P1", sequence=1), lost, lost])
+        await handled(runtime, 4)
+
+        async def sent() -> bool:
+            return [m["status"] for m in await messages(client, settings, "P1")] == ["sent"]
+        await eventually(sent, timeout=WAIT)
+        # ... and once more after the SMS went out.
+        await produce(settings, [lost])
+        await handled(runtime, 5)
+        sms = await outbox(client, settings, "P1")
+        own = await client.get("/v1/persons/P1/messages", headers=auth(settings, "cardholder", person_id="P1"))
+        other = await client.get("/v1/persons/P2/messages", headers=auth(settings, "cardholder", person_id="P1"))
+        anonymous = await client.get("/v1/persons/P1/messages")
+        recipient = await client.get("/v1/recipients/P1", headers=auth(settings, "operator"))
+    assert len(sms) == 1
+    assert "挂失凭证号GS202601050001" in sms[0]["text"] and "尾号2345" in sms[0]["text"]
+    assert CARD not in sms[0]["text"] and sms[0]["mobile"] == "138****8000"
+    [message] = own.json()["data"]
+    assert (message["template"], message["attempts"], message["card"]) == ("card_lost", 1, "****2345")
+    assert message["text"] == sms[0]["text"] and message["cause_event_id"] == lost.id
+    assert (other.status_code, anonymous.status_code) == (403, 401)
+    assert recipient.json()["cards"] == {CARD: "active"} and recipient.json()["mobile"] == "138****8000"
+    [record] = await read_service_topic(settings, "notifications", 1, timeout=WAIT)
+    published = from_record(record)
+    assert published.name == "NotificationSent" and published.subject == CARD
+    assert published.data.message_id == message["message_id"]  # type: ignore[attr-defined]
+    assert published.correlationid == lost.correlationid
+
+
+async def test_a_failing_channel_is_retried_with_backoff_and_finally_marked_failed_visibly(
+    settings: Settings,
+) -> None:
+    fraud = event(FraudAlertRaised(person_id="P7", card_number=CARD, authorisation_id="AU1", merchant_id="M1",
+                                   amount_fen=30000, attempted_at=datetime(2026, 1, 5, 6, 30, tzinfo=UTC)), "P7")
+    async with running_notifications(settings, sms_max_attempts=3) as (client, _):
+        operator = auth(settings, "operator")
+        drill = await client.post("/v1/sms-gateway/failures", json={"count": 3}, headers=operator)
+        assert drill.json() == {"channel": "sms-simulator", "fail_next": 3}
+        await produce(settings, [person("P7", language="en", name="Li Lei"), fraud])
+
+        async def failed() -> bool:
+            return len(await messages(client, settings, "P7", status="failed")) == 1
+        await eventually(failed, timeout=WAIT)
+        [message] = await messages(client, settings, "P7", status="failed")
+        assert await outbox(client, settings, "P7") == []
+        # The simulator works again: the next message goes through on its second attempt.
+        await client.post("/v1/sms-gateway/failures", json={"count": 1}, headers=operator)
+        await produce(settings, [event(CardPasswordLocked(person_id="P7", card_number=CARD, failures=3), "P7", 2)])
+
+        async def locked_sent() -> bool:
+            return len(await messages(client, settings, "P7", status="sent")) == 1
+        await eventually(locked_sent, timeout=WAIT)
+        [locked] = await messages(client, settings, "P7", status="sent")
+        [sms] = await outbox(client, settings, "P7")
+    assert (message["template"], message["attempts"], message["urgent"]) == ("fraud_alert", 3, True)
+    assert "simulated gateway failure" in message["last_error"] and message["next_attempt_at"] is None
+    assert (locked["template"], locked["attempts"], locked["language"]) == ("password_locked", 2, "en")
+    assert sms["text"].startswith("[MedCard] Dear Li Lei, card ending 2345 is locked")
+    records = await read_service_topic(settings, "notifications", 2, timeout=WAIT)
+    outcomes = sorted((r.data.template, r.name) for r in map(from_record, records))  # type: ignore[attr-defined]
+    assert outcomes == [("fraud_alert", "NotificationFailed"), ("password_locked", "NotificationSent")]
+
+
+async def test_a_purchase_message_names_the_merchant_from_the_banks_register(settings: Settings) -> None:
+    async with running_notifications(settings) as (client, _):
+        await produce(settings, [
+            person("P3"),
+            event(MerchantRegistered(merchant_id="M9", name="同仁堂药店", kind="pharmacy", designated=True), "M9"),
+            event(PurchaseAuthorised(person_id="P3", card_number=CARD, authorisation_id="AU9", merchant_id="M9",
+                                     amount_fen=2050, balance_after_fen=10295, business_date=date(2026, 1, 5)),
+                  "P3"),
+        ])
+
+        async def delivered() -> bool:
+            return len(await outbox(client, settings, "P3")) == 1
+        await eventually(delivered, timeout=WAIT)
+        [sms] = await outbox(client, settings, "P3")
+        refused = await client.post("/v1/sms-gateway/failures", json={"count": 1},
+                                    headers=auth(settings, "cardholder", person_id="P3"))
+    assert "在同仁堂药店消费20.50元，余额102.95元" in sms["text"]
+    assert refused.status_code == 403
+
+
+async def test_a_real_provider_gets_each_sms_as_json_with_its_idempotency_key(settings: Settings) -> None:
+    provider = WebhookReceiver()  # any HTTP endpoint will do: this one records what it is sent
+    await provider.start()
+    try:
+        async with running_notifications(settings, sms_channel="http", sms_http_url=provider.url) as (client, _):
+            await produce(settings, [person("P4", language="en", name="Han Meimei"),
+                                     event(CardPasswordReset(person_id="P4", card_number=CARD), "P4")])
+
+            async def posted() -> bool:
+                return len(provider.received) == 1 and len(await messages(client, settings, "P4", status="sent")) == 1
+            await eventually(posted, timeout=WAIT)
+            drill = await client.post("/v1/sms-gateway/failures", json={"count": 1}, headers=auth(settings, "operator"))
+    finally:
+        await provider.stop()
+    [request] = provider.received
+    body = request.json()
+    assert request.headers["idempotency-key"] == body["message_id"]
+    assert (body["mobile"], body["urgent"]) == ("13800138000", False)
+    assert body["text"].startswith("[MedCard] Dear Han Meimei, the password of card ending 2345 was reset")
+    assert drill.status_code == 409 and "sms-http" in drill.json()["detail"]

@@ -1,0 +1,163 @@
+"""Webhooks to a real local HTTP receiver, against the real Kafka broker and MongoDB-wire server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.events import CloudEvent, MonthlyTransfer
+from shared.settings import Settings
+from tests.helpers import auth, eventually
+from tests.integration.notifications_support import (
+    CARD,
+    WebhookReceiver,
+    applied,
+    event,
+    produce,
+    running_notifications,
+    verify_standard_webhook,
+)
+
+pytestmark = pytest.mark.infra
+WAIT = 90.0  # the shared MongoDB-wire server can stall for tens of seconds under other load
+
+
+def transfer(n: int) -> CloudEvent:
+    """The n-th monthly transfer of person P5 (one key: the bank publishes them in this order)."""
+    return event(MonthlyTransfer(person_id="P5", account_id="A5", card_number=CARD, month=f"2026-{n:02d}",
+                                 contribution_id=f"C{n}", amount_fen=10000, balance_after_fen=10000 * n), "P5", n)
+
+
+async def deliveries(client: httpx.AsyncClient, settings: Settings, webhook_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=auth(settings, "operator"))
+    assert response.status_code == 200, response.text
+    return sorted(response.json()["data"], key=lambda d: d["seq"])
+
+
+async def received(receiver: WebhookReceiver, n: int) -> None:
+    async def check() -> bool:
+        return len(receiver.received) >= n
+    await eventually(check, timeout=WAIT)
+
+
+async def test_a_receiver_gets_signed_cloudevents_and_after_being_down_everything_it_missed_in_order(
+    settings: Settings,
+) -> None:
+    receiver = WebhookReceiver()
+    await receiver.start()
+    events = [transfer(n) for n in range(1, 5)]
+    try:
+        async with running_notifications(settings) as (client, _):
+            operator = auth(settings, "operator")
+            created = await client.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["MonthlyTransfer"]},
+                                        headers=operator)
+            assert created.status_code == 201, created.text
+            hook = created.json()
+            assert hook["event_types"] == ["cn.medcard.bank.MonthlyTransfer.v1"]
+            # Up: the first event arrives, signed.
+            await produce(settings, events[:1])
+            await received(receiver, 1)
+            first = receiver.received[0]
+            # Down: the next three cannot be delivered; only the first of them is tried.
+            await receiver.stop()
+            await produce(settings, events[1:])
+
+            async def head_retried() -> bool:
+                log = await deliveries(client, settings, hook["webhook_id"])
+                return len(log) == 4 and log[1]["attempts"] >= 2
+            await eventually(head_retried, timeout=WAIT)
+            while_down = await deliveries(client, settings, hook["webhook_id"])
+            # Back up: everything it missed arrives, in order.
+            await receiver.start()
+            await received(receiver, 4)
+
+            async def all_delivered() -> bool:
+                return {d["status"] for d in await deliveries(client, settings, hook["webhook_id"])} == {"delivered"}
+            await eventually(all_delivered, timeout=WAIT)
+            after = await deliveries(client, settings, hook["webhook_id"])
+            listed = await client.get("/v1/webhooks", headers=operator)
+    finally:
+        await receiver.stop()
+
+    assert first.headers["content-type"].startswith("application/cloudevents+json")
+    assert first.headers["webhook-id"] == events[0].id
+    assert verify_standard_webhook(hook["secret"], first)
+    assert not verify_standard_webhook("whsec_" + "A" * 32, first)
+    body = first.json()
+    assert (body["specversion"], body["id"]) == ("1.0", events[0].id)
+    assert body["type"] == "cn.medcard.bank.MonthlyTransfer.v1"
+    assert body["data"]["balance_after_fen"] == 10000 and body["subject"] == CARD
+
+    assert [d["status"] for d in while_down] == ["delivered", "pending", "pending", "pending"]
+    assert while_down[1]["last_status_code"] is None and "ConnectError" in while_down[1]["last_error"]
+    assert [d["attempts"] for d in while_down[2:]] == [0, 0], "event n+1 was tried before n succeeded"
+
+    assert [r.headers["webhook-id"] for r in receiver.received] == [e.id for e in events]
+    assert all(verify_standard_webhook(hook["secret"], r) for r in receiver.received)
+    assert [d["last_status_code"] for d in after] == [204] * 4
+    assert after[1]["log"][-1]["status_code"] == 204 and after[1]["log"][0]["status_code"] is None
+    assert "secret" not in listed.json()["data"][0]
+
+
+async def test_an_operator_can_resend_replay_and_delete_a_subscription(settings: Settings) -> None:
+    receiver = WebhookReceiver()
+    await receiver.start()
+    events = [transfer(n) for n in range(1, 4)]
+    try:
+        async with running_notifications(settings) as (client, runtime):
+            operator = auth(settings, "operator")
+            hook = (await client.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["MonthlyTransfer"]},
+                                      headers=operator)).json()
+            await produce(settings, events)
+            await received(receiver, 3)
+            first = (await deliveries(client, settings, hook["webhook_id"]))[0]
+            # Resend the first delivery, then replay the last two events by their time range.
+            resent = await client.post(f"/v1/webhooks/{hook['webhook_id']}/deliveries/{first['delivery_id']}/resend",
+                                       headers=operator)
+            await received(receiver, 4)
+            since, until = events[1].time.isoformat(), (events[2].time + timedelta(microseconds=1)).isoformat()
+            replay = await client.post(f"/v1/webhooks/{hook['webhook_id']}/replay",
+                                       json={"since": since, "until": until}, headers=operator)
+            await received(receiver, 6)
+            empty = await client.post(f"/v1/webhooks/{hook['webhook_id']}/replay",
+                                      json={"since": until, "until": since}, headers=operator)
+            # Deleted: later events are not delivered any more.
+            deleted = await client.delete(f"/v1/webhooks/{hook['webhook_id']}", headers=operator)
+            before, later = applied(runtime), transfer(4)
+            await produce(settings, [later])
+
+            async def consumed() -> bool:
+                return applied(runtime) > before
+            await eventually(consumed, timeout=WAIT)
+            gone = await client.get(f"/v1/webhooks/{hook['webhook_id']}", headers=operator)
+            queued_later = await runtime.db["webhook_deliveries"].count_documents({"event_id": later.id})
+    finally:
+        await receiver.stop()
+    assert resent.status_code == 202 and resent.json()["reason"] == "resend"
+    assert resent.json()["resend_of"] == first["delivery_id"]
+    assert replay.status_code == 202 and replay.json() == {"enqueued": 2}
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert ids == [events[0].id, events[1].id, events[2].id, events[0].id, events[1].id, events[2].id]
+    assert empty.status_code == 422
+    assert (deleted.status_code, gone.status_code, len(receiver.received), queued_later) == (204, 404, 6, 0)
+
+
+async def test_subscriptions_are_for_operators_and_refuse_unknown_types_and_bad_secrets(settings: Settings) -> None:
+    async with running_notifications(settings) as (client, _):
+        url = "http://127.0.0.1:9/hooks"
+        operator = auth(settings, "operator")
+        unknown = await client.post("/v1/webhooks", json={"url": url, "event_types": ["CardStolen"]},
+                                    headers=operator)
+        bad_secret = await client.post("/v1/webhooks", json={"url": url, "secret": "hunter2"}, headers=operator)
+        not_http = await client.post("/v1/webhooks", json={"url": "ftp://example.org/x"}, headers=operator)
+        clerk = await client.post("/v1/webhooks", json={"url": url}, headers=auth(settings, "clerk"))
+        anonymous = await client.get("/v1/webhooks")
+        missing = await client.get("/v1/webhooks/wh_nope/deliveries", headers=operator)
+        listed = await client.get("/v1/webhooks", headers=operator)
+    assert unknown.status_code == 422 and "CardStolen" in unknown.json()["detail"]
+    assert (bad_secret.status_code, not_http.status_code) == (422, 422)
+    assert (clerk.status_code, anonymous.status_code, missing.status_code) == (403, 401, 404)
+    assert listed.json() == {"data": [], "count": 0}

@@ -1,0 +1,131 @@
+"""A message's delivery state, retries and outcome events; webhook types and signatures (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.notifications.compose import draft_for
+from services.notifications.domain import (
+    Message,
+    backoff,
+    create_message,
+    event_type_index,
+    message_id,
+    normalise_event_types,
+    record_failure,
+    record_sent,
+    stamp,
+    subscribed,
+)
+from services.notifications.signing import new_secret, secret_key, signature, signed_headers
+from shared.errors import Invalid
+from shared.events import CardLost, NotificationFailed, NotificationSent, new_event
+
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+LOST = new_event(
+    CardLost(person_id="P1", card_number="6216610000000012345", channel="online", voucher="V1",
+             business_date=date(2026, 1, 5)),
+    source="/medcard/cards", partitionkey="P1", sequence=2, correlationid="corr-1",
+)
+
+
+def pending() -> Message:
+    draft = draft_for(LOST.data)
+    assert draft is not None
+    message = create_message(draft, LOST, NOW)(None).state
+    assert message is not None
+    return message
+
+
+def fail(message: Message, error: str = "gateway down", max_attempts: int = 3) -> Message:
+    decision = record_failure(now=NOW, channel="sms-simulator", error=error, max_attempts=max_attempts,
+                              base=2.0, cap=60.0)(message)
+    assert decision.state is not None
+    return decision.state
+
+
+def test_one_cause_and_template_always_give_the_same_message_id_and_others_differ() -> None:
+    assert message_id(LOST.id, "card_lost") == message_id(LOST.id, "card_lost")
+    assert message_id(LOST.id, "card_lost") != message_id(LOST.id, "fraud_alert")
+    assert message_id(LOST.id, "card_lost") != message_id("another-event", "card_lost")
+
+
+def test_a_new_message_is_pending_and_due_now_and_an_existing_one_is_left_alone() -> None:
+    message = pending()
+    assert (message.status, message.attempts, message.next_attempt_at) == ("pending", 0, NOW)
+    assert message.message_id == message_id(LOST.id, "card_lost")
+    assert (message.cause_event_id, message.correlation_id) == (LOST.id, "corr-1")
+    sent = record_sent(now=NOW, channel="sms", language="zh", text="t", mobile="13800138000")(message).state
+    draft = draft_for(LOST.data)
+    assert draft is not None
+    again = create_message(draft, LOST, NOW + timedelta(hours=1))(sent)
+    assert again.state == sent and again.events == []
+
+
+def test_a_sent_message_records_its_text_and_publishes_notification_sent_once() -> None:
+    decision = record_sent(now=NOW, channel="sms-simulator", language="en", text="hello", mobile="13800138000")(
+        pending())
+    assert decision.state is not None and decision.state.status == "sent"
+    assert (decision.state.attempts, decision.state.text, decision.state.sent_at) == (1, "hello", NOW)
+    [event] = decision.events
+    assert isinstance(event, NotificationSent)
+    assert (event.template, event.card_number, event.cause_event_id) == ("card_lost", "6216610000000012345", LOST.id)
+    repeat = record_sent(now=NOW, channel="sms-simulator", language="en", text="hello", mobile="1")(decision.state)
+    assert repeat.events == [] and repeat.state == decision.state
+
+
+def test_a_failed_attempt_is_retried_later_with_growing_delays_then_fails_for_good_visibly() -> None:
+    first = fail(pending())
+    assert (first.status, first.attempts, first.last_error) == ("pending", 1, "gateway down")
+    assert first.next_attempt_at == NOW + timedelta(seconds=2)
+    second = fail(first)
+    assert second.next_attempt_at == NOW + timedelta(seconds=4)
+    decision = record_failure(now=NOW, channel="sms-simulator", error="still down", max_attempts=3, base=2.0,
+                              cap=60.0)(second)
+    assert decision.state is not None
+    assert (decision.state.status, decision.state.attempts, decision.state.next_attempt_at) == ("failed", 3, None)
+    [event] = decision.events
+    assert isinstance(event, NotificationFailed)
+    assert (event.attempts, event.error, event.message_id) == (3, "still down", decision.state.message_id)
+
+
+def test_the_backoff_doubles_up_to_its_cap() -> None:
+    assert [backoff(n, 1.0, 10.0).total_seconds() for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+def test_stamps_sort_like_the_instants_they_stand_for() -> None:
+    instants = [NOW, NOW + timedelta(microseconds=1), NOW + timedelta(seconds=1), NOW + timedelta(days=400)]
+    assert sorted(stamp(i) for i in reversed(instants)) == [stamp(i) for i in instants]
+
+
+def test_webhook_event_types_accept_type_strings_and_names_and_reject_unknown_ones() -> None:
+    index = event_type_index(["cn.medcard.cards.CardLost.v1", "cn.medcard.cards.CardLost.v2",
+                              "cn.medcard.bank.MonthlyTransfer.v1"])
+    assert normalise_event_types(["CardLost"], index) == ["cn.medcard.cards.CardLost.v1",
+                                                          "cn.medcard.cards.CardLost.v2"]
+    assert normalise_event_types(["cn.medcard.bank.MonthlyTransfer.v1"], index) == [
+        "cn.medcard.bank.MonthlyTransfer.v1"]
+    with pytest.raises(Invalid, match="unknown event types: CardStolen"):
+        normalise_event_types(["CardLost", "CardStolen"], index)
+    assert subscribed([], "cn.medcard.clock.MonthEnded.v1")
+    assert not subscribed(["cn.medcard.cards.CardLost.v1"], "cn.medcard.clock.MonthEnded.v1")
+
+
+def test_signatures_match_the_standard_webhooks_reference_vector() -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    assert signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}') == (
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+    headers = signed_headers(secret, "evt-1", 1700000000, b"{}")
+    assert headers["webhook-id"] == "evt-1" and headers["webhook-timestamp"] == "1700000000"
+    assert headers["content-type"].startswith("application/cloudevents+json")
+
+
+def test_generated_secrets_are_fresh_and_malformed_ones_are_refused() -> None:
+    a, b = new_secret(), new_secret()
+    assert a != b and a.startswith("whsec_") and len(secret_key(a)) == 24
+    for bad, reason in [("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "starts with"), ("whsec_%%%", "base64"),
+                        ("whsec_c2hvcnQ=", "16 to 64 bytes")]:
+        with pytest.raises(ValueError, match=reason):
+            secret_key(bad)
