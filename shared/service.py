@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -19,7 +20,9 @@ from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from .auth import require_roles
 from .consumer import ConsumerRunner, Handler
+from .contract.router import router as contract_router
 from .errors import DomainError
 from .kafka import ensure_topics
 from .logging import bind, clear, configure, get_logger
@@ -197,12 +200,23 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         checks = await runtime.readiness()
         return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
 
+    @app.get("/ops/outbox", tags=["ops"], dependencies=[Depends(require_roles("operator"))])
+    async def outbox() -> dict[str, Any]:
+        """Events written but not yet acknowledged by Kafka, per aggregate collection."""
+        pending = {s.collection.name: await s.collection.count_documents({"pending": True}) for s in runtime.stores}
+        return {"pending": sum(pending.values()), "by_collection": pending, "published": runtime.relay.published,
+                "consumers": [{"group": c.group_id, "applied": c.applied, "dead_lettered": c.dead_lettered,
+                               "running": c.running} for c in runtime.consumers]}
+
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
-    for router in routers:
+    for router in [*routers, contract_router]:
         app.include_router(router)
+    for route in app.routes:  # one-line docstrings become the OpenAPI summaries
+        if isinstance(route, APIRoute) and route.description:
+            route.summary = route.description.strip().splitlines()[0]
     return app
 
 
