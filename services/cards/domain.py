@@ -8,9 +8,11 @@ States of a card (with the events that move it)::
     lost | active (broken card) --ReplacementRequested--> replacement_requested
     replacement_requested --(bank stamp) [CardLost] ReplacementProductionStarted--> in_production
     in_production --(ready_on reached) ReplacementReady--> replacement_ready
-    replacement_ready --(collected) CardCancelled + CardIssued(new card, active)--> cancelled
+    replacement_ready --(collected) CardCancelled + CardIssued(new card, pending_activation)--> cancelled
 
-A replacement card is issued active: it keeps the account and its password at the bank.
+A replacement card is issued pending activation: the bank moves the account and balance
+to it at once, and it is activated when its new password is set (domain: a new card needs
+its password set before first use).
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def mark_ready(*, person_id: str, today: date) -> Decide:
 
 def collect(*, person_id: str, receipt_number: str, presented: Presented, new_card_number: str,
             today: date) -> Decide:
-    """Hand out the new card: the old one is cancelled and the new one, active, replaces it."""
+    """Hand out the new card: the old one is cancelled and the new one replaces it (pending activation)."""
     def decide(state: Cardholder | None) -> Decision[Cardholder]:
         holder = known(state, person_id)
         old = holder.by_receipt(receipt_number)
@@ -202,7 +204,7 @@ def collect(*, person_id: str, receipt_number: str, presented: Presented, new_ca
             raise Conflict(f"replacement {receipt_number} is not ready to collect: the card is {old.state}{when}")
         old = old.model_copy(update={"state": "cancelled", "replaced_by": new_card_number,
                                      "replacement": rep.model_copy(update={"new_card_number": new_card_number})})
-        new = Card(card_number=new_card_number, agent_bank=old.agent_bank, state="active", issued_on=today,
+        new = Card(card_number=new_card_number, agent_bank=old.agent_bank, state="pending_activation", issued_on=today,
                    replaces=old.card_number)
         events: list[EventData] = [
             CardCancelled(person_id=person_id, card_number=old.card_number, reason="replaced",

@@ -196,17 +196,23 @@ async def test_a_lost_card_is_replaced_from_application_to_the_new_card_in_hand(
         collected = await cards.post(f"/v1/replacements/{receipt}/collect", json={"id_number": number}, headers=clerk)
         assert collected.status_code == 201, collected.text
         new = collected.json()
-        assert (new["state"], new["replaces"], new["issued_on"]) == ("active", card, "2026-01-26")
+        assert (new["state"], new["replaces"], new["issued_on"]) == ("pending_activation", card, "2026-01-26")
         old = (await cards.get(f"/v1/cards/{card}", headers=me)).json()
         assert (old["state"], old["replaced_by"]) == ("cancelled", new["card_number"])
+
+        # The new card's password is set at the bank, which activates it.
+        await publish_as_bank(settings, CardPasswordSet(person_id=person_id, card_number=new["card_number"],
+                                                        channel="counter"), person_id=person_id, sequence=3)
+        await eventually(lambda: card_state_is(cards, clerk, new["card_number"], "active"))
         mine = (await cards.get(f"/v1/persons/{person_id}/cards", headers=me)).json()
         assert [c["state"] for c in mine["data"]] == ["cancelled", "active"]
 
         # Every step is on Kafka, in order, for this cardholder.
-        events = await events_of(settings, "cards", person_id, 8)
+        events = await events_of(settings, "cards", person_id, 9)
         assert names(events) == ["CardIssued", "CardActivated", "CardLost", "ReplacementRequested",
-                                 "ReplacementProductionStarted", "ReplacementReady", "CardCancelled", "CardIssued"]
-        assert [e.sequence for e in events] == list(range(1, 9))
+                                 "ReplacementProductionStarted", "ReplacementReady", "CardCancelled", "CardIssued",
+                                 "CardActivated"]
+        assert [e.sequence for e in events] == list(range(1, 10))
         ready = events[5].data
         assert ready.ready_on == date(2026, 1, 26)  # type: ignore[attr-defined]
         assert "card management centre" in ready.pickup_location  # type: ignore[attr-defined]

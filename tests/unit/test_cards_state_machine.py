@@ -278,7 +278,7 @@ def test_collecting_cancels_the_old_card_and_issues_an_active_one_that_replaces_
     holder, events = apply(holder_in("replacement_ready"), collect())
     old, new = holder.card(CARD), holder.card(NEW_CARD)
     assert (old.state, old.replaced_by) == ("cancelled", NEW_CARD)
-    assert (new.state, new.replaces) == ("active", CARD)
+    assert (new.state, new.replaces) == ("pending_activation", CARD)
     assert events == [
         CardCancelled(person_id=PID, card_number=CARD, reason="replaced", replaced_by=NEW_CARD),
         CardIssued(person_id=PID, card_number=NEW_CARD, agent_bank="BOC", replaces=CARD),
