@@ -18,6 +18,7 @@ from shared.events import (
     CardPasswordReset,
     CardPasswordSet,
     ContributionHeld,
+    CardBlocked,
     EventData,
     MerchantRegistered,
     MonthlyTransfer,
@@ -81,17 +82,16 @@ def issue_card(person_id: str, card_number: str, replaces: str | None, at: datet
             return Decision(None)
         acc.cards.append(CardState(number=card_number))
         old = replaces or acc.current_card
-        if old and acc.has_card(old):
-            _block(acc.card(old), "cancelled", at)
+        blocked = _block(acc, old, "cancelled", at) if old and acc.has_card(old) else []
         acc.current_card = card_number
         if acc.account_id is None:
             acc.account_id = account_id_for(person_id)
-            return Decision(acc, [AccountOpened(person_id=person_id, account_id=acc.account_id,
-                                                card_number=card_number)])
+            return Decision(acc, [*blocked, AccountOpened(person_id=person_id, account_id=acc.account_id,
+                                                          card_number=card_number)])
         acc.pin_hash, acc.pin_failures, acc.pin_locked = None, 0, False  # a new card needs its own password
         moved = AccountMovedToCard(person_id=person_id, account_id=acc.account_id, old_card_number=old or "",
                                    new_card_number=card_number, balance_fen=acc.balance_fen)
-        return Decision(acc, [moved])
+        return Decision(acc, [*blocked, moved])
     return decide
 
 
@@ -101,16 +101,20 @@ def block_card(person_id: str, card_number: str, status: Literal["lost", "cancel
         acc = _copy(state, person_id)
         if not acc.has_card(card_number):
             acc.cards.append(CardState(number=card_number))
-        _block(acc.card(card_number), status, at)
-        return Decision(acc)
+        return Decision(acc, _block(acc, card_number, status, at))
     return decide
 
 
-def _block(card: CardState, status: Literal["lost", "cancelled"], at: datetime) -> None:
+def _block(acc: Account, card_number: str, status: Literal["lost", "cancelled"], at: datetime) -> list[EventData]:
+    """Stop a card; a lost card stays lost. Returns CardBlocked when the card was usable."""
+    card = acc.card(card_number)
+    events: list[EventData] = []
     if card.status == "active":
         card.blocked_at = at
+        events.append(CardBlocked(person_id=acc.person_id, card_number=card_number, reason=status, blocked_at=at))
     if card.status != "lost":
         card.status = status
+    return events
 
 
 def remember_receipt(person_id: str, card_number: str, receipt_number: str, requested_on: date) -> Decide:
@@ -236,14 +240,13 @@ def stamp_receipt(receipt_number: str, branch: str, seal: str, now: datetime, to
         if receipt.stamp is not None:
             raise Conflict(f"receipt {receipt_number} was already stamped at {receipt.stamp.processed_at.isoformat()}")
         loss_reported = acc.has_card(receipt.card_number) and acc.card(receipt.card_number).status == "active"
-        if loss_reported:
-            _block(acc.card(receipt.card_number), "lost", now)
+        blocked = _block(acc, receipt.card_number, "lost", now) if loss_reported else []
         receipt.stamp = Stamp(branch=branch, seal=seal, processed_at=now, business_date=today,
                               loss_reported=loss_reported)
         event = BankStamped(person_id=acc.person_id, card_number=receipt.card_number, receipt_number=receipt_number,
                             branch=branch, seal=seal, processed_at=now, business_date=today,
                             loss_reported=loss_reported)
-        return Decision(acc, [event], event)
+        return Decision(acc, [*blocked, event], event)
     return decide
 
 

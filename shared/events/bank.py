@@ -40,6 +40,16 @@ class AccountMovedToCard(_Bank):
     balance_fen: int = Field(ge=0)
 
 
+class CardBlocked(_Bank):
+    """The bank stopped a card: from this event on, in the bank's order of events for the
+    person, no purchase on it is authorised."""
+
+    person_id: str
+    card_number: str
+    reason: Literal["lost", "cancelled"]
+    blocked_at: datetime
+
+
 class CardPasswordSet(_Bank):
     person_id: str
     card_number: str

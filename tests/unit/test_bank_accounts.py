@@ -15,6 +15,7 @@ from shared.events import (
     AccountMovedToCard,
     AccountOpened,
     BankStamped,
+    CardBlocked,
     CardPasswordReset,
     ContributionHeld,
     MonthlyTransfer,
@@ -53,8 +54,18 @@ def test_a_replacement_takes_the_balance_and_the_old_card_stops_working() -> Non
     assert decision.state.current_card == NEW and decision.state.balance_fen == 5_000
     assert decision.state.card(OLD).status == "cancelled"
     assert decision.state.pin_hash is None  # the new card needs its own password
-    assert decision.events == [AccountMovedToCard(person_id="P1", account_id="PMA-P1", old_card_number=OLD,
-                                                  new_card_number=NEW, balance_fen=5_000)]
+    assert decision.events == [
+        CardBlocked(person_id="P1", card_number=OLD, reason="cancelled", blocked_at=AT),
+        AccountMovedToCard(person_id="P1", account_id="PMA-P1", old_card_number=OLD, new_card_number=NEW,
+                           balance_fen=5_000),
+    ]
+
+
+def test_applying_a_loss_publishes_card_blocked_once() -> None:
+    first = domain.block_card("P1", OLD, "lost", AT)(opened())
+    assert first.events == [CardBlocked(person_id="P1", card_number=OLD, reason="lost", blocked_at=AT)]
+    assert first.state is not None
+    assert domain.block_card("P1", OLD, "lost", AT)(first.state).events == []
 
 
 def test_a_lost_card_stays_lost_when_its_replacement_cancels_it() -> None:
