@@ -1,0 +1,1 @@
+"""The operators' web console: one static page over a small FastAPI app (``medcard console``)."""

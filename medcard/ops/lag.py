@@ -1,0 +1,61 @@
+"""Consumer lag: for each service's consumer group and partition, the committed offset,
+the end offset and how many records wait between them."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import BaseModel, Field
+
+from medcard.ports import SERVICE_PORTS
+from shared.errors import Invalid
+from shared.settings import Settings
+
+from .reader import admin_client, partitions
+
+SERVICES = tuple(SERVICE_PORTS)
+
+
+class PartitionLag(BaseModel):
+    topic: str
+    partition: int
+    committed: int | None = Field(description="Next offset the group will read; None if it never committed here")
+    end: int = Field(description="Offset the next record written to the partition will get")
+    lag: int = Field(description="Records waiting: end minus committed (minus the first offset if never committed)")
+
+
+class GroupLag(BaseModel):
+    service: str
+    group: str
+    lag: int = Field(description="Total over the group's partitions")
+    partitions: list[PartitionLag] = Field(description="Every partition of every topic the group has committed on")
+
+
+async def consumer_lag(settings: Settings, services: list[str] | None = None) -> list[GroupLag]:
+    """The lag of each service's group (settings.group_id(service)), from Kafka alone."""
+    unknown = sorted(set(services or ()) - set(SERVICES))
+    if unknown:
+        raise Invalid(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                enable_auto_commit=False, client_id=f"{settings.namespace}-ops-lag")
+    async with admin_client(settings) as admin:
+        await consumer.start()
+        try:
+            return [await _group_lag(admin, consumer, service, settings.group_id(service))
+                    for service in services or SERVICES]
+        finally:
+            await consumer.stop()
+
+
+async def _group_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, service: str, group: str) -> GroupLag:
+    committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+                 if meta.offset >= 0}
+    tps = await partitions(admin, sorted({tp.topic for tp in committed}), missing_ok=True)
+    if not tps:
+        return GroupLag(service=service, group=group, lag=0, partitions=[])
+    ends = await consumer.end_offsets(tps)
+    firsts = await consumer.beginning_offsets(tps)
+    rows = [PartitionLag(topic=tp.topic, partition=tp.partition, committed=committed.get(tp), end=ends[tp],
+                         lag=max(0, ends[tp] - committed.get(tp, firsts[tp])))
+            for tp in tps]
+    return GroupLag(service=service, group=group, lag=sum(r.lag for r in rows), partitions=rows)
