@@ -1,23 +1,38 @@
-"""Password and PIN hashing (argon2id). Secrets are only ever stored as these hashes."""
+"""Password and PIN hashing (argon2id). Secrets are only ever stored as these hashes.
+
+The cost defaults to OWASP's argon2id minimum (19 MiB, 2 iterations, 1 lane: ~50 ms
+here); ``MEDCARD_ARGON2_MEMORY_KIB`` and ``MEDCARD_ARGON2_TIME_COST`` change it (large
+simulations lower it, and say so in their report).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+from .settings import get_settings
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    s = get_settings()
+    return PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib, parallelism=1)
 
 
 def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
+    return _hasher().hash(secret)
 
 
 def verify_secret(hashed: str, secret: str) -> bool:
     try:
-        return _hasher.verify(hashed, secret)
+        return _hasher().verify(hashed, secret)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -29,3 +44,35 @@ async def hash_secret_async(secret: str) -> str:
 
 async def verify_secret_async(hashed: str, secret: str) -> bool:
     return await asyncio.to_thread(verify_secret, hashed, secret)
+
+
+class VerifiedSecrets:
+    """Remembers, in this process's memory only, which secret last verified against a hash.
+
+    A POS terminal presents the same right PIN again and again; verifying each time with
+    argon2 (~50 ms) would cap authorisations at ~20 per second per core. After one full
+    verification the pair is remembered as an HMAC under a random key that never leaves
+    the process; a different (wrong) secret always goes through argon2. The database still
+    holds only argon2 hashes.
+    """
+
+    def __init__(self, size: int = 200_000) -> None:
+        self._key = secrets.token_bytes(32)
+        self._seen: OrderedDict[str, bytes] = OrderedDict()
+        self._size = size
+
+    def _tag(self, hashed: str, secret: str) -> bytes:
+        return hmac.new(self._key, hashed.encode() + b"\0" + secret.encode(), hashlib.sha256).digest()
+
+    async def verify(self, hashed: str, secret: str) -> bool:
+        tag = self._tag(hashed, secret)
+        known = self._seen.get(hashed)
+        if known is not None and hmac.compare_digest(known, tag):
+            self._seen.move_to_end(hashed)
+            return True
+        ok = await verify_secret_async(hashed, secret)
+        if ok:
+            self._seen[hashed] = tag
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        return ok

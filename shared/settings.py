@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     replacement_wait_working_days: int = 15
     holidays: str = ""
     """Extra public holidays, comma-separated ISO dates, on top of the fixed ones."""
+    argon2_memory_kib: int = 19 * 1024
+    argon2_time_cost: int = 2
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
 

@@ -44,3 +44,14 @@ def test_staff_roles_are_checked_too() -> None:
 def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(ValueError, match="MEDCARD_JWT_SECRET must be set"):
         Settings(environment="production")
+
+
+async def test_a_verified_pin_is_remembered_and_a_wrong_one_still_fails() -> None:
+    from shared.security import VerifiedSecrets, hash_secret
+
+    hashed = hash_secret("123456")
+    cache = VerifiedSecrets()
+    assert await cache.verify(hashed, "123456")
+    assert await cache.verify(hashed, "123456")  # from memory this time
+    assert not await cache.verify(hashed, "654321")
+    assert not await cache.verify(hash_secret("999999"), "123456")
