@@ -28,7 +28,7 @@ class ServiceProcess(ServerProcess):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "uvicorn", "--factory", f"services.{self.name}.app:create",
-                "--host", HOST, "--port", str(self.port), "--no-access-log"]
+                "--host", HOST, "--port", str(self.port), "--no-access-log", "--timeout-keep-alive", "30"]
 
     def signature(self) -> list[str]:
         return [f"services.{self.name}.app:create", str(self.port)]
@@ -51,6 +51,7 @@ class ServiceFleet:
                  ports: dict[str, int] | None = None, extra_env: dict[str, str] | None = None) -> None:
         env = {"MEDCARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "MEDCARD_MONGO_URL": mongo_url, **(extra_env or {})}
         ports = ports or SERVICE_PORTS
+        (Path(state_dir) / "services").mkdir(parents=True, exist_ok=True)
         self.processes = [ServiceProcess(Path(state_dir) / "services", n, ports[n], env) for n in SERVICES]
 
     def up(self, timeout: float = 90.0) -> None:

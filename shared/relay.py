@@ -56,6 +56,11 @@ class OutboxRelay:
         self._idle.clear()
         self._wake.set()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing notified is waiting and the last pass found nothing to publish."""
+        return self._idle.is_set() and not self._dirty
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"relay-{self.name}")
 

@@ -41,8 +41,12 @@ class ServiceRuntime:
     def __init__(self, name: str, settings: Settings | None = None) -> None:
         self.name = name
         self.settings = settings or get_settings()
+        # At most 20 operations at once: FerretDB's SQLite pool has 100 connections per
+        # database and an update holds two of them (its read, then its write transaction),
+        # so an unbounded client can exhaust the pool and deadlock the server.
         self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            self.settings.mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True
+            self.settings.mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True,
+            maxPoolSize=20,
         )
         self.db = self.mongo[self.settings.database(name)]
         self.relay = OutboxRelay(self.settings, [], name=name)
@@ -207,6 +211,14 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         return {"pending": sum(pending.values()), "by_collection": pending, "published": runtime.relay.published,
                 "consumers": [{"group": c.group_id, "applied": c.applied, "dead_lettered": c.dead_lettered,
                                "running": c.running} for c in runtime.consumers]}
+
+    @app.get("/ops/drain", tags=["ops"], dependencies=[Depends(require_roles("operator"))])
+    async def drain() -> dict[str, Any]:
+        """Cheap drain signal (no scan): is the relay idle, what have the consumers applied."""
+        return {"relay_idle": runtime.relay.idle, "published": runtime.relay.published,
+                "applied": sum(c.applied for c in runtime.consumers),
+                "dead_lettered": sum(c.dead_lettered for c in runtime.consumers),
+                "groups": {c.group_id: c.topics for c in runtime.consumers}}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> PlainTextResponse:

@@ -39,3 +39,9 @@ def all_topic_names(namespace: str, *, with_dlq: bool = True) -> list[str]:
     if with_dlq:
         names += [t.dlq(namespace) for t in TOPICS.values()]
     return names
+
+
+def partitions_of(topic_name: str, namespace: str) -> int:
+    """Partition count of a registry topic (or its dead-letter topic) by its full name."""
+    service = topic_name.removeprefix(f"{namespace}.").removesuffix(".dlq")
+    return TOPICS[service].partitions
