@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medcard.ops.cli import app as ops_app
 from medcard.services import ServiceFleet
+from medcard.simulate.cli import simulate_command
 from medcard.stack.cli import app as stack_app
 from medcard.stack.local import LocalStack
 from medcard.stack.process import StackError
@@ -19,11 +21,13 @@ from shared.settings import get_settings
 
 app = typer.Typer(help="Medical insurance card ecosystem: local stack, services, tools.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+app.add_typer(ops_app)  # events, card, lag, dlq, console: at the root
 topics_app = typer.Typer(help="Kafka topics of the ecosystem.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 services_app = typer.Typer(help="The four services as local processes.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 console = Console()
+app.command("simulate")(simulate_command)
 
 
 @contextmanager

@@ -1,0 +1,90 @@
+"""``medcard simulate``: months of card life, with a progress bar, a summary and a report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .plan import Rates
+from .run import Options, simulate
+
+console = Console()
+
+
+def simulate_command(
+    persons: Annotated[int, typer.Option(min=1, help="Insured persons")] = 100,
+    months: Annotated[int, typer.Option(min=1, max=120, help="Simulated months after the opening month")] = 3,
+    seed: Annotated[int, typer.Option(help="Same seed, same business outcome")] = 7,
+    report: Annotated[Path, typer.Option(help="Where to write the JSON report")] = Path("report.json"),
+    purchases_per_month: Annotated[float, typer.Option(min=0)] = Rates.purchases_per_month,
+    loss_rate: Annotated[float, typer.Option(min=0, max=1, help="Per person and month")] = Rates.loss_rate,
+    thief_share: Annotated[float, typer.Option(min=0, max=1)] = Rates.thief_share,
+    shop_share: Annotated[float, typer.Option(min=0, max=1)] = Rates.shop_share,
+    cash_share: Annotated[float, typer.Option(min=0, max=1)] = Rates.cash_share,
+    forgot_pin_rate: Annotated[float, typer.Option(min=0, max=1)] = Rates.forgot_pin_rate,
+    holidays: Annotated[str, typer.Option(help="Extra public holidays, comma-separated ISO dates")] = "",
+    kafka: Annotated[str | None, typer.Option(envvar="MEDCARD_KAFKA_BOOTSTRAP", help="Use this broker")] = None,
+    mongo: Annotated[str | None, typer.Option(envvar="MEDCARD_MONGO_URL", help="Use this database")] = None,
+    port_base: Annotated[int, typer.Option(help="Services listen on port_base+1..+4")] = 8110,
+    fast_hashing: Annotated[bool, typer.Option(help="Cheaper argon2 in the services (large runs)")] = False,
+    keep: Annotated[bool, typer.Option(help="Leave the services running afterwards")] = False,
+) -> None:
+    """Simulate months of the card ecosystem through the services' APIs and verify it."""
+    rates = Rates(purchases_per_month=purchases_per_month, loss_rate=loss_rate, thief_share=thief_share,
+                  shop_share=shop_share, cash_share=cash_share, forgot_pin_rate=forgot_pin_rate)
+    options = Options(persons=persons, months=months, seed=seed, rates=rates, kafka_bootstrap=kafka,
+                      mongo_url=mongo, port_base=port_base, holidays=holidays, fast_hashing=fast_hashing, keep=keep)
+    days = months * 31
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        tasks = {
+            "register": bar.add_task("registering people", total=persons),
+            "cards": bar.add_task("issuing cards", total=persons),
+            "days": bar.add_task("simulated days", total=days),
+        }
+
+        def progress(what: str, n: int) -> None:
+            if what in tasks:
+                bar.advance(tasks[what], n)
+
+        result = asyncio.run(simulate(options, progress))
+        bar.update(tasks["days"], total=bar.tasks[tasks["days"]].completed)
+    report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    console.print(summary(result))
+    console.print(f"report written to {report}")
+    if not all(result["invariants"].values()):
+        console.print("[red]some invariants failed[/red]")
+        raise typer.Exit(1)
+
+
+def summary(r: dict[str, Any]) -> Table:
+    table = Table(title=f"{r['persons']} persons, {r['months']} months, seed {r['seed']} "
+                        f"({r['start_date']} to {r['end_date']})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    declined = r["purchases"]["declined"]
+    rows = [
+        ("wall time", f"{r['wall_seconds']} s"),
+        ("events published", f"{r['events_published']} ({r['events_per_second']}/s)"),
+        ("purchases authorised", r["purchases"]["authorised"]),
+        ("purchases declined", f"{sum(declined.values())} " + " ".join(f"{k}:{v}" for k, v in declined.items())),
+        ("losses online / bank", f"{r['losses'].get('online', 0)} / {r['losses'].get('bank', 0)}"),
+        ("fraud attempts blocked", r["fraud_attempts_blocked"]),
+        ("replacements req/stamped/ready/collected",
+         "/".join(str(r["replacements"][k]) for k in ("requested", "stamped", "ready", "collected"))),
+        ("monthly transfers", f"{r['monthly_transfers']['count']} = {r['monthly_transfers']['total_fen'] / 100:.2f} yuan"),
+        ("loss to block p50 / p99", f"{r['loss_to_block']['latency_ms_p50']} / {r['loss_to_block']['latency_ms_p99']} ms"),
+        ("purchases inside the loss window", r["loss_to_block"]["purchases_inside_window"]),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    for name, ok in r["invariants"].items():
+        table.add_row(f"invariant {name}", "[green]true[/green]" if ok else "[red]FALSE[/red]")
+    return table

@@ -1,0 +1,69 @@
+"""The simulation's only way into the ecosystem: the services' HTTP APIs."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class UnexpectedAnswer(RuntimeError):
+    """A service answered something the simulated person did not expect."""
+
+
+@dataclass
+class Ecosystem:
+    """HTTP clients for the four services and the tokens of the staff who use them."""
+
+    urls: dict[str, str]
+    operator_password: str
+    clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    async def open(self) -> None:
+        # Idle connections are dropped long before the server's 30 s keep-alive ends, so a
+        # request never goes out on a connection the server is closing.
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
+        for name, url in self.urls.items():
+            self.clients[name] = httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits)
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def call(self, service: str, method: str, path: str, *, who: str | None = None,
+                   expect: tuple[int, ...] = (200, 201), retries: int = 20, **kwargs: Any) -> Any:
+        """One request; a 503 (a server briefly unavailable) is retried with backoff."""
+        headers = self.auth(who) if who else {}
+        delay = 0.1
+        for _ in range(retries):
+            resp = await self.clients[service].request(method, path, headers=headers, **kwargs)
+            if resp.status_code == 503:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if resp.status_code not in expect:
+                raise UnexpectedAnswer(f"{method} {service}{path} -> {resp.status_code}: {resp.text[:300]}")
+            return resp.json() if resp.content else None
+        raise UnexpectedAnswer(f"{method} {service}{path} kept answering 503")
+
+    async def login_operator(self) -> None:
+        body = {"username": "operator", "password": self.operator_password}
+        self.tokens["operator"] = (await self.call("identity", "POST", "/v1/staff/login", json=body))["access_token"]
+
+    async def create_staff(self, username: str, role: str, password: str, merchant_id: str | None = None) -> None:
+        body: dict[str, Any] = {"username": username, "password": password, "role": role}
+        if merchant_id:
+            body["merchant_id"] = merchant_id
+        await self.call("identity", "POST", "/v1/staff", who="operator", json=body, expect=(201, 409))
+        token = await self.call("identity", "POST", "/v1/staff/login",
+                                json={"username": username, "password": password})
+        self.tokens[merchant_id or username] = token["access_token"]
+
+    async def drain_status(self) -> list[dict[str, Any]]:
+        return [await self.call(s, "GET", "/ops/drain", who="operator") for s in self.urls]

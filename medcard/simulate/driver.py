@@ -1,0 +1,336 @@
+"""Drives the ecosystem day by day, as the people of the domain would, through HTTP only.
+
+Each day: the day's actions run concurrently across people and in order for each person;
+then the simulation waits until every event stream has drained (so outcomes do not depend
+on timing, and the same seed gives the same business outcome), and the operator advances
+the business clock by one day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from shared.calendar import BusinessCalendar, last_day_of_month
+from shared.settings import Settings
+from shared.topics import partitions_of
+
+from .client import Ecosystem, UnexpectedAnswer
+from .plan import Action, Planner, Rates
+from .population import Person, Population
+
+CONCURRENCY = 48
+OWNER_CARD_ACTIONS = frozenset({"purchase", "change_pin", "forgot_pin", "balance"})
+"""What only the holder of a usable card does (a thief's attempt is not among them)."""
+
+
+@dataclass
+class Holder:
+    """What the simulation remembers of one person (what they hold in their hands)."""
+
+    person_id: str = ""
+    card: str = ""
+    pin: str = ""
+    token: str = ""
+    receipt: str = ""
+    stamp_due: date | None = None
+    usable: bool = True
+    """False from the loss report (or the broken card's replacement) until the new card."""
+
+
+@dataclass
+class Ledger:
+    """Everything the services accepted, to check later that its events were published."""
+
+    persons: set[str] = field(default_factory=set)
+    cards: set[str] = field(default_factory=set)
+    vouchers: set[str] = field(default_factory=set)
+    receipts: set[str] = field(default_factory=set)
+    stamps: set[str] = field(default_factory=set)
+    authorisations: set[str] = field(default_factory=set)
+    contributions: set[str] = field(default_factory=set)
+    answers: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Driver:
+    eco: Ecosystem
+    population: Population
+    rates: Rates
+    calendar: BusinessCalendar
+    settings: Settings
+    start: date
+    progress: Callable[[str, int], None] = lambda _what, _n: None
+    holders: dict[int, Holder] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
+    today: date = date.min
+    _units: dict[str, str] = field(default_factory=dict)
+    _sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
+    _admin: AIOKafkaAdminClient | None = None
+    _ends: AIOKafkaConsumer | None = None
+
+    async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
+        if self._ends is not None:
+            await self._ends.stop()
+
+    # ---- set-up ---------------------------------------------------------------------
+    async def set_up(self) -> None:
+        """Clock, staff, merchants, units, then every person with a card and a password."""
+        eco = self.eco
+        await eco.login_operator()
+        self.today = (await eco.call("identity", "POST", "/v1/clock/advance", who="operator",
+                                     json={"start": self.start.isoformat(), "days": 1}))["date"]
+        self.today = date.fromisoformat(str(self.today))
+        staff_password = secrets.token_urlsafe(12)
+        await eco.create_staff("clerk", "clerk", staff_password)
+        await eco.create_staff("teller", "teller", staff_password)
+        for m in self.population.merchants:
+            await eco.call("bank", "POST", "/v1/merchants", who="operator", expect=(201, 409),
+                           json={"merchant_id": m.merchant_id, "name": m.name, "kind": m.kind,
+                                 "designated": m.designated})
+            await eco.create_staff(f"pos-{m.merchant_id.lower()}", "merchant", staff_password, m.merchant_id)
+        for u in self.population.units:
+            self._units[u.key] = (await eco.call("identity", "POST", "/v1/units", who="clerk",
+                                                 json={"name": u.name}))["unit_id"]
+        await self._each(self.population.persons, self._register, "register")
+        await self.drain()
+        await self._each(self.population.persons, self._issue_card, "cards")
+        await self.drain()
+
+    async def _register(self, p: Person) -> None:
+        person = await self.eco.call("identity", "POST", "/v1/persons", who="clerk", json={
+            "name": p.name, "id_number": p.id_number, "mobile": p.mobile,
+            "household_number": p.household_registration, "unit_id": self._units[p.unit_key],
+            "language": p.language})
+        h = self.holders[p.index] = Holder(person_id=person["person_id"], pin=p.pin)
+        self.ledger.persons.add(h.person_id)
+        if p.online:
+            await self.eco.call("identity", "POST", "/v1/accounts", json={
+                "name": p.name, "id_number": p.id_number, "account_number": p.account_number,
+                "password": p.password})
+
+    async def _issue_card(self, p: Person) -> None:
+        h = self.holders[p.index]
+        card = await self.eco.call("cards", "POST", "/v1/cards", who="clerk", json={"person_id": h.person_id})
+        h.card = card["card_number"]
+        self.ledger.cards.add(h.card)
+        await self._set_pin(h)
+
+    async def _set_pin(self, h: Holder) -> None:
+        # The bank learns of the card from its CardIssued event: wait until it has.
+        for _ in range(200):
+            try:
+                await self.eco.call("bank", "PUT", f"/v1/cards/{h.card}/password", who="teller",
+                                    json={"pin": h.pin, "channel": "counter"})
+                return
+            except UnexpectedAnswer as err:
+                if " 404:" not in str(err):
+                    raise
+                await asyncio.sleep(0.05)
+        raise UnexpectedAnswer(f"the bank never learnt of card {h.card}")
+
+    # ---- the months ---------------------------------------------------------------------
+    async def run_month(self, index: int, planner: Planner) -> None:
+        first = self.today
+        last = last_day_of_month(f"{first.year:04d}-{first.month:02d}")
+        plan = planner.month(index, first, last)
+        day = first
+        while day <= last:
+            actions = plan.get(day, [])
+            await self._run_day(day, actions, planner)
+            self.progress("days", 1)
+            await self.drain()
+            await self.eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"days": 1})
+            self.today = day = day + timedelta(days=1)
+        await self.drain()
+
+    async def _run_day(self, day: date, actions: list[Action], planner: Planner) -> None:
+        contributions = [a for a in actions if a.kind == "pay_contributions"]
+        for a in contributions:
+            await self._pay_contributions(a.note, day)
+        by_person: dict[int, list[Action]] = {}
+        for a in actions:
+            if a.person >= 0:
+                by_person.setdefault(a.person, []).append(a)
+        if self.calendar.is_working_day(day):
+            for index, h in self.holders.items():
+                if h.stamp_due and h.stamp_due <= day:
+                    by_person.setdefault(index, []).insert(0, Action("stamp", index))
+                elif h.receipt and not h.stamp_due:
+                    by_person.setdefault(index, []).append(Action("collect", index))
+
+        async def person_day(index: int, todo: list[Action]) -> None:
+            for a in todo:
+                await self._act(a, day, planner)
+
+        await self._each(list(by_person.items()), lambda item: person_day(*item), None)
+
+    async def _each(self, items: list[Any], fn: Callable[[Any], Awaitable[None]], label: str | None) -> None:
+        async def one(item: Any) -> None:
+            async with self._sem:
+                await fn(item)
+            if label:
+                self.progress(label, 1)
+        await asyncio.gather(*(one(i) for i in items))
+
+    # ---- actions ---------------------------------------------------------------------------
+    async def _act(self, a: Action, day: date, planner: Planner) -> None:
+        p = self.population.persons[a.person]
+        h = self.holders[a.person]
+        if not h.usable and (a.kind in OWNER_CARD_ACTIONS or a.note == "broken"):
+            return  # the plan was made for the month; the card is gone since
+        self.ledger.answers[a.kind] += 1
+        if a.kind == "purchase":
+            if a.note == "typo":
+                await self._pos(h.card, _wrong(h.pin), a.merchant, a.amount_fen, a.txn)
+            await self._pos(h.card, h.pin, a.merchant, a.amount_fen, a.txn)
+        elif a.kind == "thief":
+            await self._pos(h.card, h.pin, a.merchant, a.amount_fen, "purchase")
+        elif a.kind == "report_loss":
+            await self._report_loss(p, h, a.channel)
+        elif a.kind == "apply_replacement":
+            await self._apply_replacement(p, h, broken=a.note == "broken", day=day)
+        elif a.kind == "stamp":
+            stamp = await self.eco.call("bank", "POST", "/v1/stamps", who="teller", json={
+                "receipt_number": h.receipt, "branch": "中国银行储蓄所", "seal": "业务专用章"})
+            self.ledger.stamps.add(stamp["receipt_number"])
+            h.stamp_due = None
+        elif a.kind == "collect":
+            await self._collect(p, h, planner)
+        elif a.kind == "forgot_pin":
+            for _ in range(self.settings.pin_max_failures):
+                await self._pos(h.card, _wrong(h.pin), self.population.designated[0].merchant_id, 100, "purchase")
+            h.pin = f"{(int(h.pin) + 1) % 1_000_000:06d}"
+            await self.eco.call("bank", "POST", f"/v1/cards/{h.card}/password/reset", who="teller",
+                                json={"id_number": p.id_number, "new_pin": h.pin})
+        elif a.kind == "change_pin":
+            new = f"{(int(h.pin) + 7) % 1_000_000:06d}"
+            by_phone = a.channel == "phone" and p.online  # by phone: the holder's own call
+            who = await self._cardholder(p, h) if by_phone else "teller"
+            await self.eco.call("bank", "POST", f"/v1/cards/{h.card}/password/change", who=who,
+                                json={"old_pin": h.pin, "new_pin": new, "channel": "phone" if by_phone else "counter"})
+            h.pin = new
+        elif a.kind == "balance":
+            channel = a.channel if p.online or a.channel in ("pos", "counter") else "counter"
+            who = {"pos": self.population.designated[0].merchant_id, "counter": "teller"}.get(channel)
+            if who is None:
+                who = await self._cardholder(p, h)
+            await self.eco.call("bank", "GET", f"/v1/cards/{h.card}/balance", who=who,
+                                params={"channel": channel}, expect=(200, 409, 423))
+        elif a.kind == "statement":
+            await self.eco.call("bank", "GET", f"/v1/accounts/{h.person_id}/statement", who="teller",
+                                params={"from": (day - timedelta(days=90)).isoformat(), "to": day.isoformat()})
+
+    async def _pos(self, card: str, pin: str, merchant: str, amount: int, kind: str) -> dict[str, Any]:
+        answer: dict[str, Any] = await self.eco.call("bank", "POST", "/v1/pos/authorisations", who=merchant, json={
+            "card_number": card, "pin": pin, "merchant_id": merchant, "amount_fen": amount, "kind": kind})
+        if answer.get("authorisation_id"):
+            self.ledger.authorisations.add(answer["authorisation_id"])
+        return answer
+
+    async def _cardholder(self, p: Person, h: Holder) -> str:
+        key = f"person:{p.index}"
+        if key not in self.eco.tokens:
+            token = await self.eco.call("identity", "POST", "/v1/login",
+                                        json={"account_number": p.account_number, "password": p.password})
+            self.eco.tokens[key] = token["access_token"]
+        return key
+
+    async def _report_loss(self, p: Person, h: Holder, channel: str) -> None:
+        if channel == "online":
+            who = await self._cardholder(p, h)
+            report = await self.eco.call("cards", "POST", "/v1/loss-reports/online", who=who,
+                                         json={"name": p.name, "id_number": p.id_number, "mobile": p.mobile})
+        else:
+            report = await self.eco.call("cards", "POST", "/v1/loss-reports/bank", who="teller", json={
+                "card_number": h.card, "id_number": p.id_number,
+                "letter_reference": f"LP-{p.index:06d}-{self.today:%Y%m%d}"})
+        self.ledger.vouchers.add(report["voucher"])
+        h.usable = False
+
+    async def _apply_replacement(self, p: Person, h: Holder, *, broken: bool, day: date) -> None:
+        rep = await self.eco.call("cards", "POST", "/v1/replacements", who="clerk", json={
+            "card_number": h.card, "id_number": p.id_number, "broken_card": broken})
+        h.receipt = rep["receipt_number"]
+        h.usable = False
+        self.ledger.receipts.add(h.receipt)
+        h.stamp_due = self.calendar.add_working_days(day, 1)
+
+    async def _collect(self, p: Person, h: Holder, planner: Planner) -> None:
+        rep = await self.eco.call("cards", "GET", f"/v1/replacements/{h.receipt}", who="clerk")
+        if rep["card_state"] != "replacement_ready":
+            return
+        card = await self.eco.call("cards", "POST", f"/v1/replacements/{h.receipt}/collect", who="clerk",
+                                   json={"id_number": p.id_number})
+        h.card, h.receipt = card["card_number"], ""
+        self.ledger.cards.add(h.card)
+        await self._set_pin(h)
+        h.usable = True
+        planner.replacement_done(p.index)
+
+    async def _pay_contributions(self, unit_key: str, day: date) -> None:
+        month = f"{day.year:04d}-{day.month:02d}"
+        members = [self.population.persons[i] for i in self.population.by_unit.get(unit_key, [])]
+        for chunk in range(0, len(members), 1000):
+            items = [{"person_id": self.holders[p.index].person_id, "amount_fen": p.contribution_fen}
+                     for p in members[chunk:chunk + 1000]]
+            paid = await self.eco.call("identity", "POST", "/v1/contributions", who="clerk", json={
+                "unit_id": self._units[unit_key], "month": month, "items": items})
+            self.ledger.contributions.update(c["contribution_id"] for c in paid["data"])
+
+    # ---- draining ----------------------------------------------------------------------
+    async def drain(self, timeout: float = 600.0) -> None:
+        """Wait until every relay is idle and every consumer group has caught up, twice in a row."""
+        if self._admin is None or self._ends is None:  # kept for the whole run: warm metadata
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+            self._ends = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+            await self._admin.start()
+            await self._ends.start()
+        deadline = asyncio.get_running_loop().time() + timeout
+        quiet = 0
+        while quiet < 2:
+            statuses = await self.eco.drain_status()
+            groups = {g: t for s in statuses for g, t in s["groups"].items()}
+            lags = {g: await group_lag(self._admin, self._ends, {g: t}, self.settings.namespace)
+                    for g, t in groups.items()}
+            quiet = quiet + 1 if all(s["relay_idle"] for s in statuses) and not any(lags.values()) else 0
+            if asyncio.get_running_loop().time() > deadline:
+                busy = [s for s, st in zip(self.eco.urls, statuses, strict=True) if not st["relay_idle"]]
+                raise UnexpectedAnswer(f"the event streams did not drain in {timeout:.0f} s: relays busy "
+                                       f"{busy}, lag {({g: n for g, n in lags.items() if n})}")
+            await asyncio.sleep(0.01 if quiet else 0.03)
+
+
+async def group_lag(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: dict[str, list[str]],
+                    namespace: str) -> int:
+    """Total lag of the given consumer groups over every partition of the topics they consume
+    (a partition the group never committed counts from offset 0)."""
+    total = 0
+    for group, topics in groups.items():
+        committed: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(group)
+        parts = [TopicPartition(t, p) for t in topics for p in range(partitions_of(t, namespace))]
+        end = await ends.end_offsets(parts)
+        total += sum(max(0, end[tp] - (committed[tp].offset if tp in committed else 0)) for tp in parts)
+    return total
+
+
+def _wrong(pin: str) -> str:
+    return f"{(int(pin) + 1) % 1_000_000:06d}"
+
+
+def seeded_start(seed: int) -> date:
+    """The simulation starts on the first day of a month chosen by the seed (2026-2029)."""
+    rng = random.Random(f"start:{seed}")
+    return date(2026 + rng.randrange(0, 4), rng.randrange(1, 13), 1)
