@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, reusing caches:
 # a virtualenv in .venv (pip's cache under ~/.cache/pip), the Kafka jars from Maven
-# Central and the patched FerretDB build (both under ~/.cache/medcard).
+# Central and the patched FerretDB build (both under ~/.cache/medcard), and Debian's
+# chromium for the browser test.
 # Needs python3 (3.11+), java 17+, mvn and go; says which is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,16 @@ cd "$(dirname "$0")/.."
 for tool in python3 java mvn go; do
   command -v "$tool" >/dev/null 2>&1 || { echo "setup: '$tool' is required but not installed" >&2; exit 1; }
 done
+
+# Headless Chromium from Debian for the web console's browser test (Playwright drives it;
+# `playwright install` is never run: it would download a browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: Debian's chromium is needed for the browser test: sudo apt-get install chromium" >&2; exit 1
+  fi
+fi
 
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
