@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -57,10 +58,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 if name not in existing:
                     wanted.append(NewTopic(name, topic.partitions, 1, topic_configs=config))
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process was quicker
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
             await _wait_for_leaders(admin, [t.name for t in wanted])
         return [t.name for t in wanted]
     finally:

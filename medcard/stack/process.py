@@ -8,6 +8,7 @@ invocation (another CLI call, another test session).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import concurrent.futures
 import os
 import signal
@@ -64,10 +65,8 @@ def _pid_alive(pid: int) -> bool:
     A zombie thread-group leader whose other threads still run (a JVM during
     shutdown: its main thread is gone, its shutdown hooks are not) is alive.
     """
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our exited child
-    except ChildProcessError:
-        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -263,7 +262,5 @@ class ServerProcess(ABC):
         try:
             os.killpg(pid, sig)  # the server leads its own session/process group
         except (ProcessLookupError, PermissionError):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass

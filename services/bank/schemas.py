@@ -29,7 +29,7 @@ class MerchantCreate(BaseModel):
 
 
 class MerchantPublic(MerchantCreate):
-    pass
+    """A registered merchant, as the registry shows it."""
 
 
 class MerchantsPublic(BaseModel):

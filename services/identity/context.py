@@ -56,8 +56,7 @@ class Identity:
             await self.account_numbers.insert_one({"_id": account_number, "person_id": person_id, "claimed_at": now})
             return
         except DuplicateKeyError:
-            pass
-        doc = await self.account_numbers.find_one({"_id": account_number})
+            doc = await self.account_numbers.find_one({"_id": account_number})  # claimed before: by whom?
         if doc is not None and doc["person_id"] == person_id:
             return
         if doc is None or doc["claimed_at"] > now - CLAIM_GRACE or await self.person_by_account(account_number) is not None:
