@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -225,11 +225,19 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
     for router in [*routers, contract_router]:
+        _summaries_from_docstrings(router.routes)
         app.include_router(router)
-    for route in app.routes:  # one-line docstrings become the OpenAPI summaries
-        if isinstance(route, APIRoute) and route.description:
-            route.summary = route.description.strip().splitlines()[0]
+    _summaries_from_docstrings(app.routes)
     return app
+
+
+def _summaries_from_docstrings(routes: list[Any]) -> None:
+    """One-line docstrings become the OpenAPI summaries (set before a router is included:
+    inclusion copies them)."""
+    for context in iter_route_contexts(routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and route.description and not route.summary:
+            route.summary = route.description.strip().splitlines()[0]
 
 
 def correlation_id(request: Request) -> str:
