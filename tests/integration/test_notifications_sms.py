@@ -128,9 +128,18 @@ async def test_a_failing_channel_is_retried_with_backoff_and_finally_marked_fail
 
 async def test_a_purchase_message_names_the_merchant_from_the_banks_register(settings: Settings) -> None:
     async with running_notifications(settings) as (client, _):
+        # The merchant is registered (and known to notifications) before anyone buys there:
+        # its event and the purchase have different keys, so Kafka does not order them.
         await produce(settings, [
             person("P3"),
             event(MerchantRegistered(merchant_id="M9", name="同仁堂药店", kind="pharmacy", designated=True), "M9"),
+        ])
+
+        async def merchant_known() -> bool:
+            drain = await client.get("/ops/drain", headers=auth(settings, "operator"))
+            return bool(drain.json()["applied"] >= 2)
+        await eventually(merchant_known, timeout=WAIT)
+        await produce(settings, [
             event(PurchaseAuthorised(person_id="P3", card_number=CARD, authorisation_id="AU9", merchant_id="M9",
                                      amount_fen=2050, balance_after_fen=10295, business_date=date(2026, 1, 5)),
                   "P3"),
