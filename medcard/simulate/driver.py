@@ -1,9 +1,10 @@
 """Drives the ecosystem day by day, as the people of the domain would, through HTTP only.
 
 Each day: the day's actions run concurrently across people and in order for each person;
-then the simulation waits until every event stream has drained (so outcomes do not depend
-on timing, and the same seed gives the same business outcome), and the operator advances
-the business clock by one day.
+then the operator advances the business clock by one day, and the simulation waits until
+every event stream has drained (the day's effects, and the clock's: month-end transfers,
+replacements becoming ready), so outcomes do not depend on timing and the same seed gives
+the same business outcome.
 """
 
 from __future__ import annotations
@@ -151,10 +152,11 @@ class Driver:
             actions = plan.get(day, [])
             await self._run_day(day, actions, planner)
             self.progress("days", 1)
-            await self.drain()
             await self.eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"days": 1})
             self.today = day = day + timedelta(days=1)
-        await self.drain()
+            # The next day starts once the day's effects and the clock's (a month end's
+            # transfers, replacements becoming ready) have been applied everywhere.
+            await self.drain()
 
     async def _run_day(self, day: date, actions: list[Action], planner: Planner) -> None:
         contributions = [a for a in actions if a.kind == "pay_contributions"]
