@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
+
 
 class DomainError(Exception):
     status = 400
@@ -38,3 +40,16 @@ class Forbidden(DomainError):
 
 class Locked(DomainError):
     status, code = 423, "locked"
+
+
+class Error(BaseModel):
+    """The body of every 4xx answer."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "conflict", "detail": "precise reason"}]})
+    error: str
+    detail: str
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` entries for the given error statuses."""
+    return {status: {"model": Error} for status in statuses}

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
 from shared.events.cards import LossChannel
 
 from .model import Card, CardState
@@ -15,17 +16,6 @@ EXAMPLE_CARD = "6216610000000000018"
 EXAMPLE_ID_NUMBER = "11010519491231002X"
 
 
-class Error(BaseModel):
-    """The body of every 4xx answer."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "conflict", "detail": "precise reason"}]})
-    error: str
-    detail: str
-
-
-def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI ``responses`` entries for the given error statuses."""
-    return {status: {"model": Error} for status in statuses}
 
 
 class CardCreate(BaseModel):

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Role
+from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
 
 from .clock import MAX_DAYS
 from .domain import StaffRole
@@ -181,16 +182,3 @@ class ClockAdvanced(BaseModel):
     date: date
     days: int
     months_ended: list[str]
-
-
-class Error(BaseModel):
-    """The body of every 4xx answer."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "conflict", "detail": "precise reason"}]})
-    error: str
-    detail: str
-
-
-def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI ``responses`` entries for the given error statuses."""
-    return {status: {"model": Error} for status in statuses}
