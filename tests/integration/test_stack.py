@@ -1,7 +1,9 @@
 """The local stack runs real servers: up, real requests, idempotent up, down, restart.
 
 The tests of this module run in order against one stack on their own ports
-(39092/39093 Kafka, 27047 FerretDB) with a temporary state dir.
+(28092/28093 Kafka, 27047 FerretDB) with a temporary state dir. Every port is
+below Linux's ephemeral range (32768-60999): a port inside it can be held by
+any client socket of the suite, which once made this module fail in CI.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from medcard.stack import LocalStack, StackError, port_is_free
 
 pytestmark = pytest.mark.infra
 
-KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT = 39092, 39093, 27047
+KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT = 28092, 28093, 27047
 TOPIC = "stack-test"
 
 
@@ -48,7 +50,7 @@ def test_missing_tool_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "mvn" else real_which(tool))
     with pytest.raises(StackError, match="mvn"):
-        LocalStack(tmp_path, 39192, 39193, 27147).up()
+        LocalStack(tmp_path, 28192, 28193, 27147).up()
 
 
 async def test_up_serves_real_requests(stack: LocalStack) -> None:
@@ -125,7 +127,7 @@ def test_taken_port_is_named(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
-        other = LocalStack(tmp_path, 39192, 39193, taken)
+        other = LocalStack(tmp_path, 28192, 28193, taken)
         with pytest.raises(StackError, match=str(taken)):
             other.up()
     assert not other.kafka.is_running() and not other.ferret.is_running()
