@@ -22,6 +22,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from .auth import require_roles
 from .consumer import ConsumerRunner, Handler
+from .dbstats import DbCommandStats
 from .contract.router import router as contract_router
 from .errors import DomainError
 from .kafka import ensure_topics
@@ -44,9 +45,10 @@ class ServiceRuntime:
         # At most 20 operations at once: FerretDB's SQLite pool has 100 connections per
         # database and an update holds two of them (its read, then its write transaction),
         # so an unbounded client can exhaust the pool and deadlock the server.
+        self.db_stats = DbCommandStats()
         self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             self.settings.mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True,
-            maxPoolSize=20,
+            maxPoolSize=20, event_listeners=[self.db_stats],
         )
         self.db = self.mongo[self.settings.database(name)]
         self.relay = OutboxRelay(self.settings, [], name=name)
@@ -138,6 +140,15 @@ class _RuntimeCollector:
             dead.add_metric([c.group_id], c.dead_lettered)
         yield applied
         yield dead
+        commands = CounterMetricFamily("medcard_db_commands", "Database commands sent",
+                                       labels=["command", "collection", "shape"])
+        seconds = CounterMetricFamily("medcard_db_command_seconds", "Time spent in database commands",
+                                      labels=["command", "collection", "shape"])
+        for key, n, secs in rt.db_stats.snapshot():
+            commands.add_metric(list(key), n)
+            seconds.add_metric(list(key), secs)
+        yield commands
+        yield seconds
         yield GaugeMetricFamily("medcard_kafka_ok", "Relay can reach Kafka", value=float(rt.relay.kafka_ok))
 
 
