@@ -38,7 +38,9 @@ def source_hash() -> str:
 
 
 def ferretdb_build_dir(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "ferretdb-build"
+    """One build folder per source hash: checkouts of different versions (branches,
+    worktrees) each keep their own binary instead of rebuilding over each other."""
+    return Path(cache_dir) / f"ferretdb-build-{source_hash()[:16]}"
 
 
 def ensure_ferretdb(cache_dir: Path) -> Path:

@@ -14,6 +14,17 @@ Two more changes make ``_id`` lookups use SQLite's ``_id`` index: the lookup exp
 table for every find and every UPDATE; and ``_id`` was pushed down to SQLite only when
 it was the filter's only field, so a guarded write (``{_id, rev}``) also scanned. The
 handler still applies the whole filter in Go afterwards, so results are unchanged.
+
+Last, equality on an indexed field is pushed down too. Stock FerretDB 1.24 creates the
+SQLite indexes a client asks for but never uses them: every query without ``_id`` reads
+the whole table and filters in Go, so a lookup by ID-number digest or a scan for
+pending messages costs time in proportion to the collection. When a filter has no
+``_id`` but has a string value for a top-level field that leads one of the collection's
+indexes, the WHERE clause now compares that field with the index's own expression, and
+SQLite uses the index. The whole filter is still applied in Go afterwards. One
+difference from MongoDB remains, documented in the README: a document whose indexed
+field is an *array* containing the string is not found by such an equality (MongoDB's
+multikey match); this project never stores arrays in indexed fields.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from pathlib import Path
 from medcard.stack.process import StackError
 
 MODULE = "github.com/FerretDB/FerretDB"
-PATCH_VERSION = "collection-write-lock-2+id-index-1"
+PATCH_VERSION = "collection-write-lock-2+id-index-1+field-index-1"
 WRITE_LOCK_GO = """package handler
 
 import (
@@ -68,6 +79,57 @@ func lockCollection(msg *wire.OpMsg) func() {
 	return m.Unlock
 }
 """
+INDEX_PUSHDOWN_GO = """package sqlite
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+	"github.com/FerretDB/FerretDB/internal/handler/sjson"
+	"github.com/FerretDB/FerretDB/internal/types"
+	"github.com/FerretDB/FerretDB/internal/util/must"
+)
+
+// medcardIndexWhere is a medcard patch (see medcard/stack/ferretdb_patch.py): for a filter
+// without a pushed-down _id, the equality on a string value of a top-level field that
+// leads one of the collection's indexes, written with that index's expression so that
+// SQLite uses the index. The handler applies the whole filter afterwards.
+func medcardIndexWhere(meta *metadata.Collection, filter *types.Document) (string, []any) {
+	if meta == nil || filter == nil || filter.Len() == 0 {
+		return "", nil
+	}
+
+	for _, index := range meta.Settings.Indexes {
+		if len(index.Key) == 0 {
+			continue
+		}
+
+		field := index.Key[0].Field
+		if field == "_id" || strings.ContainsAny(field, ".$") {
+			continue
+		}
+
+		v, err := filter.Get(field)
+		if err != nil {
+			continue
+		}
+
+		if s, ok := v.(string); ok {
+			where := fmt.Sprintf(` WHERE %s->%q = ?`, metadata.DefaultColumn, field)
+			return where, []any{string(must.NotFail(sjson.MarshalSingleValue(s)))}
+		}
+	}
+
+	return "", nil
+}
+"""
+QUERY_WHERE_OLD = "\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)\n"
+QUERY_WHERE_NEW = "\tif whereClause == \"\" {\n\t\twhereClause, args = medcardIndexWhere(meta, params.Filter)\n\t}\n\n" + QUERY_WHERE_OLD
+EXPLAIN_WHERE_OLD = "\torderByClause := prepareOrderByClause(params.Sort)\n"
+EXPLAIN_WHERE_NEW = ("\tif whereClause == \"\" {\n\t\twhereClause, args = medcardIndexWhere(meta, params.Filter)\n"
+                     "\t\tfilterPushdown = whereClause != \"\"\n\t}\n\n" + EXPLAIN_WHERE_OLD)
+
 LOCKED_COMMANDS = {
     "msg_insert.go": "MsgInsert",
     "msg_update.go": "MsgUpdate",
@@ -115,6 +177,9 @@ def patched_copy(source: Path, dest: Path) -> Path:
     _replace(dest / "internal/backends/sqlite/metadata/metadata.go", ID_COLUMN_OLD, ID_COLUMN_NEW, times=1)
     # Query and Explain build the same WHERE clause.
     _replace(dest / "internal/backends/sqlite/collection.go", PUSHDOWN_OLD, PUSHDOWN_NEW, times=2)
+    (dest / "internal/backends/sqlite/medcard_index_where.go").write_text(INDEX_PUSHDOWN_GO)
+    _replace(dest / "internal/backends/sqlite/collection.go", QUERY_WHERE_OLD, QUERY_WHERE_NEW, times=1)
+    _replace(dest / "internal/backends/sqlite/collection.go", EXPLAIN_WHERE_OLD, EXPLAIN_WHERE_NEW, times=1)
     return dest
 
 
