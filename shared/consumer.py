@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
@@ -50,6 +51,7 @@ class ConsumerRunner:
         handler: Handler,
         group_id: str | None = None,
         max_records: int = 500,
+        concurrency: int = 8,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -57,6 +59,7 @@ class ConsumerRunner:
         self.handler = handler
         self.group_id = group_id or settings.group_id(service)
         self.max_records = max_records
+        self._slots = asyncio.Semaphore(concurrency)
         self.applied = 0
         self.dead_lettered = 0
         self.running = False
@@ -123,12 +126,38 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, 5.0)
 
     async def _poll_once(self) -> None:
+        """Apply one fetched batch, then commit it.
+
+        Records with the same key (one aggregate) are applied one after the other, in
+        log order; different keys are applied concurrently (at most ``concurrency`` at
+        once), since Kafka orders nothing between keys anyway. If one fails with a
+        transient Kafka error the others are cancelled, nothing is committed, and the
+        batch is fetched again after reconnecting (applying is at most once per event).
+        """
         assert self._consumer is not None
         batches = await self._consumer.getmany(timeout_ms=500, max_records=self.max_records)
+        if not batches:
+            return
+        chains: dict[tuple[Any, bytes | None], list[ConsumerRecord[bytes, bytes]]] = {}
         for tp, records in batches.items():
             for record in records:
+                chains.setdefault((tp, record.key), []).append(record)
+        if len(chains) == 1:
+            for record in next(iter(chains.values())):
                 await self._handle(record)
-            await self._consumer.commit({tp: records[-1].offset + 1})
+        else:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for chain in chains.values():
+                        group.create_task(self._handle_chain(chain))
+            except* TRANSIENT_KAFKA_ERRORS as failed:
+                raise failed.exceptions[0] from None
+        await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+
+    async def _handle_chain(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        async with self._slots:
+            for record in records:
+                await self._handle(record)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
