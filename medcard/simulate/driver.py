@@ -108,7 +108,8 @@ class Driver:
         await self._each(self.population.persons, self._register, "register")
         await self.drain()
         await self._each(self.population.persons, self._issue_card, "cards")
-        await self.drain()
+        await self.drain()  # the bank has opened every card's account: passwords can be set
+        await self._each(list(self.holders.values()), self._set_pin, None)
 
     async def _register(self, p: Person) -> None:
         person = await self.eco.call("identity", "POST", "/v1/persons", who="clerk", json={
@@ -127,7 +128,6 @@ class Driver:
         card = await self.eco.call("cards", "POST", "/v1/cards", who="clerk", json={"person_id": h.person_id})
         h.card = card["card_number"]
         self.ledger.cards.add(h.card)
-        await self._set_pin(h)
 
     async def _set_pin(self, h: Holder) -> None:
         # The bank learns of the card from its CardIssued event: wait until it has.

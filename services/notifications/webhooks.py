@@ -29,6 +29,7 @@ from .signing import new_secret
 
 Reason = Literal["event", "resend", "replay"]
 REPLAY_LIMIT = 10_000
+ROUTING_TTL = 1.0
 _IDS = uuid.UUID("0b5e7b8e-3f7d-4d1e-8f49-54cf0f8c2a61")
 
 
@@ -44,6 +45,7 @@ class WebhookHub:
         self.deliveries = db["webhook_deliveries"]
         self.events = db["received_events"]
         self.wake = asyncio.Event()
+        self._routing: tuple[float, list[dict[str, Any]]] | None = None
 
     async def create_indexes(self) -> None:
         await self.events.create_index([("time", 1), ("received_at", 1)])
@@ -55,10 +57,24 @@ class WebhookHub:
         doc = {"_id": new_id("wh_"), "url": url, "event_types": event_types, "secret": secret or new_secret(),
                "active": True, "created_at": datetime.now(UTC), "next_seq": 0}
         await self.subscriptions.insert_one(doc)
+        self._routing = None
         return doc
 
     async def active(self) -> list[dict[str, Any]]:
         return await self.subscriptions.find({"active": True}).sort("created_at", 1).to_list()
+
+    async def routing(self) -> list[dict[str, Any]]:
+        """The active subscriptions' ids and event types, for fanning events out.
+
+        Read again at most every ``ROUTING_TTL`` seconds instead of once per event; a
+        change made through this process is seen at once, one made through another
+        replica within ``ROUTING_TTL``.
+        """
+        now = asyncio.get_running_loop().time()
+        if self._routing is None or now - self._routing[0] > ROUTING_TTL:
+            subs = await self.subscriptions.find({"active": True}, {"event_types": 1}).to_list()
+            self._routing = (now, subs)
+        return self._routing[1]
 
     async def get(self, webhook_id: str) -> dict[str, Any]:
         doc = await self.subscriptions.find_one({"_id": webhook_id, "active": True})
@@ -70,6 +86,7 @@ class WebhookHub:
         """Deactivate the subscription and cancel what it still had to deliver."""
         res = await self.subscriptions.update_one({"_id": webhook_id, "active": True},
                                                   {"$set": {"active": False, "deleted_at": datetime.now(UTC)}})
+        self._routing = None
         if res.matched_count == 0:
             raise NotFound(f"no webhook subscription {webhook_id}")
         await self.deliveries.update_many({"webhook_id": webhook_id, "status": "pending"},
@@ -82,7 +99,7 @@ class WebhookHub:
             await self.events.insert_one({"_id": event.id, "type": event.type, "time": stamp(event.time),
                                           "received_at": datetime.now(UTC), "envelope": structured(event)})
         queued = False
-        for sub in await self.active():
+        for sub in await self.routing():
             if subscribed(sub["event_types"], event.type):
                 delivery_id = "D" + uuid.uuid5(_IDS, f"{sub['_id']}/{event.id}").hex
                 queued |= await self._enqueue(sub["_id"], event.id, event.type, delivery_id, "event") is not None
