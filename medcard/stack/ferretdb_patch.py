@@ -19,7 +19,7 @@ Last, equality on an indexed field is pushed down too. Stock FerretDB 1.24 creat
 SQLite indexes a client asks for but never uses them: every query without ``_id`` reads
 the whole table and filters in Go, so a lookup by ID-number digest or a scan for
 pending messages costs time in proportion to the collection. When a filter has no
-``_id`` but has a string value for a top-level field that leads one of the collection's
+``_id`` but has a string or boolean value for a top-level field that leads one of the collection's
 indexes, the WHERE clause now compares that field with the index's own expression, and
 SQLite uses the index. The whole filter is still applied in Go afterwards. One
 difference from MongoDB remains, documented in the README: a document whose indexed
@@ -39,7 +39,7 @@ from pathlib import Path
 from medcard.stack.process import StackError
 
 MODULE = "github.com/FerretDB/FerretDB"
-PATCH_VERSION = "collection-write-lock-2+id-index-1+field-index-1"
+PATCH_VERSION = "collection-write-lock-2+id-index-1+field-index-2"
 WRITE_LOCK_GO = """package handler
 
 import (
@@ -92,7 +92,7 @@ import (
 )
 
 // medcardIndexWhere is a medcard patch (see medcard/stack/ferretdb_patch.py): for a filter
-// without a pushed-down _id, the equality on a string value of a top-level field that
+// without a pushed-down _id, the equality on a string or boolean value of a top-level field that
 // leads one of the collection's indexes, written with that index's expression so that
 // SQLite uses the index. The handler applies the whole filter afterwards.
 func medcardIndexWhere(meta *metadata.Collection, filter *types.Document) (string, []any) {
@@ -115,9 +115,10 @@ func medcardIndexWhere(meta *metadata.Collection, filter *types.Document) (strin
 			continue
 		}
 
-		if s, ok := v.(string); ok {
+		switch v.(type) {
+		case string, bool:
 			where := fmt.Sprintf(` WHERE %s->%q = ?`, metadata.DefaultColumn, field)
-			return where, []any{string(must.NotFail(sjson.MarshalSingleValue(s)))}
+			return where, []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
 		}
 	}
 

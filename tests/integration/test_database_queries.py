@@ -42,6 +42,8 @@ async def test_equality_on_an_indexed_field_finds_exactly_the_matching_documents
         assert await ids(coll, {"k": v, "n": 1}) == {f"d{i}" for i, x in enumerate(VALUES * 3) if x == v and i % 3 == 1}
         assert await ids(coll, {"other": v, "k": v}) == want
     assert await ids(coll, {"k": "nothing"}) == set()
+    await coll.insert_many([{"_id": "t", "k": True}, {"_id": "f", "k": False}])
+    assert await ids(coll, {"k": True}) == {"t"} and await ids(coll, {"k": False}) == {"f"}
     assert await ids(coll, {"k": 5}) == {"int"}
     assert await ids(coll, {"k": {"$in": ["abc", "ABC"]}}) == {f"d{i}" for i, x in enumerate(VALUES * 3) if x in ("abc", "ABC")}
 
