@@ -67,6 +67,10 @@ class AggregateStore(Generic[S]):
     async def create_indexes(self) -> None:
         await self.collection.create_index("pending")
 
+    def state_of(self, doc: dict[str, Any] | None) -> S | None:
+        """The aggregate's state in a document read from the collection."""
+        return self._state(doc)
+
     def _state(self, doc: dict[str, Any] | None) -> S | None:
         if doc is None:
             return None
@@ -86,14 +90,21 @@ class AggregateStore(Generic[S]):
         correlation_id: str,
         cause: CloudEvent | None = None,
         retries: int = 50,
+        loaded: dict[str, Any] | None = None,
     ) -> Outcome[S]:
         """Load, decide (pure), save state + events atomically; retry on a concurrent write.
 
         With ``cause`` (an event being applied), a repeat or older event changes nothing.
+        ``loaded`` is the aggregate's document if the caller has just read it.
         Domain errors raised by ``decide`` propagate and nothing is written.
         """
-        for _ in range(retries):
-            doc = await self.collection.find_one({"_id": aggregate_id})
+        for attempt in range(retries):
+            # ``loaded``: the document as the caller just read it (saves a read; if it is
+            # stale the guarded write fails and the next attempt reads afresh).
+            if attempt == 0 and loaded is not None:
+                doc = loaded
+            else:
+                doc = await self.collection.find_one({"_id": aggregate_id})
             if cause is not None and doc is not None and already_applied(doc, cause):
                 return Outcome(self._state(doc), [], None, duplicate=True)
             decision = decide(self._state(doc))

@@ -53,11 +53,12 @@ async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPri
     if person_id is None:
         return PosAuthorisationPublic(**asdict(answer(swipe, "14")))
     merchant = await bank.merchants.get(body.merchant_id)
-    account = await bank.accounts.get(person_id)
+    doc = await bank.accounts.get_doc(person_id)
+    account = bank.accounts.state_of(doc)
     # argon2 runs off the event loop, and only when the PIN is what decides.
     checked = account.pin_hash if account and screen(account, swipe, merchant) is None else None
     pin_ok = checked is not None and await VERIFIED_PINS.verify(checked, body.pin)
     decide = authorise(swipe, merchant, checked_hash=checked, pin_ok=pin_ok,
                        max_failures=bank.runtime.settings.pin_max_failures)
-    outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request))
+    outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request), loaded=doc)
     return PosAuthorisationPublic(**asdict(outcome.result))
