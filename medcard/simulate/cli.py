@@ -35,12 +35,15 @@ def simulate_command(
     port_base: Annotated[int, typer.Option(help="Services listen on port_base+1..+4")] = 8110,
     fast_hashing: Annotated[bool, typer.Option(help="Cheaper argon2 in the services (large runs)")] = False,
     keep: Annotated[bool, typer.Option(help="Leave the services running afterwards")] = False,
+    faults: Annotated[int, typer.Option(min=0, help="Inject this many seeded faults (service crash, broker "
+                                        "or database outage) while events are in flight; local stack only")] = 0,
 ) -> None:
     """Simulate months of the card ecosystem through the services' APIs and verify it."""
     rates = Rates(purchases_per_month=purchases_per_month, loss_rate=loss_rate, thief_share=thief_share,
                   shop_share=shop_share, cash_share=cash_share, forgot_pin_rate=forgot_pin_rate)
     options = Options(persons=persons, months=months, seed=seed, rates=rates, kafka_bootstrap=kafka,
-                      mongo_url=mongo, port_base=port_base, holidays=holidays, fast_hashing=fast_hashing, keep=keep)
+                      mongo_url=mongo, port_base=port_base, holidays=holidays, fast_hashing=fast_hashing, keep=keep,
+                      faults=faults)
     days = months * 31
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
@@ -83,6 +86,10 @@ def summary(r: dict[str, Any]) -> Table:
         ("loss to block p50 / p99", f"{r['loss_to_block']['latency_ms_p50']} / {r['loss_to_block']['latency_ms_p99']} ms"),
         ("purchases inside the loss window", r["loss_to_block"]["purchases_inside_window"]),
     ]
+    if "faults" in r:
+        f = r["faults"]
+        kinds = " ".join(f"{k}:{v}" for k, v in f["by_kind"].items())
+        rows.append(("faults injected / survived", f"{f['injected']} / {f['survived']} ({kinds})"))
     for name, value in rows:
         table.add_row(name, str(value))
     for name, ok in r["invariants"].items():

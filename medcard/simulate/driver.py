@@ -27,6 +27,7 @@ from shared.settings import Settings
 from shared.topics import partitions_of
 
 from .client import Ecosystem, UnexpectedAnswer
+from .faults import FaultInjector
 from .plan import Action, Planner, Rates
 from .population import Person, Population
 
@@ -75,6 +76,9 @@ class Driver:
     holders: dict[int, Holder] = field(default_factory=dict)
     ledger: Ledger = field(default_factory=Ledger)
     today: date = date.min
+    day_number: int = 0
+    """Simulated days done (the opening month not counted)."""
+    faults: FaultInjector | None = None
     _units: dict[str, str] = field(default_factory=dict)
     _sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
     _admin: AIOKafkaAdminClient | None = None
@@ -152,7 +156,15 @@ class Driver:
             actions = plan.get(day, [])
             await self._run_day(day, actions, planner)
             self.progress("days", 1)
-            await self.eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"days": 1})
+
+            async def advance() -> None:
+                await self.eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"days": 1})
+
+            if self.faults is None:
+                await advance()
+            else:
+                await self.faults.around_advance(self.day_number, advance)
+            self.day_number += 1
             self.today = day = day + timedelta(days=1)
             # The next day starts once the day's effects and the clock's (a month end's
             # transfers, replacements becoming ready) have been applied everywhere.

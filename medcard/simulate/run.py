@@ -21,6 +21,7 @@ from shared.settings import Settings
 from . import verify
 from .client import Ecosystem
 from .driver import Driver, seeded_start
+from .faults import FaultInjector, Servers, StackServers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
 
@@ -39,14 +40,20 @@ class Options:
     """Cheaper argon2 in the services (for very large populations); reported."""
     keep: bool = False
     state_dir: Path = Path(".state")
+    faults: int = 0
+    """Faults to inject at seeded moments (see faults.py); needs ``servers`` or the local stack."""
+    servers: Servers | None = None
 
 
-def _infrastructure(options: Options) -> tuple[str, str]:
+def _infrastructure(options: Options) -> tuple[str, str, Servers | None]:
     if options.kafka_bootstrap and options.mongo_url:
-        return options.kafka_bootstrap, options.mongo_url
+        if options.faults and options.servers is None:
+            raise ValueError("fault injection needs the local stack (no --kafka/--mongo URLs): "
+                             "it stops and starts the broker and the database")
+        return options.kafka_bootstrap, options.mongo_url, options.servers
     stack = LocalStack()
     stack.up()
-    return stack.kafka_bootstrap, stack.mongo_url
+    return stack.kafka_bootstrap, stack.mongo_url, options.servers or StackServers(stack)
 
 
 def _first_of_next_month(d: date) -> date:
@@ -67,7 +74,7 @@ def _peak_memory_mb(pid: int | None) -> float | None:
 
 async def simulate(options: Options, progress: Callable[[str, int], None]) -> dict[str, Any]:
     started = time.perf_counter()
-    kafka, mongo = await asyncio.to_thread(_infrastructure, options)
+    kafka, mongo, servers = await asyncio.to_thread(_infrastructure, options)
     namespace = f"sim{options.seed}x{secrets.token_hex(3)}"
     operator_password = secrets.token_urlsafe(16)
     env = {
@@ -92,7 +99,13 @@ async def simulate(options: Options, progress: Callable[[str, int], None]) -> di
     eco = Ecosystem(fleet.urls(), operator_password)
     await eco.open()
     try:
-        report = await _drive(options, settings, eco, progress)
+        injector = None
+        if options.faults:
+            assert servers is not None
+            injector = FaultInjector(plan_faults(options.seed, options.faults, options.months * 28), fleet, servers)
+        report = await _drive(options, settings, eco, progress, injector)
+        if injector is not None:
+            report["faults"] = injector.report(all(report["invariants"].values()))
         report["peak_memory_mb"] = {p.name: _peak_memory_mb(p.pid()) for p in fleet.processes}
     finally:
         await eco.close()
@@ -106,11 +119,11 @@ async def simulate(options: Options, progress: Callable[[str, int], None]) -> di
 
 
 async def _drive(options: Options, settings: Settings, eco: Ecosystem,
-                 progress: Callable[[str, int], None]) -> dict[str, Any]:
+                 progress: Callable[[str, int], None], faults: FaultInjector | None = None) -> dict[str, Any]:
     population = build_population(options.seed, options.persons)
     calendar = BusinessCalendar(extra_holidays=parse_holidays(options.holidays))
     start = seeded_start(options.seed)
-    driver = Driver(eco, population, options.rates, calendar, settings, start, progress)
+    driver = Driver(eco, population, options.rates, calendar, settings, start, progress, faults=faults)
     await driver.set_up()
     # The opening month: employers pay, the month ends, the first transfers land.
     for unit in population.units:

@@ -226,6 +226,16 @@ class ServerProcess(ABC):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
 
+    def kill(self) -> None:
+        """SIGKILL at once, as a crash would, and wait until the process is gone."""
+        pid = self.pid()
+        if pid is None:
+            return
+        self._signal(pid, signal.SIGKILL)
+        while _pid_alive(pid):
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
     # -- helpers --------------------------------------------------------------
     def recent_output(self, lines: int = 20) -> str:
         """The last lines of the server's log (and of its stdout, if separate)."""
