@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,5 +66,8 @@ class Ecosystem:
                                 json={"username": username, "password": password})
         self.tokens[merchant_id or username] = token["access_token"]
 
-    async def drain_status(self) -> list[dict[str, Any]]:
-        return [await self.call(s, "GET", "/ops/drain", who="operator") for s in self.urls]
+    async def drain_status(self, services: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each service's drain signal (``/ops/drain``), asked of all at once."""
+        names = list(self.urls if services is None else services)
+        answers = await asyncio.gather(*(self.call(s, "GET", "/ops/drain", who="operator") for s in names))
+        return dict(zip(names, answers, strict=True))

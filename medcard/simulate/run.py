@@ -20,7 +20,7 @@ from shared.settings import Settings
 
 from . import verify
 from .client import Ecosystem
-from .driver import Driver, seeded_start
+from .driver import BUSINESS_SERVICES, Driver, seeded_start
 from .faults import FaultInjector, Servers, StackServers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
@@ -131,7 +131,7 @@ async def _drive(options: Options, settings: Settings, eco: Ecosystem,
     first = _first_of_next_month(driver.today)
     await eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"to": first.isoformat()})
     driver.today = first
-    await driver.drain()
+    await driver.drain(services=BUSINESS_SERVICES)
     planner = Planner(population, options.rates, calendar)
     try:
         for month in range(options.months):
