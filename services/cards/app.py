@@ -30,7 +30,7 @@ def create(settings: Settings | None = None) -> FastAPI:
 
     async def setup() -> None:
         await ctx.clock.load()
-        await ctx.holders.collection.create_index("cards.state")
+        await ctx.holders.collection.create_index("in_production")
 
     runtime.setup_hooks.append(setup)
     runtime.consume(["identity", "clock", "bank"], make_handler(ctx))

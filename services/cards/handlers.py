@@ -35,7 +35,7 @@ def make_handler(ctx: Cards) -> Handler:
 
     async def on_date_advanced(event: CloudEvent, data: BusinessDateAdvanced) -> None:
         await ctx.clock.apply(event)
-        producing = await ctx.holders.collection.find({"cards.state": "in_production"}, {"_id": 1}).to_list()
+        producing = await ctx.holders.collection.find({"in_production": True}, {"_id": 1}).to_list()
         for doc in producing:
             await ctx.holders.execute(doc["_id"], domain.mark_ready(person_id=doc["_id"], today=data.date),
                                       correlation_id=event.correlationid, cause=event)

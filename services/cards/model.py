@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from shared.errors import Invalid, NotFound
 from shared.events.cards import LossChannel
@@ -64,6 +64,12 @@ class Cardholder(BaseModel):
     id_number_digest: str
     mobile: str
     cards: list[Card] = []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def in_production(self) -> bool:
+        """A replacement card of this person is being made (indexed: the daily readiness check)."""
+        return any(card.state == "in_production" for card in self.cards)
 
     def card(self, card_number: str) -> Card:
         for card in self.cards:
