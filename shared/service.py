@@ -28,6 +28,7 @@ from .kafka import ensure_topics
 from .logging import bind, clear, configure, get_logger
 from .outbox import AggregateStore, ConcurrencyConflict
 from .relay import OutboxRelay
+from .security import verifications
 from .settings import Settings, get_settings
 from .topics import topic_for_service
 
@@ -139,6 +140,8 @@ class _RuntimeCollector:
         yield applied
         yield dead
         yield GaugeMetricFamily("medcard_kafka_ok", "Relay can reach Kafka", value=float(rt.relay.kafka_ok))
+        yield CounterMetricFamily("medcard_secret_verifications", "Password and PIN verifications with argon2",
+                                  value=verifications())
 
 
 def error_body(code: str, detail: str) -> dict[str, str]:
