@@ -163,6 +163,7 @@ async def test_subscriptions_are_for_operators_and_refuse_unknown_types_and_bad_
         listed = await client.get("/v1/webhooks", headers=operator)
     assert unknown.status_code == 422 and "CardStolen" in unknown.json()["detail"]
     assert (bad_secret.status_code, not_http.status_code) == (422, 422)
+    assert "hunter2" not in bad_secret.text and "body.secret" in bad_secret.json()["detail"]
     assert (clerk.status_code, anonymous.status_code, missing.status_code) == (403, 401, 404)
     assert listed.json() == {"data": [], "count": 0}
 
