@@ -218,3 +218,36 @@ async def test_validation_errors_name_the_field_and_the_rule_but_never_echo_what
     assert missing.json()["detail"].startswith("body.card_number: Field required; body.pin: Field required")
     for response in (login, account, pos, reset, missing):
         assert set(response.json()) == {"error", "detail"}
+
+
+async def test_numbers_dates_and_texts_at_the_edges_are_refused_before_they_reach_the_database(
+    settings: Settings,
+) -> None:
+    """Found by probing past what the fuzzer reaches (they need a real unit and person):
+    an amount beyond MongoDB's 8-byte integers, and a clock date past the calendar's end,
+    were 500s; a name of spaces was stored empty."""
+    clerk, operator = auth(settings, "clerk"), auth(settings, "operator")
+    async with running_service(create_identity, settings) as client:
+        number = make_id_number("110105", __import__("datetime").date(1981, 3, 9), 17)
+        unit = (await client.post("/v1/units", json={"name": "Hongxing"}, headers=clerk)).json()["unit_id"]
+        person = await client.post("/v1/persons", headers=clerk, json={
+            "name": "Li Lei", "id_number": number, "mobile": "13800138000", "household_number": "H1",
+            "unit_id": unit})
+        assert person.status_code == 201, person.text
+        before = await stored(settings, "identity")
+        items = [{"person_id": person.json()["person_id"], "amount_fen": 10**20}]
+        huge = await client.post("/v1/contributions", json={"unit_id": unit, "month": "2026-01", "items": items},
+                                 headers=clerk)
+        infinite = await client.post("/v1/contributions", content=(
+            '{"unit_id": "%s", "month": "2026-01", "items": [{"person_id": "P", "amount_fen": 1e400}]}' % unit),
+            headers={**clerk, "content-type": "application/json"})
+        past_the_end = await client.post("/v1/clock/advance", json={"start": "9999-12-25", "days": 10},
+                                         headers=operator)
+        blank = await client.post("/v1/units", json={"name": "   "}, headers=clerk)
+        after = await stored(settings, "identity")
+    assert huge.status_code == 422
+    assert huge.json()["detail"] == "body.items[0].amount_fen: Input should be less than or equal to 100000000"
+    assert infinite.status_code == 422 and "body.items[0].amount_fen" in infinite.json()["detail"]
+    assert past_the_end.status_code == 422 and "stops at 9998-12-31" in past_the_end.json()["detail"]
+    assert blank.status_code == 422 and blank.json()["detail"] == "body.name: Value error, must not be blank"
+    assert after == before
