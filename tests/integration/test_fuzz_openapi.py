@@ -54,6 +54,7 @@ EXAMPLES = int(os.environ.get("MEDCARD_FUZZ_EXAMPLES", "10"))
 SEED = os.environ.get("MEDCARD_FUZZ_SEED")
 KEY = secrets.token_urlsafe(40)
 """The services' JWT key for this run (the tests issue the tokens)."""
+TOKENS = Settings(environment="test", jwt_secret=KEY)
 PREFERENCE: tuple[Role, ...] = ("operator", "teller", "clerk", "merchant", "cardholder")
 COUNTERS = ("failures", "locked_until", "pin_failures", "pin_locked", "rev", "version")
 """What a refused login or a wrong old PIN may change: the lockout counters (and the
@@ -162,10 +163,9 @@ def fleet(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 def fuzz(service: str, case: schemathesis.Case, fleet: dict[str, Target]) -> None:
     target = fleet[service]
     op = (case.method.upper(), case.path)
-    settings = Settings(environment="test", jwt_secret=KEY)
     before = target.last if target.last is not None else target.snapshot()
     t = time.perf_counter()
-    response = case.call(base_url=target.url, headers=token_for(settings, SURFACE[service].get(op)), timeout=60)
+    response = case.call(base_url=target.url, headers=token_for(TOKENS, SURFACE[service].get(op)), timeout=60)
     key = f"{op[0]} {op[1]}"
     target.seconds[key] = target.seconds.get(key, 0) + time.perf_counter() - t
     target.calls += 1

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import date
 from typing import Any
 
 import httpx
@@ -193,7 +194,7 @@ async def test_validation_errors_name_the_field_and_the_rule_but_never_echo_what
     settings: Settings,
 ) -> None:
     secret_password, bad_pin = "correct-horse-battery-staple-" + "x" * 120, "12ab56"
-    id_number = make_id_number("110105", __import__("datetime").date(1980, 5, 17), 42)
+    id_number = make_id_number("110105", date(1980, 5, 17), 42)
     wrong_check = id_number[:-1] + ("0" if id_number[-1] != "0" else "1")
     async with running_service(create_identity, settings) as identity, running_service(create_bank, settings) as bank:
         login = await identity.post("/v1/login", json={"account_number": "someone", "password": secret_password})
@@ -228,7 +229,7 @@ async def test_numbers_dates_and_texts_at_the_edges_are_refused_before_they_reac
     were 500s; a name of spaces was stored empty."""
     clerk, operator = auth(settings, "clerk"), auth(settings, "operator")
     async with running_service(create_identity, settings) as client:
-        number = make_id_number("110105", __import__("datetime").date(1981, 3, 9), 17)
+        number = make_id_number("110105", date(1981, 3, 9), 17)
         unit = (await client.post("/v1/units", json={"name": "Hongxing"}, headers=clerk)).json()["unit_id"]
         person = await client.post("/v1/persons", headers=clerk, json={
             "name": "Li Lei", "id_number": number, "mobile": "13800138000", "household_number": "H1",
