@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from .errors import Forbidden, Unauthorized
+from .errors import DomainError, Forbidden, Unauthorized
 from .settings import Settings, get_settings
 
 Role = Literal["cardholder", "clerk", "teller", "operator", "merchant"]
@@ -82,11 +82,16 @@ def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     return check
 
 
-def ensure_owner_or_staff(principal: Principal, person_id: str, *staff: Role) -> None:
-    """A cardholder acts only on their own data; the listed staff roles on anyone's."""
+def ensure_owner_or_staff(principal: Principal, person_id: str, *staff: Role,
+                          conceal: DomainError | None = None) -> None:
+    """A cardholder acts only on their own data; the listed staff roles on anyone's.
+
+    ``conceal``: what a cardholder is told about someone else's data found by a number
+    (a card, a receipt): the very answer an unknown number gets, so that a cardholder
+    cannot probe which numbers exist."""
     if principal.role == "cardholder":
         if principal.person_id != person_id:
-            raise Forbidden("a cardholder may act only on their own cards and accounts")
+            raise conceal or Forbidden("a cardholder may act only on their own cards and accounts")
         return
     if principal.role not in staff:
         raise Forbidden(f"role {principal.role} may not do this")

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,6 +20,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import require_roles
 from .consumer import ConsumerRunner, Handler
@@ -29,6 +33,7 @@ from .kafka import ensure_topics
 from .logging import bind, clear, configure, get_logger
 from .outbox import AggregateStore, ConcurrencyConflict
 from .relay import OutboxRelay
+from .security import verifications
 from .settings import Settings, get_settings
 from .topics import topic_for_service
 
@@ -150,10 +155,105 @@ class _RuntimeCollector:
         yield commands
         yield seconds
         yield GaugeMetricFamily("medcard_kafka_ok", "Relay can reach Kafka", value=float(rt.relay.kafka_ok))
+        yield CounterMetricFamily("medcard_secret_verifications", "Password and PIN verifications with argon2",
+                                  value=verifications())
 
 
 def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(error_body(code, detail), status_code=status)
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+              413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while a body is read once it passes the limit (an HTTPException, so FastAPI's
+    body parsing lets it through to the handler instead of calling it a parse error)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
+
+
+def is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class RequestGuard:
+    """Refuses, before any handler runs, what no route accepts: a body over
+    ``max_body_bytes`` (413: at once by its Content-Length, or while a chunked body is read)
+    and a body that is not JSON (415). Nothing is changed by a refused request."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.limit = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if length is not None and length.strip().isdigit() and int(length) > self.limit:
+            await _error(413, "payload_too_large", f"request body over {self.limit} bytes")(scope, receive, send)
+            return
+        has_body = chunked or (length is not None and length.strip() not in ("", "0"))
+        if has_body and scope["method"] in BODY_METHODS and not is_json(headers.get("content-type")):
+            given = headers.get("content-type") or "no content type"
+            detail = f"the request body must be JSON (content-type: application/json), not {given[:80]}"
+            await _error(415, "unsupported_media_type", detail)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracked)
+        except BodyTooLarge as err:
+            if started:
+                raise
+            await _error(413, "payload_too_large", str(err.detail))(scope, receive, send)
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "items", 0, "amount_fen")`` -> ``body.items[0].amount_fen``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "request"
+
+
+def validation_detail(err: RequestValidationError) -> tuple[int, str, str]:
+    """Status, code and message of a refused request: every problem as ``location: message``,
+    never the values sent (they may be a password, a PIN or an ID number)."""
+    problems = list(err.errors())
+    if any(p.get("type") == "json_invalid" for p in problems):
+        p = next(p for p in problems if p.get("type") == "json_invalid")
+        reason = (p.get("ctx") or {}).get("error", "")
+        position = p["loc"][1] if len(p.get("loc", ())) > 1 else "?"
+        return 400, "malformed_json", f"the request body is not valid JSON: {reason} at character {position}"
+    parts = [f"{_location(p.get('loc', ()))}: {p.get('msg', 'invalid')}" for p in problems]
+    return 422, "invalid", "; ".join(parts)
 
 
 def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers: list[Any]) -> FastAPI:
@@ -167,6 +267,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         await runtime.stop()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)  # inside the context middleware
     app.state.runtime = runtime
     app.state.settings = settings
     registry = CollectorRegistry()
@@ -180,10 +281,6 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
         request.state.correlation_id = cid
         bind(service=runtime.name, correlation_id=cid)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return JSONResponse(error_body("payload_too_large", f"request body over {settings.max_body_bytes} bytes"),
-                                status_code=413)
         started = time.perf_counter()
         response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")
@@ -195,6 +292,16 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, err: DomainError) -> JSONResponse:
         return JSONResponse(error_body(err.code, err.message), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
+        status, code, detail = validation_detail(err)
+        return _error(status, code, detail)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, err: HTTPException) -> Response:
+        code = HTTP_CODES.get(err.status_code, "bad_request" if err.status_code < 500 else "server_error")
+        return JSONResponse(error_body(code, str(err.detail)), status_code=err.status_code, headers=err.headers)
 
     @app.exception_handler(ConcurrencyConflict)
     async def conflict(_: Request, err: ConcurrencyConflict) -> JSONResponse:

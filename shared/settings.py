@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import model_validator
+from pydantic import ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-signing-key-change-me-0123456789"
+SECRET_SETTINGS = ("jwt_secret", "webhook_secret_key", "id_digest_key")
+"""The keys: token signing, webhook secret encryption, ID number digests."""
+MIN_SECRET_LENGTH = 32
+RELAXED_ENVIRONMENTS = ("development", "test")
+"""Where the documented development secrets may be used; anywhere else they are refused."""
 
 
 class Settings(BaseSettings):
     """Read from MEDCARD_* environment variables (or a .env file)."""
 
-    model_config = SettingsConfigDict(env_prefix="MEDCARD_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the secrets it was given.
+    model_config = SettingsConfigDict(env_prefix="MEDCARD_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     environment: Literal["development", "test", "production"] = "development"
     namespace: str = "medcard"
@@ -42,10 +50,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_outside_development(self) -> Settings:
-        if self.environment == "production":
-            for name in ("jwt_secret", "webhook_secret_key", "id_digest_key"):
-                if getattr(self, name) == DEV_SECRET or len(getattr(self, name)) < 32:
-                    raise ValueError(f"MEDCARD_{name.upper()} must be set to a strong secret (32+ chars) in production")
+        """Outside development and tests every key must be set, strong, and different."""
+        if self.environment in RELAXED_ENVIRONMENTS:
+            return self
+        weak = [name for name in SECRET_SETTINGS
+                if getattr(self, name) == DEV_SECRET or len(getattr(self, name)) < MIN_SECRET_LENGTH]
+        if weak:
+            names = ", ".join(f"MEDCARD_{name.upper()}" for name in weak)
+            raise ValueError(f"{names} must be set to a secret of its own, at least {MIN_SECRET_LENGTH} characters "
+                             f"(not the development default), when MEDCARD_ENVIRONMENT={self.environment}")
+        if len({getattr(self, name) for name in SECRET_SETTINGS}) < len(SECRET_SETTINGS):
+            names = ", ".join(f"MEDCARD_{name.upper()}" for name in SECRET_SETTINGS)
+            raise ValueError(f"{names} must be three different secrets when MEDCARD_ENVIRONMENT={self.environment}")
         return self
 
     def database(self, service: str) -> str:
@@ -55,6 +71,21 @@ class Settings(BaseSettings):
         return f"{self.namespace}.{service}"
 
 
+T = TypeVar("T", bound=Settings)
+
+
+def load_or_exit(load: Callable[[], T]) -> T:
+    """Settings from the environment; refused ones stop the process with one line per
+    problem (no traceback, no values: they may be secrets)."""
+    try:
+        return load()
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) + ': ' if e['loc'] else ''}"
+            f"{e['msg'].removeprefix('Value error, ')}" for e in err.errors())
+        raise SystemExit(f"medcard: refusing to start: {problems}") from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_or_exit(Settings)

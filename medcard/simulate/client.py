@@ -14,6 +14,10 @@ class UnexpectedAnswer(RuntimeError):
     """A service answered something the simulated person did not expect."""
 
 
+SENSITIVE = frozenset({"password", "pin", "old_pin", "new_pin", "id_number"})
+"""Request fields whose values must never show up in events, logs or stored documents."""
+
+
 @dataclass
 class Ecosystem:
     """HTTP clients for the four services and the tokens of the staff who use them."""
@@ -22,6 +26,9 @@ class Ecosystem:
     operator_password: str
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    typed: set[str] | None = None
+    """When a set: every password, PIN and ID number sent to a service is added to it,
+    so that a test can look for them where they must not be (see SENSITIVE)."""
 
     async def open(self) -> None:
         # Idle connections are dropped long before the server's 30 s keep-alive ends, so a
@@ -41,6 +48,10 @@ class Ecosystem:
                    expect: tuple[int, ...] = (200, 201), retries: int = 20, **kwargs: Any) -> Any:
         """One request; a 503 (a server briefly unavailable) is retried with backoff."""
         headers = self.auth(who) if who else {}
+        if self.typed is not None:
+            for values in (kwargs.get("json"), kwargs.get("params")):
+                if isinstance(values, dict):
+                    self.typed.update(str(v) for k, v in values.items() if k in SENSITIVE and v)
         delay = 0.1
         for _ in range(retries):
             resp = await self.clients[service].request(method, path, headers=headers, **kwargs)

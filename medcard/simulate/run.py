@@ -43,6 +43,10 @@ class Options:
     faults: int = 0
     """Faults to inject at seeded moments (see faults.py); needs ``servers`` or the local stack."""
     servers: Servers | None = None
+    log_level: str = "WARNING"
+    """The services' log level (their logs: ``<state_dir>/sim/services/logs``)."""
+    typed: set[str] | None = None
+    """When a set: receives every password, PIN and ID number the simulation sent (leak scans)."""
 
 
 def _infrastructure(options: Options) -> tuple[str, str, Servers | None]:
@@ -85,7 +89,7 @@ async def simulate(options: Options, progress: Callable[[str, int], None]) -> di
         "MEDCARD_WEBHOOK_SECRET_KEY": secrets.token_urlsafe(40),
         "MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD": operator_password,
         "MEDCARD_HOLIDAYS": options.holidays,
-        "MEDCARD_LOG_LEVEL": "WARNING",
+        "MEDCARD_LOG_LEVEL": options.log_level,
     }
     if options.fast_hashing:
         env |= {"MEDCARD_ARGON2_MEMORY_KIB": "1024", "MEDCARD_ARGON2_TIME_COST": "1"}
@@ -96,7 +100,7 @@ async def simulate(options: Options, progress: Callable[[str, int], None]) -> di
                          extra_env=env)
     await asyncio.to_thread(fleet.down)
     await asyncio.to_thread(fleet.up)
-    eco = Ecosystem(fleet.urls(), operator_password)
+    eco = Ecosystem(fleet.urls(), operator_password, typed=options.typed)
     await eco.open()
     try:
         injector = None

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from shared.errors import Conflict
-from shared.events import CardPasswordLocked, EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
+from shared.events import EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
 from shared.events.bank import TxnKind
 from shared.outbox import Decision
 
-from .domain import Decide
+from .domain import Decide, count_wrong_pin
 from .model import Account, LedgerEntry, Merchant
 
 APPROVED = "00"
@@ -139,10 +139,4 @@ def _check_pin_and_funds(acc: Account, request: PosRequest, pin_ok: bool, max_fa
     if pin_ok:
         acc.pin_failures = 0
         return "51" if request.amount_fen > acc.balance_fen else APPROVED
-    acc.pin_failures += 1
-    if acc.pin_failures < max_failures:
-        return "55"
-    acc.pin_locked = True
-    events.append(CardPasswordLocked(person_id=acc.person_id, card_number=request.card_number,
-                                     failures=acc.pin_failures))
-    return "75"
+    return "75" if count_wrong_pin(acc, request.card_number, max_failures, events) else "55"

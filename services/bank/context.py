@@ -63,7 +63,7 @@ class Bank:
         person_id = await self.person_of_card(card_number)
         account = await self.accounts.get(person_id) if person_id else None
         if account is None or account.account_id is None or not account.has_card(card_number):
-            raise NotFound(f"card {card_number} is not linked to a personal account of this bank")
+            raise unknown_card(card_number)
         return account
 
     async def open_account(self, person_id: str) -> Account:
@@ -71,6 +71,11 @@ class Bank:
         if account is None or account.account_id is None:
             raise NotFound(f"no personal medical account is open for person {person_id}")
         return account
+
+
+def unknown_card(card_number: str) -> NotFound:
+    """The answer for a card the bank does not know, and for a cardholder asking about someone else's."""
+    return NotFound(f"card {card_number} is not linked to a personal account of this bank")
 
 
 def bank_of(request: Request) -> Bank:

@@ -15,6 +15,7 @@ from shared.events import (
     BalanceInquired,
     BankStamped,
     CardPasswordChanged,
+    CardPasswordLocked,
     CardPasswordReset,
     CardPasswordSet,
     ContributionHeld,
@@ -197,6 +198,32 @@ def change_pin(card_number: str, verified_hash: str, new_hash: str, channel: Pas
         acc.pin_hash, acc.pin_failures = new_hash, 0
         return Decision(acc, [CardPasswordChanged(person_id=acc.person_id, card_number=card_number,
                                                   channel=channel)])
+    return decide
+
+
+def count_wrong_pin(acc: Account, card_number: str, max_failures: int, events: list[EventData]) -> bool:
+    """One more wrong PIN in a row; the ``max_failures``-th locks the password until a
+    teller resets it (CardPasswordLocked). Returns whether the password is now locked."""
+    acc.pin_failures += 1
+    if acc.pin_failures < max_failures:
+        return False
+    acc.pin_locked = True
+    events.append(CardPasswordLocked(person_id=acc.person_id, card_number=card_number, failures=acc.pin_failures))
+    return True
+
+
+def wrong_pin(card_number: str, verified_hash: str, max_failures: int) -> Decide:
+    """A wrong old password given to change it counts towards the lock, as at the POS.
+    Result: whether the password is locked now."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _open(state).model_copy(deep=True)
+        _usable_card(acc, card_number)
+        if acc.pin_locked:
+            return Decision(None, [], True)
+        if acc.pin_hash != verified_hash:
+            raise Conflict("the card password changed meanwhile: try again")
+        events: list[EventData] = []
+        return Decision(acc, events, count_wrong_pin(acc, card_number, max_failures, events))
     return decide
 
 

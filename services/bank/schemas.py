@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel, TxnKind
 from shared.ids import validate_id_number
+from shared.text import NotBlank
 
 from .model import CardStatus
 
@@ -23,7 +24,7 @@ class MerchantCreate(BaseModel):
          "designated": True}]})
 
     merchant_id: Reference
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
     kind: MerchantKind
     designated: bool
 
@@ -116,8 +117,8 @@ class StampCreate(BaseModel):
         {"receipt_number": "R202601050001", "branch": "BOC Savings Office, Xidan", "seal": "BOC-XD-0420"}]})
 
     receipt_number: Reference
-    branch: str = Field(min_length=1, max_length=200)
-    seal: str = Field(min_length=1, max_length=64, description="The branch's business seal")
+    branch: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
+    seal: Annotated[str, Field(min_length=1, max_length=64, description="The branch's business seal"), NotBlank]
 
 
 class StampPublic(BaseModel):

@@ -71,8 +71,13 @@ class Cards:
     async def person_of(self, index: Index, number: str, what: str) -> str:
         doc = await index.find_one({"_id": number})
         if doc is None:
-            raise NotFound(f"no {what} {number}")
+            raise unknown(what, number)
         return str(doc["person_id"])
+
+
+def unknown(what: str, number: str) -> NotFound:
+    """The answer for a number nobody has, and for a cardholder asking about someone else's."""
+    return NotFound(f"no {what} {number}")
 
 
 def cards(request: Request) -> Cards:

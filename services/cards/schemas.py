@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
 from shared.events.cards import LossChannel
+from shared.text import NotBlank
 
 from .model import Card, CardState
 
@@ -22,7 +24,7 @@ class CardCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"person_id": "P3f9a0c1d2e4b5a6c",
                                                                "agent_bank": DEFAULT_AGENT_BANK}]})
     person_id: str
-    agent_bank: str = Field(DEFAULT_AGENT_BANK, min_length=1, max_length=100)
+    agent_bank: Annotated[str, Field(min_length=1, max_length=100), NotBlank] = DEFAULT_AGENT_BANK
 
 
 class LossPublic(BaseModel):
@@ -82,7 +84,7 @@ class CardsPublic(BaseModel):
 class LossReportOnline(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER,
                                                                "mobile": "13800138000"}]})
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[str, Field(min_length=1, max_length=100), NotBlank]
     id_number: str = Field(min_length=1, max_length=40)
     mobile: str = Field(min_length=1, max_length=20)
 

@@ -3,11 +3,13 @@ business clock. Run with ``uvicorn --factory services.identity.app:create``."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from shared.ids import new_id
 from shared.logging import get_logger
-from shared.security import hash_secret_async
+from shared.security import decoy_hash, hash_secret_async
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
 
@@ -49,6 +51,7 @@ def create(settings: Settings | None = None) -> FastAPI:
     async def setup() -> None:
         await ctx.create_indexes()
         await ensure_bootstrap_operator(ctx)
+        await asyncio.to_thread(decoy_hash)  # ready before the first login to an unknown account
 
     runtime.setup_hooks.append(setup)
     app = create_app(

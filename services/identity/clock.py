@@ -17,6 +17,9 @@ from shared.outbox import Decision
 CLOCK_ID = "clock"
 MAX_DAYS = 3660
 """The longest advance in one call: each day is an event in the clock's one document."""
+LAST_DATE = date(9998, 12, 31)
+"""The clock stops here: every service adds working days and months to the business
+date, and a year of room keeps that arithmetic inside the calendar (9999-12-31)."""
 
 
 class ClockState(BaseModel):
@@ -38,6 +41,9 @@ def advance(*, today: date, start: date | None = None, days: int | None = None,
         if state is not None and start is not None and start != state.date:
             raise Conflict(f"the clock is already running (business date {state.date}); 'start' is for the first call")
         current = state.date if state is not None else (start or today)
+        room = (LAST_DATE - current).days
+        if to is None and (days or 0) > room or to is not None and to > LAST_DATE or current > LAST_DATE:
+            raise Invalid(f"the business clock stops at {LAST_DATE}: it is {current}")
         target = to if to is not None else current + timedelta(days=days or 0)
         if target < current:
             raise Conflict(f"the business clock cannot move backwards: it is {current}, asked for {target}")

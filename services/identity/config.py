@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from shared.settings import Settings
+from shared.settings import Settings, load_or_exit
 
 DEV_OPERATOR_PASSWORD = "dev-operator-password"
 
@@ -35,5 +35,5 @@ def identity_settings(settings: Settings | None) -> IdentitySettings:
     if isinstance(settings, IdentitySettings):
         return settings
     if settings is None:
-        return IdentitySettings()
+        return load_or_exit(IdentitySettings)
     return IdentitySettings(**settings.model_dump())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Role
 from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
+from shared.text import NotBlank
 
 from .clock import MAX_DAYS
 from .domain import StaffRole
@@ -19,7 +20,7 @@ Password = Field(min_length=8, max_length=128, description="At least 8 character
 
 class UnitCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Beijing Hongxing Machinery Co."}]})
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
 
 
 class UnitPublic(BaseModel):
@@ -34,10 +35,11 @@ class PersonCreate(BaseModel):
         "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "mobile": "13800138000",
         "household_number": "110105001234", "unit_id": "U3f9a0c1d2e4b5a6c", "language": "zh",
     }]})
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[str, Field(min_length=1, max_length=100), NotBlank]
     id_number: str = Field(description="Resident ID number, 18 characters, GB 11643 check digit")
     mobile: str = Field(description="Mainland mobile number: 11 digits starting with 13-19")
-    household_number: str = Field(min_length=1, max_length=40, description="Household registration number")
+    household_number: Annotated[str, Field(min_length=1, max_length=40, description="Household registration number"),
+                                NotBlank]
     unit_id: str | None = Field(None, description="The employer (insured unit)")
     language: Literal["zh", "en"] = "zh"
 
@@ -124,7 +126,7 @@ class StaffPublic(BaseModel):
 
 class ContributionItem(BaseModel):
     person_id: str
-    amount_fen: int = Field(gt=0, description="Personal-account share in fen")
+    amount_fen: int = Field(gt=0, le=100_000_000, description="Personal-account share in fen (at most 1,000,000 yuan)")
 
 
 class ContributionCreate(BaseModel):

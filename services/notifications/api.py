@@ -130,8 +130,8 @@ async def gateway_outbox(_: Operator, parts: Parts, person_id: str | None = None
 async def subscribe(body: WebhookCreate, parts: Parts) -> WebhookCreated:
     """Subscribe a URL to events; the answer shows the signing secret, once."""
     types = normalise_event_types(body.event_types, EVENT_TYPES)
-    doc = await parts.hub.subscribe(url=str(body.url), event_types=types, secret=body.secret)
-    return WebhookCreated(**WebhookPublic.of(doc).model_dump(), secret=doc["secret"])
+    doc, secret = await parts.hub.subscribe(url=str(body.url), event_types=types, secret=body.secret)
+    return WebhookCreated(**WebhookPublic.of(doc).model_dump(), secret=secret)
 
 
 @webhooks_router.get("")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from shared.settings import Settings
+from shared.settings import Settings, load_or_exit
 
 
 class NotificationSettings(Settings):
@@ -40,5 +40,5 @@ def notification_settings(settings: Settings | None) -> NotificationSettings:
     if isinstance(settings, NotificationSettings):
         return settings
     if settings is None:
-        return NotificationSettings()
+        return load_or_exit(NotificationSettings)
     return NotificationSettings(**settings.model_dump())

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from shared.logging import get_logger
+from shared.security import UndecryptableSecret
 
 from .config import NotificationSettings
 from .domain import backoff
@@ -76,11 +77,17 @@ class WebhookSender:
         stored = await self.hub.events.find_one({"_id": delivery["event_id"]})
         started = time.monotonic()
         code: int | None = None
+        try:
+            secret: str | None = self.hub.secret_of(sub)
+        except UndecryptableSecret:
+            secret = None
         if stored is None:
             error: str | None = f"event {delivery['event_id']} is not in the event store"
+        elif secret is None:
+            error = "cannot sign: the subscription's secret does not open with MEDCARD_WEBHOOK_SECRET_KEY"
         else:
             body = json.dumps(stored["envelope"], separators=(",", ":"), ensure_ascii=False).encode()
-            headers = signed_headers(sub["secret"], delivery["event_id"], int(time.time()), body)
+            headers = signed_headers(secret, delivery["event_id"], int(time.time()), body)
             try:
                 response = await client.post(sub["url"], content=body, headers=headers)
                 code = response.status_code

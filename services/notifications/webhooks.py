@@ -23,6 +23,8 @@ from pymongo.errors import DuplicateKeyError
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import CloudEvent
 from shared.ids import new_id
+from shared.logging import get_logger
+from shared.security import SecretBox
 
 from .domain import stamp, subscribed
 from .signing import new_secret
@@ -31,6 +33,8 @@ Reason = Literal["event", "resend", "replay"]
 REPLAY_LIMIT = 10_000
 ROUTING_TTL = 1.0
 _IDS = uuid.UUID("0b5e7b8e-3f7d-4d1e-8f49-54cf0f8c2a61")
+SECRET_PURPOSE = "webhook signing secrets"
+log = get_logger("notifications.webhooks")
 
 
 def structured(event: CloudEvent) -> dict[str, Any]:
@@ -40,10 +44,15 @@ def structured(event: CloudEvent) -> dict[str, Any]:
 
 
 class WebhookHub:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Subscriptions keep their signing secret sealed (``secret_sealed``, AES-GCM under
+    ``MEDCARD_WEBHOOK_SECRET_KEY``, bound to the subscription id): a dump of the database
+    cannot sign a webhook."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], secret_key: str) -> None:
         self.subscriptions = db["webhooks"]
         self.deliveries = db["webhook_deliveries"]
         self.events = db["received_events"]
+        self.box = SecretBox(secret_key, SECRET_PURPOSE)
         self.wake = asyncio.Event()
         self._routing: tuple[float, list[dict[str, Any]]] | None = None
 
@@ -51,14 +60,35 @@ class WebhookHub:
         await self.events.create_index([("time", 1), ("received_at", 1)])
         await self.deliveries.create_index([("webhook_id", 1), ("status", 1), ("seq", 1)])
         await self.deliveries.create_index([("webhook_id", 1), ("seq", 1)])
+        await self.seal_clear_secrets()
+
+    async def seal_clear_secrets(self) -> int:
+        """Seal the secrets of subscriptions stored before secrets were encrypted (once)."""
+        sealed = 0
+        for doc in await self.subscriptions.find({"secret": {"$exists": True}}, {"secret": 1}).to_list():
+            res = await self.subscriptions.update_one(
+                {"_id": doc["_id"], "secret": doc["secret"]},
+                {"$set": {"secret_sealed": self.box.seal(doc["secret"], bound_to=doc["_id"])},
+                 "$unset": {"secret": ""}})
+            sealed += res.modified_count
+        if sealed:
+            log.info("webhooks.secrets_sealed", count=sealed)
+        return sealed
+
+    def secret_of(self, sub: dict[str, Any]) -> str:
+        """The signing secret of a subscription (UndecryptableSecret under another key)."""
+        return self.box.open(sub["secret_sealed"], bound_to=sub["_id"])
 
     # -- subscriptions -------------------------------------------------------------
-    async def subscribe(self, *, url: str, event_types: list[str], secret: str | None) -> dict[str, Any]:
-        doc = {"_id": new_id("wh_"), "url": url, "event_types": event_types, "secret": secret or new_secret(),
+    async def subscribe(self, *, url: str, event_types: list[str], secret: str | None) -> tuple[dict[str, Any], str]:
+        """Store a subscription; returns it and its signing secret (shown once, stored sealed)."""
+        webhook_id, secret = new_id("wh_"), secret or new_secret()
+        doc = {"_id": webhook_id, "url": url, "event_types": event_types,
+               "secret_sealed": self.box.seal(secret, bound_to=webhook_id),
                "active": True, "created_at": datetime.now(UTC), "next_seq": 0}
         await self.subscriptions.insert_one(doc)
         self._routing = None
-        return doc
+        return doc, secret
 
     async def active(self) -> list[dict[str, Any]]:
         return await self.subscriptions.find({"active": True}).sort("created_at", 1).to_list()

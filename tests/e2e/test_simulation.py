@@ -3,29 +3,51 @@ over HTTP against the real Kafka broker and MongoDB-wire server, and every invar
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from medcard.simulate.plan import Rates
+from medcard.simulate.population import build_population
 from medcard.simulate.run import Options, simulate
+from shared.settings import Settings
+
+from . import leak_scan
 
 pytestmark = pytest.mark.infra
 
 # Lively rates so that a small population meets every process of the domain.
 RATES = Rates(purchases_per_month=4, loss_rate=0.15, thief_share=0.8, shop_share=0.1, cash_share=0.08,
               forgot_pin_rate=0.05, broken_rate=0.03, pin_typo_share=0.1, password_change_rate=0.05)
+PORT_BASE = int(os.environ.get("MEDCARD_TEST_SERVICE_PORT_BASE", "8140"))
+"""The simulations' services listen on PORT_BASE+1..4 and PORT_BASE+11..14."""
+SEED, PERSONS = 11, 30
 
 
-async def run(infra: Any, tmp_path: Path, seed: int) -> dict[str, Any]:
-    options = Options(persons=30, months=2, seed=seed, rates=RATES, kafka_bootstrap=infra.kafka_bootstrap,
-                      mongo_url=infra.mongo_url, port_base=8140, state_dir=tmp_path)
-    return await simulate(options, lambda _what, _n: None)
+@dataclass
+class Run:
+    report: dict[str, Any]
+    typed: set[str]
+    """Every password, PIN and ID number the simulation sent to the services."""
+    state_dir: Path
 
 
-async def test_a_small_simulation_keeps_every_invariant_and_its_counts_add_up(infra: Any, tmp_path: Path) -> None:
-    report = await run(infra, tmp_path, seed=11)
+@pytest.fixture(scope="module")
+async def small_run(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
+    """One small simulation, shared by the tests that read its outcome (its services log at INFO)."""
+    state_dir, typed = tmp_path_factory.mktemp("simulation"), set[str]()
+    options = Options(persons=PERSONS, months=2, seed=SEED, rates=RATES, kafka_bootstrap=infra.kafka_bootstrap,
+                      mongo_url=infra.mongo_url, port_base=PORT_BASE, state_dir=state_dir, log_level="INFO",
+                      typed=typed)
+    yield Run(await simulate(options, lambda _what, _n: None), typed, state_dir)
+
+
+async def test_a_small_simulation_keeps_every_invariant_and_its_counts_add_up(small_run: Run) -> None:
+    report = small_run.report
 
     assert report["invariants"] == {
         "money_conserved": True, "no_purchase_after_loss": True, "one_active_card_per_person": True,
@@ -43,7 +65,7 @@ async def test_a_small_simulation_keeps_every_invariant_and_its_counts_add_up(in
     r = report["replacements"]
     assert 0 < r["collected"] <= r["ready"] <= r["stamped"] <= r["requested"]
     # One transfer per person per month end crossed (the opening month and each simulated one).
-    assert report["monthly_transfers"]["count"] == 30 * (1 + 2)
+    assert report["monthly_transfers"]["count"] == PERSONS * (1 + 2)
     assert report["monthly_transfers"]["total_fen"] > 0
     assert report["events_published"] == sum(by_type.values())
     assert report["loss_to_block"]["applied_by_bank"] == report["loss_to_block"]["reports"]
@@ -59,7 +81,7 @@ async def test_the_same_seed_gives_the_same_business_outcome_even_with_faults(in
     while events were in flight (a soak with seeded faults): same business outcome, all invariants."""
     async def small(seed: int, faults: int) -> dict[str, Any]:
         options = Options(persons=12, months=2, seed=seed, rates=RATES, kafka_bootstrap=infra.kafka_bootstrap,
-                          mongo_url=infra.mongo_url, port_base=8150, state_dir=tmp_path, faults=faults,
+                          mongo_url=infra.mongo_url, port_base=PORT_BASE + 10, state_dir=tmp_path, faults=faults,
                           servers=infra.controls if faults else None)
         return await simulate(options, lambda _what, _n: None)
 
@@ -78,3 +100,40 @@ async def test_the_same_seed_gives_the_same_business_outcome_even_with_faults(in
 
     assert business(calm) == business(stormy)
     assert calm["purchases"]["authorised"] > 0
+
+
+async def test_no_id_number_password_or_pin_is_in_any_event_log_or_stored_document(small_run: Run,
+                                                                                  infra: Any) -> None:
+    """Scans every record the simulation's services published (dead letters included), their
+    logs and their databases for what the simulated people typed."""
+    population = build_population(SEED, PERSONS)
+    typed = small_run.typed
+    # What was typed covers the population (and more: staff passwords, wrong and new PINs).
+    assert {p.id_number for p in population.persons} <= typed
+    assert {p.pin for p in population.persons} <= typed
+    assert {p.password for p in population.persons if p.online} <= typed
+    secrets = leak_scan.Secrets.of(typed)
+    assert len(secrets.pins) > PERSONS  # the first PINs, and wrong, reset and changed ones
+
+    namespace = small_run.report["namespace"]
+    records = await leak_scan.topic_records(infra.kafka_bootstrap, namespace)
+    logs = sorted((small_run.state_dir / "sim" / "services" / "logs").glob("*.out"))
+    settings = Settings(namespace=namespace)
+    databases = [settings.database(s) for s in ("identity", "cards", "bank", "notifications")]
+    stored = await leak_scan.stored_documents(infra.mongo_url, databases)
+
+    # The scan saw what it had to: every event, each service's log (at INFO), every database.
+    assert len(records) >= small_run.report["events_published"] > 0
+    assert [p.name for p in logs] == ["bank.out", "cards.out", "identity.out", "notifications.out"]
+    assert all('"service.started"' in p.read_text() for p in logs)
+    assert {name.split(".")[0] for name in stored} == set(databases)
+
+    assert leak_scan.scan_records(records, secrets) == []
+    assert leak_scan.scan_logs(logs, secrets) == []
+    assert leak_scan.scan_stored(stored, secrets) == []
+    # Passwords and PINs are stored as argon2id hashes of at least OWASP's cost (19 MiB, 2 passes).
+    found = leak_scan.hashes(stored)
+    assert {where.split(" ")[1].rsplit(".", 1)[-1] for where, _ in found} == {"password_hash", "pin_hash"}
+    weak = [(where, value[:40]) for where, value in found
+            if not (m := leak_scan.ARGON2.match(value)) or int(m.group(1)) < 19 * 1024 or int(m.group(2)) < 2]
+    assert weak == []

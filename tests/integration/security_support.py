@@ -134,7 +134,10 @@ PLACEHOLDERS: dict[str, str] = {
 
 RESOLVED_FIRST = re.compile(r"\{(card_number|receipt_number)\}")
 """A card or receipt must be looked up before its owner is known: with placeholder values
-such an operation may answer 404 instead of 403 (the real-data test demands 403)."""
+such an operation may answer 404 instead of 403 (the real-data test demands 403). To a
+cardholder, another person's card or receipt is concealed: the answer is the 404 of an
+unknown number, so numbers cannot be probed."""
+OTHER_CARDHOLDER = "cardholder of another person"
 
 
 def routes_of(app: FastAPI) -> set[Operation]:

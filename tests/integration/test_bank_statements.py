@@ -37,7 +37,7 @@ async def test_the_balance_is_told_by_channel_and_the_statement_lists_credits_an
         assert (await http.get(balance, headers=holder)).json()["channel"] == "online"
         assert (await http.get(balance, params={"channel": "counter"}, headers=holder)).status_code == 403
         assert (await http.get(balance, headers=bank.as_("merchant", sub="M-HO"))).status_code == 403
-        assert (await http.get(balance, headers=bank.as_("cardholder", person_id="P-other"))).status_code == 403
+        assert (await http.get(balance, headers=bank.as_("cardholder", person_id="P-other"))).status_code == 404
 
         url = f"/v1/accounts/{person_id}/statement"
         period = {"from": "2026-01-01", "to": "2026-12-31"}

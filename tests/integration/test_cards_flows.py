@@ -232,14 +232,15 @@ async def test_tokens_roles_and_refused_commands_change_nothing(settings: Settin
         me = auth(settings, "cardholder", sub=person_id, person_id=person_id)
         someone_else = auth(settings, "cardholder", sub=other_id, person_id=other_id)
 
-        # 401 without a token, 403 with the wrong role or someone else's card.
+        # 401 without a token, 403 with the wrong role or someone else's data; someone else's
+        # card is not found (a cardholder cannot tell it from a number nobody has).
         assert (await cards.post("/v1/cards", json={"person_id": person_id})).status_code == 401
         bad_token = {"Authorization": "Bearer not-a-token"}
         assert (await cards.get(f"/v1/cards/{card}", headers=bad_token)).status_code == 401
         assert (await cards.post("/v1/cards", json={"person_id": person_id}, headers=me)).status_code == 403
         teller = auth(settings, "teller")
         assert (await cards.post("/v1/cards", json={"person_id": person_id}, headers=teller)).status_code == 403
-        assert (await cards.get(f"/v1/cards/{card}", headers=someone_else)).status_code == 403
+        assert (await cards.get(f"/v1/cards/{card}", headers=someone_else)).status_code == 404
         assert (await cards.get(f"/v1/persons/{person_id}/cards", headers=someone_else)).status_code == 403
         details = {"name": NAME, "id_number": number, "mobile": MOBILE}
         assert (await cards.post("/v1/loss-reports/online", json=details, headers=clerk)).status_code == 403

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
+from services.notifications.signing import new_secret
+from services.notifications.webhooks import SECRET_PURPOSE
 from shared.events import CloudEvent, MonthlyTransfer
+from shared.security import SecretBox, UndecryptableSecret
 from shared.settings import Settings
 from tests.helpers import auth, eventually
 from tests.integration.notifications_support import (
@@ -159,5 +163,41 @@ async def test_subscriptions_are_for_operators_and_refuse_unknown_types_and_bad_
         listed = await client.get("/v1/webhooks", headers=operator)
     assert unknown.status_code == 422 and "CardStolen" in unknown.json()["detail"]
     assert (bad_secret.status_code, not_http.status_code) == (422, 422)
+    assert "hunter2" not in bad_secret.text and "body.secret" in bad_secret.json()["detail"]
     assert (clerk.status_code, anonymous.status_code, missing.status_code) == (403, 401, 404)
     assert listed.json() == {"data": [], "count": 0}
+
+
+async def test_signing_secrets_are_stored_sealed_and_clear_ones_from_before_are_sealed_at_start(
+    settings: Settings,
+) -> None:
+    legacy_secret = new_secret()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    stored = mongo[settings.database("notifications")]["webhooks"]
+    try:  # a subscription written in clear by an earlier version
+        await stored.insert_one({"_id": "wh_legacy", "url": "http://127.0.0.1:9/legacy", "event_types": [],
+                                 "secret": legacy_secret, "active": True, "created_at": datetime.now(UTC),
+                                 "next_seq": 0})
+        async with running_notifications(settings) as (client, _):
+            given = new_secret()
+            created = await client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "secret": given},
+                                        headers=auth(settings, "operator"))
+            assert created.status_code == 201, created.text
+            webhook_id = created.json()["webhook_id"]
+            docs = {d["_id"]: d for d in await stored.find({}).to_list()}
+    finally:
+        await mongo.close()
+
+    box = SecretBox(settings.webhook_secret_key, SECRET_PURPOSE)
+    other_key = SecretBox("another-key-entirely-0123456789-abcdef", SECRET_PURPOSE)
+    for hook_id, secret in ((webhook_id, given), ("wh_legacy", legacy_secret)):
+        doc = docs[hook_id]
+        dump = repr(doc)
+        assert "secret" not in doc
+        assert secret not in dump and secret.removeprefix("whsec_") not in dump
+        assert box.open(doc["secret_sealed"], bound_to=hook_id) == secret
+        with pytest.raises(UndecryptableSecret):
+            other_key.open(doc["secret_sealed"], bound_to=hook_id)
+        with pytest.raises(UndecryptableSecret):  # sealed for one subscription, useless on another
+            box.open(doc["secret_sealed"], bound_to="wh_other")
+    assert created.json()["secret"] == given

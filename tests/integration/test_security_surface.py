@@ -24,6 +24,7 @@ from tests.helpers import auth, eventually, running_service
 from .cards_support import id_number, register_person, wait_known_to_cards
 from .security_support import (
     INFRASTRUCTURE,
+    OTHER_CARDHOLDER,
     PLACEHOLDERS,
     RESOLVED_FIRST,
     SOMEONE_ELSE,
@@ -46,8 +47,11 @@ CREATE: dict[str, Callable[[Settings], FastAPI]] = {
 SERVICES = sorted(CREATE)
 
 
-def refused(status: int, path: str, *, placeholder: bool) -> bool:
-    """403, or 404 where a placeholder card or receipt is looked up before its owner is known."""
+def refused(status: int, path: str, who: str, *, placeholder: bool) -> bool:
+    """403, or 404 where a placeholder card or receipt is looked up before its owner is known;
+    always 404 for another cardholder's card or receipt (concealed, as if unknown)."""
+    if who == OTHER_CARDHOLDER and RESOLVED_FIRST.search(path) is not None:
+        return status == 404
     return status == 403 or (placeholder and status == 404 and RESOLVED_FIRST.search(path) is not None)
 
 
@@ -58,10 +62,10 @@ async def refusals(service: str, client: httpx.AsyncClient, app: FastAPI, settin
     for op, guard in ops:
         callers = [(role, token(settings, role, person_id=SOMEONE_ELSE)) for role in guard.wrong_roles()]
         if guard.owner:
-            callers.append(("cardholder of another person", token(settings, "cardholder", person_id=SOMEONE_ELSE)))
+            callers.append((OTHER_CARDHOLDER, token(settings, "cardholder", person_id=SOMEONE_ELSE)))
         for who, headers in callers:
             response = await call(client, app, op, values, headers)
-            if not refused(response.status_code, op[1], placeholder=placeholder):
+            if not refused(response.status_code, op[1], who, placeholder=placeholder):
                 wrong.append(describe(service, op, who, response))
     return wrong
 
@@ -96,6 +100,14 @@ async def test_every_protected_operation_refuses_wrong_roles_and_other_cardholde
     async with running_service(lambda _: app, settings) as client:
         wrong = await refusals(service, client, app, settings, protected(service), PLACEHOLDERS, placeholder=True)
     assert wrong == [], "\n".join(wrong)
+
+
+def answer_shape(response: httpx.Response, values: dict[str, str]) -> tuple[int, str]:
+    """Status and body with the numbers of the request blanked out: what a caller learns."""
+    text = response.text
+    for key in ("card_number", "receipt_number"):
+        text = text.replace(values[key], "<number>")
+    return response.status_code, text
 
 
 def person_scoped(service: str, values: dict[str, str]) -> list[tuple[Operation, Guard]]:
@@ -149,6 +161,16 @@ async def test_a_real_persons_data_is_refused_to_another_cardholder_and_to_wrong
                     response = await call(client, apps[name], op, values, owner)
                     if response.status_code != 200:
                         wrong.append(describe(name, op, "owner", response))
+
+        # Another cardholder cannot tell someone else's card or receipt from a number nobody has.
+        other = token(settings, "cardholder", person_id=SOMEONE_ELSE)
+        for name, client in clients.items():
+            for op, guard in person_scoped(name, values):
+                if guard.owner and RESOLVED_FIRST.search(op[1]):
+                    real = await call(client, apps[name], op, values, other)
+                    unknown = await call(client, apps[name], op, PLACEHOLDERS, other)
+                    if answer_shape(real, values) != answer_shape(unknown, PLACEHOLDERS):
+                        wrong.append(describe(name, op, "concealment", real) + f" but unknown: {unknown.text[:160]}")
 
         foreign_terminal = await bank.post("/v1/pos/authorisations", headers=token(settings, "merchant", sub="M-OTHER"),
                                            json={"card_number": data["card_number"], "pin": "246810",

@@ -56,3 +56,14 @@ def test_one_call_advances_at_most_ten_years_or_so() -> None:
 def test_a_start_date_is_refused_once_the_clock_runs() -> None:
     with pytest.raises(Conflict, match="already running"):
         advance(today=TODAY, start=date(2026, 2, 1), days=1)(ClockState(date=TODAY))
+
+
+def test_the_clock_stops_a_year_before_the_end_of_the_calendar_with_a_clear_refusal() -> None:
+    from services.identity.clock import LAST_DATE
+
+    for kwargs in ({"start": date(9999, 12, 25), "days": 10}, {"start": date(9998, 12, 30), "days": 2},
+                   {"start": date(9998, 12, 1), "to": date(9999, 1, 1)}):
+        with pytest.raises(Invalid, match="stops at 9998-12-31"):
+            advance(today=TODAY, **kwargs)(None)  # type: ignore[arg-type]
+    last = advance(today=TODAY, start=date(9998, 12, 30), days=1)(None)
+    assert last.state is not None and last.state.date == LAST_DATE

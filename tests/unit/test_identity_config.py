@@ -8,7 +8,8 @@ from pydantic import ValidationError
 from services.identity.config import DEV_OPERATOR_PASSWORD, IdentitySettings, identity_settings
 from shared.settings import Settings
 
-STRONG = "x" * 40
+KEYS = {"jwt_secret": "j" * 40, "webhook_secret_key": "w" * 40, "id_digest_key": "d" * 40}
+"""Three strong, different keys: what production needs."""
 
 
 def test_development_gets_the_documented_dev_password() -> None:
@@ -19,8 +20,7 @@ def test_development_gets_the_documented_dev_password() -> None:
 def test_production_refuses_to_start_without_a_password_of_its_own() -> None:
     for password in (None, DEV_OPERATOR_PASSWORD):
         with pytest.raises(ValidationError, match="BOOTSTRAP_OPERATOR_PASSWORD"):
-            IdentitySettings(environment="production", identity_bootstrap_operator_password=password,
-                             jwt_secret=STRONG, webhook_secret_key=STRONG, id_digest_key=STRONG)
+            IdentitySettings(environment="production", identity_bootstrap_operator_password=password, **KEYS)
 
 
 def test_tests_create_no_bootstrap_operator_unless_told_to() -> None:

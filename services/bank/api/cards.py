@@ -7,7 +7,7 @@ from typing import cast
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, require_roles
-from shared.errors import Forbidden, Invalid
+from shared.errors import Forbidden, Invalid, Locked
 from shared.events.bank import BalanceChannel, PasswordChannel
 from shared.ids import id_digest
 from shared.security import hash_secret_async, verify_secret_async
@@ -42,13 +42,19 @@ async def set_password(card_number: CardNumberPath, body: PasswordSet, principal
 @router.post("/{card_number}/password/change", dependencies=holder_or_teller)
 async def change_password(card_number: CardNumberPath, body: PasswordChange, principal: CurrentPrincipal,
                           bank: BankDep, request: Request) -> PasswordPublic:
-    """Change the card password with the old one (phone, counter or online)."""
+    """Change the card password with the old one (phone, counter or online); a wrong old one
+    counts towards the lock, like a wrong PIN at the POS."""
     account = await card_account(bank, principal, card_number)
     channel = cast(PasswordChannel, channel_for(principal, body.channel))
     if body.new_pin == body.old_pin:
         raise Invalid("the new password must differ from the old one")
     checked = account.pin_hash or ""
     if checked and not account.pin_locked and not await verify_secret_async(checked, body.old_pin):
+        counted = domain.wrong_pin(card_number, checked, bank.runtime.settings.pin_max_failures)
+        locked = await bank.accounts.execute(account.person_id, counted, correlation_id=correlation_id(request))
+        if locked.result:
+            raise Locked("the old password is wrong, and too many wrong tries lock the card password: "
+                         "a teller must reset it")
         raise Forbidden("the old password is wrong")
     decide = domain.change_pin(card_number, checked, await hash_secret_async(body.new_pin), channel)
     outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))

@@ -10,7 +10,7 @@ from shared.auth import Principal, ensure_owner_or_staff
 from shared.errors import Forbidden
 from shared.events.bank import BalanceChannel
 
-from ..context import Bank, bank_of
+from ..context import Bank, bank_of, unknown_card
 from ..model import Account
 
 BankDep = Annotated[Bank, Depends(bank_of)]
@@ -31,7 +31,7 @@ def channel_for(principal: Principal, requested: BalanceChannel | None) -> Balan
 
 
 async def card_account(bank: Bank, principal: Principal, card_number: str) -> Account:
-    """The card's account, for its holder or a teller."""
+    """The card's account, for its holder or a teller (another person's card is not found)."""
     account = await bank.account_of_card(card_number)
-    ensure_owner_or_staff(principal, account.person_id, "teller")
+    ensure_owner_or_staff(principal, account.person_id, "teller", conceal=unknown_card(card_number))
     return account

@@ -12,7 +12,7 @@ from shared.ids import new_card_number
 from shared.service import correlation_id
 
 from .. import domain
-from ..context import CardsDep
+from ..context import CardsDep, unknown
 from ..schemas import CardCreate, CardPublic, CardsPublic, card_public, errors
 
 router = APIRouter(prefix="/v1", tags=["cards"], responses=errors(401, 403))
@@ -35,9 +35,9 @@ async def issue_card(body: CardCreate, request: Request, ctx: CardsDep,
 
 @router.get("/cards/{card_number}", response_model=CardPublic, responses=errors(404))
 async def get_card(card_number: str, ctx: CardsDep, principal: CurrentPrincipal) -> CardPublic:
-    """One card: its holder, or agency and bank staff."""
+    """One card: its holder, or agency and bank staff (another person's card is not found)."""
     person_id = await ctx.person_of(ctx.card_index, card_number, "card")
-    ensure_owner_or_staff(principal, person_id, *STAFF)
+    ensure_owner_or_staff(principal, person_id, *STAFF, conceal=unknown("card", card_number))
     holder = domain.known(await ctx.holders.get(person_id), person_id)
     return card_public(person_id, holder.card(card_number))
 

@@ -12,7 +12,7 @@ from shared.ids import new_card_number, new_reference
 from shared.service import correlation_id
 
 from .. import domain
-from ..context import CardsDep
+from ..context import CardsDep, unknown
 from ..model import Presented
 from ..schemas import (
     CardPublic,
@@ -49,7 +49,8 @@ async def apply(body: ReplacementCreate, request: Request, ctx: CardsDep, _: Cle
 async def get_replacement(receipt_number: str, ctx: CardsDep, principal: CurrentPrincipal) -> ReplacementPublic:
     """Where a replacement stands: its holder, or agency and bank staff."""
     person_id = await ctx.person_of(ctx.receipt_index, receipt_number, "replacement receipt")
-    ensure_owner_or_staff(principal, person_id, "clerk", "teller", "operator")
+    ensure_owner_or_staff(principal, person_id, "clerk", "teller", "operator",
+                          conceal=unknown("replacement receipt", receipt_number))
     holder = domain.known(await ctx.holders.get(person_id), person_id)
     return replacement_public(person_id, holder.by_receipt(receipt_number))
 

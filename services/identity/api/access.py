@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, status
 from shared.auth import Principal, issue_token, require_roles
 from shared.errors import Invalid, Locked, Unauthorized
 from shared.ids import id_digest, new_id
-from shared.security import hash_secret_async, verify_secret_async
+from shared.security import hash_secret_async, spend_a_verification_async, verify_secret_async
 from shared.service import correlation_id
 
 from ..context import IdentityDep
@@ -51,6 +51,7 @@ async def login(body: Login, request: Request, ctx: IdentityDep) -> TokenPublic:
     """Log in with account number and password; repeated failures lock the account for a while."""
     person = await ctx.person_by_account(body.account_number)
     if person is None or person.account is None:
+        await spend_a_verification_async(body.password)  # as slow as a wrong password: no account probing
         raise Unauthorized(WRONG_LOGIN, code="bad_credentials")
     now = datetime.now(UTC)
     ensure_unlocked(person.account, now)
@@ -85,6 +86,7 @@ async def staff_login(body: StaffLogin, request: Request, ctx: IdentityDep) -> T
     """Log a staff user in; a merchant terminal's token carries the merchant id as subject."""
     user = await ctx.staff.get(staff_key(body.username))
     if user is None:
+        await spend_a_verification_async(body.password)  # as slow as a wrong password: no username probing
         raise Unauthorized("wrong username or password", code="bad_credentials")
     now = datetime.now(UTC)
     ensure_unlocked(user, now)
