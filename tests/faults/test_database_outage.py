@@ -1,0 +1,222 @@
+"""The MongoDB-wire server stopped while the bank and the cards service (real processes) are
+under load, then started again. Meanwhile they say they are not ready, refuse every command
+with a clean 503 and a JSON reason within seconds (never a 500, never a hang), keep the events
+that arrive for later; then they recover by themselves and nothing is half-done."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.settings import Settings
+from tests.faults.support import (
+    as_role,
+    caught_up,
+    check_log,
+    check_money,
+    http,
+    outbox_empty,
+    processes,
+    read_topics,
+)
+from tests.helpers import eventually
+from tests.integration.bank_support import EventSource
+
+pytestmark = pytest.mark.infra
+
+PERSONS = 10
+WAITING = 40
+"""Registered persons without a card: the cards service issues theirs under load."""
+PIN = "135790"
+MERCHANT = "PH-9"
+SLOW = 10.0
+"""No answer may take longer than this, database or not (the client gives up at 20 s)."""
+
+
+@dataclass
+class Answer:
+    service: str
+    what: str
+    status: int
+    seconds: float
+    body: Any
+    during_outage: bool
+
+
+async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
+    settings: Settings, tmp_path: Path, infra: Any,
+) -> None:
+    with processes(settings, tmp_path) as procs:
+        bank_proc = await procs.run("bank", 8210)
+        cards_proc = await procs.run("cards", 8211)
+        async with http(bank_proc.url, 20) as bank, http(cards_proc.url, 20) as cards, EventSource(settings) as src:
+            clerk, teller = as_role(settings, "clerk"), as_role(settings, "teller")
+            persons = [(await src.person())[0] for _ in range(PERSONS)]
+            waiting = [(await src.person())[0] for _ in range(WAITING)]
+            r = await bank.post("/v1/merchants", headers=as_role(settings, "operator"), json={
+                "merchant_id": MERCHANT, "name": "Tongrentang", "kind": "pharmacy", "designated": True})
+            assert r.status_code == 201, r.text
+            card: dict[str, str] = {}
+            for person in persons:
+                await eventually(lambda p=person: _known(cards, clerk, p), timeout=60)  # type: ignore[misc]
+                r = await cards.post("/v1/cards", headers=clerk, json={"person_id": person})
+                assert r.status_code == 201, r.text
+                card[person] = r.json()["card_number"]
+                await src.contribution(person, "2026-01", 20_000)
+            for person in persons:
+                await eventually(lambda p=person: _pending(bank, teller, p), timeout=60)  # type: ignore[misc]
+                r = await bank.put(f"/v1/cards/{card[person]}/password", headers=teller, json={"pin": PIN})
+                assert r.status_code == 200, r.text
+            await src.month_end("2026-01")
+            await eventually(lambda: _credited(bank, teller, persons), timeout=60)
+
+            answers: list[Answer] = []
+            outage = asyncio.Event()
+            stop = asyncio.Event()
+            issued: dict[str, str] = {}
+            to_issue = list(waiting)
+
+            async def call(service: str, what: str, client: httpx.AsyncClient, method: str, path: str,
+                           **kwargs: Any) -> Answer:
+                started = time.monotonic()
+                r = await client.request(method, path, **kwargs)
+                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+                answer = Answer(service, what, r.status_code, time.monotonic() - started, body, outage.is_set())
+                answers.append(answer)
+                return answer
+
+            async def buyer() -> None:
+                headers = as_role(settings, "merchant", sub=MERCHANT)
+                for person in itertools.cycle(persons):
+                    if stop.is_set():
+                        return
+                    await call("bank", "purchase", bank, "POST", "/v1/pos/authorisations", headers=headers, json={
+                        "card_number": card[person], "pin": PIN, "merchant_id": MERCHANT, "amount_fen": 150,
+                        "kind": "purchase"})
+                    await asyncio.sleep(0.05)
+
+            async def issuer() -> None:
+                while to_issue and not stop.is_set():
+                    person = to_issue[0]
+                    a = await call("cards", "issue", cards, "POST", "/v1/cards", headers=clerk,
+                                   json={"person_id": person})
+                    if a.status == 201:
+                        issued[person] = a.body["card_number"]
+                        to_issue.pop(0)
+                    await asyncio.sleep(0.05)
+
+            async def reader() -> None:
+                for person in itertools.cycle(persons):
+                    if stop.is_set():
+                        return
+                    await call("bank", "account", bank, "GET", f"/v1/accounts/{person}", headers=teller)
+                    await call("cards", "cards", cards, "GET", f"/v1/persons/{person}/cards", headers=clerk)
+                    await asyncio.sleep(0.05)
+
+            async def ready(service: str, client: httpx.AsyncClient) -> None:
+                while not stop.is_set():
+                    await call(service, "ready", client, "GET", "/ready")
+                    await asyncio.sleep(0.2)
+
+            load = [asyncio.create_task(t) for t in (buyer(), buyer(), issuer(), reader(), ready("bank", bank),
+                                                     ready("cards", cards))]
+            await eventually(lambda: _count(answers, lambda a: a.status in (200, 201), 20), timeout=60)
+
+            # The database goes away under load.
+            outage.set()
+            await asyncio.to_thread(infra.controls.stop_mongo)
+            stopped_at = len(answers)
+            # Events arriving meanwhile wait for the database; they are never dead-lettered.
+            late, _ = await src.person()
+            await src.contribution(persons[1], "2026-02", 7_000)
+
+            def refused(service: str, what: str) -> Any:
+                return lambda: _count(answers[stopped_at:], lambda a: (a.service, a.what, a.status)
+                                      == (service, what, 503), 3)
+            for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"),
+                                  ("cards", "issue"), ("bank", "account"), ("cards", "cards")):
+                await eventually(refused(service, what), timeout=60)
+            await asyncio.to_thread(infra.controls.start_mongo)
+            outage.clear()
+            restarted_at = len(answers)
+
+            # Recovered by themselves: ready again, and commands are accepted again.
+            def accepted(service: str, what: str) -> Any:
+                return lambda: _count(answers[restarted_at:], lambda a: (a.service, a.what) == (service, what)
+                                      and a.status in (200, 201), 3)
+            for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"), ("cards", "issue")):
+                await eventually(accepted(service, what), timeout=90)
+            stop.set()
+            await asyncio.gather(*load)
+
+            # Never a 500, never a hang; every refusal a clean 503 with a JSON reason.
+            assert Counter(a.status for a in answers) - Counter({200: 10**9, 201: 10**9, 503: 10**9}) == Counter()
+            slowest = max(answers, key=lambda a: a.seconds)
+            assert slowest.seconds < SLOW, slowest
+            for a in answers:
+                if a.status == 503 and a.what != "ready":
+                    assert a.body["error"] == "unavailable" and "database" in a.body["detail"], a
+                elif a.status == 503:
+                    assert a.body["database"] is False, a
+
+            # Nothing half-done: what was accepted is all there is, events and state together.
+            await eventually(lambda: caught_up(settings, settings.group_id("bank"), ["identity", "cards"]),
+                             timeout=90, interval=0.5)
+            await src.month_end("2026-02")
+
+            async def drained() -> bool:
+                return (await outbox_empty(bank, settings) and await outbox_empty(cards, settings)
+                        and await caught_up(settings, settings.group_id("bank"), ["identity", "cards"])
+                        and await caught_up(settings, f"{settings.group_id('bank')}.clock", ["clock"])
+                        and await caught_up(settings, settings.group_id("cards"), ["identity", "clock", "bank"])
+                        and await _credited(bank, teller, persons))
+            await eventually(drained, timeout=90, interval=0.5)
+            bank_log = check_log(await read_topics(settings, ["bank"]))
+            cards_log = check_log(await read_topics(settings, ["cards"]))
+            purchases = [a for a in answers if a.what == "purchase" and a.status == 200]
+            on_topic = {e.data.authorisation_id for e in  # type: ignore[attr-defined]
+                        bank_log.events("PurchaseAuthorised") + bank_log.events("PurchaseDeclined")}
+            assert on_topic == {a.body["authorisation_id"] for a in purchases}
+            issued_on_topic = {e.data.card_number for e in cards_log.events("CardIssued")}  # type: ignore[attr-defined]
+            assert issued_on_topic == set(card.values()) | set(issued.values())
+            assert not to_issue or to_issue[0] not in {e.partitionkey for e in cards_log.events("CardIssued")}
+            for person in persons + list(issued):
+                r = await cards.get(f"/v1/persons/{person}/cards", headers=clerk)
+                usable = [c for c in r.json()["data"] if c["state"] in ("pending_activation", "active")]
+                assert len(usable) <= 1, r.json()
+            # The events that arrived during the outage were applied after it.
+            assert await _known(cards, clerk, late)
+            assert [e.data.amount_fen for e in bank_log.events("MonthlyTransfer")  # type: ignore[attr-defined]
+                    if e.partitionkey == persons[1]] == [20_000, 7_000]
+            await check_money(bank, settings, bank_log, persons)
+            assert await read_topics(settings, ["identity", "cards", "clock", "bank"], dlq=True) == []
+            print(Counter((a.service, a.what, a.status, a.during_outage) for a in answers), slowest)
+
+
+async def _count(answers: list[Answer], match: Any, n: int) -> bool:
+    return sum(1 for a in answers if match(a)) >= n
+
+
+async def _known(cards: httpx.AsyncClient, clerk: dict[str, str], person: str) -> bool:
+    return (await cards.get(f"/v1/persons/{person}/cards", headers=clerk)).status_code == 200
+
+
+async def _pending(bank: httpx.AsyncClient, teller: dict[str, str], person: str) -> bool:
+    r = await bank.get(f"/v1/accounts/{person}", headers=teller)
+    return r.status_code == 200 and bool(r.json()["pending_contributions"])
+
+
+async def _credited(bank: httpx.AsyncClient, teller: dict[str, str], persons: list[str]) -> bool:
+    for person in persons:
+        r = await bank.get(f"/v1/accounts/{person}", headers=teller)
+        if r.status_code != 200 or r.json()["pending_contributions"]:
+            return False
+    return True
