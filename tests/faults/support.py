@@ -23,7 +23,7 @@ from shared.codec import from_record
 from shared.events import CloudEvent
 from shared.settings import Settings
 from shared.topics import TOPICS
-from tests.helpers import auth
+from tests.helpers import auth, eventually
 
 PORTS = range(8201, 8250)
 """The ports this suite's service processes may listen on (one block per test)."""
@@ -240,3 +240,52 @@ async def caught_up(settings: Settings, group: str, services: list[str]) -> bool
         await consumer.stop()
         await admin.close()
     return all(end == 0 or committed.get(tp, -1) >= end for tp, end in ends.items())
+
+
+# ---- a small population, set up through the real services -----------------------------------
+
+@dataclass
+class Holder:
+    person_id: str
+    id_number: str
+    card: str = ""
+
+
+async def known_to_cards(cards: httpx.AsyncClient, settings: Settings, person: str) -> bool:
+    r = await cards.get(f"/v1/persons/{person}/cards", headers=as_role(settings, "clerk"))
+    return r.status_code == 200
+
+
+async def balances_settled(bank: httpx.AsyncClient, settings: Settings, persons: list[str]) -> bool:
+    """Every account is open and has no contribution waiting for a month end."""
+    for person in persons:
+        r = await bank.get(f"/v1/accounts/{person}", headers=as_role(settings, "teller"))
+        if r.status_code != 200 or r.json()["pending_contributions"]:
+            return False
+    return True
+
+
+async def cardholders(src: Any, cards: httpx.AsyncClient, bank: httpx.AsyncClient, settings: Settings, n: int,
+                      *, pin: str, month: str = "2026-01", amount_fen: int = 20_000) -> list[Holder]:
+    """Persons registered (identity played by ``src``), each with a card issued by the cards
+    service, its password set at the bank and one month's transfer on the account."""
+    clerk, teller = as_role(settings, "clerk"), as_role(settings, "teller")
+    holders = [Holder(*(await src.person())) for _ in range(n)]
+    for h in holders:
+        await eventually(lambda h=h: known_to_cards(cards, settings, h.person_id), timeout=60)
+        r = await cards.post("/v1/cards", headers=clerk, json={"person_id": h.person_id})
+        assert r.status_code == 201, r.text
+        h.card = r.json()["card_number"]
+        await src.contribution(h.person_id, month, amount_fen)
+
+    async def pending(person: str) -> bool:
+        r = await bank.get(f"/v1/accounts/{person}", headers=teller)
+        return r.status_code == 200 and bool(r.json()["pending_contributions"])
+
+    for h in holders:
+        await eventually(lambda h=h: pending(h.person_id), timeout=60)
+        r = await bank.put(f"/v1/cards/{h.card}/password", headers=teller, json={"pin": pin})
+        assert r.status_code == 200, r.text
+    await src.month_end(month)
+    await eventually(lambda: balances_settled(bank, settings, [h.person_id for h in holders]), timeout=60)
+    return holders
