@@ -71,6 +71,12 @@ class Processes:
         await self.start(proc)
         return proc
 
+    async def run_all(self, *services: tuple[str, int]) -> list[ServiceProcess]:
+        """Several services started together (their start-ups overlap)."""
+        procs = [self.process(name, port) for name, port in services]
+        await asyncio.gather(*(self.start(p) for p in procs))
+        return procs
+
     async def kill(self, proc: ServiceProcess) -> int:
         """SIGKILL: no shutdown hook runs, nothing is flushed. Returns once the process is gone."""
         pid = proc.pid()

@@ -42,8 +42,7 @@ async def test_commands_accepted_while_the_broker_is_down_are_all_published_in_o
     settings: Settings, tmp_path: Path, infra: Any,
 ) -> None:
     with processes(settings, tmp_path) as procs:
-        cards_proc = await procs.run("cards", 8205)
-        bank_proc = await procs.run("bank", 8206)
+        cards_proc, bank_proc = await procs.run_all(("cards", 8205), ("bank", 8206))
         async with http(cards_proc.url) as cards, http(bank_proc.url) as bank, EventSource(settings) as src:
             operator, clerk = as_role(settings, "operator"), as_role(settings, "clerk")
             r = await bank.post("/v1/merchants", headers=operator, json={

@@ -19,10 +19,13 @@ import pytest
 from shared.settings import Settings
 from tests.faults.support import (
     as_role,
+    balances_settled,
+    cardholders,
     caught_up,
     check_log,
     check_money,
     http,
+    known_to_cards,
     outbox_empty,
     processes,
     read_topics,
@@ -55,28 +58,18 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
     settings: Settings, tmp_path: Path, infra: Any,
 ) -> None:
     with processes(settings, tmp_path) as procs:
-        bank_proc = await procs.run("bank", 8210)
-        cards_proc = await procs.run("cards", 8211)
+        bank_proc, cards_proc = await procs.run_all(("bank", 8210), ("cards", 8211))
         async with http(bank_proc.url, 20) as bank, http(cards_proc.url, 20) as cards, EventSource(settings) as src:
             clerk, teller = as_role(settings, "clerk"), as_role(settings, "teller")
-            persons = [(await src.person())[0] for _ in range(PERSONS)]
-            waiting = [(await src.person())[0] for _ in range(WAITING)]
             r = await bank.post("/v1/merchants", headers=as_role(settings, "operator"), json={
                 "merchant_id": MERCHANT, "name": "Tongrentang", "kind": "pharmacy", "designated": True})
             assert r.status_code == 201, r.text
-            card: dict[str, str] = {}
-            for person in persons:
-                await eventually(lambda p=person: _known(cards, clerk, p), timeout=60)  # type: ignore[misc]
-                r = await cards.post("/v1/cards", headers=clerk, json={"person_id": person})
-                assert r.status_code == 201, r.text
-                card[person] = r.json()["card_number"]
-                await src.contribution(person, "2026-01", 20_000)
-            for person in persons:
-                await eventually(lambda p=person: _pending(bank, teller, p), timeout=60)  # type: ignore[misc]
-                r = await bank.put(f"/v1/cards/{card[person]}/password", headers=teller, json={"pin": PIN})
-                assert r.status_code == 200, r.text
-            await src.month_end("2026-01")
-            await eventually(lambda: _credited(bank, teller, persons), timeout=60)
+            holders = await cardholders(src, cards, bank, settings, PERSONS, pin=PIN)
+            persons = [h.person_id for h in holders]
+            card = {h.person_id: h.card for h in holders}
+            waiting = [(await src.person())[0] for _ in range(WAITING)]
+            for person in waiting:
+                await eventually(lambda p=person: known_to_cards(cards, settings, p), timeout=60)  # type: ignore[misc]
 
             answers: list[Answer] = []
             outage = asyncio.Event()
@@ -177,7 +170,7 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                         and await caught_up(settings, settings.group_id("bank"), ["identity", "cards"])
                         and await caught_up(settings, f"{settings.group_id('bank')}.clock", ["clock"])
                         and await caught_up(settings, settings.group_id("cards"), ["identity", "clock", "bank"])
-                        and await _credited(bank, teller, persons))
+                        and await balances_settled(bank, settings, persons))
             await eventually(drained, timeout=90, interval=0.5)
             bank_log = check_log(await read_topics(settings, ["bank"]))
             cards_log = check_log(await read_topics(settings, ["cards"]))
@@ -193,7 +186,7 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                 usable = [c for c in r.json()["data"] if c["state"] in ("pending_activation", "active")]
                 assert len(usable) <= 1, r.json()
             # The events that arrived during the outage were applied after it.
-            assert await _known(cards, clerk, late)
+            await eventually(lambda: known_to_cards(cards, settings, late), timeout=60)
             assert [e.data.amount_fen for e in bank_log.events("MonthlyTransfer")  # type: ignore[attr-defined]
                     if e.partitionkey == persons[1]] == [20_000, 7_000]
             await check_money(bank, settings, bank_log, persons)
@@ -203,20 +196,3 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
 
 async def _count(answers: list[Answer], match: Any, n: int) -> bool:
     return sum(1 for a in answers if match(a)) >= n
-
-
-async def _known(cards: httpx.AsyncClient, clerk: dict[str, str], person: str) -> bool:
-    return (await cards.get(f"/v1/persons/{person}/cards", headers=clerk)).status_code == 200
-
-
-async def _pending(bank: httpx.AsyncClient, teller: dict[str, str], person: str) -> bool:
-    r = await bank.get(f"/v1/accounts/{person}", headers=teller)
-    return r.status_code == 200 and bool(r.json()["pending_contributions"])
-
-
-async def _credited(bank: httpx.AsyncClient, teller: dict[str, str], persons: list[str]) -> bool:
-    for person in persons:
-        r = await bank.get(f"/v1/accounts/{person}", headers=teller)
-        if r.status_code != 200 or r.json()["pending_contributions"]:
-            return False
-    return True
