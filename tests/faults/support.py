@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,30 @@ def processes(settings: Settings, state_dir: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+@contextlib.asynccontextmanager
+async def background(*jobs: Coroutine[Any, Any, Any]) -> AsyncIterator[list[asyncio.Task[Any]]]:
+    """The jobs as tasks; whatever still runs when the block ends (a failed test) is cancelled,
+    so no load outlives its test."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def server_down(stop: Callable[[], None], start: Callable[[], None]) -> AsyncIterator[None]:
+    """A real server stopped for the block, and started again (waiting until it answers) at its
+    end, whatever happens inside: a failed test never leaves the next one without it."""
+    await asyncio.to_thread(stop)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(start)
 
 
 @contextlib.asynccontextmanager

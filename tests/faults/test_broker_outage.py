@@ -18,6 +18,7 @@ from shared.settings import Settings
 from tests.faults.support import (
     Holder,
     as_role,
+    background,
     caught_up,
     cardholders,
     check_log,
@@ -28,6 +29,7 @@ from tests.faults.support import (
     outbox_empty,
     processes,
     read_topics,
+    server_down,
 )
 from tests.helpers import eventually
 from tests.integration.bank_support import EventSource
@@ -111,22 +113,23 @@ async def test_commands_accepted_while_the_broker_is_down_are_all_published_in_o
                     merchants.append(merchant)
                     note("merchant")
 
-            load = [asyncio.create_task(t) for t in (buyer(), buyer(), agency(), registry())]
-            await eventually(lambda: _enough(len(purchases), 10), timeout=60)
-            await asyncio.to_thread(infra.controls.stop_kafka)
-            down.set()
-            # Down: the services keep accepting; the events wait in their outboxes.
-            await eventually(lambda: _enough(min(accepted["purchase"], accepted["card"], accepted["loss"],
-                                                 accepted["merchant"]), 3), timeout=60)
-            pending = [(await s.get("/ops/outbox", headers=operator)).json()["pending"] for s in (cards, bank)]
-            assert all(p > 0 for p in pending), pending
-            await eventually(lambda: _enough(accepted["loss"], len(losers)), timeout=60)
-            down.clear()
-            await asyncio.to_thread(infra.controls.start_kafka)
-            # Back: the bank hears of the losses; a thief's next try is refused.
-            await eventually(lambda: _enough(sum(p["response_code"] == "41" for p in purchases), 3), timeout=120)
-            stop.set()
-            await asyncio.gather(*load)
+            async with background(buyer(), buyer(), agency(), registry()) as load:
+                await eventually(lambda: _enough(len(purchases), 10), timeout=60)
+                async with server_down(infra.controls.stop_kafka, infra.controls.start_kafka):
+                    down.set()
+                    # Down: the services keep accepting; the events wait in their outboxes.
+                    await eventually(lambda: _enough(min(accepted["purchase"], accepted["card"], accepted["loss"],
+                                                         accepted["merchant"]), 3), timeout=60)
+                    pending = [(await s.get("/ops/outbox", headers=operator)).json()["pending"]
+                               for s in (cards, bank)]
+                    assert all(p > 0 for p in pending), pending
+                    await eventually(lambda: _enough(accepted["loss"], len(losers)), timeout=60)
+                    down.clear()
+                # Back: the bank hears of the losses; a thief's next try is refused.
+                await eventually(lambda: _enough(sum(p["response_code"] == "41" for p in purchases), 3),
+                                 timeout=120)
+                stop.set()
+                await asyncio.gather(*load)
 
             async def drained() -> bool:
                 return (await outbox_empty(cards, settings) and await outbox_empty(bank, settings)

@@ -19,6 +19,7 @@ import pytest
 from shared.settings import Settings
 from tests.faults.support import (
     as_role,
+    background,
     balances_settled,
     cardholders,
     caught_up,
@@ -29,6 +30,7 @@ from tests.faults.support import (
     outbox_empty,
     processes,
     read_topics,
+    server_down,
 )
 from tests.helpers import eventually
 from tests.integration.bank_support import EventSource
@@ -40,8 +42,9 @@ WAITING = 40
 """Registered persons without a card: the cards service issues theirs under load."""
 PIN = "135790"
 MERCHANT = "PH-9"
-SLOW = 10.0
-"""No answer may take longer than this, database or not (the client gives up at 20 s)."""
+SLOW = 15.0
+"""No answer may take longer than this, database or not: a refusal comes after the 3 s server
+selection timeout, the rest is room for a loaded machine (the client gives up at 30 s)."""
 
 
 @dataclass
@@ -59,7 +62,7 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
 ) -> None:
     with processes(settings, tmp_path) as procs:
         bank_proc, cards_proc = await procs.run_all(("bank", 8210), ("cards", 8211))
-        async with http(bank_proc.url, 20) as bank, http(cards_proc.url, 20) as cards, EventSource(settings) as src:
+        async with http(bank_proc.url, 30) as bank, http(cards_proc.url, 30) as cards, EventSource(settings) as src:
             clerk, teller = as_role(settings, "clerk"), as_role(settings, "teller")
             r = await bank.post("/v1/merchants", headers=as_role(settings, "operator"), json={
                 "merchant_id": MERCHANT, "name": "Tongrentang", "kind": "pharmacy", "designated": True})
@@ -80,9 +83,14 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
             async def call(service: str, what: str, client: httpx.AsyncClient, method: str, path: str,
                            **kwargs: Any) -> Answer:
                 started = time.monotonic()
-                r = await client.request(method, path, **kwargs)
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
-                answer = Answer(service, what, r.status_code, time.monotonic() - started, body, outage.is_set())
+                try:
+                    r = await client.request(method, path, **kwargs)
+                except httpx.TransportError as err:  # no answer at all: status 0, and the test fails below
+                    status, body = 0, repr(err)
+                else:
+                    json_body = r.headers.get("content-type", "").startswith("application/json")
+                    status, body = r.status_code, (r.json() if json_body else r.text)
+                answer = Answer(service, what, status, time.monotonic() - started, body, outage.is_set())
                 answers.append(answer)
                 return answer
 
@@ -119,39 +127,35 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                     await call(service, "ready", client, "GET", "/ready")
                     await asyncio.sleep(0.2)
 
-            load = [asyncio.create_task(t) for t in (buyer(), buyer(), issuer(), reader(), ready("bank", bank),
-                                                     ready("cards", cards))]
-            await eventually(lambda: _count(answers, lambda a: a.status in (200, 201), 20), timeout=60)
-
-            # The database goes away under load.
-            outage.set()
-            await asyncio.to_thread(infra.controls.stop_mongo)
-            stopped_at = len(answers)
-            # Events arriving meanwhile wait for the database; they are never dead-lettered.
-            late, _ = await src.person()
-            await src.contribution(persons[1], "2026-02", 7_000)
-
-            def refused(service: str, what: str) -> Any:
-                return lambda: _count(answers[stopped_at:], lambda a: (a.service, a.what, a.status)
-                                      == (service, what, 503), 3)
-            for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"),
-                                  ("cards", "issue"), ("bank", "account"), ("cards", "cards")):
-                await eventually(refused(service, what), timeout=60)
-            await asyncio.to_thread(infra.controls.start_mongo)
-            outage.clear()
-            restarted_at = len(answers)
-
-            # Recovered by themselves: ready again, and commands are accepted again.
-            def accepted(service: str, what: str) -> Any:
-                return lambda: _count(answers[restarted_at:], lambda a: (a.service, a.what) == (service, what)
-                                      and a.status in (200, 201), 3)
-            for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"), ("cards", "issue")):
-                await eventually(accepted(service, what), timeout=90)
-            stop.set()
-            await asyncio.gather(*load)
+            async with background(buyer(), buyer(), issuer(), reader(), ready("bank", bank),
+                                  ready("cards", cards)) as load:
+                await eventually(lambda: _count(answers, lambda a: a.status in (200, 201), 20), timeout=60)
+                # The database goes away under load.
+                outage.set()
+                async with server_down(infra.controls.stop_mongo, infra.controls.start_mongo):
+                    stopped_at = len(answers)
+                    # Events arriving meanwhile wait for the database; they are never dead-lettered.
+                    late, _ = await src.person()
+                    await src.contribution(persons[1], "2026-02", 7_000)
+                    for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"),
+                                          ("cards", "issue"), ("bank", "account"), ("cards", "cards")):
+                        await eventually(lambda s=service, w=what: _count(  # type: ignore[misc]
+                            answers[stopped_at:], lambda a: (a.service, a.what, a.status) == (s, w, 503), 3),
+                            timeout=60)
+                outage.clear()
+                restarted_at = len(answers)
+                # Recovered by themselves: ready again, and commands are accepted again.
+                for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"),
+                                      ("cards", "issue")):
+                    await eventually(lambda s=service, w=what: _count(  # type: ignore[misc]
+                        answers[restarted_at:], lambda a: (a.service, a.what) == (s, w) and a.status in (200, 201),
+                        3), timeout=90)
+                stop.set()
+                await asyncio.gather(*load)
 
             # Never a 500, never a hang; every refusal a clean 503 with a JSON reason.
-            assert Counter(a.status for a in answers) - Counter({200: 10**9, 201: 10**9, 503: 10**9}) == Counter()
+            odd = [a for a in answers if a.status not in (200, 201, 503)]
+            assert odd == [], odd[:5]
             slowest = max(answers, key=lambda a: a.seconds)
             assert slowest.seconds < SLOW, slowest
             for a in answers:

@@ -18,6 +18,8 @@ from shared.ids import new_reference
 from shared.settings import Settings
 from tests.faults.support import (
     as_role,
+    balances_settled,
+    background,
     caught_up,
     check_log,
     check_money,
@@ -63,7 +65,7 @@ async def test_a_bank_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
                                    json={"pin": PIN})
                 assert r.status_code == 200, r.text
             await src.month_end("2026-01")
-            await eventually(lambda: _all_credited(bank, settings, persons), timeout=60)
+            await eventually(lambda: balances_settled(bank, settings, persons), timeout=60)
 
             # The stream: POS terminals keep buying; contributions, losses and a month end keep coming.
             answers: list[dict[str, Any]] = []
@@ -94,7 +96,11 @@ async def test_a_bank_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
                         assert r.status_code == 503, r.text
                         await asyncio.sleep(0.2)
 
+            month_ended = asyncio.Event()
+
             async def events() -> None:
+                """Contributions and losses, a month end, then next month's contributions
+                until the buyers stop."""
                 for i, person in enumerate(persons):
                     contributions.add((await src.contribution(person, "2026-02", 30_000 + i)).data.contribution_id)  # type: ignore[attr-defined]
                     if person in lost:
@@ -103,22 +109,23 @@ async def test_a_bank_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
                                           person)
                     await asyncio.sleep(0.05)
                 await src.month_end("2026-02")
-                for i, person in enumerate(persons):
-                    contributions.add((await src.contribution(person, "2026-03", 20_000 + i)).data.contribution_id)  # type: ignore[attr-defined]
+                month_ended.set()
+                for i, person in enumerate(itertools.cycle(persons)):
+                    if stop.is_set():
+                        return
+                    contributions.add((await src.contribution(person, "2026-03", 2_000 + i)).data.contribution_id)  # type: ignore[attr-defined]
                     await asyncio.sleep(0.05)
 
-            buyers = [asyncio.create_task(buyer(n)) for n in range(BUYERS)]
-            feeding = asyncio.create_task(events())
-            await eventually(lambda: _at_least(answers, 30), timeout=60)
-            # In the middle of both streams: SIGKILL, then start it again at once.
-            assert not feeding.done(), "the event stream ended before the kill"
-            await procs.kill(bank_proc)
-            answered_before_kill = len(answers)
-            await procs.start(bank_proc)
-            await eventually(lambda: _at_least(answers, answered_before_kill + 30), timeout=90)
-            stop.set()
-            await asyncio.gather(*buyers)
-            await feeding
+            async with background(events(), *(buyer(n) for n in range(BUYERS))) as streams:
+                await eventually(lambda: _at_least(answers, 30), timeout=60)
+                await asyncio.wait_for(month_ended.wait(), 120)
+                # In the middle of both streams: SIGKILL, then start it again at once.
+                await procs.kill(bank_proc)
+                answered_before_kill = len(answers)
+                await procs.start(bank_proc)
+                await eventually(lambda: _at_least(answers, answered_before_kill + 30), timeout=90)
+                stop.set()
+                await asyncio.gather(*streams)
             # The month end comes through another group: only once every contribution is in.
             await eventually(lambda: caught_up(settings, settings.group_id("bank"), ["identity", "cards"]),
                              timeout=90, interval=0.5)
@@ -129,7 +136,7 @@ async def test_a_bank_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
                 return (await outbox_empty(bank, settings)
                         and await caught_up(settings, settings.group_id("bank"), ["identity", "cards"])
                         and await caught_up(settings, f"{settings.group_id('bank')}.clock", ["clock"])
-                        and await _all_credited(bank, settings, persons))
+                        and await balances_settled(bank, settings, persons))
             await eventually(drained, timeout=90, interval=0.5)
 
             log = check_log(await read_topics(settings, ["bank"]))
@@ -161,16 +168,9 @@ async def _at_least(items: list[Any], n: int) -> bool:
 
 
 async def _all_known(bank: httpx.AsyncClient, settings: Settings, persons: list[str]) -> bool:
+    """Every account is open (its card known) with its contribution waiting for the month end."""
     for person in persons:
         r = await bank.get(f"/v1/accounts/{person}", headers=as_role(settings, "teller"))
         if r.status_code != 200 or not r.json()["pending_contributions"]:
-            return False
-    return True
-
-
-async def _all_credited(bank: httpx.AsyncClient, settings: Settings, persons: list[str]) -> bool:
-    for person in persons:
-        r = await bank.get(f"/v1/accounts/{person}", headers=as_role(settings, "teller"))
-        if r.status_code != 200 or r.json()["pending_contributions"]:
             return False
     return True
