@@ -89,7 +89,7 @@ async def test_a_poison_message_on_every_topic_is_dead_lettered_and_the_partitio
     valid = valid_events(settings, person, card, merchant)
     async with contextlib.AsyncExitStack() as stack:
         cards = await stack.enter_async_context(running_service(create_cards, settings))
-        bank = await stack.enter_async_context(running_service(create_bank, settings))
+        await stack.enter_async_context(running_service(create_bank, settings))
         notifications = await stack.enter_async_context(running_service(create_notifications, settings))
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all")
         await producer.start()
