@@ -24,6 +24,7 @@ from shared.events import CloudEvent
 from shared.settings import Settings
 from shared.topics import TOPICS
 from tests.helpers import auth, eventually
+from tests.infra import REPO_ROOT
 
 PORTS = range(8201, 8250)
 """The ports this suite's service processes may listen on (one block per test)."""
@@ -92,9 +93,14 @@ class Processes:
                 proc.stop(timeout=10)
 
 
+STATE_DIR = REPO_ROOT / ".state" / "faults"
+"""Pid files and logs of the service processes, one folder per test namespace (not under the
+system's temporary directory, which other pytest sessions of the same user may clean up)."""
+
+
 @contextlib.contextmanager
-def processes(settings: Settings, state_dir: Path) -> Iterator[Processes]:
-    procs = Processes(settings, state_dir)
+def processes(settings: Settings) -> Iterator[Processes]:
+    procs = Processes(settings, STATE_DIR / settings.namespace)
     try:
         yield procs
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,9 +39,9 @@ MERCHANT = "HOSP-7"
 
 
 async def test_commands_accepted_while_the_broker_is_down_are_all_published_in_order_after(
-    settings: Settings, tmp_path: Path, infra: Any,
+    settings: Settings, infra: Any,
 ) -> None:
-    with processes(settings, tmp_path) as procs:
+    with processes(settings) as procs:
         cards_proc, bank_proc = await procs.run_all(("cards", 8205), ("bank", 8206))
         async with http(cards_proc.url) as cards, http(bank_proc.url) as bank, EventSource(settings) as src:
             operator, clerk = as_role(settings, "operator"), as_role(settings, "clerk")

@@ -10,7 +10,6 @@ import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,12 +54,19 @@ class Answer:
     seconds: float
     body: Any
     during_outage: bool
+    subject: str = ""
+
+    @property
+    def ambiguous(self) -> bool:
+        """No answer, or a 503 that says a change in flight may have been made: the command's
+        outcome is unknown to the client (and must be looked up, not blindly retried)."""
+        return self.status == 0 or (self.status == 503 and "may or may not" in str(self.body))
 
 
 async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
-    settings: Settings, tmp_path: Path, infra: Any,
+    settings: Settings, infra: Any,
 ) -> None:
-    with processes(settings, tmp_path) as procs:
+    with processes(settings) as procs:
         bank_proc, cards_proc = await procs.run_all(("bank", 8210), ("cards", 8211))
         async with http(bank_proc.url, 30) as bank, http(cards_proc.url, 30) as cards, EventSource(settings) as src:
             clerk, teller = as_role(settings, "clerk"), as_role(settings, "teller")
@@ -79,9 +85,10 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
             stop = asyncio.Event()
             issued: dict[str, str] = {}
             to_issue = list(waiting)
+            found_later: list[str] = []
 
             async def call(service: str, what: str, client: httpx.AsyncClient, method: str, path: str,
-                           **kwargs: Any) -> Answer:
+                           subject: str = "", **kwargs: Any) -> Answer:
                 started = time.monotonic()
                 try:
                     r = await client.request(method, path, **kwargs)
@@ -90,7 +97,7 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                 else:
                     json_body = r.headers.get("content-type", "").startswith("application/json")
                     status, body = r.status_code, (r.json() if json_body else r.text)
-                answer = Answer(service, what, status, time.monotonic() - started, body, outage.is_set())
+                answer = Answer(service, what, status, time.monotonic() - started, body, outage.is_set(), subject)
                 answers.append(answer)
                 return answer
 
@@ -107,10 +114,16 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
             async def issuer() -> None:
                 while to_issue and not stop.is_set():
                     person = to_issue[0]
-                    a = await call("cards", "issue", cards, "POST", "/v1/cards", headers=clerk,
+                    a = await call("cards", "issue", cards, "POST", "/v1/cards", person, headers=clerk,
                                    json={"person_id": person})
                     if a.status == 201:
                         issued[person] = a.body["card_number"]
+                        to_issue.pop(0)
+                    elif a.status == 409:  # "already has a card": an earlier try was made after all
+                        r = await cards.get(f"/v1/persons/{person}/cards", headers=clerk)
+                        [held] = r.json()["data"]
+                        issued[person] = held["card_number"]
+                        found_later.append(person)
                         to_issue.pop(0)
                     await asyncio.sleep(0.05)
 
@@ -127,9 +140,20 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                     await call(service, "ready", client, "GET", "/ready")
                     await asyncio.sleep(0.2)
 
+            async def seen(since: int, service: str, what: str, statuses: tuple[int, ...]) -> None:
+                """Three answers of that kind with one of these statuses, since ``since``."""
+                def mine() -> list[Answer]:
+                    return [a for a in answers[since:] if (a.service, a.what) == (service, what)]
+                try:
+                    await eventually(lambda: _true(sum(a.status in statuses for a in mine()) >= 3), timeout=90)
+                except AssertionError:
+                    tally = Counter((a.service, a.what, a.status) for a in answers[since:])
+                    raise AssertionError(f"{service} {what} never answered {statuses} 3 times; answers since: "
+                                         f"{dict(tally)}; its last: {mine()[-3:]}") from None
+
             async with background(buyer(), buyer(), issuer(), reader(), ready("bank", bank),
                                   ready("cards", cards)) as load:
-                await eventually(lambda: _count(answers, lambda a: a.status in (200, 201), 20), timeout=60)
+                await seen(0, "bank", "purchase", (200,))
                 # The database goes away under load.
                 outage.set()
                 async with server_down(infra.controls.stop_mongo, infra.controls.start_mongo):
@@ -139,23 +163,29 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                     await src.contribution(persons[1], "2026-02", 7_000)
                     for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"),
                                           ("cards", "issue"), ("bank", "account"), ("cards", "cards")):
-                        await eventually(lambda s=service, w=what: _count(  # type: ignore[misc]
-                            answers[stopped_at:], lambda a: (a.service, a.what, a.status) == (s, w, 503), 3),
-                            timeout=60)
+                        await seen(stopped_at, service, what, (503,))
                 outage.clear()
                 restarted_at = len(answers)
                 # Recovered by themselves: ready again, and commands are accepted again.
                 for service, what in (("bank", "ready"), ("cards", "ready"), ("bank", "purchase"),
                                       ("cards", "issue")):
-                    await eventually(lambda s=service, w=what: _count(  # type: ignore[misc]
-                        answers[restarted_at:], lambda a: (a.service, a.what) == (s, w) and a.status in (200, 201),
-                        3), timeout=90)
+                    await seen(restarted_at, service, what, (200, 201))
                 stop.set()
                 await asyncio.gather(*load)
+            if to_issue:  # the last try may have been made without its answer arriving
+                r = await cards.get(f"/v1/persons/{to_issue[0]}/cards", headers=clerk)
+                for held in r.json()["data"]:
+                    issued[to_issue[0]] = held["card_number"]
+                    found_later.append(to_issue[0])
 
-            # Never a 500, never a hang; every refusal a clean 503 with a JSON reason.
-            odd = [a for a in answers if a.status not in (200, 201, 503)]
+            # Never a 500, never a hang; every refusal a clean 503 with a JSON reason. A 409 only
+            # for a card whose earlier request's outcome was unknown (and said so).
+            odd = [a for a in answers if a.status not in (200, 201, 503)
+                   and not (a.status == 409 and a.subject in found_later)]
             assert odd == [], odd[:5]
+            for person in found_later:
+                tries = [a for a in answers if a.what == "issue" and a.subject == person]
+                assert any(a.ambiguous for a in tries), tries
             slowest = max(answers, key=lambda a: a.seconds)
             assert slowest.seconds < SLOW, slowest
             for a in answers:
@@ -178,13 +208,13 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
             await eventually(drained, timeout=90, interval=0.5)
             bank_log = check_log(await read_topics(settings, ["bank"]))
             cards_log = check_log(await read_topics(settings, ["cards"]))
-            purchases = [a for a in answers if a.what == "purchase" and a.status == 200]
+            answered = {a.body["authorisation_id"] for a in answers if a.what == "purchase" and a.status == 200}
             on_topic = {e.data.authorisation_id for e in  # type: ignore[attr-defined]
                         bank_log.events("PurchaseAuthorised") + bank_log.events("PurchaseDeclined")}
-            assert on_topic == {a.body["authorisation_id"] for a in purchases}
+            assert answered <= on_topic
+            assert len(on_topic - answered) <= sum(a.ambiguous for a in answers if a.what == "purchase")
             issued_on_topic = {e.data.card_number for e in cards_log.events("CardIssued")}  # type: ignore[attr-defined]
             assert issued_on_topic == set(card.values()) | set(issued.values())
-            assert not to_issue or to_issue[0] not in {e.partitionkey for e in cards_log.events("CardIssued")}
             for person in persons + list(issued):
                 r = await cards.get(f"/v1/persons/{person}/cards", headers=clerk)
                 usable = [c for c in r.json()["data"] if c["state"] in ("pending_activation", "active")]
@@ -195,8 +225,9 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                     if e.partitionkey == persons[1]] == [20_000, 7_000]
             await check_money(bank, settings, bank_log, persons)
             assert await read_topics(settings, ["identity", "cards", "clock", "bank"], dlq=True) == []
-            print(Counter((a.service, a.what, a.status, a.during_outage) for a in answers), slowest)
+            print(Counter((a.service, a.what, a.status, a.during_outage) for a in answers), slowest,
+                  f"found later: {found_later}; purchases made despite no answer: {len(on_topic - answered)}")
 
 
-async def _count(answers: list[Answer], match: Any, n: int) -> bool:
-    return sum(1 for a in answers if match(a)) >= n
+async def _true(value: bool) -> bool:
+    return value

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,9 +40,9 @@ BUYERS = 6
 
 
 async def test_a_bank_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
-    settings: Settings, tmp_path: Path,
+    settings: Settings,
 ) -> None:
-    with processes(settings, tmp_path) as procs:
+    with processes(settings) as procs:
         bank_proc = await procs.run("bank", 8201)
         async with http(bank_proc.url, timeout=20) as bank, EventSource(settings) as src:
             # Before: people with a card, a password and a first month's transfer.

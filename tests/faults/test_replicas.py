@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,12 +81,12 @@ async def rebalance_seen(settings: Settings, group: str, joiner: Any) -> str:
 
 
 async def test_a_replica_killed_during_a_rebalance_leaves_its_partitions_to_the_survivor(
-    settings: Settings, tmp_path: Path,
+    settings: Settings,
 ) -> None:
     group = settings.group_id("bank")
     every_partition = sorted((TOPICS[s].name(settings.namespace), p) for s in ("identity", "cards")
                              for p in range(TOPICS[s].partitions))
-    with processes(settings, tmp_path) as procs:
+    with processes(settings) as procs:
         first = await procs.run("bank", 8215, replica="a")
         async with EventSource(settings) as src:
             persons: list[str] = []
