@@ -1,5 +1,5 @@
-"""Two replicas of the bank (two processes, one consumer group) while identity's and cards'
-events stream in; the second joins, and the first is killed with SIGKILL while the group is
+"""Replicas of the bank (processes in one consumer group) while identity's and cards' events
+stream in: a second one joins, and the first is killed with SIGKILL while the group is
 rebalancing. The survivor takes every partition; no event is applied twice, none is lost."""
 
 from __future__ import annotations
