@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medcard.ops.cli import app as ops_app
+from medcard.projections import app as projections_app
 from medcard.services import ServiceFleet
 from medcard.simulate.cli import simulate_command
 from medcard.stack.cli import app as stack_app
@@ -26,6 +27,7 @@ topics_app = typer.Typer(help="Kafka topics of the ecosystem.", no_args_is_help=
 app.add_typer(topics_app, name="topics")
 services_app = typer.Typer(help="The four services as local processes.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+app.add_typer(projections_app, name="projections")
 console = Console()
 app.command("simulate")(simulate_command)
 

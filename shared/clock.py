@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from .events import BusinessDateAdvanced, CloudEvent
 from .projection import apply_once
+from .rebuild import Projection
 
 CHINA = timedelta(hours=8)
 
@@ -37,10 +38,23 @@ class BusinessClock:
 
     async def apply(self, event: CloudEvent) -> bool:
         """Record a BusinessDateAdvanced event; returns True if the date moved."""
-        data = event.data
-        if not isinstance(data, BusinessDateAdvanced):
-            return False
-        moved = await apply_once(self.coll, "clock", event, {"$set": {"date": data.date.isoformat()}})
+        moved = await record_date(self.coll.database, event)
         if moved:
-            self._date = data.date
+            self._date = event.data.date  # type: ignore[attr-defined]
         return moved
+
+
+async def record_date(db: AsyncDatabase[dict[str, Any]], event: CloudEvent) -> bool:
+    """The clock projection: the date of the latest BusinessDateAdvanced, in ``clock``."""
+    data = event.data
+    if not isinstance(data, BusinessDateAdvanced):
+        return False
+    return await apply_once(db["clock"], "clock", event, {"$set": {"date": data.date.isoformat()}})
+
+
+async def _project_date(db: AsyncDatabase[dict[str, Any]], event: CloudEvent) -> None:
+    await record_date(db, event)
+
+
+CLOCK_PROJECTION = Projection("clock", sources=("clock",), collections=("clock",), apply=_project_date)
+"""The business date as a service sees it, from the clock topic alone."""

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -309,7 +309,11 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
 
     @app.exception_handler(ConnectionFailure)
     async def db_down(_: Request, err: PyMongoError) -> JSONResponse:
-        return JSONResponse(error_body("unavailable", "database unavailable; nothing was changed"), status_code=503)
+        # No server found: nothing was sent. A connection lost mid-operation may have lost the
+        # reply to a write the server applied; the client should look before it retries.
+        detail = ("database unavailable; nothing was changed" if isinstance(err, ServerSelectionTimeoutError)
+                  else "database connection lost; a change in flight may or may not have been made")
+        return JSONResponse(error_body("unavailable", detail), status_code=503)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

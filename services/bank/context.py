@@ -43,13 +43,6 @@ class Bank:
         await self.accounts.collection.create_index("held")
         await self.clock.load()
 
-    async def index_card(self, card_number: str, person_id: str) -> None:
-        """Written before the account learns of the card: a lookup never misses a known card."""
-        await self.card_index.update_one({"_id": card_number}, {"$set": {"person_id": person_id}}, upsert=True)
-
-    async def index_receipt(self, receipt_number: str, person_id: str) -> None:
-        await self.receipt_index.update_one({"_id": receipt_number}, {"$set": {"person_id": person_id}}, upsert=True)
-
     async def person_of_card(self, card_number: str) -> str | None:
         doc = await self.card_index.find_one({"_id": card_number})
         return doc["person_id"] if doc else None

@@ -19,7 +19,7 @@ from shared.events import (
 )
 from shared.logging import get_logger
 
-from . import domain
+from . import domain, projections
 from .context import Bank
 from .domain import Decide
 
@@ -31,6 +31,8 @@ MONTH_END_CONCURRENCY = 64
 async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
     """Persons, contributions and the card lifecycle, applied to the person's account."""
     data, now = event.data, datetime.now(UTC)
+    # The indexes first: a lookup never misses a card or receipt the account knows.
+    await projections.index(bank.runtime.db, event)
     decide: Decide
     match data:
         case PersonRegistered():
@@ -38,15 +40,12 @@ async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
         case ContributionPaid():
             decide = domain.record_contribution(data.person_id, data.contribution_id, data.month, data.amount_fen)
         case CardIssued():
-            await bank.index_card(data.card_number, data.person_id)
             decide = domain.issue_card(data.person_id, data.card_number, data.replaces, now)
         case CardLost():
-            await bank.index_card(data.card_number, data.person_id)
             decide = domain.block_card(data.person_id, data.card_number, "lost", now)
         case CardCancelled():
             decide = domain.block_card(data.person_id, data.card_number, "cancelled", now)
         case ReplacementRequested():
-            await bank.index_receipt(data.receipt_number, data.person_id)
             decide = domain.remember_receipt(data.person_id, data.card_number, data.receipt_number,
                                              data.business_date)
         case _:

@@ -8,10 +8,10 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.events import CardCancelled, CardIssued, CloudEvent, MerchantRegistered, PersonRegistered
+from shared.events import CloudEvent
 from shared.outbox import AggregateStore
-from shared.projection import apply_once
 
+from . import projections
 from .compose import draft_for
 from .delivery import SmsDispatcher
 from .domain import Message, create_message, message_id
@@ -36,26 +36,8 @@ class EventHandler:
 
     async def __call__(self, event: CloudEvent) -> None:
         await self.hub.record(event)
-        await self._project(event)
+        await projections.project(self.recipients.database, event)
         await self._compose(event)
-
-    async def _project(self, event: CloudEvent) -> None:
-        """Who can be reached how, which card is whose, what each merchant is called."""
-        data = event.data
-        match data:
-            case PersonRegistered():
-                update = {"$set": {"person_id": data.person_id, "name": data.name, "mobile": data.mobile,
-                                   "language": data.language}}
-            case CardIssued():
-                update = {"$set": {"person_id": data.person_id, f"cards.{data.card_number}": "active"}}
-            case CardCancelled():
-                update = {"$set": {"person_id": data.person_id, f"cards.{data.card_number}": "cancelled"}}
-            case MerchantRegistered():
-                await apply_once(self.merchants, data.merchant_id, event, {"$set": {"name": data.name}})
-                return
-            case _:
-                return
-        await apply_once(self.recipients, data.person_id, event, update)
 
     async def _compose(self, event: CloudEvent) -> None:
         """The cardholder's message for this event, created once (a redelivery changes nothing)."""
