@@ -46,7 +46,10 @@ class Ecosystem:
 
     async def call(self, service: str, method: str, path: str, *, who: str | None = None,
                    expect: tuple[int, ...] = (200, 201), retries: int = 20, **kwargs: Any) -> Any:
-        """One request; a 503 (a server briefly unavailable) is retried with backoff."""
+        """One request; a 503 (a server briefly unavailable) is retried with backoff when that
+        is safe: a read, or a command the service says it did not apply. A command whose
+        outcome the service cannot tell (its database connection was lost mid-write) is
+        not retried blindly: it could be applied twice."""
         headers = self.auth(who) if who else {}
         if self.typed is not None:
             for values in (kwargs.get("json"), kwargs.get("params")):
@@ -56,6 +59,8 @@ class Ecosystem:
         for _ in range(retries):
             resp = await self.clients[service].request(method, path, headers=headers, **kwargs)
             if resp.status_code == 503:
+                if method != "GET" and "nothing was changed" not in resp.text:
+                    raise UnexpectedAnswer(f"{method} {service}{path} -> 503 with an unknown outcome: {resp.text[:300]}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
