@@ -70,18 +70,16 @@ class LocalControls(InfraControls):
         self.stack = stack
 
     def stop_kafka(self) -> None:
-        self.stack.kafka.stop()
+        self.stack.stop_kafka()
 
     def start_kafka(self) -> None:
-        self.stack.kafka.start()
-        self.stack.kafka.wait_ready()
+        self.stack.start_kafka()
 
     def stop_mongo(self) -> None:
-        self.stack.ferret.stop()
+        self.stack.stop_mongo()
 
     def start_mongo(self) -> None:
-        self.stack.ferret.start()
-        self.stack.ferret.wait_ready()
+        self.stack.start_mongo()
 
 
 @dataclass

@@ -26,39 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from medcard.services import SERVICES, ServiceFleet
-from medcard.stack.local import LocalStack
 
 KINDS = ("kill_service", "kafka_outage", "database_outage")
 
 
 class Servers(Protocol):
-    """Blocking controls of the broker and the database (see medcard.stack.LocalStack)."""
+    """Blocking controls of the broker and the database (a medcard.stack.LocalStack is one)."""
 
     def stop_kafka(self) -> None: ...
     def start_kafka(self) -> None: ...
     def stop_mongo(self) -> None: ...
     def start_mongo(self) -> None: ...
-
-
-class StackServers:
-    """The local stack's broker and database as :class:`Servers`."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        self.stack = stack
-
-    def stop_kafka(self) -> None:
-        self.stack.kafka.stop()
-
-    def start_kafka(self) -> None:
-        self.stack.kafka.start()
-        self.stack.kafka.wait_ready()
-
-    def stop_mongo(self) -> None:
-        self.stack.ferret.stop()
-
-    def start_mongo(self) -> None:
-        self.stack.ferret.start()
-        self.stack.ferret.wait_ready()
 
 
 @dataclass(frozen=True)

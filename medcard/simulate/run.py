@@ -21,7 +21,7 @@ from shared.settings import Settings
 from . import verify
 from .client import Ecosystem
 from .driver import BUSINESS_SERVICES, Driver, seeded_start
-from .faults import FaultInjector, Servers, StackServers, plan_faults
+from .faults import FaultInjector, Servers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
 
@@ -57,7 +57,7 @@ def _infrastructure(options: Options) -> tuple[str, str, Servers | None]:
         return options.kafka_bootstrap, options.mongo_url, options.servers
     stack = LocalStack()
     stack.up()
-    return stack.kafka_bootstrap, stack.mongo_url, options.servers or StackServers(stack)
+    return stack.kafka_bootstrap, stack.mongo_url, options.servers or stack
 
 
 def _first_of_next_month(d: date) -> date:

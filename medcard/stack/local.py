@@ -114,6 +114,21 @@ class LocalStack:
             for server in self.servers:
                 server.stop(timeout)
 
+    # -- outages, for fault tests and the simulation's soak: start waits until ready --
+    def stop_kafka(self) -> None:
+        self.kafka.stop()
+
+    def start_kafka(self) -> None:
+        self.kafka.start()
+        self.kafka.wait_ready()
+
+    def stop_mongo(self) -> None:
+        self.ferret.stop()
+
+    def start_mongo(self) -> None:
+        self.ferret.start()
+        self.ferret.wait_ready()
+
     def status(self) -> dict[str, dict[str, Any]]:
         """Per server: running, ready (answered a request), pid, address, ports, log."""
         info: dict[str, dict[str, Any]] = {}

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +16,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from medcard.services import ServiceProcess
-from medcard.stack.process import _pid_alive
 from shared.codec import from_record
 from shared.events import CloudEvent
 from shared.settings import Settings
@@ -82,9 +79,7 @@ class Processes:
         """SIGKILL: no shutdown hook runs, nothing is flushed. Returns once the process is gone."""
         pid = proc.pid()
         assert pid is not None, f"{proc.name} on {proc.port} is not running"
-        os.killpg(pid, signal.SIGKILL)
-        while _pid_alive(pid):
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(proc.kill)
         return pid
 
     def stop_all(self) -> None:
