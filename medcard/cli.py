@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medcard.bench.cli import bench_command
 from medcard.ops.cli import app as ops_app
 from medcard.services import ServiceFleet
 from medcard.simulate.cli import simulate_command
@@ -28,6 +29,7 @@ services_app = typer.Typer(help="The four services as local processes.", no_args
 app.add_typer(services_app, name="services")
 console = Console()
 app.command("simulate")(simulate_command)
+app.command("bench")(bench_command)
 
 
 @contextmanager
