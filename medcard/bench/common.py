@@ -168,6 +168,12 @@ def fleet(ns: Namespace, state_dir: Path, ports: dict[str, int], services: Itera
     return f
 
 
+def meter(ns: Namespace, f: ServiceFleet | None, extra: dict[str, int | None] | None = None) -> CpuMeter:
+    """CPU of the fleet's services, the broker, the database and this process."""
+    services = {p.name: p.pid() for p in f.processes} if f is not None else {}
+    return CpuMeter.for_run(ns.kafka, ns.mongo, {**services, **(extra or {})})
+
+
 def ports_from(base: int) -> dict[str, int]:
     return {name: base + i for i, name in enumerate(SERVICE_ORDER, 1)}
 
@@ -280,3 +286,144 @@ async def gather_limited(items: Iterable[Any], fn: Callable[[Any], Awaitable[Any
             return await fn(item)
 
     return list(await asyncio.gather(*(one(i) for i in items)))
+
+
+# ---- where the time goes: CPU seconds per process, database commands per service -------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process (all its threads) so far."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on a local TCP port (Linux /proc), if it can be found."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{parts[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def port_of(address: str) -> int | None:
+    """The port of ``host:port`` or ``mongodb://host:port/...``."""
+    rest = address.split("://", 1)[-1].split("/", 1)[0].split(",")[0]
+    try:
+        return int(rest.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+class CpuMeter:
+    """CPU seconds spent by named processes (services, servers, this process) over a phase."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self._start: dict[str, float | None] = {}
+        self._wall = 0.0
+
+    @classmethod
+    def for_run(cls, kafka: str, mongo: str, services: dict[str, int | None]) -> CpuMeter:
+        servers = {"kafka": listening_pid(port_of(kafka) or 0), "database": listening_pid(port_of(mongo) or 0)}
+        return cls({**services, **servers, "bench (load generator)": os.getpid()})
+
+    def __enter__(self) -> CpuMeter:
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = _machine_ticks()
+        self._wall = time.perf_counter()
+        self.result: dict[str, Any] = {}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        wall = time.perf_counter() - self._wall
+        used = {}
+        for name, pid in self.pids.items():
+            now, before = cpu_seconds(pid), self._start.get(name)
+            if now is not None and before is not None:
+                used[name] = round(now - before, 2)
+        busy = _machine_ticks()
+        total = (busy[0] - self._machine[0]) if busy and self._machine else 0
+        others = None
+        if total > 0 and busy and self._machine:
+            cores_busy = (busy[1] - self._machine[1]) / total * (os.cpu_count() or 1)
+            others = round(cores_busy - sum(used.values()) / wall, 2) if wall else None
+        self.result = {"wall_seconds": round(wall, 2), "cpu_seconds": used,
+                       "machine_cores_busy": round((busy[1] - self._machine[1]) / total * (os.cpu_count() or 1), 2)
+                       if total > 0 and busy and self._machine else None,
+                       "cores_used_by_others": others}
+
+    def per(self, count: int) -> dict[str, float]:
+        """CPU milliseconds per operation, by process."""
+        if not count:
+            return {}
+        return {name: round(secs * 1000 / count, 3) for name, secs in self.result.get("cpu_seconds", {}).items()}
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(all ticks, busy ticks) of the whole machine so far, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values[:8]), sum(values[:8]) - idle
+
+
+async def db_commands(url: str) -> dict[str, tuple[float, float]]:
+    """A service's database commands so far, from its /metrics: "command collection [shape]" ->
+    (count, seconds)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
+        text = (await client.get("/metrics")).text
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for metric, slot in (("medcard_db_commands_total{", 0), ("medcard_db_command_seconds_total{", 1)):
+            if line.startswith(metric):
+                labels, value = line[len(metric):].rsplit("} ", 1)
+                parsed = dict(part.split("=", 1) for part in labels.split('",') if "=" in part)
+                parsed = {k: v.strip('"') for k, v in parsed.items()}
+                key = f"{parsed.get('command')} {parsed.get('collection')} [{parsed.get('shape')}]"
+                out.setdefault(key, [0.0, 0.0])[slot] += float(value)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def db_delta(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], ops: int,
+             top: int = 8) -> dict[str, Any]:
+    """Per operation: database commands and milliseconds spent in them, the busiest first."""
+    if not ops:
+        return {}
+    rows = []
+    for key, (n, secs) in after.items():
+        n0, s0 = before.get(key, (0.0, 0.0))
+        if n - n0 > 0:
+            rows.append((key, (n - n0) / ops, (secs - s0) * 1000 / ops))
+    rows.sort(key=lambda r: -r[2])
+    return {
+        "commands_per_op": round(sum(r[1] for r in rows), 2),
+        "db_ms_per_op": round(sum(r[2] for r in rows), 2),
+        "busiest": {k: {"per_op": round(n, 2), "ms_per_op": round(ms_, 2)} for k, n, ms_ in rows[:top]},
+    }

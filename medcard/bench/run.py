@@ -27,9 +27,12 @@ from .common import (
     KafkaProbe,
     Namespace,
     Row,
+    db_commands,
+    db_delta,
     drain,
     fleet,
     machine,
+    meter,
     open_ecosystem,
     peak_memory_mb,
     ports_from,
@@ -93,6 +96,13 @@ async def profiled(options: Options, name: str, pid: int | None, say: Say) -> As
         say(f"profile of {name} written to {out}")
 
 
+def _where(m: Any, ops: int, **extra: Any) -> dict[str, Any]:
+    """Where the time went over a measured phase: CPU ms per operation by process, how busy
+    the machine was and how much of it other processes took, and any extra breakdown."""
+    return {"cpu_ms": m.per(ops), "machine_cores_busy": m.result.get("machine_cores_busy"),
+            "cores_used_by_others": m.result.get("cores_used_by_others"), **extra}
+
+
 def _failed(key: str, figure: str, err: BaseException) -> Row:
     return Row(key, figure, None, "", None, "", "", False, detail={"error": f"{type(err).__name__}: {err}"})
 
@@ -152,13 +162,22 @@ async def _cardholder_rows(options: Options, kafka: str, mongo: str, report: dic
             say(f"set-up done in {time.perf_counter() - t:.0f} s")
             if "loss" in wanted:
                 try:
-                    say(f"loss-to-block: baseline, {max(options.reports, 200)} raw Kafka round trips")
-                    base = await loss.kafka_round_trips(settings, max(options.reports, 200))
+                    samples = max(options.reports, 200)
+                    say(f"loss-to-block: baseline, {samples} raw Kafka round trips")
+                    with meter(ns, None) as m:
+                        base = await loss.kafka_round_trips(settings, samples)
+                    base_where = _where(m, samples)
                     say(f"loss-to-block: {options.reports} loss reports")
-                    measured = await loss.measure(world, settings, parallel=options.loss_parallel)
+                    bank_url = f.get("bank").url
+                    db0 = await db_commands(bank_url)
+                    with meter(ns, f) as m:
+                        measured = await loss.measure(world, settings, parallel=options.loss_parallel)
+                    where = _where(m, options.reports, bank_db=db_delta(db0, await db_commands(bank_url),
+                                                                        options.reports))
                     await drain(eco, probe)
                     events = await loss.events_view(settings, measured["results"])
-                    out += loss.rows(measured, base, events)
+                    out += loss.rows(measured, base, events, where={"per_report": where,
+                                                                     "baseline_per_round_trip": base_where})
                 except Exception as err:  # noqa: BLE001 - a failed row is reported, the others still run
                     out.append(_failed("loss_to_block_p99", "loss-to-block latency", err))
             if "pos" in wanted:
@@ -181,9 +200,13 @@ async def _pos_rows(options: Options, ns: Namespace, f: Any, eco: Any, world: ca
     headers = eco.auth(cardholders.MERCHANT)
     say(f"POS: {options.concurrency} clients for {options.duration:.0f} s on the bank")
     bank = f.get("bank")
+    db0 = await db_commands(bank.url)
     async with profiled(options, "pos-bank", bank.pid(), say):
-        measured = await pos.load(bank.url, headers, bodies, concurrency=options.concurrency,
-                                  duration=options.duration)
+        with meter(ns, f) as m:
+            measured = await pos.load(bank.url, headers, bodies, concurrency=options.concurrency,
+                                      duration=options.duration)
+    measured["per_request"] = _where(m, measured["ok"], bank_db=db_delta(db0, await db_commands(bank.url),
+                                                                        measured["ok"]))
     await drain(eco, probe)
     base_proc = BaselineProcess(options.state_dir / "bench" / "baseline", "baseline", options.port_base + 5,
                                 {"MEDCARD_NAMESPACE": ns.name, "MEDCARD_MONGO_URL": ns.mongo,
@@ -194,8 +217,10 @@ async def _pos_rows(options: Options, ns: Namespace, f: Any, eco: Any, world: ca
         await asyncio.to_thread(base_proc.wait_ready, 60)
         say(f"POS: the same load on the bare FastAPI + find_one baseline")
         async with profiled(options, "pos-baseline", base_proc.pid(), say):
-            base = await pos.load(base_proc.url, headers, bodies, concurrency=options.concurrency,
-                                  duration=options.duration)
+            with meter(ns, None, {"baseline app": base_proc.pid()}) as m:
+                base = await pos.load(base_proc.url, headers, bodies, concurrency=options.concurrency,
+                                      duration=options.duration)
+        base["per_request"] = _where(m, base["ok"])
         base["peak_memory_mb"] = peak_memory_mb(base_proc.pid())
     finally:
         await asyncio.to_thread(base_proc.stop)
@@ -219,14 +244,20 @@ async def _relay_rows(options: Options, kafka: str, mongo: str, report: dict[str
             watcher = asyncio.create_task(relay.watch_published(probe, topic, n))
             say("relay: starting the bank; its relay publishes the backlog")
             await start(f)
+            already = await probe.total(topic)
             async with profiled(options, "relay-bank", f.get("bank").pid(), say):
-                published = await watcher
+                with meter(ns, f) as m:
+                    published = await watcher
             first = await relay.first_timestamp(settings, topic)
             cleared = await relay.pending_cleared(settings)
         measured = relay.result(n, first, published, cleared)
+        measured["per_event"] = _where(m, n - already)
+        measured["per_event"]["events_counted"] = n - already
         report["services_peak_memory_mb"]["relay"] = await stop(f)
         say("relay: baseline, raw idempotent produce of the same records")
-        base = await relay.baseline(settings, records)
+        with meter(ns, None) as m:
+            base = await relay.baseline(settings, records)
+        base["per_event"] = _where(m, n)
         return relay.rows(n, measured, base)
     except Exception as err:  # noqa: BLE001
         return [_failed("relay_rate", "outbox relay", err)]
@@ -254,11 +285,18 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
             done, samples = asyncio.Event(), []
             watcher = asyncio.create_task(accounts.watch_lag(probe, group, topics, done, samples))
             await start(f)
+            lag_at_ready = samples[-1][1] if samples else 2 * n
+            db0 = await db_commands(f.get("bank").url)
             async with profiled(options, f"projection-bank-{n}", f.get("bank").pid(), say):
-                await watcher
+                with meter(ns, f) as m:
+                    await watcher
+            projection_where = _where(m, lag_at_ready, bank_db=db_delta(
+                db0, await db_commands(f.get("bank").url), lag_at_ready))
+            projection_where["events_counted"] = lag_at_ready
             first_write = await accounts.first_event_time(settings, topic_for_service("bank", ns.name))
             projection = accounts.projection_result(n, first_write, samples)
             projection["backlog_produced"] = produced
+            projection["per_event"] = projection_where
             say(f"accounts@{n:,}: bank applied {2 * n:,} events at {projection['rate']} events/s")
             eco = await open_ecosystem(ns, f)
             try:
@@ -266,18 +304,26 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
                 base_projection = {"rate": None}
                 if "projection" in wanted:
                     say(f"accounts@{n:,}: baseline, raw consume + bulk_write upserts")
-                    base_projection = await accounts.baseline_projection(settings, n)
+                    with meter(ns, None) as m:
+                        base_projection = await accounts.baseline_projection(settings, n)
+                    base_projection["per_event"] = _where(m, base_projection["events"])
                 transfer = base_transfer = None
                 if "month-end" in wanted:
                     await eco.call("identity", "POST", "/v1/clock/advance", who="operator",
                                    json={"start": "2026-01-30", "days": 1})
                     await drain(eco, probe)
                     say(f"accounts@{n:,}: month end over {n:,} accounts")
+                    db0 = await db_commands(f.get("bank").url)
                     async with profiled(options, f"month-end-bank-{n}", f.get("bank").pid(), say):
-                        transfer = await accounts.month_end(eco, probe, settings, n)
+                        with meter(ns, f) as m:
+                            transfer = await accounts.month_end(eco, probe, settings, n)
+                    transfer["per_account"] = _where(m, n, bank_db=db_delta(
+                        db0, await db_commands(f.get("bank").url), n))
                     await drain(eco, probe)
                     say(f"accounts@{n:,}: baseline, raw bulk_write upserts of {n:,} documents")
-                    base_transfer = await accounts.baseline_month_end(settings, n)
+                    with meter(ns, None) as m:
+                        base_transfer = await accounts.baseline_month_end(settings, n)
+                    base_transfer["per_account"] = _where(m, n)
             finally:
                 await eco.close()
         report["services_peak_memory_mb"][f"accounts@{n}"] = await stop(f)
