@@ -62,8 +62,11 @@ def bench_command(
                       kafka_bootstrap=kafka, mongo_url=mongo, port_base=port_base,
                       simulation_persons=simulation_persons, simulation_months=simulation_months,
                       profile_dir=profile)
-    result = asyncio.run(bench(options, lambda m: console.print(f"[dim]bench:[/dim] {m}", highlight=False)))
-    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    def write(report: dict[str, Any]) -> None:
+        json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+    result = asyncio.run(bench(options, lambda m: console.print(f"[dim]bench:[/dim] {m}", highlight=False), write))
+    write(result)
     console.print(table(result))
     if result["services_peak_memory_mb"]:
         console.print(memory_table(result["services_peak_memory_mb"]))

@@ -107,7 +107,10 @@ def _failed(key: str, figure: str, err: BaseException) -> Row:
     return Row(key, figure, None, "", None, "", "", False, detail={"error": f"{type(err).__name__}: {err}"})
 
 
-async def bench(options: Options, say: Say = lambda _m: None) -> dict[str, Any]:
+async def bench(options: Options, say: Say = lambda _m: None,
+                checkpoint: Callable[[dict[str, Any]], None] = lambda _r: None) -> dict[str, Any]:
+    """Run the chosen rows; ``checkpoint`` gets the report so far after each group of rows
+    (a long run stopped midway keeps what it measured)."""
     started = time.perf_counter()
     kafka, mongo = await asyncio.to_thread(_infrastructure, options)
     report: dict[str, Any] = {
@@ -119,21 +122,28 @@ async def bench(options: Options, say: Say = lambda _m: None) -> dict[str, Any]:
         "services_peak_memory_mb": {},
         "namespaces": {},
     }
-    rows: list[Row] = report["rows"]
+    rows: list[Row] = []
+
+    def snapshot(final: bool = False) -> dict[str, Any]:
+        out = {**report, "rows": [r.to_json() for r in rows], "complete": final}
+        out["machine"] = {**report["machine"], "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+        out["wall_seconds"] = round(time.perf_counter() - started, 1)
+        return out
+
     wanted = set(options.rows)
     if wanted & {"loss", "pos"}:
         rows += await _cardholder_rows(options, kafka, mongo, report, say)
+        checkpoint(snapshot())
     if "relay" in wanted:
         rows += await _relay_rows(options, kafka, mongo, report, say)
+        checkpoint(snapshot())
     if wanted & {"projection", "month-end"}:
         for n in options.sizes or [options.size]:
             rows += await _account_rows(options, n, kafka, mongo, report, say)
+            checkpoint(snapshot())
     if "simulation" in wanted and options.simulation_persons > 0:
         rows.append(await _simulation_row(options, kafka, mongo, report, say))
-    report["rows"] = [r.to_json() for r in rows]
-    report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    report["wall_seconds"] = round(time.perf_counter() - started, 1)
-    return report
+    return snapshot(final=True)
 
 
 # ---- loss-to-block and POS: the four services, cardholders made over HTTP ---------------
@@ -215,7 +225,7 @@ async def _pos_rows(options: Options, ns: Namespace, f: Any, eco: Any, world: ca
     await asyncio.to_thread(base_proc.start)
     try:
         await asyncio.to_thread(base_proc.wait_ready, 60)
-        say(f"POS: the same load on the bare FastAPI + find_one baseline")
+        say("POS: the same load on the bare FastAPI + find_one baseline")
         async with profiled(options, "pos-baseline", base_proc.pid(), say):
             with meter(ns, None, {"baseline app": base_proc.pid()}) as m:
                 base = await pos.load(base_proc.url, headers, bodies, concurrency=options.concurrency,
@@ -285,7 +295,7 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
             done, samples = asyncio.Event(), []
             watcher = asyncio.create_task(accounts.watch_lag(probe, group, topics, done, samples))
             await start(f)
-            lag_at_ready = samples[-1][1] if samples else 2 * n
+            lag_at_ready = await probe.lag(group, topics)  # what is left once the bank answers
             db0 = await db_commands(f.get("bank").url)
             async with profiled(options, f"projection-bank-{n}", f.get("bank").pid(), say):
                 with meter(ns, f) as m:
