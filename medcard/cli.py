@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medcard.bench.cli import bench_command
 from medcard.ops.cli import app as ops_app
 from medcard.projections import app as projections_app
 from medcard.services import ServiceFleet
@@ -30,6 +31,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(projections_app, name="projections")
 console = Console()
 app.command("simulate")(simulate_command)
+app.command("bench")(bench_command)
 
 
 @contextmanager

@@ -25,6 +25,14 @@ SQLite uses the index. The whole filter is still applied in Go afterwards. One
 difference from MongoDB remains, documented in the README: a document whose indexed
 field is an *array* containing the string is not found by such an equality (MongoDB's
 multikey match); this project never stores arrays in indexed fields.
+
+And one fix: an update command with many statements (a ``bulk_write``) kept every
+statement's read open until the whole command ended (``defer closer.Close()`` inside the
+loop over statements). A statement that matched a document holds a SQLite connection
+until then, so about 100 of them exhausted the database's pool and the command waited
+forever for a connection it held itself, with its collection's write lock taken: the
+collection never answered again (the outbox relay clears up to 500 outboxes in one
+``bulk_write``). Each statement's read is now closed as soon as that statement is done.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from pathlib import Path
 from medcard.stack.process import StackError
 
 MODULE = "github.com/FerretDB/FerretDB"
-PATCH_VERSION = "collection-write-lock-2+id-index-1+field-index-2"
+PATCH_VERSION = "collection-write-lock-2+id-index-1+field-index-2+update-close-1"
 WRITE_LOCK_GO = """package handler
 
 import (
@@ -145,6 +153,12 @@ PUSHDOWN_OLD = "\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get(\
 PUSHDOWN_NEW = "\tif params.Filter != nil && params.Filter.Len() >= 1 {\n\t\tv, _ := params.Filter.Get(\"_id\")"
 
 
+UPDATE_DEFER_OLD = "\t\tcloser := iterator.NewMultiCloser()\n\t\tdefer closer.Close()\n"
+UPDATE_DEFER_NEW = "\t\tcloser := iterator.NewMultiCloser()\n"
+UPDATE_CLOSE_OLD = "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n"
+UPDATE_CLOSE_NEW = UPDATE_CLOSE_OLD + "\t\tcloser.Close() // medcard patch: this statement's read ends here, not with the command\n"
+
+
 def module_source(version: str, env: dict[str, str]) -> Path:
     """Download FerretDB's module through the Go module proxy; return its read-only dir."""
     out = subprocess.run(
@@ -181,6 +195,8 @@ def patched_copy(source: Path, dest: Path) -> Path:
     (dest / "internal/backends/sqlite/medcard_index_where.go").write_text(INDEX_PUSHDOWN_GO)
     _replace(dest / "internal/backends/sqlite/collection.go", QUERY_WHERE_OLD, QUERY_WHERE_NEW, times=1)
     _replace(dest / "internal/backends/sqlite/collection.go", EXPLAIN_WHERE_OLD, EXPLAIN_WHERE_NEW, times=1)
+    _replace(handler / "msg_update.go", UPDATE_DEFER_OLD, UPDATE_DEFER_NEW, times=1)
+    _replace(handler / "msg_update.go", UPDATE_CLOSE_OLD, UPDATE_CLOSE_NEW, times=1)
     return dest
 
 

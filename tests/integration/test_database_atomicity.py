@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 
 from shared.settings import Settings
 
@@ -48,3 +48,17 @@ async def test_a_guarded_update_succeeds_for_exactly_one_of_concurrent_writers(s
     doc = await coll.find_one({"_id": "g"})
     await client.close()
     assert doc is not None and doc["rev"] == doc["wins"] == sum(wins)
+
+
+async def test_a_bulk_write_updating_hundreds_of_existing_documents_completes(settings: Settings) -> None:
+    """The outbox relay clears up to 500 outboxes in one bulk_write. Stock FerretDB 1.24
+    keeps each statement's read open until the command ends and deadlocks at about 100."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, socketTimeoutMS=30_000)
+    coll = client[settings.database("atomic")]["bulk"]
+    await coll.insert_many([{"_id": f"d{i}", "outbox": [{"n": i}], "pending": True} for i in range(300)])
+    ops = [UpdateOne({"_id": f"d{i}"}, {"$set": {"outbox": [], "pending": False}}) for i in range(300)]
+    result = await asyncio.wait_for(coll.bulk_write(ops, ordered=False), 30)
+    after = await asyncio.wait_for(coll.update_one({"_id": "d0"}, {"$set": {"again": True}}), 10)
+    pending = await coll.count_documents({"pending": True})
+    await client.close()
+    assert (result.modified_count, after.modified_count, pending) == (300, 1, 0)
