@@ -71,5 +71,5 @@ def unknown_card(card_number: str) -> NotFound:
     return NotFound(f"card {card_number} is not linked to a personal account of this bank")
 
 
-def bank_of(request: Request) -> Bank:
+async def bank_of(request: Request) -> Bank:
     return request.app.state.bank  # type: ignore[no-any-return]

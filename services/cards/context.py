@@ -80,7 +80,7 @@ def unknown(what: str, number: str) -> NotFound:
     return NotFound(f"no {what} {number}")
 
 
-def cards(request: Request) -> Cards:
+async def cards(request: Request) -> Cards:
     return request.app.state.cards  # type: ignore[no-any-return]
 
 

@@ -67,7 +67,7 @@ class Identity:
             raise Conflict(f"account number {account_number} is taken")
 
 
-def identity(request: Request) -> Identity:
+async def identity(request: Request) -> Identity:
     return request.app.state.identity  # type: ignore[no-any-return]
 
 

@@ -47,7 +47,7 @@ class Notifications:
     channel: SmsChannel
 
 
-def _parts(request: Request) -> Notifications:
+async def _parts(request: Request) -> Notifications:
     return request.app.state.notifications  # type: ignore[no-any-return]
 
 

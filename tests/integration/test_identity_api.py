@@ -172,3 +172,21 @@ async def test_the_operator_advances_the_clock_day_by_day_and_never_back(setting
             ("BusinessDateAdvanced", 1), ("BusinessDateAdvanced", 2), ("MonthEnded", 3), ("BusinessDateAdvanced", 4)]
         assert [str(e.data.date) for e in events if e.name == "BusinessDateAdvanced"] == [  # type: ignore[attr-defined]
             "2026-01-31", "2026-02-01", "2026-02-02"]
+
+
+async def test_a_requests_correlation_id_reaches_its_answer_its_events_and_the_metrics(settings: Settings) -> None:
+    clerk = auth(settings, "clerk")
+    async with running_service(create, identity_settings(settings)) as client:
+        unit = await client.post("/v1/units", json={"name": "Dongfeng Textiles"},
+                                 headers={**clerk, "x-correlation-id": "trace-unit-77"})
+        assert unit.status_code == 201, unit.text
+        assert unit.headers["x-correlation-id"] == "trace-unit-77"
+        made_up = (await client.get("/health")).headers["x-correlation-id"]
+        assert len(made_up) == 36 and made_up != "trace-unit-77"  # a fresh uuid when none is given
+        refused = await client.post("/v1/units", json={}, headers={**clerk, "x-correlation-id": "trace-bad"})
+        assert refused.status_code == 422 and refused.headers["x-correlation-id"] == "trace-bad"
+        event = (await events_of(settings, "identity", unit.json()["unit_id"], 1))[0]
+        assert event.correlationid == "trace-unit-77"
+        metrics = (await client.get("/metrics")).text
+        assert 'medcard_http_requests_total{method="POST",route="/v1/units",status="201"} 1.0' in metrics
+        assert 'medcard_http_requests_total{method="POST",route="/v1/units",status="422"} 1.0' in metrics
