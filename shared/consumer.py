@@ -52,6 +52,7 @@ class ConsumerRunner:
         group_id: str | None = None,
         max_records: int = 500,
         concurrency: int = 8,
+        max_poll_interval_ms: int = 300_000,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -60,6 +61,7 @@ class ConsumerRunner:
         self.group_id = group_id or settings.group_id(service)
         self.max_records = max_records
         self._slots = asyncio.Semaphore(concurrency)
+        self.max_poll_interval_ms = max_poll_interval_ms
         self.applied = 0
         self.dead_lettered = 0
         self.running = False
@@ -96,7 +98,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_poll_interval_ms=300_000,
+            max_poll_interval_ms=self.max_poll_interval_ms,
         )
         dlq = idempotent_producer(self.settings, client_id=f"{self.group_id}-dlq")
         try:

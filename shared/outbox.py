@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from .events import CloudEvent, EventData, new_event
@@ -118,17 +119,67 @@ class AggregateStore(Generic[S]):
             return Outcome(decision.state, events, decision.result)
         raise ConcurrencyConflict(f"{self.service} aggregate {aggregate_id} kept changing; gave up after {retries} tries")
 
-    async def _save(
+    async def execute_many(
+        self,
+        docs: list[dict[str, Any]],
+        decide: Callable[[S | None], Decision[S]],
+        *,
+        correlation_id: str,
+        cause: CloudEvent,
+    ) -> int:
+        """Apply one event's decision to many existing aggregates with one ``bulk_write``.
+
+        ``docs`` are the aggregates as just read. Each write is guarded by its ``rev`` like
+        ``execute``'s; if any guard failed (another writer got there first), the whole
+        group is applied again one by one with ``execute``, where the mark of ``cause`` on
+        each aggregate that the bulk write did change makes it a no-op. Returns how many
+        aggregates were written."""
+        writes: list[UpdateOne] = []
+        ids: list[str] = []
+        for doc in docs:
+            if already_applied(doc, cause):
+                continue
+            prepared = self._prepare(doc["_id"], doc, decide(self._state(doc)), correlation_id, cause)
+            if prepared is not None:
+                writes.append(UpdateOne(prepared[0], prepared[1]))
+                ids.append(doc["_id"])
+        if not writes:
+            return 0
+        result = await self.collection.bulk_write(writes, ordered=False)
+        if result.matched_count < len(writes):
+            for aggregate_id in ids:
+                await self.execute(aggregate_id, decide, correlation_id=correlation_id, cause=cause)
+        if self.on_saved:
+            for aggregate_id in ids:
+                self.on_saved(self.collection.name, aggregate_id)
+        return len(ids)
+
+    def _prepare(
         self,
         aggregate_id: str,
-        doc: dict[str, Any] | None,
+        doc: dict[str, Any],
         decision: Decision[S],
         correlation_id: str,
         cause: CloudEvent | None,
-    ) -> list[CloudEvent]:
-        version = doc["version"] if doc else 0
-        rev = doc.get("rev", 0) if doc else 0
-        envelopes = [
+    ) -> tuple[dict[str, Any], dict[str, Any], list[CloudEvent]] | None:
+        """The guarded update (filter, update, events) that saves ``decision`` over an
+        existing ``doc``; None when it changes nothing."""
+        version, rev = doc["version"], doc.get("rev", 0)
+        envelopes = self._envelopes(aggregate_id, version, decision, correlation_id, cause)
+        stored = [e.model_dump(mode="json") for e in envelopes]
+        state = decision.state.model_dump(mode="json") if decision.state is not None else {}
+        marks = {f"seq.{seq_key(cause)}": cause.sequence} if cause else {}
+        if not (state or marks or stored):
+            return None
+        update: dict[str, Any] = {"$set": {**state, **marks, "version": version + len(envelopes), "rev": rev + 1}}
+        if stored:
+            update["$set"]["pending"] = True
+            update["$push"] = {"outbox": {"$each": stored}}
+        return {"_id": aggregate_id, "rev": rev}, update, envelopes
+
+    def _envelopes(self, aggregate_id: str, version: int, decision: Decision[S], correlation_id: str,
+                   cause: CloudEvent | None) -> list[CloudEvent]:
+        return [
             new_event(
                 data,
                 source=self.source,
@@ -140,28 +191,33 @@ class AggregateStore(Generic[S]):
             )
             for i, data in enumerate(decision.events, start=1)
         ]
-        stored = [e.model_dump(mode="json") for e in envelopes]
-        state = decision.state.model_dump(mode="json") if decision.state is not None else {}
-        marks = {f"seq.{seq_key(cause)}": cause.sequence} if cause else {}
-        if doc is None:
-            if decision.state is None:
+
+    async def _save(
+        self,
+        aggregate_id: str,
+        doc: dict[str, Any] | None,
+        decision: Decision[S],
+        correlation_id: str,
+        cause: CloudEvent | None,
+    ) -> list[CloudEvent]:
+        if doc is not None:
+            prepared = self._prepare(aggregate_id, doc, decision, correlation_id, cause)
+            if prepared is None:
                 return []
-            new_doc = {"_id": aggregate_id, **state, "version": len(envelopes), "rev": 1, "outbox": stored,
-                       "pending": bool(stored), "outbox_done": 0, "seq": {}}
-            for k, v in marks.items():
-                new_doc["seq"][k.split(".", 1)[1]] = v
-            try:
-                await self.collection.insert_one(new_doc)
-            except DuplicateKeyError:
-                raise ConcurrencyConflict(aggregate_id) from None
+            query, update, envelopes = prepared
+            res = await self.collection.update_one(query, update)
+            if res.matched_count == 0:
+                raise ConcurrencyConflict(aggregate_id)
             return envelopes
-        if not (state or marks or stored):
+        if decision.state is None:
             return []
-        update: dict[str, Any] = {"$set": {**state, **marks, "version": version + len(envelopes), "rev": rev + 1}}
-        if stored:
-            update["$set"]["pending"] = True
-            update["$push"] = {"outbox": {"$each": stored}}
-        res = await self.collection.update_one({"_id": aggregate_id, "rev": rev}, update)
-        if res.matched_count == 0:
-            raise ConcurrencyConflict(aggregate_id)
+        envelopes = self._envelopes(aggregate_id, 0, decision, correlation_id, cause)
+        stored = [e.model_dump(mode="json") for e in envelopes]
+        new_doc = {"_id": aggregate_id, **decision.state.model_dump(mode="json"), "version": len(envelopes),
+                   "rev": 1, "outbox": stored, "pending": bool(stored), "outbox_done": 0,
+                   "seq": {seq_key(cause): cause.sequence} if cause else {}}
+        try:
+            await self.collection.insert_one(new_doc)
+        except DuplicateKeyError:
+            raise ConcurrencyConflict(aggregate_id) from None
         return envelopes

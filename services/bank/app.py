@@ -32,9 +32,14 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime.setup_hooks.append(bank.setup)
     runtime.consume(["identity", "cards"], partial(on_identity_or_cards, bank))
     # The month end runs in its own consumer group, so a long transfer never delays a loss report.
+    # One MonthEnded credits every account in one handler call: at 100,000 accounts that is
+    # longer than Kafka's default 5 minutes between polls, after which the group would evict
+    # the consumer and replay the batch. Its limit is an hour (a dead process is still found
+    # by the session timeout; only a handler stuck for an hour goes unnoticed that long).
     runtime.consumers.append(ConsumerRunner(
         runtime.settings, service="bank", topics=[topic_for_service("clock", runtime.settings.namespace)],
-        handler=partial(on_clock, bank), group_id=f"{runtime.settings.group_id('bank')}.clock"))
+        handler=partial(on_clock, bank), group_id=f"{runtime.settings.group_id('bank')}.clock",
+        max_poll_interval_ms=3_600_000))
     app = create_app(runtime, title="Bank", description=DESCRIPTION, routers=routers)
     app.state.bank = bank
     return app
