@@ -5,12 +5,11 @@ month end."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from medcard.simulate.client import Ecosystem, UnexpectedAnswer
+from medcard.simulate.client import Ecosystem, once_known
 from shared.ids import make_id_number
 
 from .common import gather_limited
@@ -86,28 +85,12 @@ async def _register(world: Cardholders, h: Holder) -> None:
 
 async def _issue_card(eco: Ecosystem, h: Holder) -> None:
     # The cards service learns of the person from PersonRegistered: retry until it has.
-    for _ in range(600):
-        try:
-            card = await eco.call("cards", "POST", "/v1/cards", who="clerk", json={"person_id": h.person_id})
-            break
-        except UnexpectedAnswer as err:
-            if " 404:" not in str(err):
-                raise
-            await asyncio.sleep(0.05)
-    else:
-        raise UnexpectedAnswer(f"the cards service never learnt of person {h.person_id}")
+    card = await once_known(lambda: eco.call("cards", "POST", "/v1/cards", who="clerk",
+                                             json={"person_id": h.person_id}), f"person {h.person_id}")
     h.card = card["card_number"]
     # The bank learns of the card from CardIssued: retry until it has.
-    for _ in range(600):
-        try:
-            await eco.call("bank", "PUT", f"/v1/cards/{h.card}/password", who="teller",
-                           json={"pin": h.pin, "channel": "counter"})
-            return
-        except UnexpectedAnswer as err:
-            if " 404:" not in str(err):
-                raise
-            await asyncio.sleep(0.05)
-    raise UnexpectedAnswer(f"the bank never learnt of card {h.card}")
+    await once_known(lambda: eco.call("bank", "PUT", f"/v1/cards/{h.card}/password", who="teller",
+                                      json={"pin": h.pin, "channel": "counter"}), f"card {h.card}")
 
 
 def pos_body(h: Holder, amount_fen: int = 1) -> dict[str, Any]:

@@ -4,6 +4,7 @@ processes on a fresh namespace, and a few Kafka and HTTP helpers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import platform
@@ -15,13 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from medcard.services import ServiceFleet, ServiceProcess
 from medcard.simulate.client import Ecosystem
 from medcard.simulate.driver import group_lag
+from medcard.simulate.run import peak_memory_mb  # noqa: F401 - the bench reports it per row
 from medcard.stack.process import HOST
 from shared.settings import Settings
 from shared.topics import partitions_of
@@ -86,7 +88,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
-    try:
+    with contextlib.suppress(OSError):  # not Linux: the model and memory stay unknown
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 info["cpu_model"] = line.split(":", 1)[1].strip()
@@ -95,22 +97,7 @@ def machine() -> dict[str, Any]:
             if line.startswith("MemTotal:"):
                 info["ram_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
                 break
-    except OSError:
-        pass
     return info
-
-
-def peak_memory_mb(pid: int | None) -> float | None:
-    """The process's peak resident set (VmHWM), in MiB."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 # ---- service processes on a fresh namespace -------------------------------------------
@@ -427,3 +414,20 @@ def db_delta(before: dict[str, tuple[float, float]], after: dict[str, tuple[floa
         "db_ms_per_op": round(sum(r[2] for r in rows), 2),
         "busiest": {k: {"per_op": round(n, 2), "ms_per_op": round(ms_, 2)} for k, n, ms_ in rows[:top]},
     }
+
+
+async def new_topic(settings: Settings, topic: str, partitions: int, producer: AIOKafkaProducer) -> None:
+    """Create a baseline's topic and wait until ``producer`` can write to it (a new topic's
+    leaders may take a moment: NotLeader right after creation)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+    for _ in range(100):
+        try:
+            await producer.send_and_wait(topic, b"warm-up", key=b"warm-up")
+            return
+        except Exception:  # noqa: BLE001 - NotLeader right after creation
+            await asyncio.sleep(0.1)

@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from medcard.simulate.client import Ecosystem
@@ -34,7 +33,7 @@ from shared.settings import Settings
 from shared.topics import topic_for_service
 
 from .cardholders import MERCHANT, Cardholders, Holder, pos_body
-from .common import Row, ms, percentile, ratio, read_topic
+from .common import Row, ms, new_topic, percentile, ratio, read_topic
 
 PROBE_GAP = 0.002
 GIVE_UP_SECONDS = 60.0
@@ -105,24 +104,13 @@ def _time(value: str) -> float:
 async def kafka_round_trips(settings: Settings, samples: int) -> list[float]:
     """Raw aiokafka: produce one small message (acks=all), consume it; one at a time."""
     topic = f"{settings.namespace}.bench-latency"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await producer.start()
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
-        for _ in range(100):  # a new topic's leader may take a moment
-            try:
-                await producer.send_and_wait(topic, b"warm-up", key=b"k")
-                break
-            except Exception:  # noqa: BLE001 - NotLeader right after creation
-                await asyncio.sleep(0.1)
+        await new_topic(settings, topic, 1, producer)
         consumer.assign([tp])
         await consumer.seek_to_end(tp)
         await consumer.position(tp)

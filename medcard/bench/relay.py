@@ -27,7 +27,6 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 from pymongo import AsyncMongoClient
 
@@ -39,7 +38,7 @@ from shared.outbox import AggregateStore
 from shared.settings import Settings
 from shared.topics import TOPICS
 
-from .common import KafkaProbe, Row, gather_limited, rate, ratio
+from .common import KafkaProbe, Row, gather_limited, new_topic, rate, ratio
 
 GOAL_SHARE = 0.50
 
@@ -107,21 +106,10 @@ async def pending_cleared(settings: Settings, deadline_s: float = 600.0) -> floa
 
 async def baseline(settings: Settings, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> dict[str, Any]:
     topic = f"{settings.namespace}.bench-relay-baseline"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, TOPICS["bank"].partitions, 1)])
-    finally:
-        await admin.close()
     producer = idempotent_producer(settings, client_id=f"{settings.namespace}-bench-relay-baseline")
     await producer.start()
     try:
-        for _ in range(100):  # a new topic's leaders may take a moment
-            try:
-                await producer.send_and_wait(topic, b"warm-up", key=b"warm-up")
-                break
-            except Exception:  # noqa: BLE001 - NotLeader right after creation
-                await asyncio.sleep(0.1)
+        await new_topic(settings, topic, TOPICS["bank"].partitions, producer)
         started = time.perf_counter()
         futures = [await producer.send(topic, value, key=key, headers=headers) for key, value, headers in records]
         await asyncio.gather(*futures)

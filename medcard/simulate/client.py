@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 
 class UnexpectedAnswer(RuntimeError):
     """A service answered something the simulated person did not expect."""
+
+
+T = TypeVar("T")
+
+
+async def once_known(call: Callable[[], Awaitable[T]], unknown: str, tries: int = 600) -> T:
+    """``call()``, retried every 50 ms while the service answers 404: it has not yet applied
+    the event that tells it of the thing (another service's event is on its way).
+    ``unknown`` names the thing in the error raised when it never learns of it."""
+    for _ in range(tries):
+        try:
+            return await call()
+        except UnexpectedAnswer as err:
+            if " 404:" not in str(err):
+                raise
+            await asyncio.sleep(0.05)
+    raise UnexpectedAnswer(f"the service never learnt of {unknown}")
 
 
 SENSITIVE = frozenset({"password", "pin", "old_pin", "new_pin", "id_number"})

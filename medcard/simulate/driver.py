@@ -26,7 +26,7 @@ from shared.calendar import BusinessCalendar, last_day_of_month
 from shared.settings import Settings
 from shared.topics import partitions_of
 
-from .client import Ecosystem, UnexpectedAnswer
+from .client import Ecosystem, UnexpectedAnswer, once_known
 from .faults import FaultInjector
 from .plan import Action, Planner, Rates
 from .population import Person, Population
@@ -137,16 +137,9 @@ class Driver:
 
     async def _set_pin(self, h: Holder) -> None:
         # The bank learns of the card from its CardIssued event: wait until it has.
-        for _ in range(200):
-            try:
-                await self.eco.call("bank", "PUT", f"/v1/cards/{h.card}/password", who="teller",
-                                    json={"pin": h.pin, "channel": "counter"})
-                return
-            except UnexpectedAnswer as err:
-                if " 404:" not in str(err):
-                    raise
-                await asyncio.sleep(0.05)
-        raise UnexpectedAnswer(f"the bank never learnt of card {h.card}")
+        await once_known(lambda: self.eco.call("bank", "PUT", f"/v1/cards/{h.card}/password", who="teller",
+                                                json={"pin": h.pin, "channel": "counter"}),
+                         f"card {h.card}", tries=200)
 
     # ---- the months ---------------------------------------------------------------------
     async def run_month(self, index: int, planner: Planner) -> None:

@@ -64,7 +64,8 @@ def _first_of_next_month(d: date) -> date:
     return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def _peak_memory_mb(pid: int | None) -> float | None:
+def peak_memory_mb(pid: int | None) -> float | None:
+    """The process's peak resident set (VmHWM), in MiB."""
     if pid is None:
         return None
     try:
@@ -110,7 +111,7 @@ async def simulate(options: Options, progress: Callable[[str, int], None]) -> di
         report = await _drive(options, settings, eco, progress, injector)
         if injector is not None:
             report["faults"] = injector.report(all(report["invariants"].values()))
-        report["peak_memory_mb"] = {p.name: _peak_memory_mb(p.pid()) for p in fleet.processes}
+        report["peak_memory_mb"] = {p.name: peak_memory_mb(p.pid()) for p in fleet.processes}
     finally:
         await eco.close()
         if not options.keep:
