@@ -171,25 +171,41 @@ def one_active_card_per_person(cards: dict[str, list[dict[str, Any]]]) -> bool:
                all(c["state"] == "cancelled" for c in held if c["replaced_by"]) for held in cards.values())
 
 
-async def projections_agree(eco: Ecosystem, cards: dict[str, list[dict[str, Any]]]) -> bool:
-    """Cards, bank and notifications tell the same story of every card."""
+async def projection_disagreements(eco: Ecosystem, cards: dict[str, list[dict[str, Any]]],
+                                   limit: int = 20) -> list[dict[str, Any]]:
+    """Where cards, bank and notifications tell different stories of a card (the first
+    `limit` of them); empty when every projection agrees."""
     person_ids = list(cards)
     bank = await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
     recipients = await _gather(eco, "notifications", [f"/v1/recipients/{p}" for p in person_ids])
-    expected_bank = {"pending_activation": "active", "active": "active", "cancelled": "cancelled"}
+    out: list[dict[str, Any]] = []
     for pid, account, recipient in zip(person_ids, bank, recipients, strict=True):
         bank_cards = {c["number"]: c["status"] for c in account["cards"]}
         note_cards: dict[str, str] = recipient.get("cards", {})
         for card in cards[pid]:
-            state, number = card["state"], card["card_number"]
-            want = expected_bank.get(state, "lost")
-            if number not in bank_cards or number not in note_cards:
-                return False
-            if bank_cards[number] != want and not (state == "cancelled" and bank_cards[number] == "lost"):
-                return False
-            if (state == "cancelled") != (note_cards[number] == "cancelled"):
-                return False
-    return True
+            number = card["card_number"]
+            if not cards_agree(card, bank_cards.get(number), note_cards.get(number)):
+                out.append({"person_id": pid, "card_number": number, "cards": card["state"],
+                            "bank": bank_cards.get(number), "notifications": note_cards.get(number)})
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def cards_agree(card: dict[str, Any], bank_status: str | None, note_state: str | None) -> bool:
+    """One card as the cards service holds it, its status at the bank and at notifications
+    tell the same story. The bank knows only active, lost and cancelled: a card reported
+    lost is lost there until it is cancelled (then cancelled, or still lost if the bank
+    blocked it and never heard of the cancellation); a card never reported lost is active,
+    including a broken one whose replacement is applied for but not yet stamped (the stamp
+    reports it lost)."""
+    if bank_status is None or note_state is None:
+        return False
+    if card["state"] == "cancelled":
+        bank_ok = bank_status in ("cancelled", "lost")
+    else:
+        bank_ok = bank_status == ("lost" if card.get("loss") else "active")
+    return bank_ok and (card["state"] == "cancelled") == (note_state == "cancelled")
 
 
 def nothing_lost(stream: Stream, ledger: Ledger, pending_outbox: int) -> dict[str, bool]:

@@ -99,6 +99,13 @@ class LossReportAtBank(BaseModel):
                                   description="The employer's letter of proof, stamped by the medical insurance office")
 
 
+class LossReportQuery(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"voucher": "V583920174625",
+                                                               "id_number": EXAMPLE_ID_NUMBER}]})
+    voucher: str = Field(min_length=1, max_length=40)
+    id_number: str = Field(min_length=1, max_length=40, description="The reporter's resident ID number")
+
+
 class LossReportPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "voucher": "V583920174625", "card_number_masked": "6216***********0018", "channel": "online",

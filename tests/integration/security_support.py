@@ -87,7 +87,7 @@ SURFACE: dict[str, dict[Operation, Guard | None]] = {
         ("GET", "/v1/persons/{person_id}/cards"): Guard(STAFF, owner=True),
         ("POST", "/v1/loss-reports/online"): Guard(("cardholder",)),
         ("POST", "/v1/loss-reports/bank"): Guard(("teller",)),
-        ("GET", "/v1/loss-reports/{voucher}"): PUBLIC,
+        ("POST", "/v1/loss-reports/query"): PUBLIC,
         ("POST", "/v1/replacements"): Guard(("clerk",)),
         ("GET", "/v1/replacements/{receipt_number}"): Guard(STAFF, owner=True),
         ("POST", "/v1/replacements/{receipt_number}/collect"): Guard(("clerk",)),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from shared.auth import Principal, require_roles
 from shared.errors import NotFound
@@ -17,7 +17,7 @@ from shared.service import correlation_id
 from .. import domain
 from ..context import Cards, CardsDep
 from ..model import Presented
-from ..schemas import LossReportAtBank, LossReportOnline, LossReportPublic, errors, loss_public
+from ..schemas import LossReportAtBank, LossReportOnline, LossReportPublic, LossReportQuery, errors, loss_public
 
 router = APIRouter(prefix="/v1/loss-reports", tags=["loss reports"])
 NEW_OR_REPEAT: dict[int | str, dict[str, object]] = {
@@ -65,15 +65,15 @@ async def report_at_bank(body: LossReportAtBank, request: Request, response: Res
                         presented=presented, channel="bank", letter_reference=body.letter_reference)
 
 
-@router.get("/{voucher}", response_model=LossReportPublic, responses=errors(404, 422))
-async def get_report(voucher: str, ctx: CardsDep,
-                     id_number: Annotated[str, Query(description="The reporter's resident ID number")]
-                     ) -> LossReportPublic:
-    """Query a loss report by voucher number and ID number (no login needed)."""
-    digest = ctx.presented_digest(id_number)
-    doc = await ctx.voucher_index.find_one({"_id": voucher})
+@router.post("/query", response_model=LossReportPublic, responses=errors(404, 422))
+async def query_report(body: LossReportQuery, ctx: CardsDep) -> LossReportPublic:
+    """Query a loss report by voucher number and ID number (no login needed). A POST, so
+    that the ID number travels in the body and never in a URL (URLs end up in access
+    logs, proxies and browser history)."""
+    digest = ctx.presented_digest(body.id_number)
+    doc = await ctx.voucher_index.find_one({"_id": body.voucher})
     holder = await ctx.holders.get(doc["person_id"]) if doc else None
-    card = holder.by_voucher(voucher) if holder else None
+    card = holder.by_voucher(body.voucher) if holder else None
     if holder is None or card is None or holder.id_number_digest != digest:
         raise NotFound("no loss report with this voucher number and ID number")
     return loss_public(card)
