@@ -27,6 +27,11 @@ from .settings import Settings
 
 log = get_logger("consumer")
 Handler = Callable[[CloudEvent], Awaitable[None]]
+BatchHandler = Callable[[list[CloudEvent]], Awaitable[list[Exception | None]]]
+"""Applies a whole fetched batch (in log order per partition) and returns, per event,
+None (applied or a repeat) or the error that refuses it (dead-lettered). It raises a
+transient database error to have the batch retried; anything else it raises sends the
+batch through ``handler``, one event at a time."""
 TRANSIENT_DB_ERRORS = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout, ExecutionTimeout)
 
 
@@ -49,6 +54,7 @@ class ConsumerRunner:
         service: str,
         topics: list[str],
         handler: Handler,
+        batch_handler: BatchHandler | None = None,
         group_id: str | None = None,
         max_records: int = 500,
         concurrency: int = 8,
@@ -58,6 +64,7 @@ class ConsumerRunner:
         self.service = service
         self.topics = topics
         self.handler = handler
+        self.batch_handler = batch_handler
         self.group_id = group_id or settings.group_id(service)
         self.max_records = max_records
         self._slots = asyncio.Semaphore(concurrency)
@@ -135,13 +142,18 @@ class ConsumerRunner:
         once), since Kafka orders nothing between keys anyway. If one fails with a
         transient Kafka error the others are cancelled, nothing is committed, and the
         batch is fetched again after reconnecting (applying is at most once per event).
+        With a ``batch_handler``, the whole batch goes to it instead (see ``BatchHandler``).
         """
         assert self._consumer is not None
         batches = await self._consumer.getmany(timeout_ms=500, max_records=self.max_records)
         if not batches:
             return
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        left = list(batches.items())
+        if self.batch_handler is not None:
+            left = await self._handle_batch(batches)
         chains: dict[tuple[Any, bytes | None], list[ConsumerRecord[bytes, bytes]]] = {}
-        for tp, records in batches.items():
+        for tp, records in left:
             for record in records:
                 chains.setdefault((tp, record.key), []).append(record)
         if len(chains) == 1:
@@ -154,7 +166,46 @@ class ConsumerRunner:
                         group.create_task(self._handle_chain(chain))
             except* TRANSIENT_KAFKA_ERRORS as failed:
                 raise failed.exceptions[0] from None
-        await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        await self._consumer.commit(offsets)
+
+    async def _handle_batch(self, batches: dict[Any, list[ConsumerRecord[bytes, bytes]]]
+                            ) -> list[tuple[Any, list[ConsumerRecord[bytes, bytes]]]]:
+        """The batch through ``batch_handler``. Returns what is left to apply one event at
+        a time: nothing, or (if the batch handler failed otherwise than on a refused event
+        or the database) every well-formed record, so that exactly the one at fault is
+        dead-lettered."""
+        assert self.batch_handler is not None
+        records, events, parsed = [], [], []
+        for tp, tp_records in batches.items():
+            kept = []
+            for record in tp_records:
+                try:
+                    events.append(from_record(record))
+                except Exception as err:  # malformed: never retried
+                    await self._dead_letter(record, f"unparseable: {err}")
+                    continue
+                records.append(record)
+                kept.append(record)
+            parsed.append((tp, kept))
+        backoff = 0.1
+        while True:
+            try:
+                errors = await self.batch_handler(events)
+                break
+            except TRANSIENT_DB_ERRORS as err:
+                log.warning("consumer.database_unavailable", error=repr(err), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as err:
+                log.warning("consumer.batch_failed", error=repr(err), events=len(events))
+                return parsed
+        for record, event, error in zip(records, events, errors, strict=True):
+            if error is None:
+                self.applied += 1
+            else:
+                bind(event_id=event.id, correlation_id=event.correlationid, event_type=event.name)
+                await self._dead_letter(record, f"{type(error).__name__}: {error}")
+        return []
 
     async def _handle_chain(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         async with self._slots:

@@ -17,14 +17,18 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from .events import CloudEvent, EventData, new_event
 from .projection import already_applied, seq_key
 
 S = TypeVar("S", bound=BaseModel)
 META_FIELDS = ("_id", "version", "rev", "outbox", "pending", "outbox_done", "seq")
+BULK_GROUP = 100
+"""Aggregates written by one ``bulk_write`` (FerretDB needed a patch for bulk writes of
+more than ~100 statements; a group stays at 100)."""
+Decide = Callable[[Any], "Decision[Any]"]
 
 
 class ConcurrencyConflict(Exception):
@@ -46,6 +50,29 @@ class Outcome(Generic[S]):
     events: list[CloudEvent]
     result: Any
     duplicate: bool = False
+
+
+@dataclass
+class Applied:
+    """How one event of a batch went: applied, recognised as a repeat, or refused
+    (``error``: the domain rule it broke, or the bug it hit)."""
+
+    error: Exception | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class _Fold:
+    """One aggregate's events of a batch, decided one after the other on its state."""
+
+    doc: dict[str, Any] | None
+    state: Any
+    version: int
+    seq: dict[str, int]
+    changed: bool = False
+    envelopes: list[CloudEvent] = field(default_factory=list)
+    marks: dict[str, int] = field(default_factory=dict)
+    items: list[int] = field(default_factory=list)
 
 
 class AggregateStore(Generic[S]):
@@ -153,6 +180,98 @@ class AggregateStore(Generic[S]):
             for aggregate_id in ids:
                 self.on_saved(self.collection.name, aggregate_id)
         return len(ids)
+
+    async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]]) -> list[Applied]:
+        """Apply a consumer batch: ``(aggregate id, decide, cause)`` in log order.
+
+        Each aggregate is read once; its events are decided one after the other on its
+        state (a repeat or older event, by the marks of its cause, changes nothing; one
+        whose decision raises is refused and the next sees the state before it); then
+        its new state, all the marks and all the events are saved by one guarded write,
+        ``BULK_GROUP`` aggregates per ``bulk_write``. If a guard fails (another writer got
+        there first), that group's items are applied again one by one with ``execute``,
+        where the marks of what the bulk write did save make those no-ops. Returns one
+        ``Applied`` per item."""
+        results = [Applied() for _ in items]
+        order: dict[str, list[int]] = {}
+        for i, (aggregate_id, _, _) in enumerate(items):
+            order.setdefault(aggregate_id, []).append(i)
+        ids = list(order)
+        for start in range(0, len(ids), BULK_GROUP):
+            group = ids[start:start + BULK_GROUP]
+            docs = await asyncio.gather(*(self.get_doc(a) for a in group))
+            folds = {a: self._fold(a, doc, [(i, *items[i][1:]) for i in order[a]], results)
+                     for a, doc in zip(group, docs, strict=True)}
+            writes = [w for a, fold in folds.items() if (w := self._write_of(a, fold)) is not None]
+            if not writes:
+                continue
+            try:
+                result = await self.collection.bulk_write(writes, ordered=False)
+                conflict = result.matched_count < sum(isinstance(w, UpdateOne) for w in writes)
+            except BulkWriteError:
+                conflict = True
+            if conflict:
+                await self._one_by_one([i for a in group for i in order[a]], items, results)
+            if self.on_saved:
+                for a, fold in folds.items():
+                    if fold.envelopes:
+                        self.on_saved(self.collection.name, a)
+        return results
+
+    def _fold(self, aggregate_id: str, doc: dict[str, Any] | None, events: list[tuple[int, Decide, CloudEvent]],
+              results: list[Applied]) -> _Fold:
+        fold = _Fold(doc=doc, state=self._state(doc), version=doc["version"] if doc else 0,
+                     seq=dict((doc or {}).get("seq") or {}))
+        for i, decide, cause in events:
+            fold.items.append(i)
+            key = seq_key(cause)
+            if int(fold.seq.get(key, 0)) >= cause.sequence:
+                results[i].duplicate = True
+                continue
+            try:
+                decision = decide(fold.state)
+            except Exception as err:  # refused: dead-lettered by the caller, nothing saved
+                results[i].error = err
+                continue
+            if doc is None and fold.state is None and decision.state is None:
+                continue  # like ``execute``: nothing to create
+            envelopes = self._envelopes(aggregate_id, fold.version, decision, cause.correlationid, cause)
+            fold.envelopes += envelopes
+            fold.version += len(envelopes)
+            fold.seq[key] = fold.marks[key] = cause.sequence
+            if decision.state is not None:
+                fold.state, fold.changed = decision.state, True
+        return fold
+
+    def _write_of(self, aggregate_id: str, fold: _Fold) -> InsertOne[dict[str, Any]] | UpdateOne | None:
+        if not (fold.marks or fold.envelopes or fold.changed):
+            return None
+        stored = [e.model_dump(mode="json") for e in fold.envelopes]
+        state = fold.state.model_dump(mode="json") if fold.changed else {}
+        if fold.doc is None:
+            return InsertOne({"_id": aggregate_id, **state, "version": fold.version, "rev": 1, "outbox": stored,
+                              "pending": bool(stored), "outbox_done": 0, "seq": fold.marks})
+        marks = {f"seq.{k}": v for k, v in fold.marks.items()}
+        update: dict[str, Any] = {"$set": {**state, **marks, "version": fold.version,
+                                           "rev": fold.doc.get("rev", 0) + 1}}
+        if stored:
+            update["$set"]["pending"] = True
+            update["$push"] = {"outbox": {"$each": stored}}
+        return UpdateOne({"_id": aggregate_id, "rev": fold.doc.get("rev", 0)}, update)
+
+    async def _one_by_one(self, indexes: list[int], items: list[tuple[str, Decide, CloudEvent]],
+                          results: list[Applied]) -> None:
+        for i in indexes:
+            aggregate_id, decide, cause = items[i]
+            try:
+                outcome = await self.execute(aggregate_id, decide, correlation_id=cause.correlationid, cause=cause)
+            except PyMongoError:
+                raise  # the database: the caller retries the batch
+            except Exception as err:  # refused (or a write that kept conflicting)
+                results[i] = Applied(error=err)
+            else:
+                # A repeat only if it was one before the bulk write (which may have saved it).
+                results[i] = Applied(duplicate=outcome.duplicate and results[i].duplicate)
 
     def _prepare(
         self,

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import require_roles
-from .consumer import ConsumerRunner, Handler
+from .consumer import BatchHandler, ConsumerRunner, Handler
 from .dbstats import DbCommandStats
 from .contract.router import router as contract_router
 from .errors import DomainError
@@ -72,11 +72,13 @@ class ServiceRuntime:
         self.stores.append(store)
         return store
 
-    def consume(self, services: list[str], handler: Handler) -> ConsumerRunner:
+    def consume(self, services: list[str], handler: Handler,
+                batch_handler: BatchHandler | None = None) -> ConsumerRunner:
         """Consume the topics of the given services with this service's consumer group."""
         runner = ConsumerRunner(
             self.settings, service=self.name,
             topics=[topic_for_service(s, self.settings.namespace) for s in services], handler=handler,
+            batch_handler=batch_handler,
         )
         self.consumers.append(runner)
         return runner

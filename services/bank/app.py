@@ -16,7 +16,7 @@ from shared.topics import topic_for_service
 
 from .api import routers
 from .context import Bank
-from .handlers import on_clock, on_identity_or_cards
+from .handlers import on_clock, on_identity_or_cards, on_identity_or_cards_batch
 
 DESCRIPTION = """The agent bank of the medical insurance card. It keeps one personal medical
 account per insured person (opened when the first card is issued, moved with its balance to a
@@ -30,7 +30,8 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime = ServiceRuntime("bank", settings)
     bank = Bank.wire(runtime)
     runtime.setup_hooks.append(bank.setup)
-    runtime.consume(["identity", "cards"], partial(on_identity_or_cards, bank))
+    runtime.consume(["identity", "cards"], partial(on_identity_or_cards, bank),
+                    batch_handler=partial(on_identity_or_cards_batch, bank))
     # The month end runs in its own consumer group, so a long transfer never delays a loss report.
     # One MonthEnded credits every account in one handler call: at 100,000 accounts that is
     # longer than Kafka's default 5 minutes between polls, after which the group would evict

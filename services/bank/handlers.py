@@ -18,43 +18,74 @@ from shared.events import (
     ReplacementRequested,
 )
 from shared.logging import get_logger
+from shared.outbox import BULK_GROUP
 
 from . import domain, projections
 from .context import Bank
 from .domain import Decide
 
 log = get_logger("bank.handlers")
-MONTH_END_GROUP = 100
+MONTH_END_GROUP = BULK_GROUP
 """Accounts read at once and credited by one ``bulk_write`` during a month end (each
-account's write is still its own atomic, guarded update; FerretDB needed a patch for
-bulk writes of more than ~100 statements, so a group stays at 100)."""
+account's write is still its own atomic, guarded update)."""
+
+
+def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
+    """What an event of identity or cards asks of the person's account (None: nothing)."""
+    data = event.data
+    match data:
+        case PersonRegistered():
+            return domain.register_person(data.person_id, data.name, data.id_number_digest)
+        case ContributionPaid():
+            return domain.record_contribution(data.person_id, data.contribution_id, data.month, data.amount_fen)
+        case CardIssued():
+            return domain.issue_card(data.person_id, data.card_number, data.replaces, now)
+        case CardLost():
+            return domain.block_card(data.person_id, data.card_number, "lost", now)
+        case CardCancelled():
+            return domain.block_card(data.person_id, data.card_number, "cancelled", now)
+        case ReplacementRequested():
+            return domain.remember_receipt(data.person_id, data.card_number, data.receipt_number,
+                                           data.business_date)
+    return None
+
+
+def _log_loss(event: CloudEvent, now: datetime) -> None:
+    if isinstance(event.data, CardLost):
+        log.info("bank.loss_applied", latency_ms=round((now - event.time).total_seconds() * 1000, 3))
 
 
 async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
     """Persons, contributions and the card lifecycle, applied to the person's account."""
-    data, now = event.data, datetime.now(UTC)
+    now = datetime.now(UTC)
     # The indexes first: a lookup never misses a card or receipt the account knows.
     await projections.index(bank.runtime.db, event)
-    decide: Decide
-    match data:
-        case PersonRegistered():
-            decide = domain.register_person(data.person_id, data.name, data.id_number_digest)
-        case ContributionPaid():
-            decide = domain.record_contribution(data.person_id, data.contribution_id, data.month, data.amount_fen)
-        case CardIssued():
-            decide = domain.issue_card(data.person_id, data.card_number, data.replaces, now)
-        case CardLost():
-            decide = domain.block_card(data.person_id, data.card_number, "lost", now)
-        case CardCancelled():
-            decide = domain.block_card(data.person_id, data.card_number, "cancelled", now)
-        case ReplacementRequested():
-            decide = domain.remember_receipt(data.person_id, data.card_number, data.receipt_number,
-                                             data.business_date)
-        case _:
-            return
-    outcome = await bank.accounts.execute(data.person_id, decide, correlation_id=event.correlationid, cause=event)
-    if isinstance(data, CardLost) and not outcome.duplicate:
-        log.info("bank.loss_applied", latency_ms=round((now - event.time).total_seconds() * 1000, 3))
+    decide = decision_for(event, now)
+    if decide is None:
+        return
+    outcome = await bank.accounts.execute(event.data.person_id, decide,  # type: ignore[attr-defined]
+                                          correlation_id=event.correlationid, cause=event)
+    if not outcome.duplicate:
+        _log_loss(event, now)
+
+
+async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> list[Exception | None]:
+    """A consumer batch at once: the indexes by one bulk write, then every account the
+    batch touches read once and saved by one guarded write (``execute_batch``)."""
+    now = datetime.now(UTC)
+    await projections.index_many(bank.runtime.db, events)
+    items, where = [], []
+    for k, event in enumerate(events):
+        decide = decision_for(event, now)
+        if decide is not None:
+            items.append((event.data.person_id, decide, event))  # type: ignore[attr-defined]
+            where.append(k)
+    errors: list[Exception | None] = [None] * len(events)
+    for k, applied in zip(where, await bank.accounts.execute_batch(items), strict=True):
+        errors[k] = applied.error
+        if applied.error is None and not applied.duplicate:
+            _log_loss(events[k], now)
+    return errors
 
 
 async def on_clock(bank: Bank, event: CloudEvent) -> None:
