@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
@@ -26,6 +26,7 @@ from .logging import bind, get_logger
 from .settings import Settings
 
 log = get_logger("consumer")
+T = TypeVar("T")
 Handler = Callable[[CloudEvent], Awaitable[None]]
 BatchHandler = Callable[[list[CloudEvent]], Awaitable[list[Exception | None]]]
 """Applies a whole fetched batch (in log order per partition) and returns, per event,
@@ -187,18 +188,12 @@ class ConsumerRunner:
                 records.append(record)
                 kept.append(record)
             parsed.append((tp, kept))
-        backoff = 0.1
-        while True:
-            try:
-                errors = await self.batch_handler(events)
-                break
-            except TRANSIENT_DB_ERRORS as err:
-                log.warning("consumer.database_unavailable", error=repr(err), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as err:
-                log.warning("consumer.batch_failed", error=repr(err), events=len(events))
-                return parsed
+        batch_handler = self.batch_handler
+        try:
+            errors = await self._until_the_database_answers(lambda: batch_handler(events))
+        except Exception as err:
+            log.warning("consumer.batch_failed", error=repr(err), events=len(events))
+            return parsed
         for record, event, error in zip(records, events, errors, strict=True):
             if error is None:
                 self.applied += 1
@@ -219,19 +214,25 @@ class ConsumerRunner:
             await self._dead_letter(record, f"unparseable: {err}")
             return
         bind(event_id=event.id, correlation_id=event.correlationid, event_type=event.name)
+        try:
+            await self._until_the_database_answers(lambda: self.handler(event))
+        except Exception as err:
+            await self._dead_letter(record, f"{type(err).__name__}: {err}")
+            return
+        self.applied += 1
+
+    @staticmethod
+    async def _until_the_database_answers(call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, again with backoff while it fails on an unreachable database
+        (whatever else it raises propagates)."""
         backoff = 0.1
         while True:
             try:
-                await self.handler(event)
-                self.applied += 1
-                return
+                return await call()
             except TRANSIENT_DB_ERRORS as err:
                 log.warning("consumer.database_unavailable", error=repr(err), retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            except Exception as err:
-                await self._dead_letter(record, f"{type(err).__name__}: {err}")
-                return
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         assert self._dlq is not None
