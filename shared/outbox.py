@@ -146,6 +146,41 @@ class AggregateStore(Generic[S]):
             return Outcome(decision.state, events, decision.result)
         raise ConcurrencyConflict(f"{self.service} aggregate {aggregate_id} kept changing; gave up after {retries} tries")
 
+    async def execute_many(
+        self,
+        docs: list[dict[str, Any]],
+        decide: Callable[[S | None], Decision[S]],
+        *,
+        correlation_id: str,
+        cause: CloudEvent,
+    ) -> int:
+        """Apply one event's decision to many existing aggregates with one ``bulk_write``.
+
+        ``docs`` are the aggregates as just read. Each write is guarded by its ``rev`` like
+        ``execute``'s; if any guard failed (another writer got there first), the whole
+        group is applied again one by one with ``execute``, where the mark of ``cause`` on
+        each aggregate that the bulk write did change makes it a no-op. Returns how many
+        aggregates were written."""
+        writes: list[UpdateOne] = []
+        ids: list[str] = []
+        for doc in docs:
+            if already_applied(doc, cause):
+                continue
+            prepared = self._prepare(doc["_id"], doc, decide(self._state(doc)), correlation_id, cause)
+            if prepared is not None:
+                writes.append(UpdateOne(prepared[0], prepared[1]))
+                ids.append(doc["_id"])
+        if not writes:
+            return 0
+        result = await self.collection.bulk_write(writes, ordered=False)
+        if result.matched_count < len(writes):
+            for aggregate_id in ids:
+                await self.execute(aggregate_id, decide, correlation_id=correlation_id, cause=cause)
+        if self.on_saved:
+            for aggregate_id in ids:
+                self.on_saved(self.collection.name, aggregate_id)
+        return len(ids)
+
     async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]]) -> list[Applied]:
         """Apply a consumer batch: ``(aggregate id, decide, cause)`` in log order.
 

@@ -23,7 +23,7 @@ from aiokafka.structs import TopicPartition
 from medcard.services import ServiceFleet, ServiceProcess
 from medcard.simulate.client import Ecosystem
 from medcard.simulate.driver import group_lag
-from medcard.simulate.run import peak_memory_mb
+from medcard.simulate.run import peak_memory_mb  # noqa: F401 - the bench reports it per row
 from medcard.stack.process import HOST
 from shared.settings import Settings
 from shared.topics import partitions_of

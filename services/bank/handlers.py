@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from shared.events import (
@@ -17,12 +18,16 @@ from shared.events import (
     ReplacementRequested,
 )
 from shared.logging import get_logger
+from shared.outbox import BULK_GROUP
 
 from . import domain, projections
 from .context import Bank
 from .domain import Decide
 
 log = get_logger("bank.handlers")
+MONTH_END_GROUP = BULK_GROUP
+"""Accounts read at once and credited by one ``bulk_write`` during a month end (each
+account's write is still its own atomic, guarded update)."""
 
 
 def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
@@ -95,16 +100,16 @@ async def on_clock(bank: Bank, event: CloudEvent) -> None:
 async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
     """Credit every account with a contribution due for the month (or earlier).
 
-    The accounts are found by one query, then credited with ``execute_batch`` (a group
-    of accounts read at once, their guarded writes in one ``bulk_write``). Each account
-    records the MonthEnded it applied, so a replay credits nothing twice. An account whose
-    credit fails does not stop the others; the first such error is raised afterwards (the
-    MonthEnded is dead-lettered with it). Returns how many accounts were looked at."""
+    The accounts are found by one query, then read and credited a group at a time: the
+    group's reads at once, its writes in one ``bulk_write``. Each account records the
+    MonthEnded it applied, so a replay credits nothing twice. Returns how many accounts
+    were looked at."""
     accounts = bank.accounts
     due = await accounts.collection.find({"credit_due_from": {"$lte": data.month}}, {"_id": 1}).to_list()
     decide = domain.credit_month_end(data.month, data.closing_date, event.time)
-    applied = await accounts.execute_batch([(d["_id"], decide, event) for d in due])
-    if errors := [a.error for a in applied if a.error is not None]:
-        raise errors[0]
+    for start in range(0, len(due), MONTH_END_GROUP):
+        docs = await asyncio.gather(*(accounts.get_doc(d["_id"]) for d in due[start:start + MONTH_END_GROUP]))
+        await accounts.execute_many([d for d in docs if d is not None], decide,
+                                    correlation_id=event.correlationid, cause=event)
     log.info("bank.month_end", month=data.month, accounts=len(due))
     return len(due)
