@@ -60,3 +60,14 @@ def advance(*, today: date, start: date | None = None, days: int | None = None,
                 ended.append(month)
         return Decision(ClockState(date=target), events, Advanced(current, target, ended))
     return decide
+
+
+def catch_up(*, today: date) -> Callable[[ClockState | None], Decision[ClockState]]:
+    """The clock that follows the real date: bring the business date up to ``today``,
+    one published day at a time; a clock already there (or moved past it by an
+    operator) is left alone."""
+    def decide(state: ClockState | None) -> Decision[ClockState]:
+        if state is not None and state.date >= today:
+            return Decision(state)
+        return advance(today=today, to=today)(state)
+    return decide

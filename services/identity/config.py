@@ -1,4 +1,5 @@
-"""Identity's own settings: the operator account created at start-up.
+"""Identity's own settings: the operator account created at start-up, and whether the
+business clock follows the real date.
 
 ``MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD`` sets its password. In development
 it defaults to ``DEV_OPERATOR_PASSWORD`` (``dev-operator-password``); in production it
@@ -17,6 +18,11 @@ DEV_OPERATOR_PASSWORD = "dev-operator-password"
 class IdentitySettings(Settings):
     identity_bootstrap_operator_username: str = "operator"
     identity_bootstrap_operator_password: str | None = None
+    identity_clock_follows_real_date: bool = False
+    """Advance the business clock to the real date in China by itself (checked every
+    ``identity_clock_check_seconds``): for a deployment left running. Off by default:
+    the simulation and the tests move the clock through ``POST /v1/clock/advance``."""
+    identity_clock_check_seconds: float = 60.0
 
     @model_validator(mode="after")
     def _bootstrap_password(self) -> IdentitySettings:

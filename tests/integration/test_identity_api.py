@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -10,8 +12,10 @@ from pymongo import AsyncMongoClient
 
 from services.identity.app import create
 from shared.auth import verify_token
+from shared.calendar import months_ended
+from shared.clock import real_today
 from shared.settings import Settings
-from tests.helpers import auth, read_service_topic, running_service
+from tests.helpers import auth, eventually, read_service_topic, running_service
 
 from .cards_support import OPERATOR_PASSWORD, events_of, id_number, identity_settings, names, register_person
 
@@ -190,3 +194,36 @@ async def test_a_requests_correlation_id_reaches_its_answer_its_events_and_the_m
         metrics = (await client.get("/metrics")).text
         assert 'medcard_http_requests_total{method="POST",route="/v1/units",status="201"} 1.0' in metrics
         assert 'medcard_http_requests_total{method="POST",route="/v1/units",status="422"} 1.0' in metrics
+
+
+async def test_a_clock_that_follows_the_real_date_catches_up_day_by_day_and_then_waits(settings: Settings) -> None:
+    start = real_today() - timedelta(days=40)  # 40 days always cross at least one month end
+    async with running_service(create, identity_settings(settings)) as client:
+        started = await client.post("/v1/clock/advance", headers=auth(settings, "operator"),
+                                    json={"start": start.isoformat(), "days": 1})
+        assert started.status_code == 200, started.text
+    following = identity_settings(settings).model_copy(
+        update={"identity_clock_follows_real_date": True, "identity_clock_check_seconds": 0.2})
+    async with running_service(create, following) as client:
+        async def caught_up() -> bool:
+            return (await client.get("/v1/clock")).json()["date"] == real_today().isoformat()
+        await eventually(caught_up, timeout=30)
+        version = (await clock_doc(settings))["version"]
+        await asyncio.sleep(1.0)  # five more checks find the clock on today's date
+        assert (await clock_doc(settings))["version"] == version
+    today = real_today()
+    expected_months = list(months_ended(start, today))
+    events = await events_of(settings, "clock", "clock", 40 + len(expected_months))
+    days = [e.data.date for e in events if e.name == "BusinessDateAdvanced"]  # type: ignore[attr-defined]
+    assert days == [start + timedelta(days=n) for n in range(1, 41)]
+    assert [e.data.month for e in events if e.name == "MonthEnded"] == expected_months  # type: ignore[attr-defined]
+
+
+async def clock_doc(settings: Settings) -> dict[str, Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        doc = await client[settings.database("identity")]["business_clock"].find_one({"_id": "clock"})
+        assert doc is not None
+        return doc
+    finally:
+        await client.close()

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from services.identity.clock import ClockState, advance
+from services.identity.clock import ClockState, advance, catch_up
 from shared.errors import Conflict, Invalid
 from shared.events import BusinessDateAdvanced, MonthEnded
 
@@ -67,3 +67,19 @@ def test_the_clock_stops_a_year_before_the_end_of_the_calendar_with_a_clear_refu
             advance(today=TODAY, **kwargs)(None)  # type: ignore[arg-type]
     last = advance(today=TODAY, start=date(9998, 12, 30), days=1)(None)
     assert last.state is not None and last.state.date == LAST_DATE
+
+
+def test_the_real_date_clock_catches_up_from_where_it_stands() -> None:
+    decision = catch_up(today=TODAY)(ClockState(date=date(2025, 12, 30)))
+    assert decision.state == ClockState(date=TODAY)
+    days = [e.date for e in decision.events if isinstance(e, BusinessDateAdvanced)]
+    assert days == [date(2025, 12, 31), date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3),
+                    date(2026, 1, 4), TODAY]
+    assert [e.month for e in decision.events if isinstance(e, MonthEnded)] == ["2025-12"]
+
+
+def test_the_real_date_clock_starts_on_today_and_leaves_a_clock_that_is_ahead_alone() -> None:
+    first = catch_up(today=TODAY)(None)
+    assert (first.state, first.events) == (ClockState(date=TODAY), [])
+    ahead = ClockState(date=date(2026, 3, 1))
+    assert (catch_up(today=TODAY)(ahead).state, catch_up(today=TODAY)(ahead).events) == (ahead, [])
