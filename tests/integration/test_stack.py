@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 
+from typer.testing import CliRunner, Result
+
+from medcard import cli
 from medcard.stack import LocalStack, StackError, port_is_free
+from medcard.stack.ferretdb import ensure_ferretdb
+from medcard.stack.kafka import ensure_kafka
+from medcard.stack.local import default_cache_dir
 
 pytestmark = pytest.mark.infra
 
@@ -46,11 +53,28 @@ async def _consume_one(bootstrap: str, group: str) -> bytes:
         await consumer.stop()
 
 
-def test_missing_tool_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tool", ["java", "mvn", "go"])
+def test_missing_tool_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tool: str) -> None:
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "mvn" else real_which(tool))
-    with pytest.raises(StackError, match="mvn"):
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == tool else real_which(name))
+    with pytest.raises(StackError, match=rf"missing required tool\(s\) on PATH: {tool} \("):
         LocalStack(tmp_path, 28192, 28193, 27147).up()
+    assert not (tmp_path / "kafka").exists() and not (tmp_path / "ferretdb").exists()
+
+
+def test_a_second_install_reuses_the_cached_jars_and_binary(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    cache = default_cache_dir()
+    libs, binary = ensure_kafka(cache), ensure_ferretdb(cache)  # the first install (done by setup)
+    before = {path: path.stat().st_mtime_ns for path in (libs, binary, *libs.iterdir())}
+
+    def no_tools(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a cached install ran {args}")
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name in ("mvn", "go") else real_which(name))
+    monkeypatch.setattr(subprocess, "run", no_tools)
+    assert (ensure_kafka(cache), ensure_ferretdb(cache)) == (libs, binary)
+    assert {path: path.stat().st_mtime_ns for path in before} == before
 
 
 async def test_up_serves_real_requests(stack: LocalStack) -> None:
@@ -102,6 +126,25 @@ def test_lost_pid_file_is_recovered(stack: LocalStack) -> None:
     assert stack.kafka.pid_file.read_text().strip() == str(pid)
 
 
+def test_the_stack_command_reports_status_and_logs(stack: LocalStack) -> None:
+    status = _stack_command(stack, "status")
+    assert status.exit_code == 0, status.output
+    assert status.output.count("ready") == 2 and str(stack.kafka.pid()) in status.output
+    logs = _stack_command(stack, "logs", "kafka", "--lines", "5")
+    assert logs.exit_code == 0 and str(stack.kafka.log_file) in logs.output.replace("\n", "")
+    assert "ferretdb" not in logs.output.split("\n", 1)[0]
+    again = _stack_command(stack, "up")
+    assert again.exit_code == 0 and f"kafka {stack.kafka_bootstrap}" in again.output
+
+
+def _stack_command(stack: LocalStack, *args: str) -> Result:
+    """``medcard stack --state-dir ... --ports ... <args>`` as a user types it."""
+    return CliRunner().invoke(cli.app, [
+        "stack", "--state-dir", str(stack.state_dir), "--kafka-port", str(KAFKA_PORT),
+        "--kafka-controller-port", str(CONTROLLER_PORT), "--mongo-port", str(MONGO_PORT), *args,
+    ], env={"COLUMNS": "400"})
+
+
 def test_down_stops_both_and_frees_ports(stack: LocalStack) -> None:
     stack.down()
     status = stack.status()
@@ -109,6 +152,7 @@ def test_down_stops_both_and_frees_ports(stack: LocalStack) -> None:
     assert not stack.kafka.pid_file.exists() and not stack.ferret.pid_file.exists()
     for port in (KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT):
         assert port_is_free(port), port
+    assert _stack_command(stack, "status").output.count("stopped") == 2
 
 
 async def test_up_again_keeps_data(stack: LocalStack) -> None:
@@ -122,12 +166,14 @@ async def test_up_again_keeps_data(stack: LocalStack) -> None:
     assert await _consume_one(stack.kafka_bootstrap, "g2") == b"hello"
 
 
-def test_taken_port_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["kafka", "mongo"])
+def test_taken_port_is_named(tmp_path: Path, which: str) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
-        other = LocalStack(tmp_path, 28192, 28193, taken)
-        with pytest.raises(StackError, match=str(taken)):
+        ports = (taken, 28193, 27147) if which == "kafka" else (28192, 28193, taken)
+        other = LocalStack(tmp_path, *ports)
+        with pytest.raises(StackError, match=rf"port {taken} on 127.0.0.1 is already in use"):
             other.up()
     assert not other.kafka.is_running() and not other.ferret.is_running()
