@@ -3,8 +3,12 @@ the end offset and how many records wait between them."""
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+from aiokafka.structs import OffsetAndMetadata
 from pydantic import BaseModel, Field
 
 from medcard.ports import SERVICE_PORTS
@@ -14,6 +18,7 @@ from shared.settings import Settings
 from .reader import admin_client, partitions
 
 SERVICES = tuple(SERVICE_PORTS)
+COORDINATOR_WAIT_SECONDS = 30.0
 
 
 class PartitionLag(BaseModel):
@@ -48,7 +53,7 @@ async def consumer_lag(settings: Settings, services: list[str] | None = None) ->
 
 
 async def _group_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, service: str, group: str) -> GroupLag:
-    committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+    committed = {tp: meta.offset for tp, meta in (await _committed_offsets(admin, group)).items()
                  if meta.offset >= 0}
     tps = await partitions(admin, sorted({tp.topic for tp in committed}), missing_ok=True)
     if not tps:
@@ -59,3 +64,18 @@ async def _group_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, ser
                          lag=max(0, ends[tp] - committed.get(tp, firsts[tp])))
             for tp in tps]
     return GroupLag(service=service, group=group, lag=sum(r.lag for r in rows), partitions=rows)
+
+
+async def _committed_offsets(admin: AIOKafkaAdminClient, group: str,
+                             timeout: float = COORDINATOR_WAIT_SECONDS) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets. A broker that has never seen a consumer group has
+    no coordinator yet (it creates ``__consumer_offsets`` on the first lookup): wait
+    for it rather than report Kafka as down."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await admin.list_consumer_group_offsets(group)
+        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)

@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from medcard.console.app import create as create_console
 from medcard.ops.dlq import dead_letters
 from services.bank.app import create as create_bank
 from services.cards.app import create as create_cards
+from shared.auth import issue_token
 from shared.events import CardLost, PersonRegistered
 from shared.ids import id_digest
 from shared.settings import Settings
@@ -98,3 +100,12 @@ async def test_card_tells_the_story_and_flags_services_that_disagree(settings: S
             shown = (await medcard(settings, "card", number, *urls)).stdout
             assert "CardIssued" in shown and "pending_activation (active)" in shown and "unreachable" in shown
             assert "disagreement: cards says active, bank says lost" in shown
+
+            # The operators' web console tells the same story, with the same disagreement.
+            console_url = stack.enter_context(serving(lambda: create_console(settings, urls={
+                "cards": cards_url, "bank": bank_url, "identity": nobody, "notifications": nobody})))
+            operator = {"Authorization": f"Bearer {issue_token(settings, sub='ops-1', role='operator')}"}
+            seen = (await http.get(f"{console_url}/api/cards/{number}/story", headers=operator)).json()
+            assert seen["disagreements"] == ["cards says active, bank says lost"]
+            assert {s["service"]: s["card_state"] for s in seen["states"]
+                    if s["status"] == "ok"} == {"cards": "pending_activation", "bank": "lost"}

@@ -12,8 +12,11 @@ import pytest
 
 from medcard.console.app import create
 from shared.auth import Role, issue_token
-from shared.events import CardIssued, CardLost
+from shared.consumer import ConsumerRunner
+from shared.events import CardIssued, CardLost, CloudEvent
 from shared.settings import Settings
+from shared.topics import TOPICS, topic_for_service
+from tests.helpers import eventually
 from tests.integration.ops_support import event, free_port, publish, serving
 
 pytestmark = pytest.mark.infra
@@ -95,3 +98,51 @@ async def test_the_stream_sends_matching_events_live_and_the_story_follows_the_c
             assert {s["service"]: s["status"] for s in story["states"]} == {
                 "identity": "unreachable", "cards": "unreachable", "bank": "unreachable",
                 "notifications": "unreachable"}
+
+
+async def test_the_dead_letter_view_lists_shows_and_replays_once(settings: Settings) -> None:
+    cards_topic, dlq_topic = topic_for_service("cards", settings.namespace), TOPICS["cards"].dlq(settings.namespace)
+    card = "6216610000000000703"
+    applied: list[str | None] = []
+    cause = {"fixed": False}
+
+    async def handler(ev: CloudEvent) -> None:  # a projection with a bug about one card
+        if not cause["fixed"]:
+            raise LookupError(f"card {ev.subject} has no account in this projection")
+        applied.append(ev.subject)
+
+    runner = ConsumerRunner(settings, service="bank", topics=[cards_topic], handler=handler)
+    runner.start()
+    nobody = f"http://127.0.0.1:{free_port()}"
+    try:
+        await publish(settings, event(CardLost(person_id="P9", card_number=card, channel="online", voucher="V9",
+                                               business_date=date(2026, 3, 2)), key="P9", correlation="corr-dlq"))
+
+        async def dead_lettered() -> bool:
+            return runner.dead_lettered == 1
+        await eventually(dead_lettered)
+        with serving(lambda: create(settings, urls={"identity": nobody})) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(settings)) as http:
+                [letter] = (await http.get("/api/dlq")).json()
+                assert (letter["dlq_topic"], letter["topic"], letter["service"]) == (dlq_topic, cards_topic, "bank")
+                assert letter["reason"] == f"LookupError: card {card} has no account in this projection"
+                assert (await http.get("/api/dlq", params={"service": "identity"})).json() == []
+                shown = (await http.get(f"/api/dlq/{dlq_topic}/{letter['ref']}")).json()
+                assert shown["value"]["card_number"] == card
+                assert shown["headers"]["ce_correlationid"] == "corr-dlq"
+                missing = await http.get(f"/api/dlq/{dlq_topic}/0:999")
+                assert missing.status_code == 404 and "no dead letter 0:999" in missing.json()["detail"]
+
+                cause["fixed"] = True
+                replayed = await http.post(f"/api/dlq/{dlq_topic}/replay", json={"refs": [letter["ref"]]})
+                assert replayed.status_code == 200, replayed.text
+                assert [r["ref"] for r in replayed.json()["replayed"]] == [letter["ref"]]
+
+                async def applied_after_replay() -> bool:
+                    return applied == [card]
+                await eventually(applied_after_replay)
+                again = (await http.post(f"/api/dlq/{dlq_topic}/replay", json={"refs": [letter["ref"]]})).json()
+                assert again["replayed"] == [] and again["skipped"][letter["ref"]].startswith("already replayed at ")
+                assert (await http.get("/api/dlq")).json()[0]["replayed"] is not None
+    finally:
+        await runner.stop()
