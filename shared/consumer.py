@@ -27,6 +27,8 @@ from .settings import Settings
 
 log = get_logger("consumer")
 T = TypeVar("T")
+STOP_GRACE_SECONDS = 5.0
+"""How long a stopping consumer lets the batch in hand finish (a poll waits 0.5 s)."""
 Handler = Callable[[CloudEvent], Awaitable[None]]
 BatchHandler = Callable[[list[CloudEvent]], Awaitable[list[Exception | None]]]
 """Applies a whole fetched batch (in log order per partition) and returns, per event,
@@ -81,13 +83,21 @@ class ConsumerRunner:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.service}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop after the batch in hand: it is applied and its offsets committed, then the
+        consumer leaves its group (the partitions move to another replica at once). A
+        batch still busy after ``grace`` seconds (the database away, say) is cancelled:
+        nothing of it is committed, and its next owner applies it, each event once."""
         self._stopping = True
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            finished, _ = await asyncio.wait({self._task}, timeout=grace)
+            if not finished:
+                self._task.cancel()
+                log.warning("consumer.stop_cancelled_a_batch", group=self.group_id, grace=grace)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         await self._close()
+        log.info("consumer.stopped", group=self.group_id, applied=self.applied, dead_lettered=self.dead_lettered)
 
     async def _close(self) -> None:
         for client in (self._consumer, self._dlq):

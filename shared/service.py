@@ -115,10 +115,10 @@ class ServiceRuntime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for runner in self.consumers:
-            await runner.stop()
+        await asyncio.gather(*(runner.stop() for runner in self.consumers))
         await self.relay.stop()
         await self.mongo.close()
+        log.info("service.stopped")
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {"bootstrapped": self.bootstrapped.is_set()}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 
@@ -18,7 +20,7 @@ from shared.outbox import AggregateStore, Decision
 from shared.projection import apply_once
 from shared.relay import OutboxRelay
 from shared.settings import Settings
-from shared.topics import topic_for_service
+from shared.topics import TOPICS, topic_for_service
 from tests.helpers import eventually, read_service_topic, read_topic
 
 pytestmark = pytest.mark.infra
@@ -49,8 +51,10 @@ async def make_store(settings: Settings) -> tuple[AsyncMongoClient[dict[str, Any
 async def test_an_event_round_trips_through_kafka_with_every_envelope_attribute(settings: Settings) -> None:
     client, store, relay = await make_store(settings)
     relay.start()
+    cause = lost_event("P0", 7)
     try:
-        outcome = await store.execute("P1", issue("P1", "6216610000000000001"), correlation_id="corr-1")
+        outcome = await store.execute("P1", issue("P1", "6216610000000000001"), correlation_id="corr-1",
+                                      cause=cause)
         [sent] = outcome.events
         records = await read_service_topic(settings, "cards", 1)
     finally:
@@ -61,12 +65,36 @@ async def test_an_event_round_trips_through_kafka_with_every_envelope_attribute(
     assert got == sent
     assert record.key == b"P1"
     headers = dict(record.headers)
-    for attr in ("specversion", "id", "source", "type", "time", "subject", "sequence", "partitionkey", "correlationid"):
-        assert f"ce_{attr}".encode() and f"ce_{attr}" in headers, attr
+    for attr in ("specversion", "id", "source", "type", "time", "subject", "sequence", "partitionkey",
+                 "correlationid", "causationid"):
+        assert f"ce_{attr}" in headers, attr
+    assert headers["ce_specversion"] == b"1.0" and headers["ce_source"] == b"/medcard/cards"
+    assert headers["ce_id"] == sent.id.encode() and datetime.fromisoformat(headers["ce_time"].decode()) == sent.time
     assert headers["ce_type"] == b"cn.medcard.cards.CardIssued.v1"
     assert headers["ce_subject"] == b"6216610000000000001"
     assert headers["ce_sequence"] == b"1"
+    assert headers["ce_partitionkey"] == b"P1"
+    assert headers["ce_correlationid"] == b"corr-1"
+    assert headers["ce_causationid"] == cause.id.encode()
     assert headers["content-type"] == b"application/json"
+
+
+async def test_every_topic_and_dead_letter_topic_keeps_its_events_forever(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        names = [n for t in TOPICS.values() for n in (t.name(settings.namespace), t.dlq(settings.namespace))]
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+        partitions = {m["topic"]: len(m["partitions"]) for m in (await admin.describe_topics(names))}
+    finally:
+        await admin.close()
+    retention = {}
+    for response in described:
+        for _code, _message, _type, name, entries in response.resources:
+            retention[name] = next(e[1] for e in entries if e[0] == "retention.ms")
+    assert retention == dict.fromkeys(names, "-1")
+    assert partitions == {n: t.partitions for t in TOPICS.values()
+                          for n in (t.name(settings.namespace), t.dlq(settings.namespace))}
 
 
 async def test_a_command_accepted_while_the_broker_is_down_is_published_after_restart(
