@@ -12,6 +12,8 @@ import pytest
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 
+pytest_plugins = ["tests.ci_policy", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[object]:
