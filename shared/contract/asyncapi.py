@@ -25,10 +25,11 @@ SENSITIVE_DATA = (
 
 DESCRIPTION = f"""Events of the medical insurance card ecosystem (identity, cards, bank, notifications).
 
-**Topics.** One topic per producing service, named `<namespace>.<service>` (namespace
-`{NAMESPACE}` in production), each with several partitions. The record key is the
-aggregate id (see each channel), so one aggregate's events stay in order. Topics keep
-events forever. A `<topic>.dlq` topic beside each one holds what its consumers could not
+**Topics.** One topic per service segment of the event types, named
+`<namespace>.<service>` (namespace `{NAMESPACE}` in production); each operation names
+the service that publishes the topic (the identity service keeps the business clock
+and also publishes `clock`). The record key is the aggregate id (see each channel), so
+one aggregate's events stay in order. Topics keep events forever. A `<topic>.dlq` topic beside each one holds what its consumers could not
 apply; it is not part of this contract.
 
 **Envelope.** CloudEvents {SPECVERSION}, Kafka protocol binding, binary content mode:
@@ -53,7 +54,7 @@ def header_schema() -> dict[str, Any]:
     descriptions = {
         "specversion": "CloudEvents version",
         "id": "Unique event id (use it to drop duplicates)",
-        "source": "The producing service, /medcard/<service>",
+        "source": "The producing service, /medcard/<service> (/medcard/identity for the clock's events)",
         "type": "Event type: cn.medcard.<service>.<Name>.v<version>",
         "time": "When the event happened, RFC 3339 UTC",
         "subject": "The card number when the payload has one, else the aggregate id",
@@ -122,8 +123,8 @@ def build_asyncapi() -> dict[str, Any]:
         operations[f"{service}.publish"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{service}"},
-            "title": f"The {service} service publishes",
-            "summary": f"Events produced by the {service} service, keyed by {_key(service)}.",
+            "title": f"The {topic.produced_by} service publishes",
+            "summary": f"Events produced by the {topic.produced_by} service, keyed by {_key(service)}.",
             "messages": [{"$ref": f"#/channels/{service}/messages/{t}"} for t in types],
         }
     return {
