@@ -29,7 +29,11 @@ def _json(doc: dict[str, Any]) -> str:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Writes multi-line strings as literal blocks, so the descriptions stay readable."""
+    """Writes multi-line strings as literal blocks, so the descriptions stay readable, and
+    repeats shared values instead of YAML anchors (``&id001``), which some readers reject."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
