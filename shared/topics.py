@@ -13,6 +13,12 @@ class Topic:
     partitions: int
     description: str
     retention_ms: int = RETENTION_FOREVER_MS
+    producer: str | None = None
+    """The service that publishes to the topic when it is not the one the topic is named after."""
+
+    @property
+    def produced_by(self) -> str:
+        return self.producer or self.service
 
     def name(self, namespace: str) -> str:
         return f"{namespace}.{self.service}"
@@ -23,7 +29,8 @@ class Topic:
 
 TOPICS: dict[str, Topic] = {
     "identity": Topic("identity", 4, "Insured units, persons, online accounts, staff, contributions; key: person or unit id"),
-    "clock": Topic("clock", 1, "The business clock: dates advanced and months ended; key: 'clock'"),
+    "clock": Topic("clock", 1, "The business clock: dates advanced and months ended; key: 'clock'",
+                   producer="identity"),
     "cards": Topic("cards", 4, "Card lifecycle, loss reports and replacement; key: person id (the cardholder)"),
     "bank": Topic("bank", 4, "Accounts, passwords, POS authorisations, stamps, monthly transfers; key: person or merchant id"),
     "notifications": Topic("notifications", 4, "Deliveries to cardholders; key: message id (each message is its own aggregate)"),

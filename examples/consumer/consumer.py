@@ -5,7 +5,9 @@ It reads every topic named in contract/asyncapi.json with its own consumer group
 checks each record's CloudEvents headers and validates its payload against
 contract/schemas/<type>.json, and prints card losses and monthly transfers.
 It does not import anything from the project: copy this file and the contract/
-directory, ``pip install aiokafka jsonschema``, and run:
+directory, ``pip install aiokafka "jsonschema[format-nongpl]"`` (the extra brings the
+date-time checker; without it jsonschema skips ``format: date-time`` silently, so the
+consumer refuses to start), and run:
 
     python consumer.py --bootstrap 127.0.0.1:19092 --namespace medcard --group-id acme-claims
 """
@@ -42,6 +44,10 @@ class Event:
         return self.type.split(".")[-2]
 
 
+FORMATS = ("date", "date-time")
+"""The formats the contract's schemas use; jsonschema checks date-time only with its extra."""
+
+
 class Contract:
     """The topics, header schema and payload schemas of the published contract."""
 
@@ -49,6 +55,9 @@ class Contract:
         asyncapi = json.loads((directory / "asyncapi.json").read_text(encoding="utf-8"))
         self.addresses = [channel["address"] for channel in asyncapi["channels"].values()]
         checker = FormatChecker()
+        if missing := [f for f in FORMATS if f not in checker.checkers]:
+            raise RuntimeError(f"jsonschema cannot check the format(s) {', '.join(missing)}: "
+                               'pip install "jsonschema[format-nongpl]"')
         self.headers = Draft202012Validator(asyncapi["components"]["schemas"]["CloudEventHeaders"],
                                             format_checker=checker)
         self.payloads = {

@@ -6,5 +6,7 @@
 - :mod:`.generate`: writes both under ``contract/`` (``python -m shared.contract.generate``)
   and checks that the committed files are current (``--check``);
 - :mod:`.compat`: the check that a model change does not break an existing consumer;
+- :mod:`.published`: what that check compares with: the schemas committed on main and at
+  HEAD (git), and the working tree's;
 - :mod:`.router`: the FastAPI router serving the contract from every service.
 """

@@ -14,21 +14,38 @@ ASYNCAPI_VERSION = "3.0.0"
 CONTRACT_VERSION = "1.0.0"
 NAMESPACE = "medcard"
 KAFKA_BINDING = "0.5.0"
+PERSONAL_HEADERS = ("ce_subject", "ce_partitionkey")
+"""Headers that carry a card number or an aggregate id: personal data in a person's events."""
 
 SENSITIVE_DATA = (
     "Events never carry a resident ID number in clear, a password or a PIN. A person's ID number "
     "appears only masked (first 3 and last 4 characters, id_number_masked) and as a keyed "
-    "HMAC-SHA256 digest (id_number_digest) that is useless without the ecosystem's key. Fields "
-    "with personal data are listed in each message's x-sensitive (and in each schema file): "
-    "store them only as long as you need them and never log them."
+    "HMAC-SHA256 digest (id_number_digest) that is useless without the ecosystem's key. "
+    "Each message's x-sensitive (and each schema file's) lists the payload fields with personal "
+    "data, by one rule: a field is listed when its value identifies a natural person or reaches "
+    "them: a person's name, mobile number, masked ID number and ID digest, person ids, card numbers "
+    "in every role (card_number, old_card_number, new_card_number, replaces, replaced_by), "
+    "personal account ids, online account numbers, staff user ids and usernames, and text from "
+    "outside the ecosystem that may echo any of them (a delivery error). Not listed: ids and names "
+    "of organisations (insured units, merchants), reference numbers of one case or transaction "
+    "(loss voucher, replacement receipt, letter reference, authorisation, contribution, message "
+    "and event ids: none leads to a person without the holder's login, a staff role or the ID "
+    "number), amounts, dates, channels and codes. The unlisted fields of an event that has a "
+    "listed one still describe that person: keep such an event as personal data as a whole. "
+    "Headers too: ce_subject carries the card number when the payload has one, else the aggregate "
+    "id, and ce_partitionkey (equal to the record key) the aggregate id: a person id for a person's "
+    "events, staff:<username> for a staff user, a message id for a notification. Each message's "
+    "x-sensitive-headers lists them when its payload has personal fields. Store personal data "
+    "only as long as you need it and never log it."
 )
 
 DESCRIPTION = f"""Events of the medical insurance card ecosystem (identity, cards, bank, notifications).
 
-**Topics.** One topic per producing service, named `<namespace>.<service>` (namespace
-`{NAMESPACE}` in production), each with several partitions. The record key is the
-aggregate id (see each channel), so one aggregate's events stay in order. Topics keep
-events forever. A `<topic>.dlq` topic beside each one holds what its consumers could not
+**Topics.** One topic per service segment of the event types, named
+`<namespace>.<service>` (namespace `{NAMESPACE}` in production); each operation names
+the service that publishes the topic (the identity service keeps the business clock
+and also publishes `clock`). The record key is the aggregate id (see each channel), so
+one aggregate's events stay in order. Topics keep events forever. A `<topic>.dlq` topic beside each one holds what its consumers could not
 apply; it is not part of this contract.
 
 **Envelope.** CloudEvents {SPECVERSION}, Kafka protocol binding, binary content mode:
@@ -53,12 +70,13 @@ def header_schema() -> dict[str, Any]:
     descriptions = {
         "specversion": "CloudEvents version",
         "id": "Unique event id (use it to drop duplicates)",
-        "source": "The producing service, /medcard/<service>",
+        "source": "The producing service, /medcard/<service> (/medcard/identity for the clock's events)",
         "type": "Event type: cn.medcard.<service>.<Name>.v<version>",
         "time": "When the event happened, RFC 3339 UTC",
-        "subject": "The card number when the payload has one, else the aggregate id",
+        "subject": "The card number when the payload has one, else the aggregate id (personal data: "
+                   "see x-sensitive-headers)",
         "sequence": "Position of the event in its aggregate's history (1, 2, ...), decimal",
-        "partitionkey": "The aggregate id; equals the record key",
+        "partitionkey": "The aggregate id; equals the record key (personal data: see x-sensitive-headers)",
         "correlationid": "Id shared by every event caused by one request",
         "causationid": "Id of the event that caused this one, if any",
     }
@@ -97,6 +115,7 @@ def _message(event_type: str, schema: dict[str, Any]) -> dict[str, Any]:
                                "bindingVersion": KAFKA_BINDING}},
         "x-cloudevents-type": event_type,
         "x-sensitive": schema["x-sensitive"],
+        "x-sensitive-headers": list(PERSONAL_HEADERS) if schema["x-sensitive"] else [],
     }
 
 
@@ -122,8 +141,8 @@ def build_asyncapi() -> dict[str, Any]:
         operations[f"{service}.publish"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{service}"},
-            "title": f"The {service} service publishes",
-            "summary": f"Events produced by the {service} service, keyed by {_key(service)}.",
+            "title": f"The {topic.produced_by} service publishes",
+            "summary": f"Events produced by the {topic.produced_by} service, keyed by {_key(service)}.",
             "messages": [{"$ref": f"#/channels/{service}/messages/{t}"} for t in types],
         }
     return {

@@ -1,11 +1,13 @@
 """Does a change to an event model break an existing consumer?
 
-Compares the JSON Schema of each current payload model with the committed schema of
-the same event type. Breaking: a removed field, a retyped field (type, format, allowed
-values, item type, nullability), a newly required field, and a type that disappeared
-(renamed or removed). Raising the version makes a new type string: the old schema
-stays committed as a retired version and nothing is compared against it. Adding an
-optional field is not breaking (consumers ignore unknown fields).
+Compares the JSON Schema of each current payload model with the published schema of
+the same event type: as committed on main and at HEAD, and as in the working tree
+(:mod:`.published`), so a schema file rewritten in place cannot vouch for itself.
+Breaking: a removed field, a retyped field (type, format, allowed values, item type,
+nullability), a newly required field, and a type that disappeared (renamed or
+removed). Raising the version makes a new type string: the old schema stays committed
+as a retired version and nothing is compared against it. Adding an optional field is
+not breaking (consumers ignore unknown fields).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .published import baselines
 from .schemas import all_event_schemas
 
 _TYPE = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)$")
@@ -83,12 +86,12 @@ def compare_contract(committed: dict[str, dict[str, Any]], current: dict[str, di
     return breaks
 
 
-def load_committed(schemas_dir: Path) -> dict[str, dict[str, Any]]:
-    """The committed schema files, by event type (the file name without ``.json``)."""
-    return {p.name.removesuffix(".json"): json.loads(p.read_text(encoding="utf-8"))
-            for p in sorted(schemas_dir.glob("*.json"))}
-
-
-def check_contract(schemas_dir: Path) -> list[str]:
-    """Breaking changes of the current event models against the committed contract."""
-    return compare_contract(load_committed(schemas_dir), all_event_schemas())
+def check_contract(schemas_dir: Path, current: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Breaking changes of the current schemas (default: the event models') against every
+    published baseline: main's and HEAD's committed files, and the working tree's."""
+    current = all_event_schemas() if current is None else current
+    where: dict[str, list[str]] = {}
+    for baseline in baselines(schemas_dir):
+        for line in compare_contract(baseline.schemas, current):
+            where.setdefault(line, []).append(baseline.label)
+    return [f"{line} (against {', '.join(labels)})" for line, labels in where.items()]

@@ -5,6 +5,9 @@
 
 Files: ``schemas/<event type>.json`` (one per type; files of retired versions stay),
 ``asyncapi.yaml`` and ``asyncapi.json`` (the same document).
+
+A published schema is never rewritten incompatibly, whatever the flags: a breaking
+change raises the event's version, which makes a new type string and a new file.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import yaml
 
 from .asyncapi import build_asyncapi
-from .compat import compare_contract, load_committed
+from .compat import check_contract
 from .schemas import all_event_schemas
 
 CONTRACT_DIR = Path(__file__).resolve().parents[2] / "contract"
@@ -29,7 +32,11 @@ def _json(doc: dict[str, Any]) -> str:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Writes multi-line strings as literal blocks, so the descriptions stay readable."""
+    """Writes multi-line strings as literal blocks, so the descriptions stay readable, and
+    repeats shared values instead of YAML anchors (``&id001``), which some readers reject."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
@@ -58,12 +65,20 @@ def stale_files(directory: Path) -> list[str]:
             if not (directory / rel).is_file() or (directory / rel).read_text(encoding="utf-8") != text]
 
 
+class BreakingChange(Exception):
+    """Writing would change a published schema incompatibly."""
+
+
 def breaking(directory: Path) -> list[str]:
-    return compare_contract(load_committed(directory / "schemas"), all_event_schemas())
+    """Breaking changes of the models against the published schemas of ``directory``."""
+    return check_contract(directory / "schemas", all_event_schemas())
 
 
 def write(directory: Path) -> list[str]:
-    """Write the files that changed; return their relative paths."""
+    """Write the files that changed; return their relative paths. Raises
+    :class:`BreakingChange`, writing nothing, when a change would break a consumer."""
+    if breaks := breaking(directory):
+        raise BreakingChange(breaks)
     changed = stale_files(directory)
     files = render()
     for rel in changed:
@@ -78,13 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=CONTRACT_DIR, help="contract directory (default: %(default)s)")
     parser.add_argument("--check", action="store_true", help="write nothing; fail if stale or breaking")
-    parser.add_argument("--allow-breaking", action="store_true",
-                        help="write even if a committed schema would change incompatibly (consumers break)")
     args = parser.parse_args(argv)
     breaks = breaking(args.out)
     for line in breaks:
         print(f"BREAKING {line}", file=sys.stderr)
-    if breaks and (args.check or not args.allow_breaking):
+    if breaks:
         print("raise the event's version (a new type string) instead of changing it in place", file=sys.stderr)
         return 1
     if args.check:

@@ -13,13 +13,13 @@ from pydantic import Field, TypeAdapter, ValidationError, create_model
 
 from . import bank, cards, identity, notifications
 from .bank import *  # noqa: F403
-from .base import REGISTRY, SPECVERSION, CloudEvent, EventData
+from .base import REGISTRY, SPECVERSION, CloudEvent, EventData, MaybePersonal, Personal
 from .cards import *  # noqa: F403
 from .identity import *  # noqa: F403
 from .notifications import *  # noqa: F403
 
 __all__ = [
-    "REGISTRY", "SPECVERSION", "CloudEvent", "EventData", "InvalidEvent", "AnyEvent",
+    "REGISTRY", "SPECVERSION", "CloudEvent", "EventData", "InvalidEvent", "AnyEvent", "Personal", "MaybePersonal",
     "parse_event", "envelope_model", "bank", "cards", "identity", "notifications",
 ]
 

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import EventData
+from .base import EventData, Personal
 
 BalanceChannel = Literal["phone", "counter", "pos", "online"]
 PasswordChannel = Literal["phone", "counter", "online"]
@@ -27,16 +27,16 @@ class MerchantRegistered(_Bank):
 
 
 class AccountOpened(_Bank):
-    person_id: str
-    account_id: str
-    card_number: str
+    person_id: Personal
+    account_id: Personal
+    card_number: Personal
 
 
 class AccountMovedToCard(_Bank):
-    person_id: str
-    account_id: str
-    old_card_number: str
-    new_card_number: str
+    person_id: Personal
+    account_id: Personal
+    old_card_number: Personal
+    new_card_number: Personal
     balance_fen: int = Field(ge=0)
 
 
@@ -44,39 +44,39 @@ class CardBlocked(_Bank):
     """The bank stopped a card: from this event on, in the bank's order of events for the
     person, no purchase on it is authorised."""
 
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     reason: Literal["lost", "cancelled"]
     blocked_at: datetime
 
 
 class CardPasswordSet(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     channel: PasswordChannel
 
 
 class CardPasswordChanged(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     channel: PasswordChannel
 
 
 class CardPasswordLocked(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     failures: int
 
 
 class CardPasswordReset(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     channel: Literal["counter"] = "counter"
 
 
 class PurchaseAuthorised(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     authorisation_id: str
     merchant_id: str
     amount_fen: int = Field(gt=0)
@@ -85,8 +85,8 @@ class PurchaseAuthorised(_Bank):
 
 
 class PurchaseDeclined(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     authorisation_id: str
     merchant_id: str
     amount_fen: int
@@ -97,8 +97,8 @@ class PurchaseDeclined(_Bank):
 
 
 class FraudAlertRaised(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     authorisation_id: str
     merchant_id: str
     amount_fen: int
@@ -106,15 +106,15 @@ class FraudAlertRaised(_Bank):
 
 
 class BalanceInquired(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     channel: BalanceChannel
     balance_fen: int
 
 
 class BankStamped(_Bank):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     receipt_number: str
     branch: str
     seal: str
@@ -124,9 +124,9 @@ class BankStamped(_Bank):
 
 
 class MonthlyTransfer(_Bank):
-    person_id: str
-    account_id: str
-    card_number: str
+    person_id: Personal
+    account_id: Personal
+    card_number: Personal
     month: str
     contribution_id: str
     amount_fen: int = Field(gt=0)
@@ -134,7 +134,7 @@ class MonthlyTransfer(_Bank):
 
 
 class ContributionHeld(_Bank):
-    person_id: str
+    person_id: Personal
     contribution_id: str
     month: str
     amount_fen: int

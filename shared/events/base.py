@@ -8,8 +8,9 @@ change to a payload is announced (the contract check enforces it).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +21,19 @@ REGISTRY: dict[str, type[EventData]] = {}
 """CloudEvents type string -> payload class, filled as payload classes are defined."""
 
 
+@dataclass(frozen=True)
+class Sensitive:
+    """Field metadata: the field carries personal data (the rule is in the contract's
+    description, ``shared.contract.asyncapi.SENSITIVE_DATA``)."""
+
+
+SENSITIVE = Sensitive()
+Personal = Annotated[str, SENSITIVE]
+"""A string field with personal data: ``person_id: Personal``."""
+MaybePersonal = Annotated[str | None, SENSITIVE]
+"""An optional one: ``replaces: MaybePersonal = None``."""
+
+
 class EventData(BaseModel):
     """Base of every event payload. Subclasses set ``service`` (and ``version`` if > 1)."""
 
@@ -28,7 +42,7 @@ class EventData(BaseModel):
     service: ClassVar[str] = ""
     version: ClassVar[int] = 1
     sensitive: ClassVar[tuple[str, ...]] = ()
-    """Fields carrying personal data (published for the contract)."""
+    """Fields carrying personal data, those marked ``Personal`` (published for the contract)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -36,9 +50,14 @@ class EventData(BaseModel):
             REGISTRY[cls.event_type()] = cls
 
     @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.sensitive = tuple(name for name, field in cls.model_fields.items()
+                              if any(isinstance(m, Sensitive) for m in field.metadata))
+
+    @classmethod
     def event_type(cls) -> str:
         return f"{TYPE_PREFIX}.{cls.service}.{cls.__name__}.v{cls.version}"
-
 
 
 def _now() -> datetime:

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import EventData
+from .base import EventData, MaybePersonal, Personal
 
 LossChannel = Literal["online", "bank"]
 
@@ -17,20 +17,20 @@ class _Cards(EventData):
 
 
 class CardIssued(_Cards):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     agent_bank: str
-    replaces: str | None = Field(None, description="The card number this card replaces, if any")
+    replaces: MaybePersonal = Field(None, description="The card number this card replaces, if any")
 
 
 class CardActivated(_Cards):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
 
 
 class CardLost(_Cards):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     channel: LossChannel
     voucher: str
     business_date: date
@@ -38,24 +38,24 @@ class CardLost(_Cards):
 
 
 class ReplacementRequested(_Cards):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     receipt_number: str
     documents: list[str]
     business_date: date
 
 
 class ReplacementProductionStarted(_Cards):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     receipt_number: str
     stamped_on: date
     ready_on: date
 
 
 class ReplacementReady(_Cards):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     receipt_number: str
     ready_on: date
     pickup_location: str
@@ -63,7 +63,7 @@ class ReplacementReady(_Cards):
 
 
 class CardCancelled(_Cards):
-    person_id: str
-    card_number: str
+    person_id: Personal
+    card_number: Personal
     reason: Literal["replaced", "closed"]
-    replaced_by: str | None = None
+    replaced_by: MaybePersonal = None

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import EventData
+from .base import EventData, Personal
 
 Role = Literal["cardholder", "clerk", "teller", "operator", "merchant"]
 Month = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
@@ -23,40 +23,39 @@ class InsuredUnitRegistered(_Identity):
 
 
 class PersonRegistered(_Identity):
-    sensitive: ClassVar[tuple[str, ...]] = ("name", "id_number_masked", "id_number_digest", "mobile")
-    person_id: str
-    name: str
-    id_number_masked: str = Field(description="Resident ID number, masked: first 3 and last 4 characters")
-    id_number_digest: str = Field(
+    person_id: Personal
+    name: Personal
+    id_number_masked: Personal = Field(description="Resident ID number, masked: first 3 and last 4 characters")
+    id_number_digest: Personal = Field(
         description="Keyed HMAC-SHA256 of the ID number: lets services check a presented ID card "
         "without ever seeing the number; useless without the ecosystem's key")
-    mobile: str = Field(description="Mainland mobile number, used to reach the person")
+    mobile: Personal = Field(description="Mainland mobile number, used to reach the person")
     unit_id: str | None
     language: Literal["zh", "en"] = "zh"
 
 
 class OnlineAccountOpened(_Identity):
-    person_id: str
-    account_number: str
+    person_id: Personal
+    account_number: Personal
 
 
 class OnlineAccountLocked(_Identity):
-    person_id: str
-    account_number: str
+    person_id: Personal
+    account_number: Personal
     failures: int
     locked_until: datetime
 
 
 class StaffUserCreated(_Identity):
-    user_id: str
-    username: str
+    user_id: Personal
+    username: Personal
     role: Role
     merchant_id: str | None = Field(None, description="The merchant a POS-terminal user acts for (role merchant)")
 
 
 class ContributionPaid(_Identity):
     contribution_id: str
-    person_id: str
+    person_id: Personal
     unit_id: str
     month: str = Month
     amount_fen: int = Field(gt=0, description="Personal-account share, integer fen")

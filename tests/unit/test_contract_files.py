@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import yaml
 
+from services.identity.clock import advance
 from shared.codec import ATTRIBUTES
 from shared.contract.compat import check_contract
 from shared.contract.generate import CONTRACT_DIR, main, stale_files
@@ -64,3 +66,17 @@ def test_each_message_documents_its_key_headers_and_payload() -> None:
     assert lost["payload"] == {"$ref": "#/components/schemas/cn.medcard.cards.CardLost.v1"}
     assert lost["headers"]["allOf"][1]["properties"]["ce_type"]["const"] == "cn.medcard.cards.CardLost.v1"
     assert "person id" in lost["bindings"]["kafka"]["key"]["description"]
+
+
+def test_each_operation_names_the_service_that_really_publishes_its_topic() -> None:
+    # The identity service keeps the business clock: its decisions are the clock's events.
+    produced = advance(today=date(2026, 1, 30), days=2)(None).events
+    assert {type(e).service for e in produced} == {"clock"}
+    assert TOPICS["clock"].produced_by == "identity"
+    # The document says so, and nowhere speaks of a clock service.
+    operation = ASYNCAPI["operations"]["clock.publish"]
+    assert operation["title"] == "The identity service publishes"
+    assert "produced by the identity service" in operation["summary"]
+    assert "clock service" not in json.dumps(ASYNCAPI)
+    for service in set(TOPICS) - {"clock"}:
+        assert ASYNCAPI["operations"][f"{service}.publish"]["title"] == f"The {service} service publishes"
