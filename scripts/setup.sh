@@ -2,7 +2,7 @@
 # Installs everything the project needs on a fresh machine, reusing caches:
 # a virtualenv in .venv (pip's cache under ~/.cache/pip), the Kafka jars from Maven
 # Central and the patched FerretDB build (both under ~/.cache/medcard), and Debian's
-# chromium for the browser test.
+# chromium for the browser test, and the AsyncAPI 3.0.0 JSON Schema (npm registry).
 # Needs python3 (3.11+), java 17+, mvn and go; says which is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +30,5 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 .venv/bin/medcard stack install
+# The official AsyncAPI 3.0.0 JSON Schema the contract test validates against (npm, cached).
+.venv/bin/python -m tests.asyncapi_spec >/dev/null

@@ -14,6 +14,10 @@ CARD_FIELDS = ("card_number", "old_card_number", "new_card_number", "replaces", 
 """Payload fields that name a card: an event about any of them is part of that card's story."""
 HIDDEN_FACTS = frozenset({"person_id", "card_number"})
 """Shown elsewhere on the line (person, subject), so left out of the summary."""
+OPERATIONAL_IDS = frozenset({"card_number", "old_card_number", "new_card_number", "replaces", "replaced_by",
+                             "person_id", "account_id", "user_id", "error"})
+"""Personal in the contract, but what an operator follows a case by (and a delivery's
+error): shown. The rest of the personal data (name, mobile, ID number, login names) is not."""
 MAX_FACTS = 8
 MAX_FACT_CHARS = 40
 
@@ -125,7 +129,7 @@ class EventView:
         if self.envelope is None:
             return f"unreadable record: {self.error}"
         payload_type = REGISTRY.get(self.type or "")
-        hidden = HIDDEN_FACTS | set(payload_type.sensitive if payload_type else ())
+        hidden = HIDDEN_FACTS | (set(payload_type.sensitive if payload_type else ()) - OPERATIONAL_IDS)
         facts = [_fact(k, v) for k, v in self.data.items() if k not in hidden and v not in (None, "", [])]
         more = len(facts) - MAX_FACTS
         return " ".join(facts[:MAX_FACTS]) + (f" (+{more})" if more > 0 else "")
