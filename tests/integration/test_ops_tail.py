@@ -7,6 +7,7 @@ import time
 from datetime import UTC, date, datetime
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from medcard.ops.filters import EventFilter
 from medcard.ops.tail import event_tail
@@ -39,6 +40,7 @@ def declined(person: str, card: str) -> PurchaseDeclined:
 
 
 async def test_events_tail_shows_exactly_the_events_its_filters_match(settings: Settings) -> None:
+    groups_before = await consumer_groups(settings)
     # Three events of different types, about two cards of two people, one sharing a correlation id.
     await publish(settings,
                   event(issued("P-A", "6216610000000000011"), key="P-A", correlation="corr-shared"),
@@ -67,6 +69,18 @@ async def test_events_tail_shows_exactly_the_events_its_filters_match(settings: 
     by_person = json_lines(await medcard(settings, "events", "tail", "--from", "start", "--person", "P-B", "--type",
                                          "cn.medcard.bank.PurchaseDeclined.v1", "--json", "--idle-exit", "1.5"))
     assert [e["partitionkey"] for e in by_person] == ["P-B"]
+
+    # Four tails later the broker knows no new consumer group: the services' offsets are untouched.
+    assert await consumer_groups(settings) == groups_before
+
+
+async def consumer_groups(settings: Settings) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        return {group for group, _protocol in await admin.list_consumer_groups()}
+    finally:
+        await admin.close()
 
 
 async def test_events_tail_stops_after_its_limit_without_waiting(settings: Settings) -> None:
