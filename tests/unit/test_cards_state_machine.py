@@ -274,7 +274,7 @@ def test_a_replacement_is_not_ready_the_day_before_its_ready_date_and_is_on_it()
 
 # Collection
 
-def test_collecting_cancels_the_old_card_and_issues_an_active_one_that_replaces_it() -> None:
+def test_collecting_cancels_the_old_card_and_issues_a_new_one_awaiting_its_password_that_replaces_it() -> None:
     holder, events = apply(holder_in("replacement_ready"), collect())
     old, new = holder.card(CARD), holder.card(NEW_CARD)
     assert (old.state, old.replaced_by) == ("cancelled", NEW_CARD)
