@@ -22,7 +22,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, 
 from .codec import from_record
 from .events import CloudEvent
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
-from .logging import bind, get_logger
+from .logging import EVENT_KEYS, bind, get_logger, unbind
 from .settings import Settings
 
 log = get_logger("consumer")
@@ -186,6 +186,7 @@ class ConsumerRunner:
         or the database) every well-formed record, so that exactly the one at fault is
         dead-lettered."""
         assert self.batch_handler is not None
+        unbind(*EVENT_KEYS)  # a batch is many events: lines about one of them name it themselves
         records, events, parsed = [], [], []
         for tp, tp_records in batches.items():
             kept = []

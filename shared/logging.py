@@ -9,6 +9,9 @@ import structlog
 
 bind = structlog.contextvars.bind_contextvars
 clear = structlog.contextvars.clear_contextvars
+unbind = structlog.contextvars.unbind_contextvars
+EVENT_KEYS = ("event_id", "correlation_id", "event_type")
+"""What the consumer binds while it applies one event."""
 
 
 def configure(service: str, level: str = "INFO") -> None:

@@ -52,7 +52,9 @@ def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
 
 def _log_loss(event: CloudEvent, now: datetime) -> None:
     if isinstance(event.data, CardLost):
-        log.info("bank.loss_applied", latency_ms=round((now - event.time).total_seconds() * 1000, 3))
+        # The ids given here, not bound: in a batch the consumer has no one event to bind.
+        log.info("bank.loss_applied", event_id=event.id, correlation_id=event.correlationid,
+                 event_type=event.name, latency_ms=round((now - event.time).total_seconds() * 1000, 3))
 
 
 async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:

@@ -1,16 +1,20 @@
 """The bank, a real uvicorn process, sent SIGTERM while identity's and cards' events stream
 in: it finishes the batch in hand, commits it, leaves its group and exits cleanly; started
-again it carries on where it stopped, every account opened exactly once."""
+again it carries on where it stopped, every account opened exactly once; its JSON log
+lines name the event and correlation id they are about."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
+from datetime import date
 
 import httpx
 import pytest
 
+from shared.events import CardLost
 from shared.settings import Settings
 
 from tests.faults.support import as_role, caught_up, http, processes, read_topics
@@ -28,10 +32,11 @@ async def test_sigterm_stops_the_bank_cleanly_and_it_resumes_where_it_stopped(se
         bank_proc.env["MEDCARD_LOG_LEVEL"] = "INFO"
         await procs.start(bank_proc)
         persons: list[str] = []
+        cards: dict[str, str] = {}
         async with EventSource(settings) as src:
             for _ in range(BEFORE):
                 person, _ = await src.person()
-                await src.card(person)
+                cards[person] = await src.card(person)
                 persons.append(person)
             async with http(bank_proc.url) as bank:
                 await eventually(lambda: all_known(bank, settings, persons), timeout=60)
@@ -67,6 +72,24 @@ async def test_sigterm_stops_the_bank_cleanly_and_it_resumes_where_it_stopped(se
         opened = Counter(r.event.data.person_id for r in await read_topics(settings, ["bank"])  # type: ignore[attr-defined]
                          if r.event.name == "AccountOpened")
         assert opened == Counter(persons), "each person's account is opened exactly once"
+
+        # Its logs are JSON lines naming the event and the correlation id they are about.
+        async with EventSource(settings) as src:
+            src.sequences[("cards", persons[0])] = 1
+            loss = await src.publish(CardLost(person_id=persons[0], card_number=cards[persons[0]], channel="online",
+                                              voucher="V-log", business_date=date(2026, 3, 2)), persons[0])
+
+        def loss_lines() -> list[dict[str, object]]:
+            lines = [json.loads(line) for line in bank_proc.log_file.read_text(errors="replace").splitlines()
+                     if line.startswith("{")]
+            return [line for line in lines if line.get("msg") == "bank.loss_applied"]
+
+        async def logged() -> bool:
+            return bool(loss_lines())
+        await eventually(logged, timeout=60)
+        [line] = loss_lines()
+        assert (line["event_id"], line["correlation_id"], line["event_type"], line["service"]) == (
+            loss.id, loss.correlationid, "CardLost", "bank")
 
 
 async def all_known(bank: httpx.AsyncClient, settings: Settings, persons: list[str]) -> bool:
