@@ -18,11 +18,18 @@ DEV_OPERATOR_PASSWORD = "dev-operator-password"
 class IdentitySettings(Settings):
     identity_bootstrap_operator_username: str = "operator"
     identity_bootstrap_operator_password: str | None = None
-    identity_clock_follows_real_date: bool = False
+    identity_clock_follows_real_date: bool | None = None
     """Advance the business clock to the real date in China by itself (checked every
-    ``identity_clock_check_seconds``): for a deployment left running. Off by default:
-    the simulation and the tests move the clock through ``POST /v1/clock/advance``."""
+    ``identity_clock_check_seconds``). Unset: on in production (real-time use follows
+    today's date), off in development and tests, where the simulation, the tests and
+    the README's walkthrough move the clock through ``POST /v1/clock/advance``."""
     identity_clock_check_seconds: float = 60.0
+
+    @model_validator(mode="after")
+    def _real_date_clock(self) -> IdentitySettings:
+        if self.identity_clock_follows_real_date is None:
+            self.identity_clock_follows_real_date = self.environment == "production"
+        return self
 
     @model_validator(mode="after")
     def _bootstrap_password(self) -> IdentitySettings:

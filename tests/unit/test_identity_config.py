@@ -32,3 +32,14 @@ def test_tests_create_no_bootstrap_operator_unless_told_to() -> None:
 def test_a_short_password_is_refused() -> None:
     with pytest.raises(ValidationError, match="at least 8"):
         IdentitySettings(environment="test", identity_bootstrap_operator_password="short")
+
+
+def test_the_clock_follows_the_real_date_in_production_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDCARD_IDENTITY_CLOCK_FOLLOWS_REAL_DATE", raising=False)
+    production = dict(environment="production", identity_bootstrap_operator_password="a-strong-one", **KEYS)
+    assert IdentitySettings(**production).identity_clock_follows_real_date is True
+    assert IdentitySettings(**production, identity_clock_follows_real_date=False).identity_clock_follows_real_date is False
+    assert IdentitySettings(environment="development").identity_clock_follows_real_date is False
+    assert identity_settings(Settings(environment="test")).identity_clock_follows_real_date is False
+    monkeypatch.setenv("MEDCARD_IDENTITY_CLOCK_FOLLOWS_REAL_DATE", "true")
+    assert IdentitySettings(environment="development").identity_clock_follows_real_date is True
