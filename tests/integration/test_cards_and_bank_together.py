@@ -210,7 +210,8 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         lost = await eco.cards.post("/v1/loss-reports/online", headers=me,
                                     json={"name": NAME, "id_number": number, "mobile": MOBILE})
         assert lost.status_code == 201, lost.text
-        applied = await eco.cards.post("/v1/replacements", headers=clerk, json={"card_number": old, "id_number": number})
+        applied = await eco.cards.post("/v1/replacements", headers=clerk,
+                                       json={"card_number": old, "id_number": number})
         assert applied.status_code == 201, applied.text
         receipt = applied.json()["receipt_number"]
         assert (await eco.stamp(receipt))["loss_reported"] is False
@@ -238,5 +239,5 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         assert (bought["response_code"], bought["balance_after_fen"]) == ("00", 0)
         events = await bank_events(settings, lambda es: bool(named(es, "AccountMovedToCard")))
     [moved] = named(events, "AccountMovedToCard")
-    assert (moved.data.old_card_number, moved.data.new_card_number, moved.data.balance_fen) == (  # type: ignore[attr-defined]
-        old, new, 5_000)
+    data: Any = moved.data
+    assert (data.old_card_number, data.new_card_number, data.balance_fen) == (old, new, 5_000)
