@@ -34,6 +34,11 @@ class MerchantPublic(MerchantCreate):
 
 
 class MerchantsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"count": 2, "data": [
+        {"merchant_id": "M-PH-0001", "name": "Tongrentang Pharmacy, Wangfujing", "kind": "pharmacy",
+         "designated": True},
+        {"merchant_id": "M-SH-0001", "name": "Xidan Department Store", "kind": "shop", "designated": False}]}]})
+
     data: list[MerchantPublic]
     count: int
 
@@ -98,6 +103,9 @@ class PasswordReset(BaseModel):
 
 
 class PasswordPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"card_number": "6216610123456789012", "password_set": True, "locked": False}]})
+
     card_number: str
     password_set: bool
     locked: bool
@@ -122,6 +130,11 @@ class StampCreate(BaseModel):
 
 
 class StampPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "person_id": "P3f9a0c1d2e4b5a6c", "card_number": "6216610123456789012", "receipt_number": "R202601050001",
+        "branch": "BOC Savings Office, Xidan", "seal": "BOC-XD-0420", "processed_at": "2026-01-05T02:41:17Z",
+        "business_date": "2026-01-05", "loss_reported": False}]})
+
     person_id: str
     card_number: str
     receipt_number: str
@@ -165,12 +178,19 @@ class AccountPublic(BaseModel):
 class HeldContributionsPublic(BaseModel):
     """Contributions paid for persons who have no personal account yet."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"count": 1, "data": [
+        {"person_id": "P7c2e9b0a1d3f4e5b", "contribution_id": "C202601P7c2e9b0a1d3f4e5b", "month": "2026-01",
+         "amount_fen": 12850}]}]})
+
     data: list[ContributionPublic]
     count: int
 
 
 class LedgerTotalsPublic(BaseModel):
     """The money invariant: balance_fen == credits_fen - debits_fen across all accounts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"balance_fen": 845000, "credits_fen": 1285000, "debits_fen": 440000}]})
 
     balance_fen: int
     credits_fen: int

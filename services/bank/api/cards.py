@@ -7,7 +7,7 @@ from typing import cast
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, require_roles
-from shared.errors import Forbidden, Invalid, Locked
+from shared.errors import Forbidden, Invalid, Locked, errors
 from shared.events.bank import BalanceChannel, PasswordChannel
 from shared.ids import id_digest
 from shared.security import hash_secret_async, verify_secret_async
@@ -18,7 +18,7 @@ from ..model import Account
 from ..schemas import BalancePublic, PasswordChange, PasswordPublic, PasswordReset, PasswordSet
 from .common import BankDep, CardNumberPath, card_account, channel_for
 
-router = APIRouter(prefix="/v1/cards", tags=["cards"])
+router = APIRouter(prefix="/v1/cards", tags=["cards"], responses=errors(401, 403, 404, 409, 422))
 holder_or_teller = [Depends(require_roles("cardholder", "teller"))]
 
 
@@ -39,7 +39,7 @@ async def set_password(card_number: CardNumberPath, body: PasswordSet, principal
     return password_view(outcome.state, card_number)
 
 
-@router.post("/{card_number}/password/change", dependencies=holder_or_teller)
+@router.post("/{card_number}/password/change", dependencies=holder_or_teller, responses=errors(423))
 async def change_password(card_number: CardNumberPath, body: PasswordChange, principal: CurrentPrincipal,
                           bank: BankDep, request: Request) -> PasswordPublic:
     """Change the card password with the old one (phone, counter or online); a wrong old one

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, require_roles
-from shared.errors import Forbidden
+from shared.errors import Forbidden, errors
 from shared.ids import new_id
 from shared.security import VerifiedSecrets
 from shared.service import correlation_id
@@ -18,13 +18,13 @@ from ..authorisation import PosRequest, answer, authorise, screen
 from ..schemas import MerchantCreate, MerchantPublic, MerchantsPublic, PosAuthorisationCreate, PosAuthorisationPublic
 from .common import BankDep
 
-merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"])
-pos = APIRouter(prefix="/v1/pos", tags=["pos"])
+merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"], responses=errors(401, 403))
+pos = APIRouter(prefix="/v1/pos", tags=["pos"], responses=errors(401, 403))
 VERIFIED_PINS = VerifiedSecrets()
 """Right PINs already verified by argon2 in this process (see shared.security)."""
 
 
-@merchants.post("", status_code=201, dependencies=[Depends(require_roles("operator"))])
+@merchants.post("", status_code=201, dependencies=[Depends(require_roles("operator"))], responses=errors(409, 422))
 async def register_merchant(body: MerchantCreate, bank: BankDep, request: Request) -> MerchantPublic:
     """Register a hospital, pharmacy or shop and whether it is designated."""
     decide = domain.register_merchant(body.merchant_id, body.name, body.kind, body.designated)
@@ -40,7 +40,8 @@ async def list_merchants(bank: BankDep) -> MerchantsPublic:
     return MerchantsPublic(data=[MerchantPublic(**d) for d in docs], count=len(docs))
 
 
-@pos.post("/authorisations", dependencies=[Depends(require_roles("merchant", "operator"))])
+@pos.post("/authorisations", dependencies=[Depends(require_roles("merchant", "operator"))],
+          responses=errors(409, 422))
 async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPrincipal, bank: BankDep,
                              request: Request) -> PosAuthorisationPublic:
     """Authorise a card payment at a POS; a refusal is an answer with its response code."""
