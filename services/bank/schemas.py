@@ -71,6 +71,33 @@ class PosAuthorisationPublic(BaseModel):
     balance_after_fen: int | None = None
 
 
+class PosBalanceInquiryCreate(BaseModel):
+    """A balance inquiry from the terminal: it needs the card password, like a purchase."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"card_number": "6216610123456789012", "pin": "246810", "merchant_id": "M-PH-0001"}]})
+
+    card_number: CardNumber
+    pin: Pin
+    merchant_id: Reference
+
+
+class PosBalanceInquiryPublic(BaseModel):
+    """The POS answer to a balance inquiry: the balance when approved, else the refusal's code."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"authorisation_id": "AU7b1e4c0d9a2f3e58", "approved": True, "response_code": "00", "reason": "approved",
+         "balance_fen": 8450},
+        {"authorisation_id": "AU0c9d8e7f6a5b4c3d", "approved": False, "response_code": "55",
+         "reason": "incorrect PIN", "balance_fen": None}]})
+
+    authorisation_id: str
+    approved: bool
+    response_code: str = Field(description="ISO 8583-style: 00 answered, 41 lost card, 55 incorrect PIN...")
+    reason: str
+    balance_fen: int | None = None
+
+
 class PasswordSet(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"pin": "246810", "channel": "counter"}]})
 

@@ -72,17 +72,12 @@ async def reset_password(card_number: CardNumberPath, body: PasswordReset, bank:
     return password_view(outcome.state, card_number)
 
 
-@router.get("/{card_number}/balance", dependencies=[Depends(require_roles("cardholder", "teller", "merchant"))])
+@router.get("/{card_number}/balance", dependencies=[Depends(require_roles("cardholder", "teller"))])
 async def card_balance(card_number: CardNumberPath, principal: CurrentPrincipal, bank: BankDep, request: Request,
                        channel: BalanceChannel | None = None) -> BalancePublic:
-    """Tell a card's balance (holder, teller, or a designated merchant's POS); the channel is recorded."""
-    if principal.role == "merchant":
-        merchant = await bank.merchants.get(principal.sub)
-        if merchant is None or not merchant.designated:
-            raise Forbidden("only designated hospitals and pharmacies may ask a balance at their POS")
-        account = await bank.account_of_card(card_number)
-    else:
-        account = await card_account(bank, principal, card_number)
+    """Tell a card's balance to its holder (online, phone) or a teller (counter); the channel is
+    recorded. At a POS the balance is asked with the card password: POST /v1/pos/balance-inquiries."""
+    account = await card_account(bank, principal, card_number)
     used = channel_for(principal, channel)
     decide = domain.inquire_balance(card_number, used)
     outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))
