@@ -53,3 +53,13 @@ class Error(BaseModel):
 def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI ``responses`` entries for the given error statuses."""
     return {status: {"model": Error} for status in statuses}
+
+
+def example(body: object, status: int = 200, media_type: str = "application/json",
+            description: str | None = None) -> dict[int | str, dict[str, object]]:
+    """An OpenAPI ``responses`` entry showing an example answer (for routes whose answer
+    is not a model with its own examples)."""
+    entry: dict[str, object] = {"content": {media_type: {"example": body}}}
+    if description:
+        entry["description"] = description
+    return {status: entry}

@@ -6,12 +6,18 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
+PROVINCES = frozenset({
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
+    50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82,
+})
+"""First two digits of the province-level codes of GB/T 2260 (71 Taiwan, 81 Hong Kong, 82 Macao)."""
+EARLIEST_BIRTH = date(1900, 1, 1)
 
 
 class InvalidIdNumber(ValueError):
@@ -22,17 +28,31 @@ def id_check_digit(first17: str) -> str:
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
 
 
-def validate_id_number(value: str) -> str:
-    """Return the normalised 18-character ID number or raise InvalidIdNumber saying why."""
+def china_today() -> date:
+    """Today's date in China (UTC+8)."""
+    return (datetime.now(UTC) + timedelta(hours=8)).date()
+
+
+def validate_id_number(value: str, today: date | None = None) -> str:
+    """Return the normalised 18-character ID number or raise InvalidIdNumber saying why.
+    The birth date must be a real date from 1900 to ``today`` (default: today in China)."""
     v = value.strip().upper()
     if len(v) != 18:
         raise InvalidIdNumber(f"resident ID number must have 18 characters, got {len(v)}")
     if not _ID_SHAPE.match(v):
         raise InvalidIdNumber("resident ID number must be 17 digits followed by a digit or X")
+    if int(v[:2]) not in PROVINCES:
+        raise InvalidIdNumber(f"resident ID number has region code {v[:6]}, whose first two digits {v[:2]} are "
+                              "not a province-level code of GB/T 2260")
     try:
-        date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
+        birth = date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
     except ValueError:
         raise InvalidIdNumber(f"resident ID number has an invalid birth date {v[6:14]}") from None
+    if birth < EARLIEST_BIRTH:
+        raise InvalidIdNumber(f"resident ID number has a birth date {birth} before {EARLIEST_BIRTH}")
+    today = today or china_today()
+    if birth > today:
+        raise InvalidIdNumber(f"resident ID number has a birth date {birth} after today ({today})")
     expected = id_check_digit(v[:17])
     if v[17] != expected:
         raise InvalidIdNumber(f"resident ID number check digit is {v[17]}, expected {expected}")
@@ -45,9 +65,10 @@ def id_digest(key: str, id_number: str) -> str:
 
 
 def make_id_number(region: str, birth: date, serial: int) -> str:
-    """Build a valid ID number (for the simulation and tests)."""
+    """Build a valid ID number (for the simulation and tests): the region's first two digits
+    a province (PROVINCES), the birth date in 1900..today; InvalidIdNumber otherwise."""
     first17 = f"{region}{birth:%Y%m%d}{serial:03d}"
-    return first17 + id_check_digit(first17)
+    return validate_id_number(first17 + id_check_digit(first17))
 
 
 def mask_id_number(v: str) -> str:

@@ -28,7 +28,7 @@ from .auth import require_roles
 from .consumer import BatchHandler, ConsumerRunner, Handler
 from .dbstats import DbCommandStats
 from .contract.router import router as contract_router
-from .errors import DomainError
+from .errors import DomainError, errors, example
 from .kafka import ensure_topics
 from .logging import bind, clear, configure, get_logger
 from .outbox import AggregateStore, ConcurrencyConflict
@@ -343,18 +343,25 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
                   else "database connection lost; a change in flight may or may not have been made")
         return JSONResponse(error_body("unavailable", detail), status_code=503)
 
-    @app.get("/health", tags=["ops"])
+    not_ready = {"bootstrapped": True, "database": True, "kafka": False, "ready": False}
+
+    @app.get("/health", tags=["ops"], responses=example({"status": "ok", "service": runtime.name}))
     async def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok", "service": runtime.name}
 
-    @app.get("/ready", tags=["ops"])
+    @app.get("/ready", tags=["ops"], responses={
+        **example({"bootstrapped": True, "database": True, "kafka": True, "ready": True}),
+        **example(not_ready, 503, description="Not ready: the checks that failed are false")})
     async def ready() -> JSONResponse:
         """Readiness: database and Kafka reachable, workers running."""
         checks = await runtime.readiness()
         return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
 
-    @app.get("/ops/outbox", tags=["ops"], dependencies=[Depends(require_roles("operator"))])
+    @app.get("/ops/outbox", tags=["ops"], dependencies=[Depends(require_roles("operator"))], responses={
+        **example({"pending": 0, "by_collection": {"accounts": 0, "merchants": 0}, "published": 1520,
+                   "consumers": [{"group": "medcard.bank", "applied": 1498, "dead_lettered": 0, "running": True}]}),
+        **errors(401, 403)})
     async def outbox() -> dict[str, Any]:
         """Events written but not yet acknowledged by Kafka, per aggregate collection."""
         pending = {s.collection.name: await s.collection.count_documents({"pending": True}) for s in runtime.stores}
@@ -362,7 +369,10 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
                 "consumers": [{"group": c.group_id, "applied": c.applied, "dead_lettered": c.dead_lettered,
                                "running": c.running} for c in runtime.consumers]}
 
-    @app.get("/ops/drain", tags=["ops"], dependencies=[Depends(require_roles("operator"))])
+    @app.get("/ops/drain", tags=["ops"], dependencies=[Depends(require_roles("operator"))], responses={
+        **example({"relay_idle": True, "published": 1520, "applied": 1498, "dead_lettered": 0,
+                   "groups": {"medcard.bank": ["medcard.identity", "medcard.cards"]}}),
+        **errors(401, 403)})
     async def drain() -> dict[str, Any]:
         """Cheap drain signal (no scan): is the relay idle, what have the consumers applied."""
         return {"relay_idle": runtime.relay.idle, "published": runtime.relay.published,

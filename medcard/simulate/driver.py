@@ -235,11 +235,14 @@ class Driver:
             h.pin = new
         elif a.kind == "balance":
             channel = a.channel if p.online or a.channel in ("pos", "counter") else "counter"
-            who = {"pos": self.population.designated[0].merchant_id, "counter": "teller"}.get(channel)
-            if who is None:
-                who = await self._cardholder(p, h)
-            await self.eco.call("bank", "GET", f"/v1/cards/{h.card}/balance", who=who,
-                                params={"channel": channel}, expect=(200, 409, 423))
+            if channel == "pos":  # at the terminal, with the card password
+                merchant = self.population.designated[0].merchant_id
+                await self.eco.call("bank", "POST", "/v1/pos/balance-inquiries", who=merchant, json={
+                    "card_number": h.card, "pin": h.pin, "merchant_id": merchant})
+            else:
+                who = "teller" if channel == "counter" else await self._cardholder(p, h)
+                await self.eco.call("bank", "GET", f"/v1/cards/{h.card}/balance", who=who,
+                                    params={"channel": channel}, expect=(200, 409, 423))
         elif a.kind == "statement":
             await self.eco.call("bank", "GET", f"/v1/accounts/{h.person_id}/statement", who="teller",
                                 params={"from": (day - timedelta(days=90)).isoformat(), "to": day.isoformat()})

@@ -18,6 +18,12 @@ response code. Checks run in the order of this table; the first that fails answe
 
 A correct PIN clears the run of wrong ones. Every refusal but "14" publishes
 PurchaseDeclined; an approval publishes PurchaseAuthorised.
+
+A balance inquiry at the POS (``inquire``) passes the same checks but 57 and 51: it
+needs the card password like a purchase, a wrong one counts towards the same lock, and
+an inquiry on a lost card raises the same fraud alert. An answered inquiry publishes
+BalanceInquired (channel pos); a refused one publishes only what it caused (the fraud
+alert, the password lock), as no purchase was declined.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from shared.errors import Conflict
-from shared.events import EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
-from shared.events.bank import TxnKind
+from shared.events import BalanceInquired, EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
+from shared.events.bank import PosKind
 from shared.outbox import Decision
 
 from .domain import Decide, count_wrong_pin
@@ -54,7 +60,7 @@ class PosRequest:
     card_number: str
     merchant_id: str
     amount_fen: int
-    kind: TxnKind
+    kind: PosKind
     authorisation_id: str
     at: datetime
     business_date: date
@@ -86,7 +92,7 @@ def screen(account: Account | None, request: PosRequest, merchant: Merchant | No
         return "03"
     if not merchant.designated:
         return "58"
-    if request.kind != "purchase":
+    if request.kind not in ("purchase", "balance_inquiry"):
         return "57"
     if account.pin_hash is None:
         return "62"
@@ -126,17 +132,55 @@ def authorise(request: PosRequest, merchant: Merchant | None, *, checked_hash: s
             merchant_id=request.merchant_id, amount_fen=request.amount_fen, kind=request.kind,
             reason_code=code, reason=REASONS[code], business_date=request.business_date))
         if code == "41":
-            events.append(FraudAlertRaised(
-                person_id=acc.person_id, card_number=request.card_number, authorisation_id=request.authorisation_id,
-                merchant_id=request.merchant_id, amount_fen=request.amount_fen, attempted_at=request.at))
+            events.append(_fraud_alert(acc, request))
         return Decision(acc, events, answer(request, code))
     return decide
+
+
+def inquire(request: PosRequest, merchant: Merchant | None, *, checked_hash: str | None, pin_ok: bool,
+            max_failures: int) -> Decide:
+    """Decide a balance inquiry at a POS (``request.kind`` balance_inquiry, amount 0): the
+    answer carries the balance when approved. Same PIN rules and 409 as ``authorise``."""
+    def decide(state: Account | None) -> Decision[Account]:
+        code = screen(state, request, merchant)
+        if state is None or code == "14":
+            return Decision(None, [], answer(request, "14"))
+        acc = state.model_copy(deep=True)
+        events: list[EventData] = []
+        if code is None:
+            if acc.pin_hash != checked_hash:
+                raise Conflict("the card password changed during this inquiry: send it again")
+            code = _check_pin(acc, request, pin_ok, max_failures, events) or APPROVED
+        if code == APPROVED:
+            events.append(BalanceInquired(person_id=acc.person_id, card_number=request.card_number, channel="pos",
+                                          balance_fen=acc.balance_fen))
+            return Decision(acc, events, answer(request, code, acc.balance_fen))
+        if code == "41":
+            events.append(_fraud_alert(acc, request))
+        changed = acc.pin_failures != state.pin_failures or acc.pin_locked != state.pin_locked
+        return Decision(acc if changed or events else None, events, answer(request, code))
+    return decide
+
+
+def _fraud_alert(acc: Account, request: PosRequest) -> FraudAlertRaised:
+    return FraudAlertRaised(
+        person_id=acc.person_id, card_number=request.card_number, authorisation_id=request.authorisation_id,
+        merchant_id=request.merchant_id, amount_fen=request.amount_fen, attempted_at=request.at, kind=request.kind)
+
+
+def _check_pin(acc: Account, request: PosRequest, pin_ok: bool, max_failures: int,
+               events: list[EventData]) -> str | None:
+    """A right PIN clears the run of wrong ones (None); a wrong one counts towards the lock."""
+    if pin_ok:
+        acc.pin_failures = 0
+        return None
+    return "75" if count_wrong_pin(acc, request.card_number, max_failures, events) else "55"
 
 
 def _check_pin_and_funds(acc: Account, request: PosRequest, pin_ok: bool, max_failures: int,
                          events: list[EventData]) -> str:
     """The PIN counts towards the lock; with the right one, the balance decides."""
-    if pin_ok:
-        acc.pin_failures = 0
-        return "51" if request.amount_fen > acc.balance_fen else APPROVED
-    return "75" if count_wrong_pin(acc, request.card_number, max_failures, events) else "55"
+    refused = _check_pin(acc, request, pin_ok, max_failures, events)
+    if refused:
+        return refused
+    return "51" if request.amount_fen > acc.balance_fen else APPROVED

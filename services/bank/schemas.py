@@ -34,6 +34,11 @@ class MerchantPublic(MerchantCreate):
 
 
 class MerchantsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"count": 2, "data": [
+        {"merchant_id": "M-PH-0001", "name": "Tongrentang Pharmacy, Wangfujing", "kind": "pharmacy",
+         "designated": True},
+        {"merchant_id": "M-SH-0001", "name": "Xidan Department Store", "kind": "shop", "designated": False}]}]})
+
     data: list[MerchantPublic]
     count: int
 
@@ -64,6 +69,33 @@ class PosAuthorisationPublic(BaseModel):
     response_code: str = Field(description="ISO 8583-style: 00 approved, 41 lost card, 51 insufficient funds...")
     reason: str
     balance_after_fen: int | None = None
+
+
+class PosBalanceInquiryCreate(BaseModel):
+    """A balance inquiry from the terminal: it needs the card password, like a purchase."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"card_number": "6216610123456789012", "pin": "246810", "merchant_id": "M-PH-0001"}]})
+
+    card_number: CardNumber
+    pin: Pin
+    merchant_id: Reference
+
+
+class PosBalanceInquiryPublic(BaseModel):
+    """The POS answer to a balance inquiry: the balance when approved, else the refusal's code."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"authorisation_id": "AU7b1e4c0d9a2f3e58", "approved": True, "response_code": "00", "reason": "approved",
+         "balance_fen": 8450},
+        {"authorisation_id": "AU0c9d8e7f6a5b4c3d", "approved": False, "response_code": "55",
+         "reason": "incorrect PIN", "balance_fen": None}]})
+
+    authorisation_id: str
+    approved: bool
+    response_code: str = Field(description="ISO 8583-style: 00 answered, 41 lost card, 55 incorrect PIN...")
+    reason: str
+    balance_fen: int | None = None
 
 
 class PasswordSet(BaseModel):
@@ -98,6 +130,9 @@ class PasswordReset(BaseModel):
 
 
 class PasswordPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"card_number": "6216610123456789012", "password_set": True, "locked": False}]})
+
     card_number: str
     password_set: bool
     locked: bool
@@ -122,6 +157,11 @@ class StampCreate(BaseModel):
 
 
 class StampPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "person_id": "P3f9a0c1d2e4b5a6c", "card_number": "6216610123456789012", "receipt_number": "R202601050001",
+        "branch": "BOC Savings Office, Xidan", "seal": "BOC-XD-0420", "processed_at": "2026-01-05T02:41:17Z",
+        "business_date": "2026-01-05", "loss_reported": False}]})
+
     person_id: str
     card_number: str
     receipt_number: str
@@ -165,12 +205,19 @@ class AccountPublic(BaseModel):
 class HeldContributionsPublic(BaseModel):
     """Contributions paid for persons who have no personal account yet."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"count": 1, "data": [
+        {"person_id": "P7c2e9b0a1d3f4e5b", "contribution_id": "C202601P7c2e9b0a1d3f4e5b", "month": "2026-01",
+         "amount_fen": 12850}]}]})
+
     data: list[ContributionPublic]
     count: int
 
 
 class LedgerTotalsPublic(BaseModel):
     """The money invariant: balance_fen == credits_fen - debits_fen across all accounts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"balance_fen": 845000, "credits_fen": 1285000, "debits_fen": 440000}]})
 
     balance_fen: int
     credits_fen: int

@@ -30,11 +30,20 @@ class StatementLine(BaseModel):
     balance_fen: int
 
 
+EXAMPLE: dict[str, object] = {
+    "person_id": "P3f9a0c1d2e4b5a6c", "account_id": "PMA-P3f9a0c1d2e4b5a6c",
+    "from_date": "2026-01-01", "to_date": "2026-02-28", "opening_balance_fen": 0,
+    "credits_fen": 12000, "debits_fen": 3550, "closing_balance_fen": 8450, "lines": [
+        {"business_date": "2026-01-31", "recorded_at": "2026-02-02T01:00:04+00:00", "type": "credit",
+         "reference": "C202601P3f9a0c1d2e4b5a6c", "description": "Monthly transfer, personal account share for 2026-01",
+         "card_number": "6216610123456789012", "credit_fen": 12000, "debit_fen": 0, "balance_fen": 12000},
+        {"business_date": "2026-02-03", "recorded_at": "2026-02-03T06:21:40+00:00", "type": "debit",
+         "reference": "AU5d41402abc4b2a76", "description": "Purchase at Tongrentang Pharmacy, Wangfujing",
+         "card_number": "6216610123456789012", "credit_fen": 0, "debit_fen": 3550, "balance_fen": 8450}]}
+
+
 class Statement(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "person_id": "P3f9a0c1d2e4b5a6c", "account_id": "PMA-P3f9a0c1d2e4b5a6c",
-        "from_date": "2026-01-01", "to_date": "2026-02-28", "opening_balance_fen": 0,
-        "credits_fen": 12000, "debits_fen": 3550, "closing_balance_fen": 8450, "lines": []}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
 
     person_id: str
     account_id: str

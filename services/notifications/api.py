@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.auth import CurrentPrincipal, Principal, ensure_owner_or_staff, require_roles
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, errors
 from shared.events import REGISTRY
 from shared.ids import mask_mobile
 from shared.outbox import AggregateStore
@@ -56,9 +56,9 @@ Operator = Annotated[Principal, Depends(require_roles("operator"))]
 Limit = Annotated[int, Query(ge=1, le=500)]
 EVENT_TYPES = event_type_index(list(REGISTRY))
 
-messages_router = APIRouter(prefix="/v1", tags=["messages"])
-gateway_router = APIRouter(prefix="/v1/sms-gateway", tags=["sms gateway"])
-webhooks_router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
+messages_router = APIRouter(prefix="/v1", tags=["messages"], responses=errors(401, 403))
+gateway_router = APIRouter(prefix="/v1/sms-gateway", tags=["sms gateway"], responses=errors(401, 403))
+webhooks_router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(401, 403),
                             dependencies=[Depends(require_roles("operator"))])
 
 
@@ -68,7 +68,7 @@ async def _messages(parts: Notifications, query: dict[str, Any], limit: int) -> 
     return MessagesPublic(data=data, count=len(data))
 
 
-@messages_router.get("/persons/{person_id}/messages")
+@messages_router.get("/persons/{person_id}/messages", responses=errors(422))
 async def person_messages(person_id: str, principal: CurrentPrincipal, parts: Parts,
                           status: Status | None = None, limit: Limit = 100) -> MessagesPublic:
     """A person's messages, newest first (the cardholder themself or an operator)."""
@@ -79,7 +79,7 @@ async def person_messages(person_id: str, principal: CurrentPrincipal, parts: Pa
     return await _messages(parts, query, limit)
 
 
-@messages_router.get("/messages")
+@messages_router.get("/messages", responses=errors(422))
 async def all_messages(_: Operator, parts: Parts, person_id: str | None = None, status: Status | None = None,
                        limit: Limit = 100) -> MessagesPublic:
     """Anyone's messages, newest first, by person and status (operator)."""
@@ -87,7 +87,7 @@ async def all_messages(_: Operator, parts: Parts, person_id: str | None = None, 
     return await _messages(parts, query, limit)
 
 
-@messages_router.get("/recipients/{person_id}")
+@messages_router.get("/recipients/{person_id}", responses=errors(404, 422))
 async def recipient(person_id: str, _: Operator, parts: Parts) -> RecipientPublic:
     """How notifications reaches a person and which cards it knows for them (operator)."""
     doc = await parts.recipients.find_one({"_id": person_id})
@@ -111,7 +111,7 @@ async def gateway_state(_: Operator, parts: Parts) -> SmsGatewayState:
     return SmsGatewayState(channel=parts.channel.name, fail_next=fail_next)
 
 
-@gateway_router.post("/failures")
+@gateway_router.post("/failures", responses=errors(409, 422))
 async def fail_next_sends(body: SmsFailuresUpdate, _: Operator, parts: Parts) -> SmsGatewayState:
     """Make the simulator fail the next N sends, to watch retries and failures (operator)."""
     simulator = _simulator(parts)
@@ -119,14 +119,14 @@ async def fail_next_sends(body: SmsFailuresUpdate, _: Operator, parts: Parts) ->
     return SmsGatewayState(channel=simulator.name, fail_next=simulator.fail_next)
 
 
-@gateway_router.get("/outbox")
+@gateway_router.get("/outbox", responses=errors(409, 422))
 async def gateway_outbox(_: Operator, parts: Parts, person_id: str | None = None, limit: Limit = 100) -> SmsOutbox:
     """The SMS the simulator delivered, oldest first (operator)."""
     data = [SmsPublic.of(d) for d in await _simulator(parts).sent_to(person_id, limit)]
     return SmsOutbox(data=data, count=len(data))
 
 
-@webhooks_router.post("", status_code=201)
+@webhooks_router.post("", status_code=201, responses=errors(422))
 async def subscribe(body: WebhookCreate, parts: Parts) -> WebhookCreated:
     """Subscribe a URL to events; the answer shows the signing secret, once."""
     types = normalise_event_types(body.event_types, EVENT_TYPES)
@@ -141,20 +141,20 @@ async def subscriptions(parts: Parts) -> WebhooksPublic:
     return WebhooksPublic(data=data, count=len(data))
 
 
-@webhooks_router.get("/{webhook_id}")
+@webhooks_router.get("/{webhook_id}", responses=errors(404, 422))
 async def subscription(webhook_id: str, parts: Parts) -> WebhookPublic:
     """One webhook subscription (without its secret)."""
     return WebhookPublic.of(await parts.hub.get(webhook_id))
 
 
-@webhooks_router.delete("/{webhook_id}", status_code=204)
+@webhooks_router.delete("/{webhook_id}", status_code=204, responses=errors(404, 422))
 async def unsubscribe(webhook_id: str, parts: Parts) -> Response:
     """Delete a subscription; its pending deliveries are cancelled."""
     await parts.hub.unsubscribe(webhook_id)
     return Response(status_code=204)
 
 
-@webhooks_router.get("/{webhook_id}/deliveries")
+@webhooks_router.get("/{webhook_id}/deliveries", responses=errors(404, 422))
 async def deliveries(webhook_id: str, parts: Parts, status: DeliveryStatus | None = None,
                      limit: Limit = 100) -> DeliveriesPublic:
     """The delivery log of a subscription, newest first: attempts, status codes, next attempt."""
@@ -162,13 +162,14 @@ async def deliveries(webhook_id: str, parts: Parts, status: DeliveryStatus | Non
     return DeliveriesPublic(data=data, count=len(data))
 
 
-@webhooks_router.post("/{webhook_id}/deliveries/{delivery_id}/resend", status_code=202)
+@webhooks_router.post("/{webhook_id}/deliveries/{delivery_id}/resend", status_code=202,
+                       responses=errors(404, 409, 422))
 async def resend(webhook_id: str, delivery_id: str, parts: Parts) -> DeliveryPublic:
     """Send a delivery again: a pending one is tried now, a settled one is queued anew."""
     return DeliveryPublic.of(await parts.hub.resend(webhook_id, delivery_id))
 
 
-@webhooks_router.post("/{webhook_id}/replay", status_code=202)
+@webhooks_router.post("/{webhook_id}/replay", status_code=202, responses=errors(404, 422))
 async def replay(webhook_id: str, body: ReplayRequest, parts: Parts) -> ReplayAccepted:
     """Queue again every received event of a time range [since, until) that the subscription wants."""
     return ReplayAccepted(enqueued=await parts.hub.replay(webhook_id, body.since, body.until))

@@ -88,6 +88,10 @@ def draft_for(data: EventData, merchant_name: str | None = None) -> Draft | None
             return Draft(data.person_id, "purchase_declined", data.card_number, {
                 "card": last4(data.card_number), "merchant": merchant, "amount": yuan(data.amount_fen),
                 "date": data.business_date.isoformat(), "reason": [data.reason_code, data.reason]})
+        case FraudAlertRaised() if data.kind == "balance_inquiry":
+            return Draft(data.person_id, "fraud_alert_balance", data.card_number, {
+                "card": last4(data.card_number), "merchant": merchant,
+                "attempted_at": china_time(data.attempted_at)}, urgent=True)
         case FraudAlertRaised():
             return Draft(data.person_id, "fraud_alert", data.card_number, {
                 "card": last4(data.card_number), "merchant": merchant, "amount": yuan(data.amount_fen),

@@ -13,6 +13,33 @@ from .domain import Message, Status
 from .signing import secret_key
 
 DeliveryStatus = Literal["pending", "delivered", "cancelled"]
+MESSAGE_EXAMPLE = {
+    "message_id": "M1b4e28ba2fa1411ea3b5f4c1d2e3f4a5", "person_id": "P3f9a0c1d2e4b5a6c", "template": "card_lost",
+    "urgent": True, "status": "sent", "attempts": 1, "last_error": None, "next_attempt_at": None,
+    "created_at": "2026-01-05T02:13:10Z", "sent_at": "2026-01-05T02:13:11Z", "channel": "sms-simulator",
+    "language": "en", "text": "[MedCard] Dear Wang Fang, your card ending 0018 was reported lost online on "
+                              "2026-01-05. Loss voucher: V583920174625. Keep it for later enquiries.",
+    "mobile": "138****8000", "card": "****0018", "cause_event_id": "5f0c6a1e-8d2b-4c1a-9e57-2b8f3c4d5e6f",
+    "cause_type": "cn.medcard.cards.CardLost.v1",
+}
+SMS_EXAMPLE = {
+    "message_id": "M1b4e28ba2fa1411ea3b5f4c1d2e3f4a5", "person_id": "P3f9a0c1d2e4b5a6c", "mobile": "138****8000",
+    "text": MESSAGE_EXAMPLE["text"], "urgent": True, "sent_at": "2026-01-05T02:13:11Z",
+}
+WEBHOOK_EXAMPLE = {
+    "webhook_id": "wh_3f9a0c1d2e4b5a6c", "url": "https://claims.example.org/hooks/medcard",
+    "event_types": ["cn.medcard.cards.CardLost.v1", "cn.medcard.bank.MonthlyTransfer.v1"],
+    "created_at": "2026-01-05T08:00:00Z",
+}
+DELIVERY_EXAMPLE = {
+    "delivery_id": "D7d1c0f4e2b3a4c5d6e7f8091a2b3c4d5", "webhook_id": "wh_3f9a0c1d2e4b5a6c",
+    "event_id": "5f0c6a1e-8d2b-4c1a-9e57-2b8f3c4d5e6f", "event_type": "cn.medcard.cards.CardLost.v1", "seq": 42,
+    "reason": "event", "resend_of": None, "status": "delivered", "attempts": 2, "next_attempt_at": None,
+    "last_status_code": 204, "last_error": None, "created_at": "2026-01-05T02:13:10Z",
+    "delivered_at": "2026-01-05T02:13:13Z",
+    "log": [{"at": "2026-01-05T02:13:10Z", "status_code": 503, "error": None, "duration_ms": 41},
+            {"at": "2026-01-05T02:13:13Z", "status_code": 204, "error": None, "duration_ms": 38}],
+}
 
 
 def _masked_card(number: str | None) -> str | None:
@@ -20,6 +47,8 @@ def _masked_card(number: str | None) -> str | None:
 
 
 class MessagePublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [MESSAGE_EXAMPLE]})
+
     message_id: str
     person_id: str
     template: str
@@ -45,11 +74,17 @@ class MessagePublic(BaseModel):
 
 
 class MessagesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": [MESSAGE_EXAMPLE], "count": 1}]})
+
     data: list[MessagePublic]
     count: int
 
 
 class RecipientPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "person_id": "P3f9a0c1d2e4b5a6c", "name": "Wang Fang", "mobile": "138****8000", "language": "zh",
+        "cards": {"6216610000000000018": "cancelled", "6216610000000000026": "active"}}]})
+
     person_id: str
     name: str | None
     mobile: str | None = Field(description="Masked mobile number")
@@ -63,11 +98,15 @@ class SmsFailuresUpdate(BaseModel):
 
 
 class SmsGatewayState(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"channel": "sms-simulator", "fail_next": 3}]})
+
     channel: str
     fail_next: int
 
 
 class SmsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [SMS_EXAMPLE]})
+
     message_id: str
     person_id: str
     mobile: str = Field(description="Masked mobile number")
@@ -82,6 +121,8 @@ class SmsPublic(BaseModel):
 
 
 class SmsOutbox(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": [SMS_EXAMPLE], "count": 1}]})
+
     data: list[SmsPublic]
     count: int
 
@@ -103,6 +144,8 @@ class WebhookCreate(BaseModel):
 
 
 class WebhookPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [WEBHOOK_EXAMPLE]})
+
     webhook_id: str
     url: str
     event_types: list[str]
@@ -115,10 +158,15 @@ class WebhookPublic(BaseModel):
 
 
 class WebhookCreated(WebhookPublic):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**WEBHOOK_EXAMPLE, "secret": "whsec_MfKQ9r8GKYqrTFVFQ4YqUcPdA6hbTzZz"}]})
+
     secret: str = Field(description="Shown once: verify the webhook-signature header with it")
 
 
 class WebhooksPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": [WEBHOOK_EXAMPLE], "count": 1}]})
+
     data: list[WebhookPublic]
     count: int
 
@@ -131,6 +179,8 @@ class DeliveryAttempt(BaseModel):
 
 
 class DeliveryPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [DELIVERY_EXAMPLE]})
+
     delivery_id: str
     webhook_id: str
     event_id: str
@@ -153,6 +203,8 @@ class DeliveryPublic(BaseModel):
 
 
 class DeliveriesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": [DELIVERY_EXAMPLE], "count": 1}]})
+
     data: list[DeliveryPublic]
     count: int
 
@@ -165,4 +217,6 @@ class ReplayRequest(BaseModel):
 
 
 class ReplayAccepted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"enqueued": 17}]})
+
     enqueued: int

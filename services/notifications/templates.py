@@ -62,6 +62,13 @@ TEMPLATES: dict[str, dict[Language, str]] = {
               "with your card ending {card}, which is reported lost. The payment was refused. If this was not "
               "you, contact the insurance agency now.",
     },
+    "fraud_alert_balance": {
+        "zh": "【医保】紧急提醒：{name}您好，有人于{attempted_at}在{merchant}试图用您已挂失的尾号{card}医保卡查询余额，"
+              "查询已被拒绝。如非本人操作，请立即联系医保经办机构。",
+        "en": "[MedCard] URGENT: Dear {name}, someone tried to read the balance of your card ending {card}, which is "
+              "reported lost, at {merchant} at {attempted_at}. The inquiry was refused. If this was not you, contact "
+              "the insurance agency now.",
+    },
     "password_changed": {
         "zh": "【医保】{name}您好，您尾号{card}医保卡的密码已{channel}修改。如非本人操作，请立即联系银行。",
         "en": "[MedCard] Dear {name}, the password of card ending {card} was changed {channel}. "

@@ -12,13 +12,29 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from shared.errors import NotFound
+from shared.errors import NotFound, errors, example
 
 from .asyncapi import build_asyncapi
 from .generate import asyncapi_yaml
 from .schemas import all_event_schemas
 
 router = APIRouter(tags=["contract"])
+ASYNCAPI_EXAMPLE = {
+    "asyncapi": "3.0.0", "info": {"title": "Medical insurance card ecosystem: events", "version": "1.0.0"},
+    "channels": {"cards": {"address": "medcard.cards", "messages": {"CardLost": {
+        "$ref": "#/components/messages/CardLost"}}}},
+    "operations": {}, "components": {"messages": {}, "schemas": {}},
+}
+"""The document's shape, much shortened: the real one lists every topic and event type."""
+SCHEMA_EXAMPLE = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "CardLost",
+    "x-event-type": "cn.medcard.cards.CardLost.v1", "x-service": "cards", "x-version": 1, "type": "object",
+    "properties": {"person_id": {"type": "string"}, "card_number": {"type": "string"},
+                   "channel": {"enum": ["online", "bank"], "type": "string"}, "voucher": {"type": "string"},
+                   "business_date": {"format": "date", "type": "string"}},
+    "required": ["person_id", "card_number", "channel", "voucher", "business_date"],
+}
+"""One event type's schema, shortened."""
 
 
 @cache
@@ -31,20 +47,21 @@ def _schemas() -> dict[str, dict[str, Any]]:
     return all_event_schemas()
 
 
-@router.get("/asyncapi.json")
+@router.get("/asyncapi.json", responses=example(ASYNCAPI_EXAMPLE))
 async def asyncapi_json() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of every topic and event (JSON)."""
     return _document()
 
 
 @router.get("/asyncapi.yaml", response_class=Response,
-            responses={200: {"content": {"application/yaml": {}}}})
+            responses=example("asyncapi: 3.0.0\ninfo:\n  title: 'Medical insurance card ecosystem: events'\n"
+                              "  version: 1.0.0\n", media_type="application/yaml"))
 async def asyncapi_yaml_document() -> Response:
     """The AsyncAPI 3.0 document of every topic and event (YAML)."""
     return Response(asyncapi_yaml(_document()), media_type="application/yaml")
 
 
-@router.get("/schemas/{event_type}.json")
+@router.get("/schemas/{event_type}.json", responses={**example(SCHEMA_EXAMPLE), **errors(404, 422)})
 async def event_schema(event_type: str) -> dict[str, Any]:
     """The JSON Schema of one event type's payload, e.g. cn.medcard.cards.CardLost.v1."""
     schema = _schemas().get(event_type)

@@ -12,6 +12,8 @@ from .base import EventData, Personal
 BalanceChannel = Literal["phone", "counter", "pos", "online"]
 PasswordChannel = Literal["phone", "counter", "online"]
 TxnKind = Literal["purchase", "cash_withdrawal", "transfer"]
+PosKind = Literal["purchase", "cash_withdrawal", "transfer", "balance_inquiry"]
+"""What a card is used for at a POS: a transaction, or a balance inquiry (with the password)."""
 MerchantKind = Literal["hospital", "pharmacy", "shop"]
 
 
@@ -101,8 +103,9 @@ class FraudAlertRaised(_Bank):
     card_number: Personal
     authorisation_id: str
     merchant_id: str
-    amount_fen: int
+    amount_fen: int = Field(description="The amount tried; 0 for a balance inquiry")
     attempted_at: datetime
+    kind: PosKind = Field("purchase", description="What was tried with the lost card at the POS")
 
 
 class BalanceInquired(_Bank):

@@ -131,6 +131,13 @@ class BankClient:
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
+    async def inquire(self, card_number: str, pin: str, merchant_id: str) -> dict[str, Any]:
+        """A POS balance inquiry from the merchant's own terminal; returns the answer."""
+        r = await self.http.post("/v1/pos/balance-inquiries", headers=self.as_("merchant", sub=merchant_id),
+                                 json={"card_number": card_number, "pin": pin, "merchant_id": merchant_id})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
 
 async def funded_account(src: EventSource, bank: BankClient, amount_fen: int, month: str,
                          pin: str = "246810") -> tuple[str, str]:

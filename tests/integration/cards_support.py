@@ -71,6 +71,17 @@ async def register_person(identity: httpx.AsyncClient, clerk: dict[str, str], *,
     return str(resp.json()["person_id"])
 
 
+async def open_account_and_login(identity: httpx.AsyncClient, number: str, account: str,
+                                 name: str = "Wang Fang") -> dict[str, str]:
+    """Open the person's online account and log in; returns the cardholder's auth header."""
+    opened = await identity.post("/v1/accounts", json={"name": name, "id_number": number, "account_number": account,
+                                                       "password": "s3cret-pass"})
+    assert opened.status_code == 201, opened.text
+    login = await identity.post("/v1/login", json={"account_number": account, "password": "s3cret-pass"})
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 async def wait_known_to_cards(cards: httpx.AsyncClient, clerk: dict[str, str], person_id: str) -> None:
     """Until identity's PersonRegistered has reached the cards service through Kafka."""
     async def known() -> bool:
@@ -89,11 +100,16 @@ async def cards_doc(settings: Settings, person_id: str) -> dict[str, Any]:
     return doc
 
 
-async def cards_business_date(settings: Settings) -> str | None:
-    """The business date the cards service has applied from the clock topic."""
+async def business_date(settings: Settings, service: str) -> str | None:
+    """The business date a service has applied from the clock topic."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     try:
-        doc = await client[settings.database("cards")]["clock"].find_one({"_id": "clock"})
+        doc = await client[settings.database(service)]["clock"].find_one({"_id": "clock"})
     finally:
         await client.close()
     return doc["date"] if doc else None
+
+
+async def cards_business_date(settings: Settings) -> str | None:
+    """The business date the cards service has applied from the clock topic."""
+    return await business_date(settings, "cards")

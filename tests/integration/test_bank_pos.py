@@ -161,3 +161,53 @@ async def test_the_password_is_set_changed_locked_after_wrong_tries_and_reset_by
     assert named(events, "CardPasswordSet")[0].data.channel == "online"  # type: ignore[attr-defined]
     published = " ".join(e.model_dump_json() for e in events)
     assert all(secret not in published for secret in (PIN, "135790", "975310", id_number))
+
+
+async def test_a_pos_balance_inquiry_needs_the_password_counts_wrong_ones_and_alerts_on_a_lost_card(
+    settings: Settings,
+) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        await bank.merchant("M-SH", kind="shop", designated=False)
+        person_id, card = await funded_account(src, bank, 6_000, "2026-01")
+        await src.month_end("2026-01")
+        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 6_000)
+
+        # With the card password, a designated merchant's terminal is told the balance.
+        told = await bank.inquire(card, PIN, "M-PH")
+        assert (told["approved"], told["response_code"], told["balance_fen"]) == (True, "00", 6_000)
+        # Without it, or elsewhere, nothing is told.
+        body = {"card_number": card, "pin": PIN, "merchant_id": "M-PH"}
+        inquiries = "/v1/pos/balance-inquiries"
+        assert (await http.post(inquiries, json={k: v for k, v in body.items() if k != "pin"},
+                                headers=bank.as_("merchant", sub="M-PH"))).status_code == 422
+        assert (await http.post(inquiries, json=body, headers=bank.as_("merchant", sub="M-SH"))).status_code == 403
+        assert (await http.post(inquiries, json=body)).status_code == 401
+        assert (await bank.inquire(card, PIN, "M-SH"))["response_code"] == "58"
+        assert (await http.get(f"/v1/cards/{card}/balance", headers=bank.as_("merchant", sub="M-PH"))
+                ).status_code == 403
+
+        # Wrong passwords count towards the same lock, whether inquiring or buying.
+        wrong = await bank.inquire(card, "999999", "M-PH")
+        assert (wrong["response_code"], wrong["balance_fen"]) == ("55", None)
+        assert (await bank.swipe(card, "999999", "M-PH", 100))["response_code"] == "55"
+        assert (await bank.inquire(card, "999999", "M-PH"))["response_code"] == "75"
+        assert (await bank.inquire(card, PIN, "M-PH"))["response_code"] == "75"
+        assert (await bank.wait_account(person_id))["password_locked"] is True
+
+        # An inquiry on a card reported lost is refused, and the holder is alerted.
+        await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V2",
+                                   business_date=date(2026, 2, 3), letter_reference=None), person_id)
+        await bank.wait_account(person_id, lambda a: a["cards"][0]["status"] == "lost")
+        thief = await bank.inquire(card, PIN, "M-PH")
+        assert (thief["approved"], thief["response_code"], thief["balance_fen"]) == (False, "41", None)
+        events = await bank_events(settings, lambda es: bool(named(es, "FraudAlertRaised")))
+    [alert] = named(events, "FraudAlertRaised")
+    assert alert.data.authorisation_id == thief["authorisation_id"]  # type: ignore[attr-defined]
+    assert (alert.data.kind, alert.data.amount_fen) == ("balance_inquiry", 0)  # type: ignore[attr-defined]
+    inquired = [e.data for e in named(events, "BalanceInquired")]
+    assert [(d.channel, d.balance_fen) for d in inquired] == [("pos", 6_000)]  # type: ignore[attr-defined]
+    assert len(named(events, "CardPasswordLocked")) == 1
+    assert [e.data.reason_code for e in named(events, "PurchaseDeclined")] == ["55"]  # type: ignore[attr-defined]
+    assert PIN not in " ".join(e.model_dump_json() for e in events)

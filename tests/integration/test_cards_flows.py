@@ -24,6 +24,7 @@ from .cards_support import (
     id_number,
     identity_settings,
     names,
+    open_account_and_login,
     publish_as_bank,
     register_person,
     wait_known_to_cards,
@@ -38,15 +39,6 @@ async def both_services(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncCl
     async with running_service(create_identity, identity_settings(settings)) as identity, \
             running_service(create_cards, settings) as cards:
         yield identity, cards
-
-
-async def open_account_and_login(identity: httpx.AsyncClient, number: str, account: str) -> dict[str, str]:
-    opened = await identity.post("/v1/accounts", json={"name": NAME, "id_number": number, "account_number": account,
-                                                       "password": "s3cret-pass"})
-    assert opened.status_code == 201, opened.text
-    login = await identity.post("/v1/login", json={"account_number": account, "password": "s3cret-pass"})
-    assert login.status_code == 200, login.text
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 async def active_card(settings: Settings, cards: httpx.AsyncClient, clerk: dict[str, str], person_id: str) -> str:

@@ -1,4 +1,4 @@
-"""POS authorisation rules: every response code, the PIN lock, the debit."""
+"""POS authorisation rules: every response code, the PIN lock, the debit; the POS balance inquiry."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.bank.authorisation import REASONS, PosRequest, authorise
+from services.bank.authorisation import REASONS, PosRequest, authorise, inquire
 from services.bank.model import Account, CardState, Merchant
 from shared.errors import Conflict
-from shared.events import CardPasswordLocked, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
-from shared.events.bank import TxnKind
+from shared.events import (
+    BalanceInquired,
+    CardPasswordLocked,
+    FraudAlertRaised,
+    PurchaseAuthorised,
+    PurchaseDeclined,
+)
+from shared.events.bank import PosKind
 from shared.outbox import Decision
 
 CARD = "6216610000000000017"
@@ -25,7 +31,7 @@ def account(balance: int = 10_000, status: str = "active", pin: str | None = "H1
                    pin_locked=locked)
 
 
-def swipe(amount: int = 3_000, kind: TxnKind = "purchase", card: str = CARD, merchant_id: str = "M-PH") -> PosRequest:
+def swipe(amount: int = 3_000, kind: PosKind = "purchase", card: str = CARD, merchant_id: str = "M-PH") -> PosRequest:
     return PosRequest(card_number=card, merchant_id=merchant_id, amount_fen=amount, kind=kind,
                       authorisation_id="AU1", at=datetime(2026, 1, 5, 9, tzinfo=UTC), business_date=date(2026, 1, 5))
 
@@ -132,3 +138,74 @@ def test_a_password_changed_during_the_swipe_is_a_conflict_not_a_wrong_pin() -> 
     decide = authorise(swipe(), PHARMACY, checked_hash="OLD", pin_ok=False, max_failures=3)
     with pytest.raises(Conflict):
         decide(account(pin="NEW"))
+
+
+# --- the balance inquiry at the POS ----------------------------------------------------
+
+def ask(state: Account | None, merchant: Merchant | None = PHARMACY, pin_ok: bool = True, card: str = CARD,
+        merchant_id: str = "M-PH") -> Decision[Account]:
+    """One balance inquiry from the terminal; the PIN was checked against the account's current hash."""
+    checked = state.pin_hash if state else None
+    request = swipe(amount=0, kind="balance_inquiry", card=card, merchant_id=merchant_id)
+    return inquire(request, merchant, checked_hash=checked, pin_ok=pin_ok, max_failures=3)(state)
+
+
+def test_a_balance_inquiry_with_the_right_password_tells_the_balance_and_records_the_pos_channel() -> None:
+    decision = ask(account(balance=8_450, failures=2))
+    assert (decision.result.approved, decision.result.response_code) == (True, "00")
+    assert decision.result.balance_after_fen == 8_450
+    [event] = decision.events
+    assert isinstance(event, BalanceInquired) and (event.channel, event.balance_fen) == ("pos", 8_450)
+    assert decision.state is not None and decision.state.pin_failures == 0 and decision.state.ledger == []
+
+
+@pytest.mark.parametrize(("state", "merchant", "merchant_id", "pin_ok", "code"), [
+    (account(status="cancelled"), PHARMACY, "M-PH", True, "43"),
+    (account(), None, "M-NONE", True, "03"),
+    (account(), SHOP, "M-SH", True, "58"),
+    (account(pin=None), PHARMACY, "M-PH", True, "62"),
+    (account(locked=True, failures=3), PHARMACY, "M-PH", True, "75"),
+])
+def test_a_refused_balance_inquiry_tells_no_balance_and_changes_nothing(
+    state: Account, merchant: Merchant | None, merchant_id: str, pin_ok: bool, code: str,
+) -> None:
+    decision = ask(state, merchant, pin_ok, merchant_id=merchant_id)
+    assert (decision.result.approved, decision.result.response_code) == (False, code)
+    assert decision.result.balance_after_fen is None
+    assert decision.state is None and decision.events == []
+
+
+def test_a_balance_inquiry_on_an_unknown_card_answers_14() -> None:
+    assert ask(None).result.response_code == "14"
+    assert ask(account(), card="6216619999999999999").result.response_code == "14"
+
+
+def test_wrong_passwords_on_balance_inquiries_count_towards_the_same_lock_as_purchases() -> None:
+    after_inquiry = ask(account(), pin_ok=False)
+    assert after_inquiry.result.response_code == "55" and after_inquiry.result.balance_after_fen is None
+    assert after_inquiry.state is not None and after_inquiry.state.pin_failures == 1 and after_inquiry.events == []
+    after_purchase = run(after_inquiry.state, pin_ok=False).state
+    assert after_purchase is not None and after_purchase.pin_failures == 2
+    locked = ask(after_purchase, pin_ok=False)
+    assert locked.result.response_code == "75" and locked.state is not None and locked.state.pin_locked
+    assert [type(e) for e in locked.events] == [CardPasswordLocked]
+    assert ask(locked.state, pin_ok=True).result.response_code == "75"
+
+
+def test_a_balance_inquiry_on_a_lost_card_is_refused_with_a_fraud_alert() -> None:
+    decision = ask(account(status="lost", balance=5_000), pin_ok=True)
+    assert (decision.result.response_code, decision.result.balance_after_fen) == ("41", None)
+    [alert] = decision.events
+    assert isinstance(alert, FraudAlertRaised) and alert.kind == "balance_inquiry" and alert.amount_fen == 0
+    assert (alert.person_id, alert.card_number, alert.merchant_id) == ("P1", CARD, "M-PH")
+
+
+def test_a_purchase_alert_says_what_was_tried() -> None:
+    alert = run(account(status="lost"), swipe(kind="cash_withdrawal")).events[1]
+    assert isinstance(alert, FraudAlertRaised) and alert.kind == "cash_withdrawal"
+
+
+def test_a_password_changed_during_an_inquiry_is_a_conflict() -> None:
+    request = swipe(amount=0, kind="balance_inquiry")
+    with pytest.raises(Conflict):
+        inquire(request, PHARMACY, checked_hash="OLD", pin_ok=True, max_failures=3)(account(pin="NEW"))

@@ -48,3 +48,14 @@ def test_letters_other_than_a_final_x_are_refused() -> None:
 
 def test_a_masked_id_number_keeps_only_the_first_3_and_last_4_characters() -> None:
     assert mask_id_number(VALID) == "110***********002X"
+
+
+@pytest.mark.parametrize(("number", "reason"), [
+    ("110105209901010016", "birth date 2099-01-01 after today"),
+    ("110105100001010011", "birth date 1000-01-01 before 1900-01-01"),
+    ("990105198005170420", "first two digits 99 are not a province-level code of GB/T 2260"),
+])
+def test_an_implausible_id_number_is_a_422_saying_why(number: str, reason: str) -> None:
+    first17 = number[:17]
+    with pytest.raises(Invalid, match=reason):
+        checked_id_number(first17 + id_check_digit(first17))

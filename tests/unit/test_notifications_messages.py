@@ -53,6 +53,8 @@ CARDHOLDER_EVENTS: list[EventData] = [
     CardPasswordChanged(person_id=P, card_number=CARD, channel="phone"),
     CardPasswordLocked(person_id=P, card_number=CARD, failures=3),
     CardPasswordReset(person_id=P, card_number=CARD),
+    FraudAlertRaised(person_id=P, card_number=CARD, authorisation_id="AU4", merchant_id="M1", amount_fen=0,
+                     attempted_at=AT, kind="balance_inquiry"),
 ]
 
 
@@ -112,7 +114,8 @@ def test_an_attempt_on_a_lost_card_is_urgent_and_says_when_in_china_time() -> No
     assert draft is not None and draft.urgent
     assert text(CARDHOLDER_EVENTS[8], "en").startswith("[MedCard] URGENT:")
     assert "2026-01-05 14:30" in text(CARDHOLDER_EVENTS[8])
-    assert not any(draft_for(e).urgent for e in CARDHOLDER_EVENTS if e is not CARDHOLDER_EVENTS[8])  # type: ignore[union-attr]
+    attempts = (CARDHOLDER_EVENTS[8], CARDHOLDER_EVENTS[-1])
+    assert not any(draft_for(e).urgent for e in CARDHOLDER_EVENTS if e not in attempts)  # type: ignore[union-attr]
 
 
 def test_a_new_card_handed_out_names_the_old_one_but_a_first_card_yields_no_message() -> None:
@@ -131,3 +134,13 @@ def test_events_that_are_not_for_the_cardholder_yield_no_message() -> None:
 
 def test_yuan_are_formatted_from_integer_fen_without_rounding() -> None:
     assert [yuan(0), yuan(5), yuan(100), yuan(123456789)] == ["0.00", "0.05", "1.00", "1,234,567.89"]
+
+
+def test_a_balance_inquiry_on_a_lost_card_warns_of_a_read_balance_not_of_a_payment() -> None:
+    inquiry = CARDHOLDER_EVENTS[-1]
+    draft = draft_for(inquiry)
+    assert draft is not None and draft.urgent and draft.template == "fraud_alert_balance"
+    assert "试图用您已挂失的尾号2345医保卡查询余额，查询已被拒绝" in text(inquiry)
+    en = text(inquiry, "en", merchant="Renhe Pharmacy")
+    assert "tried to read the balance of your card ending 2345, which is reported lost, at Renhe Pharmacy" in en
+    assert "CNY" not in en

@@ -8,15 +8,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from shared.auth import CurrentPrincipal, ensure_owner_or_staff, require_roles
+from shared.errors import errors
 
 from ..schemas import AccountPublic, CardPublic, ContributionPublic, HeldContributionsPublic, LedgerTotalsPublic
-from ..statement import Statement, build_statement, statement_csv
+from ..statement import EXAMPLE, Statement, build_statement, statement_csv
 from .common import BankDep
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(prefix="/v1", tags=["accounts"], responses=errors(401, 403))
 
 
-@router.get("/accounts/{person_id}", dependencies=[Depends(require_roles("cardholder", "teller", "operator"))])
+@router.get("/accounts/{person_id}", dependencies=[Depends(require_roles("cardholder", "teller", "operator"))],
+            responses=errors(404, 422))
 async def get_account(person_id: str, principal: CurrentPrincipal, bank: BankDep) -> AccountPublic:
     """A personal medical account: balance, cards, password state, contributions awaiting month end."""
     ensure_owner_or_staff(principal, person_id, "teller", "operator")
@@ -32,7 +34,9 @@ async def get_account(person_id: str, principal: CurrentPrincipal, bank: BankDep
 
 @router.get("/accounts/{person_id}/statement", response_model=Statement,
             dependencies=[Depends(require_roles("cardholder", "teller"))],
-            responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}})
+            responses={200: {"content": {"text/csv": {"example": statement_csv(Statement.model_validate(EXAMPLE))}},
+                             "description": "JSON, or CSV with format=csv"},
+                       **errors(404, 422)})
 async def get_statement(
     person_id: str, principal: CurrentPrincipal, bank: BankDep,
     start: Annotated[date | None, Query(alias="from", description="Default: 1 January of the business year")] = None,

@@ -7,7 +7,7 @@ from typing import cast
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, require_roles
-from shared.errors import Forbidden, Invalid, Locked
+from shared.errors import Forbidden, Invalid, Locked, errors
 from shared.events.bank import BalanceChannel, PasswordChannel
 from shared.ids import id_digest
 from shared.security import hash_secret_async, verify_secret_async
@@ -18,7 +18,7 @@ from ..model import Account
 from ..schemas import BalancePublic, PasswordChange, PasswordPublic, PasswordReset, PasswordSet
 from .common import BankDep, CardNumberPath, card_account, channel_for
 
-router = APIRouter(prefix="/v1/cards", tags=["cards"])
+router = APIRouter(prefix="/v1/cards", tags=["cards"], responses=errors(401, 403, 404, 409, 422))
 holder_or_teller = [Depends(require_roles("cardholder", "teller"))]
 
 
@@ -39,7 +39,7 @@ async def set_password(card_number: CardNumberPath, body: PasswordSet, principal
     return password_view(outcome.state, card_number)
 
 
-@router.post("/{card_number}/password/change", dependencies=holder_or_teller)
+@router.post("/{card_number}/password/change", dependencies=holder_or_teller, responses=errors(423))
 async def change_password(card_number: CardNumberPath, body: PasswordChange, principal: CurrentPrincipal,
                           bank: BankDep, request: Request) -> PasswordPublic:
     """Change the card password with the old one (phone, counter or online); a wrong old one
@@ -72,17 +72,12 @@ async def reset_password(card_number: CardNumberPath, body: PasswordReset, bank:
     return password_view(outcome.state, card_number)
 
 
-@router.get("/{card_number}/balance", dependencies=[Depends(require_roles("cardholder", "teller", "merchant"))])
+@router.get("/{card_number}/balance", dependencies=[Depends(require_roles("cardholder", "teller"))])
 async def card_balance(card_number: CardNumberPath, principal: CurrentPrincipal, bank: BankDep, request: Request,
                        channel: BalanceChannel | None = None) -> BalancePublic:
-    """Tell a card's balance (holder, teller, or a designated merchant's POS); the channel is recorded."""
-    if principal.role == "merchant":
-        merchant = await bank.merchants.get(principal.sub)
-        if merchant is None or not merchant.designated:
-            raise Forbidden("only designated hospitals and pharmacies may ask a balance at their POS")
-        account = await bank.account_of_card(card_number)
-    else:
-        account = await card_account(bank, principal, card_number)
+    """Tell a card's balance to its holder (online, phone) or a teller (counter); the channel is
+    recorded. At a POS the balance is asked with the card password: POST /v1/pos/balance-inquiries."""
+    account = await card_account(bank, principal, card_number)
     used = channel_for(principal, channel)
     decide = domain.inquire_balance(card_number, used)
     outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))

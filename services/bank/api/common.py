@@ -15,9 +15,9 @@ from ..model import Account
 
 BankDep = Annotated[Bank, Depends(bank_of)]
 CardNumberPath = Annotated[str, Path(pattern=r"^\d{12,19}$")]
-CHANNELS: dict[str, tuple[BalanceChannel, ...]] = {
-    "cardholder": ("online", "phone"), "teller": ("counter",), "merchant": ("pos",)}
-"""Channels open to each role; the first is the default."""
+CHANNELS: dict[str, tuple[BalanceChannel, ...]] = {"cardholder": ("online", "phone"), "teller": ("counter",)}
+"""Channels open to each role; the first is the default (the POS channel is
+POST /v1/pos/balance-inquiries, with the card password)."""
 
 
 def channel_for(principal: Principal, requested: BalanceChannel | None) -> BalanceChannel:

@@ -1,30 +1,42 @@
-"""The merchant registry and POS authorisation."""
+"""The merchant registry, POS authorisation and the POS balance inquiry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 
-from shared.auth import CurrentPrincipal, require_roles
-from shared.errors import Forbidden
+from shared.auth import CurrentPrincipal, Principal, require_roles
+from shared.errors import Forbidden, errors
+from shared.events.bank import PosKind
 from shared.ids import new_id
 from shared.security import VerifiedSecrets
 from shared.service import correlation_id
 
 from .. import domain
-from ..authorisation import PosRequest, answer, authorise, screen
-from ..schemas import MerchantCreate, MerchantPublic, MerchantsPublic, PosAuthorisationCreate, PosAuthorisationPublic
+from ..authorisation import PosAnswer, PosRequest, answer, authorise, inquire, screen
+from ..context import Bank
+from ..domain import Decide
+from ..schemas import (
+    MerchantCreate,
+    MerchantPublic,
+    MerchantsPublic,
+    PosAuthorisationCreate,
+    PosAuthorisationPublic,
+    PosBalanceInquiryCreate,
+    PosBalanceInquiryPublic,
+)
 from .common import BankDep
 
-merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"])
-pos = APIRouter(prefix="/v1/pos", tags=["pos"])
+merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"], responses=errors(401, 403))
+pos = APIRouter(prefix="/v1/pos", tags=["pos"], responses=errors(401, 403))
 VERIFIED_PINS = VerifiedSecrets()
 """Right PINs already verified by argon2 in this process (see shared.security)."""
 
 
-@merchants.post("", status_code=201, dependencies=[Depends(require_roles("operator"))])
+@merchants.post("", status_code=201, dependencies=[Depends(require_roles("operator"))], responses=errors(409, 422))
 async def register_merchant(body: MerchantCreate, bank: BankDep, request: Request) -> MerchantPublic:
     """Register a hospital, pharmacy or shop and whether it is designated."""
     decide = domain.register_merchant(body.merchant_id, body.name, body.kind, body.designated)
@@ -40,25 +52,49 @@ async def list_merchants(bank: BankDep) -> MerchantsPublic:
     return MerchantsPublic(data=[MerchantPublic(**d) for d in docs], count=len(docs))
 
 
-@pos.post("/authorisations", dependencies=[Depends(require_roles("merchant", "operator"))])
+@pos.post("/authorisations", dependencies=[Depends(require_roles("merchant", "operator"))],
+          responses=errors(409, 422))
 async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPrincipal, bank: BankDep,
                              request: Request) -> PosAuthorisationPublic:
     """Authorise a card payment at a POS; a refusal is an answer with its response code."""
-    if principal.role == "merchant" and principal.sub != body.merchant_id:
-        raise Forbidden(f"this terminal belongs to merchant {principal.sub}, not {body.merchant_id}")
-    swipe = PosRequest(card_number=body.card_number, merchant_id=body.merchant_id, amount_fen=body.amount_fen,
-                       kind=body.kind, authorisation_id=new_id("AU"), at=datetime.now(UTC),
-                       business_date=bank.clock.today())
-    person_id = await bank.person_of_card(body.card_number)
+    swipe = pos_request(bank, principal, body.card_number, body.merchant_id, body.amount_fen, body.kind)
+    return PosAuthorisationPublic(**asdict(await decide_swipe(bank, request, swipe, body.pin, authorise)))
+
+
+@pos.post("/balance-inquiries", dependencies=[Depends(require_roles("merchant", "operator"))],
+          responses=errors(409, 422))
+async def inquire_balance(body: PosBalanceInquiryCreate, principal: CurrentPrincipal, bank: BankDep,
+                          request: Request) -> PosBalanceInquiryPublic:
+    """Tell a card's balance at a designated merchant's POS, on the card password (refusals as for a purchase)."""
+    swipe = pos_request(bank, principal, body.card_number, body.merchant_id, 0, "balance_inquiry")
+    said = await decide_swipe(bank, request, swipe, body.pin, inquire)
+    return PosBalanceInquiryPublic(authorisation_id=said.authorisation_id, approved=said.approved,
+                                   response_code=said.response_code, reason=said.reason,
+                                   balance_fen=said.balance_after_fen)
+
+
+def pos_request(bank: Bank, principal: Principal, card_number: str, merchant_id: str, amount_fen: int,
+                kind: PosKind) -> PosRequest:
+    """The swipe a terminal sends; a terminal speaks only for its own merchant (403)."""
+    if principal.role == "merchant" and principal.sub != merchant_id:
+        raise Forbidden(f"this terminal belongs to merchant {principal.sub}, not {merchant_id}")
+    return PosRequest(card_number=card_number, merchant_id=merchant_id, amount_fen=amount_fen, kind=kind,
+                      authorisation_id=new_id("AU"), at=datetime.now(UTC), business_date=bank.clock.today())
+
+
+async def decide_swipe(bank: Bank, request: Request, swipe: PosRequest, pin: str,
+                       rule: Callable[..., Decide]) -> PosAnswer:
+    """Check the PIN (when it is what decides) and apply ``rule`` (authorise or inquire) to the account."""
+    person_id = await bank.person_of_card(swipe.card_number)
     if person_id is None:
-        return PosAuthorisationPublic(**asdict(answer(swipe, "14")))
-    merchant = await bank.merchants.get(body.merchant_id)
+        return answer(swipe, "14")
+    merchant = await bank.merchants.get(swipe.merchant_id)
     doc = await bank.accounts.get_doc(person_id)
     account = bank.accounts.state_of(doc)
     # argon2 runs off the event loop, and only when the PIN is what decides.
     checked = account.pin_hash if account and screen(account, swipe, merchant) is None else None
-    pin_ok = checked is not None and await VERIFIED_PINS.verify(checked, body.pin)
-    decide = authorise(swipe, merchant, checked_hash=checked, pin_ok=pin_ok,
-                       max_failures=bank.runtime.settings.pin_max_failures)
+    pin_ok = checked is not None and await VERIFIED_PINS.verify(checked, pin)
+    decide = rule(swipe, merchant, checked_hash=checked, pin_ok=pin_ok,
+                  max_failures=bank.runtime.settings.pin_max_failures)
     outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request), loaded=doc)
-    return PosAuthorisationPublic(**asdict(outcome.result))
+    return outcome.result  # type: ignore[no-any-return]

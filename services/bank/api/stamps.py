@@ -7,17 +7,17 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import require_roles
-from shared.errors import NotFound
+from shared.errors import NotFound, errors
 from shared.service import correlation_id
 
 from .. import domain
 from ..schemas import StampCreate, StampPublic
 from .common import BankDep
 
-router = APIRouter(prefix="/v1/stamps", tags=["stamps"])
+router = APIRouter(prefix="/v1/stamps", tags=["stamps"], responses=errors(401, 403))
 
 
-@router.post("", status_code=201, dependencies=[Depends(require_roles("teller"))])
+@router.post("", status_code=201, dependencies=[Depends(require_roles("teller"))], responses=errors(404, 409, 422))
 async def stamp_receipt(body: StampCreate, bank: BankDep, request: Request) -> StampPublic:
     """Stamp a replacement receipt with the branch seal and the processing time (reports the loss if needed)."""
     person_id = await bank.person_of_receipt(body.receipt_number)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["cards"], responses=errors(401, 403))
 STAFF: tuple[Role, ...] = ("clerk", "teller", "operator")
 
 
-@router.post("/cards", status_code=status.HTTP_201_CREATED, response_model=CardPublic, responses=errors(404, 409))
+@router.post("/cards", status_code=status.HTTP_201_CREATED, response_model=CardPublic, responses=errors(404, 409, 422))
 async def issue_card(body: CardCreate, request: Request, ctx: CardsDep,
                      _: Annotated[Principal, Depends(require_roles("clerk"))]) -> CardPublic:
     """Issue a card to a registered person: pending activation until the bank sets its password."""
@@ -33,7 +33,7 @@ async def issue_card(body: CardCreate, request: Request, ctx: CardsDep,
     return card_public(body.person_id, outcome.result)
 
 
-@router.get("/cards/{card_number}", response_model=CardPublic, responses=errors(404))
+@router.get("/cards/{card_number}", response_model=CardPublic, responses=errors(404, 422))
 async def get_card(card_number: str, ctx: CardsDep, principal: CurrentPrincipal) -> CardPublic:
     """One card: its holder, or agency and bank staff (another person's card is not found)."""
     person_id = await ctx.person_of(ctx.card_index, card_number, "card")
@@ -42,7 +42,7 @@ async def get_card(card_number: str, ctx: CardsDep, principal: CurrentPrincipal)
     return card_public(person_id, holder.card(card_number))
 
 
-@router.get("/persons/{person_id}/cards", response_model=CardsPublic, responses=errors(404))
+@router.get("/persons/{person_id}/cards", response_model=CardsPublic, responses=errors(404, 422))
 async def list_cards(person_id: str, ctx: CardsDep, principal: CurrentPrincipal) -> CardsPublic:
     """Every card a person has held, oldest first."""
     ensure_owner_or_staff(principal, person_id, *STAFF)

@@ -45,7 +45,7 @@ async def apply(body: ReplacementCreate, request: Request, ctx: CardsDep, _: Cle
     return replacement_public(person_id, outcome.result)
 
 
-@router.get("/{receipt_number}", response_model=ReplacementPublic, responses=errors(404))
+@router.get("/{receipt_number}", response_model=ReplacementPublic, responses=errors(404, 422))
 async def get_replacement(receipt_number: str, ctx: CardsDep, principal: CurrentPrincipal) -> ReplacementPublic:
     """Where a replacement stands: its holder, or agency and bank staff."""
     person_id = await ctx.person_of(ctx.receipt_index, receipt_number, "replacement receipt")

@@ -46,7 +46,7 @@ async def create_account(body: AccountCreate, request: Request, ctx: IdentityDep
     return AccountPublic(person_id=person.person_id, account_number=body.account_number)
 
 
-@router.post("/login", response_model=TokenPublic, responses=errors(401, 423))
+@router.post("/login", response_model=TokenPublic, responses=errors(401, 422, 423))
 async def login(body: Login, request: Request, ctx: IdentityDep) -> TokenPublic:
     """Log in with account number and password; repeated failures lock the account for a while."""
     person = await ctx.person_by_account(body.account_number)
@@ -81,7 +81,7 @@ async def create_staff_user(body: StaffCreate, request: Request, ctx: IdentityDe
     return StaffPublic(user_id=user.user_id, username=user.username, role=user.role, merchant_id=user.merchant_id)
 
 
-@router.post("/staff/login", response_model=TokenPublic, responses=errors(401, 423))
+@router.post("/staff/login", response_model=TokenPublic, responses=errors(401, 422, 423))
 async def staff_login(body: StaffLogin, request: Request, ctx: IdentityDep) -> TokenPublic:
     """Log a staff user in; a merchant terminal's token carries the merchant id as subject."""
     user = await ctx.staff.get(staff_key(body.username))

@@ -54,7 +54,7 @@ async def create_unit(body: UnitCreate, request: Request, ctx: IdentityDep, _: C
     return UnitPublic(**unit.model_dump())
 
 
-@router.get("/units/{unit_id}", response_model=UnitPublic, responses=errors(404))
+@router.get("/units/{unit_id}", response_model=UnitPublic, responses=errors(404, 422))
 async def get_unit(unit_id: str, ctx: IdentityDep,
                    _: Annotated[Principal, Depends(require_roles("clerk", "teller", "operator"))]) -> UnitPublic:
     """An insured unit."""
@@ -92,7 +92,7 @@ async def create_person(body: PersonCreate, request: Request, ctx: IdentityDep, 
     return person_public(person)
 
 
-@router.get("/persons/{person_id}", response_model=PersonPublic, responses=errors(404))
+@router.get("/persons/{person_id}", response_model=PersonPublic, responses=errors(404, 422))
 async def get_person(person_id: str, ctx: IdentityDep, principal: CurrentPrincipal) -> PersonPublic:
     """A person's register entry: the person themself, or agency and bank staff."""
     ensure_owner_or_staff(principal, person_id, "clerk", "teller", "operator")
