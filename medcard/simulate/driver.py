@@ -244,8 +244,9 @@ class Driver:
                 await self.eco.call("bank", "GET", f"/v1/cards/{h.card}/balance", who=who,
                                     params={"channel": channel}, expect=(200, 409, 423))
         elif a.kind == "statement":
-            await self.eco.call("bank", "GET", f"/v1/accounts/{h.person_id}/statement", who="teller",
-                                params={"from": (day - timedelta(days=90)).isoformat(), "to": day.isoformat()})
+            await self.eco.call("bank", "POST", f"/v1/accounts/{h.person_id}/statement", who="teller",
+                                json={"id_number": p.id_number, "from": (day - timedelta(days=90)).isoformat(),
+                                      "to": day.isoformat()})
 
     async def _pos(self, card: str, pin: str, merchant: str, amount: int, kind: str) -> dict[str, Any]:
         answer: dict[str, Any] = await self.eco.call("bank", "POST", "/v1/pos/authorisations", who=merchant, json={

@@ -227,15 +227,20 @@ def wrong_pin(card_number: str, verified_hash: str, max_failures: int) -> Decide
     return decide
 
 
+def check_id_card(acc: Account, presented_digest: str) -> None:
+    """At the counter the holder shows the ID card: its number must be the cardholder's."""
+    if acc.id_number_digest is None:
+        raise Conflict("the bank has not yet received this person's register entry; the ID cannot be checked")
+    if acc.id_number_digest != presented_digest:
+        raise Forbidden("the ID number does not match the cardholder")
+
+
 def reset_pin(card_number: str, presented_digest: str, new_hash: str) -> Decide:
     """A forgotten or locked password, reset by a teller on the holder's ID card."""
     def decide(state: Account | None) -> Decision[Account]:
         acc = _open(state).model_copy(deep=True)
         _usable_card(acc, card_number)
-        if acc.id_number_digest is None:
-            raise Conflict("the bank has not yet received this person's register entry; the ID cannot be checked")
-        if acc.id_number_digest != presented_digest:
-            raise Forbidden("the ID number does not match the cardholder")
+        check_id_card(acc, presented_digest)
         acc.pin_hash, acc.pin_failures, acc.pin_locked = new_hash, 0, False
         return Decision(acc, [CardPasswordReset(person_id=acc.person_id, card_number=card_number)])
     return decide

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -112,6 +112,18 @@ class PasswordChange(BaseModel):
     old_pin: Pin
     new_pin: Pin
     channel: PasswordChannel | None = Field(None, description="Default: counter for a teller, online for the holder")
+
+
+class CounterStatement(BaseModel):
+    """A statement asked for at the counter, on the holder's ID card."""
+
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [
+        {"id_number": "110105198005170420", "from": "2026-01-01", "to": "2026-06-30", "format": "json"}]})
+
+    id_number: str = Field(description="As read from the ID card; only its digest is compared")
+    start: date | None = Field(None, alias="from", description="Default: 1 January of the business year")
+    end: date | None = Field(None, alias="to", description="Default: the business date")
+    output: Literal["json", "csv"] = Field("json", alias="format")
 
 
 class PasswordReset(BaseModel):

@@ -38,6 +38,8 @@ class EventSource:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sequences: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.id_numbers: dict[str, str] = {}
+        """The ID number of each person registered here (what the holder would show)."""
         self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True,
                                          acks="all")
 
@@ -71,6 +73,7 @@ class EventSource:
             person_id=person_id, name="Li Wei", id_number_masked=mask_id_number(id_number),
             id_number_digest=id_digest(self.settings.id_digest_key, id_number), mobile="13800138000",
             unit_id="U1"), person_id)
+        self.id_numbers[person_id] = id_number
         return person_id, id_number
 
     async def card(self, person_id: str, replaces: str | None = None) -> str:

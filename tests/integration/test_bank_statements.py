@@ -49,7 +49,14 @@ async def test_the_balance_is_told_by_channel_and_the_statement_lists_credits_an
         assert [(line["type"], line["balance_fen"]) for line in statement["lines"]] == [
             ("credit", 9_000), ("debit", 7_750)]
         assert statement["lines"][0]["business_date"] == "2026-01-31"
-        r = await http.get(url, params={**period, "format": "csv"}, headers=bank.as_("teller"))
+        # At the counter a teller prints it on the holder's ID card, in CSV; a wrong ID number gets nothing.
+        teller = bank.as_("teller")
+        assert (await http.get(url, params=period, headers=teller)).status_code == 403
+        wrong = await http.post(url, json={**period, "id_number": (await src.person())[1], "format": "csv"}, headers=teller)
+        assert wrong.status_code == 403 and "does not match the cardholder" in wrong.json()["detail"]
+        r = await http.post(url, json={**period, "id_number": src.id_numbers[person_id], "format": "csv"},
+                            headers=teller)
+        assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
         assert [row["type"] for row in rows] == ["opening", "credit", "debit", "closing"]

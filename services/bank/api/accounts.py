@@ -10,8 +10,20 @@ from fastapi import APIRouter, Depends, Query, Response
 from shared.auth import CurrentPrincipal, ensure_owner_or_staff, require_roles
 from shared.errors import errors
 
-from ..schemas import AccountPublic, CardPublic, ContributionPublic, HeldContributionsPublic, LedgerTotalsPublic
+from shared.ids import id_digest
+
+from ..domain import check_id_card
+from ..model import Account
+from ..schemas import (
+    AccountPublic,
+    CardPublic,
+    ContributionPublic,
+    CounterStatement,
+    HeldContributionsPublic,
+    LedgerTotalsPublic,
+)
 from ..statement import EXAMPLE, Statement, build_statement, statement_csv
+from ..context import Bank
 from .common import BankDep
 
 router = APIRouter(prefix="/v1", tags=["accounts"], responses=errors(401, 403))
@@ -32,21 +44,41 @@ async def get_account(person_id: str, principal: CurrentPrincipal, bank: BankDep
         pending_contributions=pending)
 
 
+STATEMENT_RESPONSES = {
+    200: {"content": {"text/csv": {"example": statement_csv(Statement.model_validate(EXAMPLE))}},
+          "description": "JSON, or CSV with format=csv"},
+    **errors(404, 422),
+}
+
+
 @router.get("/accounts/{person_id}/statement", response_model=Statement,
-            dependencies=[Depends(require_roles("cardholder", "teller"))],
-            responses={200: {"content": {"text/csv": {"example": statement_csv(Statement.model_validate(EXAMPLE))}},
-                             "description": "JSON, or CSV with format=csv"},
-                       **errors(404, 422)})
+            dependencies=[Depends(require_roles("cardholder"))], responses=STATEMENT_RESPONSES)
 async def get_statement(
     person_id: str, principal: CurrentPrincipal, bank: BankDep,
     start: Annotated[date | None, Query(alias="from", description="Default: 1 January of the business year")] = None,
     end: Annotated[date | None, Query(alias="to", description="Default: the business date")] = None,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Statement | Response:
-    """Credits (monthly transfers) and debits (purchases) for a period of business dates."""
-    ensure_owner_or_staff(principal, person_id, "teller")
+    """The holder's own statement, online: credits (monthly transfers) and debits (purchases)
+    for a period of business dates. At the counter a teller asks with the ID card (POST)."""
+    ensure_owner_or_staff(principal, person_id)
+    return statement_answer(await bank.open_account(person_id), bank, start, end, output)
+
+
+@router.post("/accounts/{person_id}/statement", response_model=Statement,
+             dependencies=[Depends(require_roles("teller"))], responses={**STATEMENT_RESPONSES, **errors(409)})
+async def counter_statement(person_id: str, body: CounterStatement, bank: BankDep) -> Statement | Response:
+    """A statement printed at the counter on the holder's ID card (its number must be the
+    cardholder's: 403 otherwise; it travels in the body, never in a URL)."""
+    account = await bank.open_account(person_id)
+    check_id_card(account, id_digest(bank.runtime.settings.id_digest_key, body.id_number))
+    return statement_answer(account, bank, body.start, body.end, body.output)
+
+
+def statement_answer(account: Account, bank: Bank, start: date | None, end: date | None,
+                     output: Literal["json", "csv"]) -> Statement | Response:
     end = end or bank.clock.today()
-    statement = build_statement(await bank.open_account(person_id), start or date(end.year, 1, 1), end)
+    statement = build_statement(account, start or date(end.year, 1, 1), end)
     if output == "json":
         return statement
     filename = f"statement-{statement.account_id}-{statement.from_date}-{statement.to_date}.csv"
