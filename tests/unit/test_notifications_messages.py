@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.bank.authorisation import PosRequest, authorise
+from services.bank.model import Account, CardState, Merchant
 from services.notifications.compose import draft_for, yuan
 from services.notifications.templates import TEMPLATES, render
 from shared.events import (
@@ -105,6 +107,23 @@ def test_a_refusal_is_explained_by_its_reason_code_or_else_the_banks_words() -> 
     assert text(CARDHOLDER_EVENTS[7]).endswith("交易未成功：余额不足。")
     odd = CARDHOLDER_EVENTS[7].model_copy(update={"reason_code": "96", "reason": "system malfunction"})
     assert text(odd, "en").endswith("was refused: system malfunction.")
+
+
+def test_a_swipe_of_a_lost_card_yields_one_message_the_urgent_alert_not_also_a_refusal() -> None:
+    # The bank's own decision for a swipe of a lost card: a decline (41) and a fraud alert.
+    lost = Account(person_id=P, account_id="PMA-P1", balance_fen=10_000, current_card=CARD,
+                   cards=[CardState(number=CARD, status="lost")], pin_hash="H1")
+    swipe = PosRequest(card_number=CARD, merchant_id="M1", amount_fen=30_000, kind="purchase",
+                       authorisation_id="AU3", at=AT, business_date=DAY)
+    pharmacy = Merchant(merchant_id="M1", name="仁和大药房", kind="pharmacy", designated=True)
+    events = authorise(swipe, pharmacy, checked_hash="H1", pin_ok=True, max_failures=3)(lost).events
+    assert [(type(e).__name__, getattr(e, "reason_code", None)) for e in events] == [
+        ("PurchaseDeclined", "41"), ("FraudAlertRaised", None)]
+    drafts = [d for d in (draft_for(e) for e in events) if d is not None]
+    assert [(d.template, d.urgent) for d in drafts] == [("fraud_alert", True)]
+    # Any other refusal still gets its message.
+    other = events[0].model_copy(update={"reason_code": "43", "reason": "card cancelled, pick up"})
+    assert draft_for(other) is not None
 
 
 def test_an_attempt_on_a_lost_card_is_urgent_and_says_when_in_china_time() -> None:
