@@ -4,7 +4,8 @@ Each message is its own aggregate (id derived from the cause event and the templ
 so one event never yields the same message twice). Its status moves
 pending -> sent, or pending -> (retry later) -> ... -> failed once the attempts are
 exhausted; each outcome is published (NotificationSent / NotificationFailed) in the
-same write as the status.
+same write as the status. An operator may send a failed one again (failed -> pending,
+attempts reset). Every change of status is kept in the message's history.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, PlainSerializer
 
-from shared.errors import Invalid
+from shared.errors import Conflict, Invalid, NotFound
 from shared.events import CloudEvent, NotificationFailed, NotificationSent
 from shared.outbox import Decision
 
@@ -45,6 +46,15 @@ class Recipient(BaseModel):
     cards: dict[str, str] = {}
 
 
+class StatusChange(BaseModel):
+    """One change of a message's status: when, to what, why, and which operator made it."""
+
+    at: Instant
+    status: Status
+    note: str | None = None
+    by: str | None = None
+
+
 class Message(BaseModel):
     """One message to a cardholder: what it says (template and parameters) and how its delivery went."""
 
@@ -67,6 +77,14 @@ class Message(BaseModel):
     text: str | None = None
     mobile: str | None = None
     sent_at: Instant | None = None
+    history: list[StatusChange] = []
+
+    def changed(self, now: datetime, status: Status, note: str | None = None, by: str | None = None,
+                **update: Any) -> Message:
+        """A copy in the new status, the change appended to the history."""
+        return self.model_copy(update={
+            **update, "status": status, "history": [*self.history, StatusChange(at=now, status=status, note=note,
+                                                                                 by=by)]})
 
 
 def message_id(cause_event_id: str, template: str) -> str:
@@ -102,9 +120,9 @@ def record_sent(
     def decide(state: Message | None) -> Decision[Message]:
         if state is None or state.status != "pending":
             return Decision(state)
-        sent = state.model_copy(update={
-            "status": "sent", "attempts": state.attempts + 1, "next_attempt_at": None, "channel": channel,
-            "language": language, "text": text, "mobile": mobile, "sent_at": now, "last_error": None})
+        sent = state.changed(
+            now, "sent", f"accepted by {channel}", attempts=state.attempts + 1, next_attempt_at=None, channel=channel,
+            language=language, text=text, mobile=mobile, sent_at=now, last_error=None)
         return Decision(sent, [NotificationSent(
             person_id=sent.person_id, message_id=sent.message_id, template=sent.template, channel=channel,
             cause_event_id=sent.cause_event_id, urgent=sent.urgent, card_number=sent.card_number)])
@@ -125,12 +143,29 @@ def record_failure(
             return Decision(state.model_copy(update={
                 "attempts": attempts, "last_error": error, "channel": channel,
                 "next_attempt_at": now + backoff(attempts, base, cap)}))
-        failed = state.model_copy(update={
-            "status": "failed", "attempts": attempts, "last_error": error, "channel": channel,
-            "next_attempt_at": None})
+        failed = state.changed(now, "failed", error, attempts=attempts, last_error=error, channel=channel,
+                               next_attempt_at=None)
         return Decision(failed, [NotificationFailed(
             person_id=failed.person_id, message_id=failed.message_id, template=failed.template, channel=channel,
             cause_event_id=failed.cause_event_id, attempts=attempts, error=error, card_number=failed.card_number)])
+
+    return decide
+
+
+def resend_failed(message_id: str, *, now: datetime, by: str) -> Callable[[Message | None], Decision[Message]]:
+    """An operator sends a failed message again: due now, its attempts reset.
+
+    NotFound for an unknown message, Conflict for one that has not failed.
+    """
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None:
+            raise NotFound(f"no message {message_id}")
+        if state.status != "failed":
+            raise Conflict(f"message {message_id} is {state.status}: only a failed message can be resent")
+        note = f"resent after {state.attempts} failed attempts; last error: {state.last_error}"
+        return Decision(state.changed(now, "pending", note, by=by, attempts=0, next_attempt_at=now,
+                                      last_error=None))
 
     return decide
 

@@ -19,7 +19,25 @@ def _masked_card(number: str | None) -> str | None:
     return f"****{number[-4:]}" if number else None
 
 
+class StatusChangePublic(BaseModel):
+    at: datetime
+    status: Status
+    note: str | None
+    by: str | None = Field(description="The operator who made the change (a resend)")
+
+
 class MessagePublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "message_id": "M3b1f9c2e7d6a4e0f8c5b2a19d7e6f4c3", "person_id": "P3f9a0c1d2e4b5a6c", "template": "fraud_alert",
+        "urgent": True, "status": "pending", "attempts": 0, "last_error": None,
+        "next_attempt_at": "2026-01-05T06:31:02Z", "created_at": "2026-01-05T06:30:01Z", "sent_at": None,
+        "channel": "sms-simulator", "language": None, "text": None, "mobile": None, "card": "****2345",
+        "cause_event_id": "0b8d6c1e-5f0a-4c55-9a43-7d2e1f3b9c10", "cause_type": "cn.medcard.bank.FraudAlertRaised.v1",
+        "history": [
+            {"at": "2026-01-05T06:30:31Z", "status": "failed", "note": "simulated gateway failure", "by": None},
+            {"at": "2026-01-05T06:31:02Z", "status": "pending", "by": "operator",
+             "note": "resent after 5 failed attempts; last error: simulated gateway failure"}],
+    }]})
     message_id: str
     person_id: str
     template: str
@@ -37,6 +55,7 @@ class MessagePublic(BaseModel):
     card: str | None = Field(description="Masked card number the message is about")
     cause_event_id: str
     cause_type: str
+    history: list[StatusChangePublic] = Field(description="Every change of status after creation, oldest first")
 
     @classmethod
     def of(cls, m: Message) -> MessagePublic:

@@ -175,3 +175,51 @@ async def test_a_real_provider_gets_each_sms_as_json_with_its_idempotency_key(se
     assert (body["mobile"], body["urgent"]) == ("13800138000", False)
     assert body["text"].startswith("[MedCard] Dear Han Meimei, the password of card ending 2345 was reset")
     assert drill.status_code == 409 and "sms-http" in drill.json()["detail"]
+
+
+async def test_an_operator_resends_a_failed_message_and_it_goes_out_once_the_channel_works(
+    settings: Settings,
+) -> None:
+    locked = event(CardPasswordLocked(person_id="P8", card_number=CARD, failures=3), "P8")
+    async with running_notifications(settings, sms_max_attempts=2) as (client, _):
+        operator = auth(settings, "operator", sub="op-wang")
+        # The gateway fails both attempts: the message fails for good.
+        await client.post("/v1/sms-gateway/failures", json={"count": 2}, headers=operator)
+        await produce(settings, [person("P8"), locked])
+
+        async def failed() -> bool:
+            return len(await messages(client, settings, "P8", status="failed")) == 1
+        await eventually(failed, timeout=WAIT)
+        [message] = await messages(client, settings, "P8")
+        resend = f"/v1/messages/{message['message_id']}/resend"
+        # Refused without changing anything: a cardholder, an unknown message, a malformed id.
+        by_holder = await client.post(resend, headers=auth(settings, "cardholder", person_id="P8"))
+        unknown = await client.post(f"/v1/messages/M{'0' * 32}/resend", headers=operator)
+        malformed = await client.post("/v1/messages/not-a-message/resend", headers=operator)
+        assert await messages(client, settings, "P8") == [message]
+        # The gateway works again (its two failures are spent): the operator resends it.
+        resent = await client.post(resend, headers=operator)
+
+        async def sent() -> bool:
+            return len(await messages(client, settings, "P8", status="sent")) == 1
+        await eventually(sent, timeout=WAIT)
+        [delivered] = await messages(client, settings, "P8")
+        again = await client.post(resend, headers=operator)
+        unchanged = await messages(client, settings, "P8")
+        sms = await outbox(client, settings, "P8")
+    assert (by_holder.status_code, unknown.status_code, malformed.status_code) == (403, 404, 422)
+    assert f"no message M{'0' * 32}" in unknown.json()["detail"]
+    assert resent.status_code == 202, resent.text
+    assert (resent.json()["status"], resent.json()["attempts"], resent.json()["last_error"]) == ("pending", 0, None)
+    assert (message["attempts"], delivered["attempts"]) == (2, 1)
+    history = [(c["status"], c["by"]) for c in delivered["history"]]
+    assert history == [("failed", None), ("pending", "op-wang"), ("sent", None)]
+    assert delivered["history"][1]["note"].startswith("resent after 2 failed attempts; last error: simulated gateway")
+    assert again.status_code == 409 and "is sent: only a failed message can be resent" in again.json()["detail"]
+    assert unchanged == [delivered]
+    [one] = sms
+    assert one["message_id"] == message["message_id"] and "已锁定" in one["text"]
+    records = [from_record(r) for r in await read_service_topic(settings, "notifications", 2, timeout=WAIT)]
+    assert [(r.name, r.data.message_id) for r in records] == [  # type: ignore[attr-defined]
+        ("NotificationFailed", message["message_id"]), ("NotificationSent", message["message_id"])]
+
