@@ -4,8 +4,10 @@ Each message is its own aggregate (id derived from the cause event and the templ
 so one event never yields the same message twice). Its status moves
 pending -> sent, or pending -> (retry later) -> ... -> failed once the attempts are
 exhausted; each outcome is published (NotificationSent / NotificationFailed) in the
-same write as the status. An operator may send a failed one again (failed -> pending,
-attempts reset). Every change of status is kept in the message's history.
+same write as the status. A message whose person's contact details have not arrived
+yet waits (pending -> awaiting_contact -> pending once they do, no attempt spent); an
+operator may send a failed one again (failed -> pending, attempts reset). Every change
+of status is kept in the message's history.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from shared.outbox import Decision
 from .compose import Draft
 from .templates import Language
 
-Status = Literal["pending", "sent", "failed"]
+Status = Literal["pending", "awaiting_contact", "sent", "failed"]
 _IDS = uuid.UUID("6f1c1d52-7b0e-4c4e-9a51-2f3d0c1f5e10")
 
 
@@ -148,6 +150,29 @@ def record_failure(
         return Decision(failed, [NotificationFailed(
             person_id=failed.person_id, message_id=failed.message_id, template=failed.template, channel=channel,
             cause_event_id=failed.cause_event_id, attempts=attempts, error=error, card_number=failed.card_number)])
+
+    return decide
+
+
+def await_contact(*, now: datetime) -> Callable[[Message | None], Decision[Message]]:
+    """No contact details for the person yet: the message waits for them, no attempt spent."""
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None or state.status != "pending":
+            return Decision(state)
+        return Decision(state.changed(now, "awaiting_contact", "no contact details for the person yet",
+                                      next_attempt_at=None))
+
+    return decide
+
+
+def contact_arrived(*, now: datetime) -> Callable[[Message | None], Decision[Message]]:
+    """The person's contact details arrived: a waiting message is due now (any other stays as it is)."""
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None or state.status != "awaiting_contact":
+            return Decision(state)
+        return Decision(state.changed(now, "pending", "contact details arrived", next_attempt_at=now))
 
     return decide
 

@@ -223,3 +223,39 @@ async def test_an_operator_resends_a_failed_message_and_it_goes_out_once_the_cha
     assert [(r.name, r.data.message_id) for r in records] == [  # type: ignore[attr-defined]
         ("NotificationFailed", message["message_id"]), ("NotificationSent", message["message_id"])]
 
+
+async def test_a_message_for_a_person_not_yet_known_waits_for_their_details_and_goes_out_once(
+    settings: Settings,
+) -> None:
+    lost = event(CardLost(person_id="P9", card_number=CARD, channel="bank", voucher="V583920174625",
+                          business_date=date(2026, 1, 5)), "P9", sequence=2)
+    async with running_notifications(settings, sms_max_attempts=2) as (client, _):
+        # Cards' event comes first: notifications has nobody to send it to yet.
+        await produce(settings, [lost])
+
+        async def waiting() -> bool:
+            return len(await messages(client, settings, "P9", status="awaiting_contact")) == 1
+        await eventually(waiting, timeout=WAIT)
+        [before] = await messages(client, settings, "P9")
+        # Identity's event arrives later, then both once more (redeliveries).
+        await produce(settings, [person("P9")])
+
+        async def sent() -> bool:
+            return len(await messages(client, settings, "P9", status="sent")) == 1
+        await eventually(sent, timeout=WAIT)
+        await produce(settings, [person("P9"), lost,
+                                 event(CardPasswordReset(person_id="P9", card_number=CARD), "P9", sequence=3)])
+
+        async def marker_sent() -> bool:
+            return len(await messages(client, settings, "P9", status="sent")) == 2
+        await eventually(marker_sent, timeout=WAIT)
+        after = await messages(client, settings, "P9")
+        sms = await outbox(client, settings, "P9")
+    assert (before["attempts"], before["next_attempt_at"], before["last_error"]) == (0, None, None)
+    [card_lost] = [m for m in after if m["template"] == "card_lost"]
+    assert sorted(m["template"] for m in after) == ["card_lost", "password_reset"]
+    assert card_lost["message_id"] == before["message_id"] and card_lost["attempts"] == 1
+    assert [c["status"] for c in card_lost["history"]] == ["awaiting_contact", "pending", "sent"]
+    assert [s["message_id"] for s in sms].count(before["message_id"]) == 1 and len(sms) == 2
+    assert "张三您好" in sms[0]["text"] and "在银行网点挂失，挂失凭证号V583920174625" in sms[0]["text"]
+

@@ -9,7 +9,9 @@ import pytest
 from services.notifications.compose import draft_for
 from services.notifications.domain import (
     Message,
+    await_contact,
     backoff,
+    contact_arrived,
     create_message,
     event_type_index,
     message_id,
@@ -119,6 +121,24 @@ def test_only_a_failed_message_can_be_resent_and_an_unknown_one_is_not_found() -
     for message, status in [(pending(), "pending"), (fail(pending()), "pending"), (sent, "sent")]:
         with pytest.raises(Conflict, match=f"is {status}: only a failed message can be resent"):
             resend_failed("M1", now=NOW, by="op")(message)
+
+
+def test_a_message_without_contact_details_waits_without_spending_an_attempt_until_they_arrive() -> None:
+    waiting = await_contact(now=NOW)(pending()).state
+    assert waiting is not None
+    assert (waiting.status, waiting.attempts, waiting.next_attempt_at) == ("awaiting_contact", 0, None)
+    # Neither a late outcome of an attempt nor a resend touches a waiting message.
+    assert record_failure(now=NOW, channel="c", error="e", max_attempts=1, base=1, cap=1)(waiting).state == waiting
+    assert record_sent(now=NOW, channel="c", language="zh", text="t", mobile="1")(waiting).state == waiting
+    with pytest.raises(Conflict):
+        resend_failed(waiting.message_id, now=NOW, by="op")(waiting)
+    later = NOW + timedelta(minutes=5)
+    due = contact_arrived(now=later)(waiting).state
+    assert due is not None and (due.status, due.next_attempt_at, due.attempts) == ("pending", later, 0)
+    assert [c.status for c in due.history] == ["awaiting_contact", "pending"]
+    # Arriving details change nothing for a message that was not waiting.
+    assert contact_arrived(now=later)(due).state == due
+    assert await_contact(now=later)(failed_for_good()).state == failed_for_good()
 
 
 def test_the_backoff_doubles_up_to_its_cap() -> None:
