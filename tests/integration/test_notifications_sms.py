@@ -17,6 +17,7 @@ from shared.events import (
     FraudAlertRaised,
     MerchantRegistered,
     PurchaseAuthorised,
+    PurchaseDeclined,
 )
 from shared.service import ServiceRuntime
 from shared.settings import Settings
@@ -259,3 +260,22 @@ async def test_a_message_for_a_person_not_yet_known_waits_for_their_details_and_
     assert [s["message_id"] for s in sms].count(before["message_id"]) == 1 and len(sms) == 2
     assert "张三您好" in sms[0]["text"] and "在银行网点挂失，挂失凭证号V583920174625" in sms[0]["text"]
 
+
+async def test_a_swipe_of_a_lost_card_sends_the_urgent_alert_only(settings: Settings) -> None:
+    declined = PurchaseDeclined(person_id="P10", card_number=CARD, authorisation_id="AU7", merchant_id="M1",
+                                amount_fen=30000, kind="purchase", reason_code="41", reason="lost card, pick up",
+                                business_date=date(2026, 1, 5))
+    alert = FraudAlertRaised(person_id="P10", card_number=CARD, authorisation_id="AU7", merchant_id="M1",
+                             amount_fen=30000, attempted_at=datetime(2026, 1, 5, 6, 30, tzinfo=UTC))
+    async with running_notifications(settings) as (client, runtime):
+        # The bank publishes both events of the one decision, in this order.
+        await produce(settings, [person("P10"), event(declined, "P10", sequence=1), event(alert, "P10", sequence=2)])
+        await handled(runtime, 3)
+
+        async def delivered() -> bool:
+            return len(await outbox(client, settings, "P10")) == 1
+        await eventually(delivered, timeout=WAIT)
+        listed = await messages(client, settings, "P10")
+        [sms] = await outbox(client, settings, "P10")
+    assert [(m["template"], m["urgent"], m["status"]) for m in listed] == [("fraud_alert", True, "sent")]
+    assert sms["text"].startswith("【医保】紧急提醒：张三您好") and sms["urgent"]
