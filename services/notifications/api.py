@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.auth import CurrentPrincipal, Principal, ensure_owner_or_staff, require_roles
@@ -13,9 +14,11 @@ from shared.errors import Conflict, NotFound, errors
 from shared.events import REGISTRY
 from shared.ids import mask_mobile
 from shared.outbox import AggregateStore
+from shared.service import correlation_id
 
 from .channels import SmsChannel, SmsGatewaySimulator
-from .domain import Message, Recipient, Status, event_type_index, normalise_event_types
+from .delivery import SmsDispatcher
+from .domain import Message, Recipient, Status, event_type_index, normalise_event_types, resend_failed
 from .schemas import (
     DeliveriesPublic,
     DeliveryPublic,
@@ -45,6 +48,7 @@ class Notifications:
     recipients: AsyncCollection[dict[str, Any]]
     hub: WebhookHub
     channel: SmsChannel
+    dispatcher: SmsDispatcher
 
 
 async def _parts(request: Request) -> Notifications:
@@ -54,6 +58,7 @@ async def _parts(request: Request) -> Notifications:
 Parts = Annotated[Notifications, Depends(_parts)]
 Operator = Annotated[Principal, Depends(require_roles("operator"))]
 Limit = Annotated[int, Query(ge=1, le=500)]
+MessageId = Annotated[str, Path(pattern=r"^M[0-9a-f]{32}$", examples=["M3b1f9c2e7d6a4e0f8c5b2a19d7e6f4c3"])]
 EVENT_TYPES = event_type_index(list(REGISTRY))
 
 messages_router = APIRouter(prefix="/v1", tags=["messages"], responses=errors(401, 403))
@@ -85,6 +90,16 @@ async def all_messages(_: Operator, parts: Parts, person_id: str | None = None, 
     """Anyone's messages, newest first, by person and status (operator)."""
     query: dict[str, Any] = {k: v for k, v in {"person_id": person_id, "status": status}.items() if v}
     return await _messages(parts, query, limit)
+
+
+@messages_router.post("/messages/{message_id}/resend", status_code=202, responses=errors(404, 409, 422))
+async def resend_message(message_id: MessageId, operator: Operator, parts: Parts, request: Request) -> MessagePublic:
+    """Send a failed message again, its attempts reset; the resend is kept in its history (operator)."""
+    decide = resend_failed(message_id, now=datetime.now(UTC), by=operator.sub)
+    outcome = await parts.messages.execute(message_id, decide, correlation_id=correlation_id(request))
+    assert outcome.state is not None
+    parts.dispatcher.wake()
+    return MessagePublic.of(outcome.state)
 
 
 @messages_router.get("/recipients/{person_id}", responses=errors(404, 422))

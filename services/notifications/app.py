@@ -52,5 +52,6 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime.background += [dispatcher.run, WebhookSender(config, hub).run]
     app = create_app(runtime, title="Notifications", description=DESCRIPTION,
                      routers=[messages_router, gateway_router, webhooks_router])
-    app.state.notifications = Notifications(messages=messages, recipients=recipients, hub=hub, channel=channel)
+    app.state.notifications = Notifications(messages=messages, recipients=recipients, hub=hub, channel=channel,
+                                              dispatcher=dispatcher)
     return app

@@ -27,6 +27,9 @@ from shared.events import (
 )
 
 CHINA = timezone(timedelta(hours=8))
+LOST_CARD = "41"
+"""The bank's response code for a card reported lost: the same decision always raises
+FraudAlertRaised too, whose urgent message tells the cardholder instead of a refusal."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def draft_for(data: EventData, merchant_name: str | None = None) -> Draft | None
             return Draft(data.person_id, "purchase_authorised", data.card_number, {
                 "card": last4(data.card_number), "merchant": merchant, "amount": yuan(data.amount_fen),
                 "balance": yuan(data.balance_after_fen), "date": data.business_date.isoformat()})
-        case PurchaseDeclined():
+        case PurchaseDeclined(reason_code=code) if code != LOST_CARD:
             return Draft(data.person_id, "purchase_declined", data.card_number, {
                 "card": last4(data.card_number), "merchant": merchant, "amount": yuan(data.amount_fen),
                 "date": data.business_date.isoformat(), "reason": [data.reason_code, data.reason]})

@@ -3,6 +3,10 @@
 A message is claimed before it is sent (its next attempt moves one lease ahead), so
 two replicas never send it at the same time; a crash mid-send leaves it due again
 after the lease, and the channel's idempotency key keeps the phone from a second copy.
+
+A message for a person whose contact details have not arrived yet (identity's topic is
+not ordered with cards' or the bank's) waits as ``awaiting_contact`` until the
+PersonRegistered is applied, which makes it due again (``contact_arrived``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from shared.outbox import AggregateStore
 
 from .channels import Sms, SmsChannel, SmsDeliveryError
 from .config import NotificationSettings
-from .domain import Message, Recipient, record_failure, record_sent, stamp
+from .domain import Message, Recipient, await_contact, contact_arrived, record_failure, record_sent, stamp
 from .templates import Language, render
 
 log = get_logger("notifications.sms")
@@ -79,17 +83,41 @@ class SmsDispatcher:
         )
         return res.modified_count == 1
 
-    async def _contact(self, person_id: str) -> tuple[str, str, Language]:
-        """(name, mobile, language) of the person, or SmsDeliveryError if not known yet."""
+    async def _contact(self, person_id: str) -> tuple[str, str, Language] | None:
+        """(name, mobile, language) of the person, or None if not known yet."""
         doc = await self.recipients.find_one({"_id": person_id})
         recipient = Recipient.model_validate(doc) if doc else None
         if recipient is None or not recipient.mobile or not recipient.name:
-            raise SmsDeliveryError(f"no contact details for person {person_id} yet")
+            return None
         return recipient.name, recipient.mobile, recipient.language
 
+    async def contact_arrived(self, person_id: str) -> int:
+        """Make the person's waiting messages due now (their contact details are known); how many."""
+        waiting = await self.messages.collection.find(
+            {"person_id": person_id, "status": "awaiting_contact"}, {"correlation_id": 1}).to_list()
+        for doc in waiting:
+            await self.messages.execute(doc["_id"], contact_arrived(now=datetime.now(UTC)),
+                                        correlation_id=doc["correlation_id"])
+        if waiting:
+            self.wake()
+        return len(waiting)
+
+    async def _await_contact(self, message: Message) -> None:
+        await self.messages.execute(message.message_id, await_contact(now=datetime.now(UTC)),
+                                    correlation_id=message.correlation_id)
+        log.info("sms.awaiting_contact", message_id=message.message_id, person_id=message.person_id)
+        # The details may have been applied between the look-up and that write, after the
+        # event handler looked for waiting messages: look again, so none waits for good.
+        if await self._contact(message.person_id) is not None:
+            await self.contact_arrived(message.person_id)
+
     async def _deliver(self, message: Message) -> None:
+        contact = await self._contact(message.person_id)
+        if contact is None:
+            await self._await_contact(message)
+            return
+        name, mobile, language = contact
         try:
-            name, mobile, language = await self._contact(message.person_id)
             text = render(message.template, language, name, message.params)
             await self.channel.send(Sms(message.message_id, message.person_id, mobile, text, message.urgent))
         except SmsDeliveryError as err:

@@ -4,7 +4,10 @@ Each message is its own aggregate (id derived from the cause event and the templ
 so one event never yields the same message twice). Its status moves
 pending -> sent, or pending -> (retry later) -> ... -> failed once the attempts are
 exhausted; each outcome is published (NotificationSent / NotificationFailed) in the
-same write as the status.
+same write as the status. A message whose person's contact details have not arrived
+yet waits (pending -> awaiting_contact -> pending once they do, no attempt spent); an
+operator may send a failed one again (failed -> pending, attempts reset). Every change
+of status is kept in the message's history.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, PlainSerializer
 
-from shared.errors import Invalid
+from shared.errors import Conflict, Invalid, NotFound
 from shared.events import CloudEvent, NotificationFailed, NotificationSent
 from shared.outbox import Decision
 
 from .compose import Draft
 from .templates import Language
 
-Status = Literal["pending", "sent", "failed"]
+Status = Literal["pending", "awaiting_contact", "sent", "failed"]
 _IDS = uuid.UUID("6f1c1d52-7b0e-4c4e-9a51-2f3d0c1f5e10")
 
 
@@ -43,6 +46,15 @@ class Recipient(BaseModel):
     mobile: str | None = None
     language: Language = "zh"
     cards: dict[str, str] = {}
+
+
+class StatusChange(BaseModel):
+    """One change of a message's status: when, to what, why, and which operator made it."""
+
+    at: Instant
+    status: Status
+    note: str | None = None
+    by: str | None = None
 
 
 class Message(BaseModel):
@@ -67,6 +79,14 @@ class Message(BaseModel):
     text: str | None = None
     mobile: str | None = None
     sent_at: Instant | None = None
+    history: list[StatusChange] = []
+
+    def changed(self, now: datetime, status: Status, note: str | None = None, by: str | None = None,
+                **update: Any) -> Message:
+        """A copy in the new status, the change appended to the history."""
+        return self.model_copy(update={
+            **update, "status": status, "history": [*self.history, StatusChange(at=now, status=status, note=note,
+                                                                                 by=by)]})
 
 
 def message_id(cause_event_id: str, template: str) -> str:
@@ -102,9 +122,9 @@ def record_sent(
     def decide(state: Message | None) -> Decision[Message]:
         if state is None or state.status != "pending":
             return Decision(state)
-        sent = state.model_copy(update={
-            "status": "sent", "attempts": state.attempts + 1, "next_attempt_at": None, "channel": channel,
-            "language": language, "text": text, "mobile": mobile, "sent_at": now, "last_error": None})
+        sent = state.changed(
+            now, "sent", f"accepted by {channel}", attempts=state.attempts + 1, next_attempt_at=None, channel=channel,
+            language=language, text=text, mobile=mobile, sent_at=now, last_error=None)
         return Decision(sent, [NotificationSent(
             person_id=sent.person_id, message_id=sent.message_id, template=sent.template, channel=channel,
             cause_event_id=sent.cause_event_id, urgent=sent.urgent, card_number=sent.card_number)])
@@ -125,12 +145,52 @@ def record_failure(
             return Decision(state.model_copy(update={
                 "attempts": attempts, "last_error": error, "channel": channel,
                 "next_attempt_at": now + backoff(attempts, base, cap)}))
-        failed = state.model_copy(update={
-            "status": "failed", "attempts": attempts, "last_error": error, "channel": channel,
-            "next_attempt_at": None})
+        failed = state.changed(now, "failed", error, attempts=attempts, last_error=error, channel=channel,
+                               next_attempt_at=None)
         return Decision(failed, [NotificationFailed(
             person_id=failed.person_id, message_id=failed.message_id, template=failed.template, channel=channel,
             cause_event_id=failed.cause_event_id, attempts=attempts, error=error, card_number=failed.card_number)])
+
+    return decide
+
+
+def await_contact(*, now: datetime) -> Callable[[Message | None], Decision[Message]]:
+    """No contact details for the person yet: the message waits for them, no attempt spent."""
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None or state.status != "pending":
+            return Decision(state)
+        return Decision(state.changed(now, "awaiting_contact", "no contact details for the person yet",
+                                      next_attempt_at=None))
+
+    return decide
+
+
+def contact_arrived(*, now: datetime) -> Callable[[Message | None], Decision[Message]]:
+    """The person's contact details arrived: a waiting message is due now (any other stays as it is)."""
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None or state.status != "awaiting_contact":
+            return Decision(state)
+        return Decision(state.changed(now, "pending", "contact details arrived", next_attempt_at=now))
+
+    return decide
+
+
+def resend_failed(message_id: str, *, now: datetime, by: str) -> Callable[[Message | None], Decision[Message]]:
+    """An operator sends a failed message again: due now, its attempts reset.
+
+    NotFound for an unknown message, Conflict for one that has not failed.
+    """
+
+    def decide(state: Message | None) -> Decision[Message]:
+        if state is None:
+            raise NotFound(f"no message {message_id}")
+        if state.status != "failed":
+            raise Conflict(f"message {message_id} is {state.status}: only a failed message can be resent")
+        note = f"resent after {state.attempts} failed attempts; last error: {state.last_error}"
+        return Decision(state.changed(now, "pending", note, by=by, attempts=0, next_attempt_at=now,
+                                      last_error=None))
 
     return decide
 

@@ -1,5 +1,6 @@
 """Event handlers: every consumed event is kept and fanned out to webhooks; identity's,
-cards' and bank's events feed the projections; cardholder-facing ones become messages."""
+cards' and bank's events feed the projections (a person's contact details release the
+messages that waited for them); cardholder-facing ones become messages."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.events import CloudEvent
+from shared.events import CloudEvent, PersonRegistered
 from shared.outbox import AggregateStore
 
 from . import projections
@@ -37,6 +38,8 @@ class EventHandler:
     async def __call__(self, event: CloudEvent) -> None:
         await self.hub.record(event)
         await projections.project(self.recipients.database, event)
+        if isinstance(event.data, PersonRegistered):  # also on a redelivery: a crash may have come between
+            await self.dispatcher.contact_arrived(event.data.person_id)
         await self._compose(event)
 
     async def _compose(self, event: CloudEvent) -> None:

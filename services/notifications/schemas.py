@@ -21,6 +21,7 @@ MESSAGE_EXAMPLE = {
                               "2026-01-05. Loss voucher: V583920174625. Keep it for later enquiries.",
     "mobile": "138****8000", "card": "****0018", "cause_event_id": "5f0c6a1e-8d2b-4c1a-9e57-2b8f3c4d5e6f",
     "cause_type": "cn.medcard.cards.CardLost.v1",
+    "history": [{"at": "2026-01-05T02:13:11Z", "status": "sent", "note": None, "by": None}],
 }
 SMS_EXAMPLE = {
     "message_id": "M1b4e28ba2fa1411ea3b5f4c1d2e3f4a5", "person_id": "P3f9a0c1d2e4b5a6c", "mobile": "138****8000",
@@ -46,6 +47,13 @@ def _masked_card(number: str | None) -> str | None:
     return f"****{number[-4:]}" if number else None
 
 
+class StatusChangePublic(BaseModel):
+    at: datetime
+    status: Status
+    note: str | None
+    by: str | None = Field(description="The operator who made the change (a resend)")
+
+
 class MessagePublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [MESSAGE_EXAMPLE]})
 
@@ -66,6 +74,7 @@ class MessagePublic(BaseModel):
     card: str | None = Field(description="Masked card number the message is about")
     cause_event_id: str
     cause_type: str
+    history: list[StatusChangePublic] = Field(description="Every change of status after creation, oldest first")
 
     @classmethod
     def of(cls, m: Message) -> MessagePublic:

@@ -89,28 +89,41 @@ TEMPLATES: dict[str, dict[Language, str]] = {
 }
 
 TERMS: dict[str, dict[str, dict[Language, str]]] = {
+    # How a card was reported lost (cards: online, bank) or its password changed (bank: phone, counter, online).
     "channel": {
         "online": {"zh": "通过网上", "en": "online"},
         "bank": {"zh": "在银行网点", "en": "at the bank"},
         "counter": {"zh": "在银行柜台", "en": "at the bank counter"},
         "phone": {"zh": "通过电话", "en": "by phone"},
     },
+    # The documents cards asks for (its APPLICATION_DOCUMENTS, BROKEN_CARD and PICKUP_DOCUMENTS).
     "documents": {
-        "receipt": {"zh": "回执", "en": "the receipt"},
-        "id_card": {"zh": "身份证", "en": "your ID card"},
-        "household_register": {"zh": "户口簿", "en": "your household registration book"},
+        "replacement_receipt": {"zh": "补卡回执", "en": "the replacement receipt"},
+        "resident_id_card": {"zh": "居民身份证", "en": "your resident ID card"},
+        "household_registration_book": {"zh": "户口簿", "en": "your household registration book"},
         "broken_card": {"zh": "损坏的原卡", "en": "the broken card"},
     },
+    # Where cards hands out a new card (its PICKUP_LOCATION).
+    "location": {
+        "card_management_centre_of_the_medical_insurance_agency": {
+            "zh": "医疗保险经办机构卡管理中心", "en": "the card management centre of the medical insurance agency"},
+    },
+    # The bank's POS response codes (its authorisation REASONS; 00 approves, 14 is never published).
     "reason": {
+        "03": {"zh": "该商户未在银行登记", "en": "the merchant is not registered with the bank"},
+        "14": {"zh": "卡号无效", "en": "invalid card number"},
         "41": {"zh": "该卡已挂失", "en": "the card is reported lost"},
+        "43": {"zh": "该卡已注销", "en": "the card has been cancelled"},
         "51": {"zh": "余额不足", "en": "insufficient balance"},
         "55": {"zh": "密码错误", "en": "wrong password"},
         "57": {"zh": "医保卡不能取现或转账", "en": "the card cannot be used for cash or transfers"},
         "58": {"zh": "非定点医院或药店", "en": "not a designated hospital or pharmacy"},
-        "62": {"zh": "该卡已停用", "en": "the card is no longer valid"},
+        "62": {"zh": "该卡尚未设置密码", "en": "the card password has not been set"},
         "75": {"zh": "密码错误次数过多，卡已锁定", "en": "too many wrong passwords: the card is locked"},
     },
 }
+UNKNOWN_REASON: dict[Language, str] = {"zh": "银行返回代码{code}", "en": "{text}"}
+"""A response code without wording here: its number in Chinese, the bank's own words in English."""
 
 SEPARATOR: dict[Language, str] = {"zh": "、", "en": " and "}
 
@@ -129,9 +142,12 @@ def render(template: str, language: Language, name: str, params: dict[str, Any])
     values = {k: v for k, v in params.items() if k not in TERMS}
     if "channel" in params:
         values["channel"] = _word("channel", params["channel"], language)
+    if "location" in params:
+        values["location"] = _word("location", params["location"], language)
     if "documents" in params:
         values["documents"] = SEPARATOR[language].join(_word("documents", d, language) for d in params["documents"])
     if "reason" in params:
         code, text = params["reason"]
-        values["reason"] = TERMS["reason"][code][language] if code in TERMS["reason"] else text
+        values["reason"] = (TERMS["reason"][code][language] if code in TERMS["reason"]
+                            else UNKNOWN_REASON[language].format(code=code, text=text))
     return TEMPLATES[template][language].format(name=name, **values)

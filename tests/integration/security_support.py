@@ -113,6 +113,7 @@ SURFACE: dict[str, dict[Operation, Guard | None]] = {
         **OPS,
         ("GET", "/v1/persons/{person_id}/messages"): Guard(("operator",), owner=True),
         ("GET", "/v1/messages"): Guard(("operator",)),
+        ("POST", "/v1/messages/{message_id}/resend"): Guard(("operator",)),
         ("GET", "/v1/recipients/{person_id}"): Guard(("operator",)),
         ("GET", "/v1/sms-gateway"): Guard(("operator",)),
         ("POST", "/v1/sms-gateway/failures"): Guard(("operator",)),
@@ -130,7 +131,7 @@ SURFACE: dict[str, dict[Operation, Guard | None]] = {
 PLACEHOLDERS: dict[str, str] = {
     "person_id": OWNER, "card_number": "6216610000000000018", "receipt_number": "R000000000001",
     "unit_id": "U-unknown", "voucher": "V000000000001", "webhook_id": "W-unknown", "delivery_id": "D-unknown",
-    "event_type": "CardLost",
+    "event_type": "CardLost", "message_id": "M" + "0" * 32,
 }
 """Plausible path parameter values naming data that does not exist."""
 

@@ -17,6 +17,7 @@ from shared.events import (
     FraudAlertRaised,
     MerchantRegistered,
     PurchaseAuthorised,
+    PurchaseDeclined,
 )
 from shared.service import ServiceRuntime
 from shared.settings import Settings
@@ -175,3 +176,106 @@ async def test_a_real_provider_gets_each_sms_as_json_with_its_idempotency_key(se
     assert (body["mobile"], body["urgent"]) == ("13800138000", False)
     assert body["text"].startswith("[MedCard] Dear Han Meimei, the password of card ending 2345 was reset")
     assert drill.status_code == 409 and "sms-http" in drill.json()["detail"]
+
+
+async def test_an_operator_resends_a_failed_message_and_it_goes_out_once_the_channel_works(
+    settings: Settings,
+) -> None:
+    locked = event(CardPasswordLocked(person_id="P8", card_number=CARD, failures=3), "P8")
+    async with running_notifications(settings, sms_max_attempts=2) as (client, _):
+        operator = auth(settings, "operator", sub="op-wang")
+        # The gateway fails both attempts: the message fails for good.
+        await client.post("/v1/sms-gateway/failures", json={"count": 2}, headers=operator)
+        await produce(settings, [person("P8"), locked])
+
+        async def failed() -> bool:
+            return len(await messages(client, settings, "P8", status="failed")) == 1
+        await eventually(failed, timeout=WAIT)
+        [message] = await messages(client, settings, "P8")
+        resend = f"/v1/messages/{message['message_id']}/resend"
+        # Refused without changing anything: a cardholder, an unknown message, a malformed id.
+        by_holder = await client.post(resend, headers=auth(settings, "cardholder", person_id="P8"))
+        unknown = await client.post(f"/v1/messages/M{'0' * 32}/resend", headers=operator)
+        malformed = await client.post("/v1/messages/not-a-message/resend", headers=operator)
+        assert await messages(client, settings, "P8") == [message]
+        # The gateway works again (its two failures are spent): the operator resends it.
+        resent = await client.post(resend, headers=operator)
+
+        async def sent() -> bool:
+            return len(await messages(client, settings, "P8", status="sent")) == 1
+        await eventually(sent, timeout=WAIT)
+        [delivered] = await messages(client, settings, "P8")
+        again = await client.post(resend, headers=operator)
+        unchanged = await messages(client, settings, "P8")
+        sms = await outbox(client, settings, "P8")
+    assert (by_holder.status_code, unknown.status_code, malformed.status_code) == (403, 404, 422)
+    assert f"no message M{'0' * 32}" in unknown.json()["detail"]
+    assert resent.status_code == 202, resent.text
+    assert (resent.json()["status"], resent.json()["attempts"], resent.json()["last_error"]) == ("pending", 0, None)
+    assert (message["attempts"], delivered["attempts"]) == (2, 1)
+    history = [(c["status"], c["by"]) for c in delivered["history"]]
+    assert history == [("failed", None), ("pending", "op-wang"), ("sent", None)]
+    assert delivered["history"][1]["note"].startswith("resent after 2 failed attempts; last error: simulated gateway")
+    assert again.status_code == 409 and "is sent: only a failed message can be resent" in again.json()["detail"]
+    assert unchanged == [delivered]
+    [one] = sms
+    assert one["message_id"] == message["message_id"] and "已锁定" in one["text"]
+    records = [from_record(r) for r in await read_service_topic(settings, "notifications", 2, timeout=WAIT)]
+    assert [(r.name, r.data.message_id) for r in records] == [  # type: ignore[attr-defined]
+        ("NotificationFailed", message["message_id"]), ("NotificationSent", message["message_id"])]
+
+
+async def test_a_message_for_a_person_not_yet_known_waits_for_their_details_and_goes_out_once(
+    settings: Settings,
+) -> None:
+    lost = event(CardLost(person_id="P9", card_number=CARD, channel="bank", voucher="V583920174625",
+                          business_date=date(2026, 1, 5)), "P9", sequence=2)
+    async with running_notifications(settings, sms_max_attempts=2) as (client, _):
+        # Cards' event comes first: notifications has nobody to send it to yet.
+        await produce(settings, [lost])
+
+        async def waiting() -> bool:
+            return len(await messages(client, settings, "P9", status="awaiting_contact")) == 1
+        await eventually(waiting, timeout=WAIT)
+        [before] = await messages(client, settings, "P9")
+        # Identity's event arrives later, then both once more (redeliveries).
+        await produce(settings, [person("P9")])
+
+        async def sent() -> bool:
+            return len(await messages(client, settings, "P9", status="sent")) == 1
+        await eventually(sent, timeout=WAIT)
+        await produce(settings, [person("P9"), lost,
+                                 event(CardPasswordReset(person_id="P9", card_number=CARD), "P9", sequence=3)])
+
+        async def marker_sent() -> bool:
+            return len(await messages(client, settings, "P9", status="sent")) == 2
+        await eventually(marker_sent, timeout=WAIT)
+        after = await messages(client, settings, "P9")
+        sms = await outbox(client, settings, "P9")
+    assert (before["attempts"], before["next_attempt_at"], before["last_error"]) == (0, None, None)
+    [card_lost] = [m for m in after if m["template"] == "card_lost"]
+    assert sorted(m["template"] for m in after) == ["card_lost", "password_reset"]
+    assert card_lost["message_id"] == before["message_id"] and card_lost["attempts"] == 1
+    assert [c["status"] for c in card_lost["history"]] == ["awaiting_contact", "pending", "sent"]
+    assert [s["message_id"] for s in sms].count(before["message_id"]) == 1 and len(sms) == 2
+    assert "张三您好" in sms[0]["text"] and "在银行网点挂失，挂失凭证号V583920174625" in sms[0]["text"]
+
+
+async def test_a_swipe_of_a_lost_card_sends_the_urgent_alert_only(settings: Settings) -> None:
+    declined = PurchaseDeclined(person_id="P10", card_number=CARD, authorisation_id="AU7", merchant_id="M1",
+                                amount_fen=30000, kind="purchase", reason_code="41", reason="lost card, pick up",
+                                business_date=date(2026, 1, 5))
+    alert = FraudAlertRaised(person_id="P10", card_number=CARD, authorisation_id="AU7", merchant_id="M1",
+                             amount_fen=30000, attempted_at=datetime(2026, 1, 5, 6, 30, tzinfo=UTC))
+    async with running_notifications(settings) as (client, runtime):
+        # The bank publishes both events of the one decision, in this order.
+        await produce(settings, [person("P10"), event(declined, "P10", sequence=1), event(alert, "P10", sequence=2)])
+        await handled(runtime, 3)
+
+        async def delivered() -> bool:
+            return len(await outbox(client, settings, "P10")) == 1
+        await eventually(delivered, timeout=WAIT)
+        listed = await messages(client, settings, "P10")
+        [sms] = await outbox(client, settings, "P10")
+    assert [(m["template"], m["urgent"], m["status"]) for m in listed] == [("fraud_alert", True, "sent")]
+    assert sms["text"].startswith("【医保】紧急提醒：张三您好") and sms["urgent"]

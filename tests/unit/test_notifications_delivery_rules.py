@@ -9,18 +9,21 @@ import pytest
 from services.notifications.compose import draft_for
 from services.notifications.domain import (
     Message,
+    await_contact,
     backoff,
+    contact_arrived,
     create_message,
     event_type_index,
     message_id,
     normalise_event_types,
     record_failure,
     record_sent,
+    resend_failed,
     stamp,
     subscribed,
 )
 from services.notifications.signing import new_secret, secret_key, signature, signed_headers
-from shared.errors import Invalid
+from shared.errors import Conflict, Invalid, NotFound
 from shared.events import CardLost, NotificationFailed, NotificationSent, new_event
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -89,6 +92,53 @@ def test_a_failed_attempt_is_retried_later_with_growing_delays_then_fails_for_go
     [event] = decision.events
     assert isinstance(event, NotificationFailed)
     assert (event.attempts, event.error, event.message_id) == (3, "still down", decision.state.message_id)
+
+
+def failed_for_good() -> Message:
+    return fail(fail(fail(pending())))
+
+
+def test_an_operator_resends_a_failed_message_due_now_with_its_attempts_reset_and_the_resend_in_its_history() -> None:
+    failed = failed_for_good()
+    assert [(c.status, c.note) for c in failed.history] == [("failed", "gateway down")]
+    later = NOW + timedelta(hours=2)
+    decision = resend_failed(failed.message_id, now=later, by="op-wang")(failed)
+    assert decision.events == []
+    resent = decision.state
+    assert resent is not None
+    assert (resent.status, resent.attempts, resent.next_attempt_at, resent.last_error) == ("pending", 0, later, None)
+    change = resent.history[-1]
+    assert (change.at, change.status, change.by) == (later, "pending", "op-wang")
+    assert change.note == "resent after 3 failed attempts; last error: gateway down"
+    # It is tried afresh: the full number of attempts before it fails again.
+    assert fail(fail(resent)).status == "pending" and fail(fail(fail(resent))).status == "failed"
+
+
+def test_only_a_failed_message_can_be_resent_and_an_unknown_one_is_not_found() -> None:
+    with pytest.raises(NotFound, match="no message M1"):
+        resend_failed("M1", now=NOW, by="op")(None)
+    sent = record_sent(now=NOW, channel="sms", language="zh", text="t", mobile="13800138000")(pending()).state
+    for message, status in [(pending(), "pending"), (fail(pending()), "pending"), (sent, "sent")]:
+        with pytest.raises(Conflict, match=f"is {status}: only a failed message can be resent"):
+            resend_failed("M1", now=NOW, by="op")(message)
+
+
+def test_a_message_without_contact_details_waits_without_spending_an_attempt_until_they_arrive() -> None:
+    waiting = await_contact(now=NOW)(pending()).state
+    assert waiting is not None
+    assert (waiting.status, waiting.attempts, waiting.next_attempt_at) == ("awaiting_contact", 0, None)
+    # Neither a late outcome of an attempt nor a resend touches a waiting message.
+    assert record_failure(now=NOW, channel="c", error="e", max_attempts=1, base=1, cap=1)(waiting).state == waiting
+    assert record_sent(now=NOW, channel="c", language="zh", text="t", mobile="1")(waiting).state == waiting
+    with pytest.raises(Conflict):
+        resend_failed(waiting.message_id, now=NOW, by="op")(waiting)
+    later = NOW + timedelta(minutes=5)
+    due = contact_arrived(now=later)(waiting).state
+    assert due is not None and (due.status, due.next_attempt_at, due.attempts) == ("pending", later, 0)
+    assert [c.status for c in due.history] == ["awaiting_contact", "pending"]
+    # Arriving details change nothing for a message that was not waiting.
+    assert contact_arrived(now=later)(due).state == due
+    assert await_contact(now=later)(failed_for_good()).state == failed_for_good()
 
 
 def test_the_backoff_doubles_up_to_its_cap() -> None:

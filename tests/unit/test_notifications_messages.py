@@ -6,6 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.bank.authorisation import PosRequest, authorise
+from services.bank.model import Account, CardState, Merchant
+from services.cards.domain import PICKUP_DOCUMENTS, PICKUP_LOCATION
 from services.notifications.compose import draft_for, yuan
 from services.notifications.templates import TEMPLATES, render
 from shared.events import (
@@ -39,8 +42,7 @@ CARDHOLDER_EVENTS: list[EventData] = [
     BankStamped(person_id=P, card_number=CARD, receipt_number="R123", branch="BOC Xidan savings office",
                 seal="BOC-0042", processed_at=AT, business_date=DAY, loss_reported=False),
     ReplacementReady(person_id=P, card_number=CARD, receipt_number="R123", ready_on=date(2026, 1, 26),
-                     pickup_location="Card management centre, 3 Fuxing Road",
-                     documents_required=["receipt", "ID card"]),
+                     pickup_location=PICKUP_LOCATION, documents_required=PICKUP_DOCUMENTS),
     CardIssued(person_id=P, card_number=CARD, agent_bank="BOC", replaces=OLD),
     MonthlyTransfer(person_id=P, account_id="A1", card_number=CARD, month="2026-01", contribution_id="C1",
                     amount_fen=12345, balance_after_fen=1234567),
@@ -88,8 +90,15 @@ def test_a_loss_report_message_carries_the_voucher_and_the_channel_in_the_person
 
 def test_the_ready_message_says_where_and_with_which_documents() -> None:
     zh, en = text(CARDHOLDER_EVENTS[3]), text(CARDHOLDER_EVENTS[3], "en")
-    assert "携带回执、身份证到Card management centre, 3 Fuxing Road领取" in zh
-    assert "from 2026-01-26 at Card management centre, 3 Fuxing Road; bring the receipt and your ID card." in en
+    assert "请自2026-01-26起携带补卡回执、居民身份证到医疗保险经办机构卡管理中心领取。" in zh
+    assert ("from 2026-01-26 at the card management centre of the medical insurance agency; "
+            "bring the replacement receipt and your resident ID card.") in en
+
+
+def test_a_place_or_document_without_wording_is_shown_as_cards_sent_it() -> None:
+    odd = CARDHOLDER_EVENTS[3].model_copy(update={"pickup_location": "3 Fuxing Road",
+                                                  "documents_required": ["resident ID card", "photo"]})
+    assert "携带居民身份证、photo到3 Fuxing Road领取" in text(odd)
 
 
 def test_the_monthly_transfer_gives_amount_and_balance_in_yuan() -> None:
@@ -103,10 +112,28 @@ def test_a_purchase_names_the_merchant_when_known_and_its_id_otherwise() -> None
     assert "CNY 20.50 paid at M1 on 2026-01-05" in text(CARDHOLDER_EVENTS[6], "en")
 
 
-def test_a_refusal_is_explained_by_its_reason_code_or_else_the_banks_words() -> None:
+def test_a_refusal_is_explained_by_its_reason_code_or_else_by_the_code_in_chinese_and_the_banks_words() -> None:
     assert text(CARDHOLDER_EVENTS[7]).endswith("交易未成功：余额不足。")
     odd = CARDHOLDER_EVENTS[7].model_copy(update={"reason_code": "96", "reason": "system malfunction"})
+    assert text(odd).endswith("交易未成功：银行返回代码96。")
     assert text(odd, "en").endswith("was refused: system malfunction.")
+
+
+def test_a_swipe_of_a_lost_card_yields_one_message_the_urgent_alert_not_also_a_refusal() -> None:
+    # The bank's own decision for a swipe of a lost card: a decline (41) and a fraud alert.
+    lost = Account(person_id=P, account_id="PMA-P1", balance_fen=10_000, current_card=CARD,
+                   cards=[CardState(number=CARD, status="lost")], pin_hash="H1")
+    swipe = PosRequest(card_number=CARD, merchant_id="M1", amount_fen=30_000, kind="purchase",
+                       authorisation_id="AU3", at=AT, business_date=DAY)
+    pharmacy = Merchant(merchant_id="M1", name="仁和大药房", kind="pharmacy", designated=True)
+    events = authorise(swipe, pharmacy, checked_hash="H1", pin_ok=True, max_failures=3)(lost).events
+    assert [(type(e).__name__, getattr(e, "reason_code", None)) for e in events] == [
+        ("PurchaseDeclined", "41"), ("FraudAlertRaised", None)]
+    drafts = [d for d in (draft_for(e) for e in events) if d is not None]
+    assert [(d.template, d.urgent) for d in drafts] == [("fraud_alert", True)]
+    # Any other refusal still gets its message.
+    other = events[0].model_copy(update={"reason_code": "43", "reason": "card cancelled, pick up"})
+    assert draft_for(other) is not None
 
 
 def test_an_attempt_on_a_lost_card_is_urgent_and_says_when_in_china_time() -> None:
