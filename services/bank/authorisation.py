@@ -28,6 +28,7 @@ alert, the password lock), as no purchase was declined.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -106,15 +107,10 @@ def authorise(request: PosRequest, merchant: Merchant | None, *, checked_hash: s
     """Decide one swipe. The caller verified the PIN against ``checked_hash`` (off the
     event loop); if the password changed meanwhile the swipe is refused with a 409."""
     def decide(state: Account | None) -> Decision[Account]:
-        code = screen(state, request, merchant)
-        if state is None or code == "14":
-            return Decision(None, [], answer(request, "14"))
-        acc = state.model_copy(deep=True)
-        events: list[EventData] = []
-        if code is None:
-            if acc.pin_hash != checked_hash:
-                raise Conflict("the card password changed during this authorisation: send it again")
-            code = _check_pin_and_funds(acc, request, pin_ok, max_failures, events)
+        acc, events, code = _screened(state, request, merchant, checked_hash, lambda acc, events: _check_pin_and_funds(
+            acc, request, pin_ok, max_failures, events))
+        if acc is None:
+            return Decision(None, [], answer(request, code))
         if code == APPROVED:
             acc.balance_fen -= request.amount_fen
             acc.ledger.append(LedgerEntry(
@@ -142,15 +138,10 @@ def inquire(request: PosRequest, merchant: Merchant | None, *, checked_hash: str
     """Decide a balance inquiry at a POS (``request.kind`` balance_inquiry, amount 0): the
     answer carries the balance when approved. Same PIN rules and 409 as ``authorise``."""
     def decide(state: Account | None) -> Decision[Account]:
-        code = screen(state, request, merchant)
-        if state is None or code == "14":
-            return Decision(None, [], answer(request, "14"))
-        acc = state.model_copy(deep=True)
-        events: list[EventData] = []
-        if code is None:
-            if acc.pin_hash != checked_hash:
-                raise Conflict("the card password changed during this inquiry: send it again")
-            code = _check_pin(acc, request, pin_ok, max_failures, events) or APPROVED
+        acc, events, code = _screened(state, request, merchant, checked_hash, lambda acc, events: _check_pin(
+            acc, request, pin_ok, max_failures, events) or APPROVED)
+        if acc is None or state is None:
+            return Decision(None, [], answer(request, code))
         if code == APPROVED:
             events.append(BalanceInquired(person_id=acc.person_id, card_number=request.card_number, channel="pos",
                                           balance_fen=acc.balance_fen))
@@ -160,6 +151,24 @@ def inquire(request: PosRequest, merchant: Merchant | None, *, checked_hash: str
         changed = acc.pin_failures != state.pin_failures or acc.pin_locked != state.pin_locked
         return Decision(acc if changed or events else None, events, answer(request, code))
     return decide
+
+
+def _screened(state: Account | None, request: PosRequest, merchant: Merchant | None, checked_hash: str | None,
+              check: Callable[[Account, list[EventData]], str]) -> tuple[Account | None, list[EventData], str]:
+    """What a purchase and an inquiry share: screen the card and the request, then, if
+    nothing refused it, ``check`` the password (and funds) on a copy of the account.
+    Returns that copy (None for an unknown card), the events so far and the code. A
+    password changed since the caller verified it is a 409: the terminal sends again."""
+    code = screen(state, request, merchant)
+    if state is None or code == "14":
+        return None, [], "14"
+    acc = state.model_copy(deep=True)
+    events: list[EventData] = []
+    if code is None:
+        if acc.pin_hash != checked_hash:
+            raise Conflict("the card password changed during this request: send it again")
+        code = check(acc, events)
+    return acc, events, code
 
 
 def _fraud_alert(acc: Account, request: PosRequest) -> FraudAlertRaised:
