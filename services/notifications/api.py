@@ -67,9 +67,10 @@ webhooks_router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=
                             dependencies=[Depends(require_roles("operator"))])
 
 
-async def _messages(parts: Notifications, query: dict[str, Any], limit: int) -> MessagesPublic:
+async def _messages(parts: Notifications, query: dict[str, Any], limit: int, *,
+                    staff_names: bool = True) -> MessagesPublic:
     docs = await parts.messages.collection.find(query).sort("created_at", -1).limit(limit).to_list()
-    data = [MessagePublic.of(Message.model_validate(d)) for d in docs]
+    data = [MessagePublic.of(Message.model_validate(d), staff_names=staff_names) for d in docs]
     return MessagesPublic(data=data, count=len(data))
 
 
@@ -81,7 +82,7 @@ async def person_messages(person_id: str, principal: CurrentPrincipal, parts: Pa
     query: dict[str, Any] = {"person_id": person_id}
     if status:
         query["status"] = status
-    return await _messages(parts, query, limit)
+    return await _messages(parts, query, limit, staff_names=principal.role == "operator")
 
 
 @messages_router.get("/messages", responses=errors(422))

@@ -77,9 +77,15 @@ class MessagePublic(BaseModel):
     history: list[StatusChangePublic] = Field(description="Every change of status after creation, oldest first")
 
     @classmethod
-    def of(cls, m: Message) -> MessagePublic:
-        return cls(**m.model_dump(exclude={"mobile", "card_number", "params", "correlation_id"}),
-                   mobile=mask_mobile(m.mobile) if m.mobile else None, card=_masked_card(m.card_number))
+    def of(cls, m: Message, *, staff_names: bool = True) -> MessagePublic:
+        """The message as shown; ``staff_names=False`` (a cardholder's own listing) leaves
+        out which operator changed it."""
+        shown = cls(**m.model_dump(exclude={"mobile", "card_number", "params", "correlation_id"}),
+                    mobile=mask_mobile(m.mobile) if m.mobile else None, card=_masked_card(m.card_number))
+        if not staff_names:
+            for change in shown.history:
+                change.by = None
+        return shown
 
 
 class MessagesPublic(BaseModel):

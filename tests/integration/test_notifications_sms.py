@@ -205,6 +205,7 @@ async def test_an_operator_resends_a_failed_message_and_it_goes_out_once_the_cha
             return len(await messages(client, settings, "P8", status="sent")) == 1
         await eventually(sent, timeout=WAIT)
         [delivered] = await messages(client, settings, "P8")
+        own = await client.get("/v1/persons/P8/messages", headers=auth(settings, "cardholder", person_id="P8"))
         again = await client.post(resend, headers=operator)
         unchanged = await messages(client, settings, "P8")
         sms = await outbox(client, settings, "P8")
@@ -215,6 +216,8 @@ async def test_an_operator_resends_a_failed_message_and_it_goes_out_once_the_cha
     assert (message["attempts"], delivered["attempts"]) == (2, 1)
     history = [(c["status"], c["by"]) for c in delivered["history"]]
     assert history == [("failed", None), ("pending", "op-wang"), ("sent", None)]
+    [mine] = own.json()["data"]  # the holder sees the resend, not which operator made it
+    assert [(c["status"], c["by"]) for c in mine["history"]] == [("failed", None), ("pending", None), ("sent", None)]
     assert delivered["history"][1]["note"].startswith("resent after 2 failed attempts; last error: simulated gateway")
     assert again.status_code == 409 and "is sent: only a failed message can be resent" in again.json()["detail"]
     assert unchanged == [delivered]
