@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
+from pymongo.errors import PyMongoError
 
 from .codec import from_record
 from .events import CloudEvent
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
+from .database import database_away
 from .logging import EVENT_KEYS, bind, get_logger, unbind
 from .settings import Settings
 
@@ -35,7 +36,6 @@ BatchHandler = Callable[[list[CloudEvent]], Awaitable[list[Exception | None]]]
 None (applied or a repeat) or the error that refuses it (dead-lettered). It raises a
 transient database error to have the batch retried; anything else it raises sends the
 batch through ``handler``, one event at a time."""
-TRANSIENT_DB_ERRORS = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout, ExecutionTimeout)
 
 
 def dead_letter_headers(record: ConsumerRecord[bytes, bytes], reason: str, service: str) -> list[tuple[str, bytes]]:
@@ -240,7 +240,9 @@ class ConsumerRunner:
         while True:
             try:
                 return await call()
-            except TRANSIENT_DB_ERRORS as err:
+            except PyMongoError as err:
+                if not database_away(err):
+                    raise
                 log.warning("consumer.database_unavailable", error=repr(err), retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

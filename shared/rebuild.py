@@ -23,7 +23,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .codec import from_record
-from .consumer import TRANSIENT_DB_ERRORS
+from .database import database_away
 from .events import CloudEvent
 from .settings import Settings
 from .topics import TOPICS
@@ -98,9 +98,10 @@ async def _apply(record: Any, feeds: list[Projection], target: AsyncDatabase[Doc
     for projection in feeds:
         try:
             await projection.apply(target, event)
-        except TRANSIENT_DB_ERRORS:
-            raise  # the database is gone: the rebuild stops, nothing is skipped
-        except Exception as err:  # the live consumer dead-letters it
+        except Exception as err:
+            if database_away(err):
+                raise  # the database is gone: the rebuild stops, nothing is skipped
+            # what the live consumer dead-letters
             report.skipped.append(f"{place}: {type(err).__name__}: {err}")
             continue
         report.fed[projection.name] += 1

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +30,7 @@ from .dbstats import DbCommandStats
 from .contract.router import router as contract_router
 from .errors import DomainError, errors, example
 from .kafka import ensure_topics
+from .database import database_away
 from .logging import bind, clear, configure, get_logger
 from .outbox import AggregateStore, ConcurrencyConflict
 from .relay import OutboxRelay
@@ -335,10 +336,13 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     async def conflict(_: Request, err: ConcurrencyConflict) -> JSONResponse:
         return JSONResponse(error_body("concurrent_update", str(err)), status_code=409)
 
-    @app.exception_handler(ConnectionFailure)
+    @app.exception_handler(PyMongoError)
     async def db_down(_: Request, err: PyMongoError) -> JSONResponse:
-        # No server found: nothing was sent. A connection lost mid-operation may have lost the
-        # reply to a write the server applied; the client should look before it retries.
+        if not database_away(err):
+            raise err  # a bug, not an outage: a 500, logged with its traceback
+        # No server found: nothing was sent. A connection lost (or a server stopping) in the
+        # middle of an operation may have lost the reply to a write it applied: the client
+        # should look before it retries.
         detail = ("database unavailable; nothing was changed" if isinstance(err, ServerSelectionTimeoutError)
                   else "database connection lost; a change in flight may or may not have been made")
         return JSONResponse(error_body("unavailable", detail), status_code=503)
