@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+
+CHINA = timedelta(hours=8)
+"""China's offset from UTC (no daylight saving): the business calendar's day."""
+
+
+def real_today() -> date:
+    """Today's date in China."""
+    return (datetime.now(UTC) + CHINA).date()
+
 
 # Fixed-date public holidays (month, day). Lunar holidays move each year: add them
 # with MEDCARD_HOLIDAYS (comma-separated ISO dates).

@@ -3,21 +3,15 @@ from the clock topic, or today's date in China when no simulated clock has ticke
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from .calendar import real_today
 from .events import BusinessDateAdvanced, CloudEvent
 from .projection import apply_once
 from .rebuild import Projection
-
-CHINA = timedelta(hours=8)
-
-
-def real_today() -> date:
-    return (datetime.now(UTC) + CHINA).date()
-
 
 class BusinessClock:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:

@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
+
+from .calendar import real_today
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -28,11 +30,6 @@ def id_check_digit(first17: str) -> str:
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
 
 
-def china_today() -> date:
-    """Today's date in China (UTC+8)."""
-    return (datetime.now(UTC) + timedelta(hours=8)).date()
-
-
 def validate_id_number(value: str, today: date | None = None) -> str:
     """Return the normalised 18-character ID number or raise InvalidIdNumber saying why.
     The birth date must be a real date from 1900 to ``today`` (default: today in China)."""
@@ -50,7 +47,7 @@ def validate_id_number(value: str, today: date | None = None) -> str:
         raise InvalidIdNumber(f"resident ID number has an invalid birth date {v[6:14]}") from None
     if birth < EARLIEST_BIRTH:
         raise InvalidIdNumber(f"resident ID number has a birth date {birth} before {EARLIEST_BIRTH}")
-    today = today or china_today()
+    today = today or real_today()
     if birth > today:
         raise InvalidIdNumber(f"resident ID number has a birth date {birth} after today ({today})")
     expected = id_check_digit(v[:17])
