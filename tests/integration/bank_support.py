@@ -154,6 +154,15 @@ async def funded_account(src: EventSource, bank: BankClient, amount_fen: int, mo
     return person_id, card
 
 
+async def credited_account(src: EventSource, bank: BankClient, amount_fen: int, month: str = "2026-01",
+                           pin: str = "246810") -> tuple[str, str]:
+    """``funded_account`` after its month end: ``amount_fen`` credited. Returns (person_id, card_number)."""
+    person_id, card = await funded_account(src, bank, amount_fen, month, pin)
+    await src.month_end(month)
+    await bank.wait_account(person_id, lambda a: a["balance_fen"] == amount_fen)
+    return person_id, card
+
+
 async def bank_events(settings: Settings, until: Callable[[list[CloudEvent]], bool],
                       timeout: float = 20.0) -> list[CloudEvent]:
     """The bank's published events, read from the start until ``until(events)`` holds."""

@@ -13,7 +13,7 @@ from shared.events import CardLost
 from shared.ids import make_id_number
 from shared.settings import Settings
 from tests.helpers import running_service
-from tests.integration.bank_support import BankClient, EventSource, bank_events, funded_account, named
+from tests.integration.bank_support import BankClient, EventSource, bank_events, credited_account, named
 
 pytestmark = pytest.mark.infra
 PIN = "246810"
@@ -24,9 +24,7 @@ async def test_a_card_buys_at_a_designated_pharmacy_only_and_never_cash(settings
         bank = BankClient(http, settings)
         await bank.merchant("M-PH")
         await bank.merchant("M-SH", kind="shop", designated=False)
-        person_id, card = await funded_account(src, bank, 10_000, "2026-01")
-        await src.month_end("2026-01")
-        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 10_000)
+        person_id, card = await credited_account(src, bank, 10_000)
 
         assert (await bank.swipe(card, PIN, "M-PH", 3_550))["response_code"] == "00"
         assert (await bank.swipe(card, PIN, "M-SH", 100))["response_code"] == "58"
@@ -55,9 +53,7 @@ async def test_a_card_whose_loss_event_arrives_is_refused_with_41_and_a_fraud_al
     async with EventSource(settings) as src, running_service(create, settings) as http:
         bank = BankClient(http, settings)
         await bank.merchant("M-PH")
-        person_id, card = await funded_account(src, bank, 5_000, "2026-01")
-        await src.month_end("2026-01")
-        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 5_000)
+        person_id, card = await credited_account(src, bank, 5_000)
         assert (await bank.swipe(card, PIN, "M-PH", 1_000))["approved"] is True
 
         await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V1",
@@ -77,9 +73,7 @@ async def test_a_replacement_carries_the_balance_over_and_the_old_card_is_refuse
     async with EventSource(settings) as src, running_service(create, settings) as http:
         bank = BankClient(http, settings)
         await bank.merchant("M-PH")
-        person_id, old = await funded_account(src, bank, 7_000, "2026-01")
-        await src.month_end("2026-01")
-        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 7_000)
+        person_id, old = await credited_account(src, bank, 7_000)
 
         new = await src.card(person_id, replaces=old)
         account = await bank.wait_account(person_id, lambda a: a["current_card"] == new)
@@ -99,9 +93,7 @@ async def test_twenty_concurrent_purchases_on_one_card_never_overdraw_it(setting
     async with EventSource(settings) as src, running_service(create, settings) as http:
         bank = BankClient(http, settings)
         await bank.merchant("M-PH")
-        person_id, card = await funded_account(src, bank, 10_000, "2026-01")
-        await src.month_end("2026-01")
-        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 10_000)
+        person_id, card = await credited_account(src, bank, 10_000)
 
         answers = await asyncio.gather(*(bank.swipe(card, PIN, "M-PH", 5_001 + i) for i in range(20)))
         approved = [a for a in answers if a["approved"]]
@@ -170,9 +162,7 @@ async def test_a_pos_balance_inquiry_needs_the_password_counts_wrong_ones_and_al
         bank = BankClient(http, settings)
         await bank.merchant("M-PH")
         await bank.merchant("M-SH", kind="shop", designated=False)
-        person_id, card = await funded_account(src, bank, 6_000, "2026-01")
-        await src.month_end("2026-01")
-        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 6_000)
+        person_id, card = await credited_account(src, bank, 6_000)
 
         # With the card password, a designated merchant's terminal is told the balance.
         told = await bank.inquire(card, PIN, "M-PH")

@@ -13,7 +13,7 @@ from services.bank.app import create
 from shared.events import ReplacementRequested
 from shared.settings import Settings
 from tests.helpers import eventually, running_service
-from tests.integration.bank_support import BankClient, EventSource, bank_events, funded_account, named
+from tests.integration.bank_support import BankClient, EventSource, bank_events, credited_account, funded_account, named
 
 pytestmark = pytest.mark.infra
 
@@ -23,9 +23,7 @@ async def test_the_balance_is_told_by_channel_and_the_statement_lists_credits_an
         bank = BankClient(http, settings)
         await bank.merchant("M-PH")
         await bank.merchant("M-HO", kind="hospital", designated=False)
-        person_id, card = await funded_account(src, bank, 9_000, "2026-01")
-        await src.month_end("2026-01")
-        await bank.wait_account(person_id, lambda a: a["balance_fen"] == 9_000)
+        person_id, card = await credited_account(src, bank, 9_000)
         await bank.swipe(card, "246810", "M-PH", 1_250)
         holder = bank.as_("cardholder", person_id=person_id)
 
