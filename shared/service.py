@@ -48,13 +48,10 @@ class ServiceRuntime:
     def __init__(self, name: str, settings: Settings | None = None) -> None:
         self.name = name
         self.settings = settings or get_settings()
-        # At most 20 operations at once: FerretDB's SQLite pool has 100 connections per
-        # database and an update holds two of them (its read, then its write transaction),
-        # so an unbounded client can exhaust the pool and deadlock the server.
         self.db_stats = DbCommandStats()
         self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             self.settings.mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True,
-            maxPoolSize=20, event_listeners=[self.db_stats],
+            event_listeners=[self.db_stats],
         )
         self.db = self.mongo[self.settings.database(name)]
         self.relay = OutboxRelay(self.settings, [], name=name)

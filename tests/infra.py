@@ -3,14 +3,15 @@
 :func:`provide_infra` tries, in order:
 
 1. ``env``: ``MEDCARD_KAFKA_BOOTSTRAP`` and ``MEDCARD_MONGO_URL`` are set, use them;
-2. ``docker``: a Docker engine answers, start testcontainers (Kafka KRaft, ``mongo:7``);
+2. ``docker``: a Docker engine answers, start testcontainers (Kafka KRaft, ``mongo:8``);
 3. ``local``: start a :class:`~medcard.stack.LocalStack` in ``.state/test-stack``
-   with fresh data, on ports 29092/29093 (Kafka) and 27037 (FerretDB).
+   with fresh data, on ports 29092/29093 (Kafka), 27037 (FerretDB) and 25037
+   (its PostgreSQL).
 
 ``MEDCARD_TEST_INFRA=env|docker|local`` forces one way. Ports and state dir
 of the local way can be changed with ``MEDCARD_TEST_KAFKA_PORT``,
-``MEDCARD_TEST_KAFKA_CONTROLLER_PORT``, ``MEDCARD_TEST_MONGO_PORT`` and
-``MEDCARD_TEST_STATE_DIR``. If nothing can be started an :class:`InfraError`
+``MEDCARD_TEST_KAFKA_CONTROLLER_PORT``, ``MEDCARD_TEST_MONGO_PORT``,
+``MEDCARD_TEST_POSTGRES_PORT`` and ``MEDCARD_TEST_STATE_DIR``. If nothing can be started an :class:`InfraError`
 is raised: tests needing infrastructure fail, they are never skipped.
 
 The controls (stop/start Kafka or Mongo, for outage tests) are blocking calls
@@ -114,7 +115,7 @@ def _docker_infra() -> Infra:
         from testcontainers.mongodb import MongoDbContainer
 
     kafka = KafkaContainer().with_kraft()  # raises at once without a Docker engine
-    mongo = MongoDbContainer("mongo:7")
+    mongo = MongoDbContainer("mongo:8")
     started: list[Any] = []
     try:
         for container in (kafka, mongo):
@@ -144,6 +145,7 @@ def _local_infra() -> Infra:
         kafka_port=int(env("MEDCARD_TEST_KAFKA_PORT") or 29092),
         kafka_controller_port=int(env("MEDCARD_TEST_KAFKA_CONTROLLER_PORT") or 29093),
         mongo_port=int(env("MEDCARD_TEST_MONGO_PORT") or 27037),
+        postgres_port=int(env("MEDCARD_TEST_POSTGRES_PORT") or 0) or None,
     )
     stack.down()  # a previous session may have been killed before its teardown
     shutil.rmtree(stack.state_dir, ignore_errors=True)

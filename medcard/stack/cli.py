@@ -15,13 +15,15 @@ from rich.table import Table
 from medcard.stack.local import LocalStack
 from medcard.stack.process import StackError, tail
 
-app = typer.Typer(help="Local stack of real servers: Kafka (KRaft) and FerretDB.", no_args_is_help=True)
+app = typer.Typer(help="Local stack of real servers: Kafka (KRaft), and FerretDB 2 on PostgreSQL with DocumentDB.",
+                  no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
 
 
 class Service(str, Enum):
     kafka = "kafka"
+    postgres = "postgres"
     ferretdb = "ferretdb"
 
 
@@ -31,13 +33,15 @@ def main(
     state_dir: Annotated[Optional[Path], typer.Option(
         envvar="MEDCARD_STATE_DIR", help="Data, pid files and logs (default: ./.state/stack).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(
-        envvar="MEDCARD_CACHE_DIR", help="Kafka jars and FerretDB binary (default: ~/.cache/medcard).")] = None,
+        envvar="MEDCARD_CACHE_DIR", help="Kafka jars, DocumentDB and FerretDB builds (default: ~/.cache/medcard).")] = None,
     kafka_port: Annotated[int, typer.Option(envvar="MEDCARD_KAFKA_PORT")] = 19092,
     kafka_controller_port: Annotated[int, typer.Option(envvar="MEDCARD_KAFKA_CONTROLLER_PORT")] = 19093,
     mongo_port: Annotated[int, typer.Option(envvar="MEDCARD_MONGO_PORT")] = 27027,
+    postgres_port: Annotated[Optional[int], typer.Option(
+        envvar="MEDCARD_POSTGRES_PORT", help="PostgreSQL behind FerretDB (default: mongo port - 2000).")] = None,
 ) -> None:
     """Options shared by every stack command (put them before the command)."""
-    ctx.obj = LocalStack(state_dir, kafka_port, kafka_controller_port, mongo_port, cache_dir)
+    ctx.obj = LocalStack(state_dir, kafka_port, kafka_controller_port, mongo_port, cache_dir, postgres_port)
 
 
 @contextmanager
@@ -52,7 +56,7 @@ def _errors() -> Iterator[None]:
 
 @app.command()
 def install(ctx: typer.Context) -> None:
-    """Fetch the Kafka jars (Maven) and build FerretDB (Go) into the cache."""
+    """Fetch the Kafka jars (Maven), build DocumentDB (C) and FerretDB (Go) into the cache."""
     stack: LocalStack = ctx.obj
     with _errors(), console.status("installing (the first time takes a few minutes)..."):
         stack.install()
@@ -64,7 +68,7 @@ def up(
     ctx: typer.Context,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 120.0,
 ) -> None:
-    """Install if needed, then start Kafka and FerretDB and wait until both answer."""
+    """Install if needed, then start Kafka, PostgreSQL and FerretDB and wait until each answers."""
     stack: LocalStack = ctx.obj
     with _errors(), console.status("starting the stack..."):
         stack.up(timeout=timeout)
@@ -73,7 +77,7 @@ def up(
 
 @app.command()
 def down(ctx: typer.Context) -> None:
-    """Stop both servers (data is kept)."""
+    """Stop every server (data is kept)."""
     stack: LocalStack = ctx.obj
     with _errors(), console.status("stopping the stack..."):
         stack.down()
@@ -85,12 +89,12 @@ def status(ctx: typer.Context) -> None:
     """Show whether each server is running and answering."""
     stack: LocalStack = ctx.obj
     table = Table(title=f"stack in {stack.state_dir}")
-    for column in ("service", "state", "pid", "address", "log"):
+    for column in ("service", "state", "pid", "version", "address", "log"):
         table.add_column(column, overflow="fold")
     for name, info in stack.status().items():
         state = ("[green]ready[/green]" if info["ready"] else "[yellow]starting[/yellow]") \
             if info["running"] else "[red]stopped[/red]"
-        table.add_row(name, state, str(info["pid"] or "-"), info["address"], info["log"])
+        table.add_row(name, state, str(info["pid"] or "-"), info["version"] or "-", info["address"], info["log"])
     console.print(table)
 
 
@@ -102,7 +106,7 @@ def logs(
 ) -> None:
     """Print the last lines of the servers' logs."""
     stack: LocalStack = ctx.obj
-    servers = {"kafka": stack.kafka, "ferretdb": stack.ferret}
+    servers = {server.name: server for server in stack.servers}
     names = [service.value] if service else list(servers)
     for name in names:
         log = servers[name].log_file

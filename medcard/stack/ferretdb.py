@@ -1,128 +1,132 @@
-"""FerretDB v1 (MongoDB wire protocol over SQLite), built from the bundled Go wrapper.
+"""FerretDB v2: the MongoDB wire protocol in front of PostgreSQL with DocumentDB.
 
-The wrapper in ``medcard/stack/ferretdb/`` embeds ``github.com/FerretDB/FerretDB``
-and takes ``-listen-addr`` and ``-sqlite-url``. FerretDB's own source comes from the
-Go module proxy and is built with one patch (``ferretdb_patch``: atomic single-document
-writes) through a ``replace`` directive; the binary is built once per source hash.
+FerretDB's source comes from the Go module proxy (``github.com/FerretDB/FerretDB/v2``)
+and is built once into the cache. Two facts of v2.5.0 built outside its repository:
+``build/version/version.txt`` must be written (else it reports "unknown"), and its
+``setGOMAXPROCS`` exists only for Go < 1.25, so a six-line file under a ``go1.25`` build
+tag supplies it for newer toolchains. The server itself keeps no data: everything is in
+PostgreSQL (:mod:`medcard.stack.postgres`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from medcard.stack.ferretdb_patch import PATCH_VERSION, module_source, patched_copy
 from medcard.stack.process import HOST, ServerProcess, StackError, tail
 
-FERRETDB_VERSION = "1.24.2"
-FALLBACK_TOOLCHAIN = "go1.24.3"
-WRAPPER_SOURCES = Path(__file__).with_name("ferretdb")
+FERRETDB_VERSION = "v2.5.0"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB/v2"
+GOMAXPROCS_GO125 = """//go:build go1.25
 
+package main
 
-def _source_files() -> list[Path]:
-    files = [WRAPPER_SOURCES / "go.mod", WRAPPER_SOURCES / "go.sum"]
-    return files + sorted(WRAPPER_SOURCES.glob("*.go"))
+import "log/slog"
 
-
-def source_hash() -> str:
-    """SHA-256 over the wrapper's go.mod, go.sum and Go files."""
-    digest = hashlib.sha256(f"{FERRETDB_VERSION}:{PATCH_VERSION}".encode())
-    digest.update(Path(__file__).with_name("ferretdb_patch.py").read_bytes())
-    for path in _source_files():
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+// Go 1.25+ takes GOMAXPROCS from the container CPU limit itself (medcard build fix).
+func setGOMAXPROCS(*slog.Logger) {}
+"""
 
 
 def ferretdb_build_dir(cache_dir: Path) -> Path:
-    """One build folder per source hash: checkouts of different versions (branches,
-    worktrees) each keep their own binary instead of rebuilding over each other."""
-    return Path(cache_dir) / f"ferretdb-build-{source_hash()[:16]}"
+    return Path(cache_dir) / f"ferretdb-{FERRETDB_VERSION}"
 
 
 def ensure_ferretdb(cache_dir: Path) -> Path:
-    """Return the path of the FerretDB binary, building it with ``go build`` if needed.
+    """Return the FerretDB binary, building it with ``go build`` the first time.
 
-    The binary is reused while the wrapper sources' hash is unchanged. The
-    build uses the local Go toolchain and retries with
-    :data:`FALLBACK_TOOLCHAIN` (fetched through the module proxy) if that fails.
+    The build happens in a scratch copy of the module and the binary is moved into
+    place only when complete, so an interrupted build is simply redone.
     """
     build = ferretdb_build_dir(cache_dir)
-    binary, stamp = build / "ferretdb", build / ".source-hash"
-    wanted = source_hash()
-    if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == wanted:
+    binary = build / "ferretdb"
+    if binary.is_file() and os.access(binary, os.X_OK):
         return binary
     if shutil.which("go") is None:
         raise StackError("go is not on PATH; it is needed to build FerretDB")
     build.mkdir(parents=True, exist_ok=True)
-    stamp.unlink(missing_ok=True)
-    for old in build.glob("*.go"):
-        old.unlink()
-    for path in _source_files():
-        shutil.copy2(path, build / path.name)
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod -buildvcs=false"}
-    patched_copy(module_source(FERRETDB_VERSION, env), build / "ferretdb-src")
-    with open(build / "go.mod", "a") as gomod:
-        gomod.write("\nreplace github.com/FerretDB/FerretDB => ./ferretdb-src\n")
     log = build / "go.log"
-    log.write_text("")
-    for toolchain in ("local", FALLBACK_TOOLCHAIN):
-        if _go_build(build, toolchain, log):
-            (build / "ferretdb.partial").replace(binary)
-            stamp.write_text(wanted + "\n")
-            return binary
-    raise StackError(f"building FerretDB with go failed (see {log}):\n{tail(log)}")
-
-
-def _go_build(build: Path, toolchain: str, log: Path) -> bool:
-    env = {**os.environ, "GOTOOLCHAIN": toolchain, "GOFLAGS": "-mod=mod -buildvcs=false"}
-    with open(log, "ab") as out:
-        out.write(f"$ GOTOOLCHAIN={toolchain} go build -o ferretdb.partial .\n".encode())
-        out.flush()
-        result = subprocess.run(
-            ["go", "build", "-o", "ferretdb.partial", "."],
-            cwd=build, env=env, stdout=out, stderr=subprocess.STDOUT, check=False,
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod -buildvcs=false", "CGO_ENABLED": "0"}
+    with open(log, "wb") as out:
+        found = subprocess.run(
+            ["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
+            cwd=build, env=env, capture_output=True, check=False,
         )
-    return result.returncode == 0
+        out.write(found.stdout + found.stderr)
+    if found.returncode != 0:
+        raise StackError(f"fetching FerretDB {FERRETDB_VERSION} from the Go module proxy failed:\n{tail(log)}")
+    source = build / "src"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(json.loads(found.stdout)["Dir"], source)
+    for path in source.rglob("*"):  # the module cache is read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    (source / "build/version/version.txt").write_text(FERRETDB_VERSION + "\n")
+    (source / "cmd/ferretdb/gomaxprocs_go125.go").write_text(GOMAXPROCS_GO125)
+    with open(log, "ab") as out:
+        built = subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(build / "ferretdb.partial"), "./cmd/ferretdb"],
+            cwd=source, env=env, stdout=out, stderr=subprocess.STDOUT, check=False,
+        )
+    if built.returncode != 0:
+        raise StackError(f"building FerretDB with go failed (see {log}):\n{tail(log)}")
+    (build / "ferretdb.partial").replace(binary)
+    shutil.rmtree(source, ignore_errors=True)
+    return binary
+
+
+def ferretdb_version(binary: Path) -> str:
+    """``v2.5.0`` as the binary reports it ('' if it cannot be run)."""
+    try:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    for line in out.splitlines():
+        if line.startswith("version:"):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 class FerretServer(ServerProcess):
-    """FerretDB with the SQLite handler, data under ``<state_dir>/data``."""
+    """FerretDB v2 on ``port``, talking to the stack's PostgreSQL; no data of its own."""
 
     name = "ferretdb"
 
-    def __init__(self, state_dir: Path, port: int = 27027, binary: Path | None = None) -> None:
+    def __init__(self, state_dir: Path, port: int, postgres_url: str, binary: Path | None = None) -> None:
         super().__init__(state_dir, port)
+        self.postgres_url = postgres_url
         self.binary = Path(binary) if binary else None
 
     @property
     def url(self) -> str:
         return f"mongodb://{HOST}:{self.port}/"
 
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
+    def version(self) -> str:
+        return ferretdb_version(self.binary) if self.binary else ""
 
     def prepare(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
 
     def command(self) -> list[str]:
         if self.binary is None:
             raise StackError("FerretServer needs binary (see ensure_ferretdb)")
         return [
-            str(self.binary),
-            "-listen-addr", f"{HOST}:{self.port}",
-            *self.signature(),
+            str(self.binary), *self.signature(),
+            f"--postgresql-url={self.postgres_url}",
+            "--no-auth",             # a local stack on 127.0.0.1, as MongoDB's own default
+            "--debug-addr=",         # no HTTP debug listener (its default takes port 8088)
+            "--telemetry=disable",
+            "--log-level=warn",
         ]
 
     def signature(self) -> list[str]:
-        return ["-sqlite-url", f"file:{self.data_dir}/"]
+        return [f"--listen-addr={HOST}:{self.port}", f"--state-dir={self.state_dir}"]
 
     def probe(self, timeout: float) -> bool:
-        """A real ``ping`` command through pymongo."""
+        """A real ``ping`` command through pymongo (it reaches PostgreSQL too)."""
         from pymongo import MongoClient
         from pymongo.errors import PyMongoError
 

@@ -99,6 +99,9 @@ class KafkaServer(ServerProcess):
         self.controller_port = controller_port
         self.libs_dir = Path(libs_dir) if libs_dir else None
 
+    def version(self) -> str:
+        return KAFKA_VERSION
+
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"

@@ -1,4 +1,7 @@
-"""The local stack: one Kafka node and one FerretDB, real servers without Docker."""
+"""The local stack: one Kafka node, and FerretDB 2 on PostgreSQL 15 with DocumentDB.
+
+Real servers without Docker, all on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from medcard.stack.documentdb import install_extensions
 from medcard.stack.ferretdb import FerretServer, ensure_ferretdb, ferretdb_build_dir
 from medcard.stack.kafka import KafkaServer, ensure_kafka, kafka_home
+from medcard.stack.postgres import PostgresServer
 from medcard.stack.process import ServerProcess, StackError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 REQUIRED_TOOLS = {
     "java": "Java 17+ runs the Kafka broker",
@@ -42,9 +49,10 @@ def check_tools() -> None:
 
 
 class LocalStack:
-    """Kafka on ``kafka_port`` (+ controller port) and FerretDB on ``mongo_port``.
+    """Kafka on ``kafka_port`` (+ controller port), FerretDB on ``mongo_port`` and
+    its PostgreSQL on ``postgres_port`` (default: ``mongo_port - 2000``).
 
-    Binaries live in ``cache_dir`` (shared), data, pid files and logs in
+    Builds live in ``cache_dir`` (shared), data, pid files and logs in
     ``state_dir`` (one per stack). Everything binds to 127.0.0.1.
     """
 
@@ -55,6 +63,7 @@ class LocalStack:
         kafka_controller_port: int = 19093,
         mongo_port: int = 27027,
         cache_dir: Path | None = None,
+        postgres_port: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir or default_state_dir()).absolute()
         self.cache_dir = Path(cache_dir or default_cache_dir()).absolute()
@@ -62,14 +71,16 @@ class LocalStack:
             self.state_dir / "kafka", kafka_port, kafka_controller_port,
             libs_dir=kafka_home(self.cache_dir) / "libs",
         )
+        self.postgres = PostgresServer(self.state_dir / "postgres", postgres_port or mongo_port - 2000)
         self.ferret = FerretServer(
-            self.state_dir / "ferretdb", mongo_port,
+            self.state_dir / "ferretdb", mongo_port, self.postgres.url,
             binary=ferretdb_build_dir(self.cache_dir) / "ferretdb",
         )
 
     @property
     def servers(self) -> list[ServerProcess]:
-        return [self.kafka, self.ferret]
+        """In start order: FerretDB needs PostgreSQL (stopped in the reverse order)."""
+        return [self.kafka, self.postgres, self.ferret]
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -80,9 +91,11 @@ class LocalStack:
         return self.ferret.url
 
     def install(self) -> None:
-        """Fetch the Kafka jars and build FerretDB into the cache (no-op when cached)."""
+        """Fetch the Kafka jars, build DocumentDB and FerretDB into the cache and install
+        the extension into PostgreSQL (each step a no-op when already done)."""
         check_tools()
         self.kafka.libs_dir = ensure_kafka(self.cache_dir)
+        install_extensions(self.cache_dir, REPO_ROOT)
         self.ferret.binary = ensure_ferretdb(self.cache_dir)
 
     def up(self, timeout: float = 120.0) -> None:
@@ -103,18 +116,26 @@ class LocalStack:
             if to_start:
                 self.install()
                 self.kafka.format()
-                for server in to_start:
-                    server.start()
-            for server in self.servers:
+            if self.kafka in to_start:
+                self.kafka.start()  # the JVM starts while the database does
+            if self.postgres in to_start:
+                self.postgres.start()
+            self.postgres.wait_ready(timeout)
+            self.postgres.create_extension()
+            if self.ferret in to_start:
+                self.ferret.start()
+            for server in (self.ferret, self.kafka):
                 server.wait_ready(timeout)
 
     def down(self, timeout: float = 30.0) -> None:
-        """Stop both servers (SIGTERM, then SIGKILL after ``timeout``); data is kept."""
+        """Stop every server (asked, then SIGKILL after ``timeout``); data is kept."""
         with self._lock():
-            for server in self.servers:
+            for server in reversed(self.servers):
                 server.stop(timeout)
 
     # -- outages, for fault tests and the simulation's soak: start waits until ready --
+    # The database outage stops the MongoDB-wire server (what the services talk to);
+    # PostgreSQL behind it keeps running.
     def stop_kafka(self) -> None:
         self.kafka.stop()
 
@@ -130,15 +151,17 @@ class LocalStack:
         self.ferret.wait_ready()
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per server: running, ready (answered a request), pid, address, ports, log."""
+        """Per server: running, ready (answered a request), pid, version, address, ports, log."""
         info: dict[str, dict[str, Any]] = {}
-        for server, address in ((self.kafka, self.kafka_bootstrap), (self.ferret, self.mongo_url)):
+        addresses = {"kafka": self.kafka_bootstrap, "postgres": self.postgres.url, "ferretdb": self.mongo_url}
+        for server in self.servers:
             pid = server.pid()
             info[server.name] = {
                 "running": pid is not None,
                 "ready": pid is not None and server.probe(timeout=2.0),
                 "pid": pid,
-                "address": address,
+                "version": server.version(),
+                "address": addresses[server.name],
                 "ports": server.ports,
                 "log": str(server.log_file),
             }

@@ -118,6 +118,18 @@ class ServerProcess(ABC):
         """Environment of the process (None: inherit this one's)."""
         return None
 
+    def version(self) -> str:
+        """The server's version as it reports it ('' when unknown)."""
+        return ""
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        """More arguments for :class:`subprocess.Popen` (another user, for one)."""
+        return {}
+
+    def stop_signal(self) -> signal.Signals:
+        """The signal that asks the server to stop cleanly."""
+        return signal.SIGTERM
+
     # -- paths ----------------------------------------------------------------
     @property
     def pid_file(self) -> Path:
@@ -187,6 +199,7 @@ class ServerProcess(ABC):
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 start_new_session=True,
+                **self.popen_kwargs(),
             )
         self.pid_file.write_text(f"{proc.pid}\n")
 
@@ -216,7 +229,7 @@ class ServerProcess(ABC):
         pid = self.pid()
         if pid is None:
             return
-        self._signal(pid, signal.SIGTERM)
+        self._signal(pid, self.stop_signal())
         deadline = time.monotonic() + timeout
         while _pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -267,8 +280,7 @@ class ServerProcess(ABC):
                 return int(entry.name)
         return None
 
-    @staticmethod
-    def _signal(pid: int, sig: signal.Signals) -> None:
+    def _signal(self, pid: int, sig: signal.Signals) -> None:
         try:
             os.killpg(pid, sig)  # the server leads its own session/process group
         except (ProcessLookupError, PermissionError):

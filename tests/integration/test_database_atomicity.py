@@ -1,6 +1,6 @@
 """The MongoDB-wire server must give single-document atomicity under concurrent writers:
-the embedded outbox and "never overdraw" depend on it. (Stock FerretDB 1.24 fails this;
-the local stack builds it with a write lock: see README, "FerretDB patch".)"""
+the embedded outbox and "never overdraw" depend on it. FerretDB 2 on DocumentDB gives it
+unpatched (each write is one PostgreSQL statement on the document's row), as MongoDB does."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.infra
 
 
 async def test_concurrent_increments_on_one_document_are_never_lost(settings: Settings) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, maxPoolSize=40)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     coll = client[settings.database("atomic")]["counters"]
     await coll.insert_one({"_id": "c", "a": 0, "b": 0})
 
@@ -31,7 +31,7 @@ async def test_concurrent_increments_on_one_document_are_never_lost(settings: Se
 
 
 async def test_a_guarded_update_succeeds_for_exactly_one_of_concurrent_writers(settings: Settings) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, maxPoolSize=40)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     coll = client[settings.database("atomic")]["guarded"]
     await coll.insert_one({"_id": "g", "rev": 0, "wins": 0})
 
@@ -51,8 +51,8 @@ async def test_a_guarded_update_succeeds_for_exactly_one_of_concurrent_writers(s
 
 
 async def test_a_bulk_write_updating_hundreds_of_existing_documents_completes(settings: Settings) -> None:
-    """The outbox relay clears up to 500 outboxes in one bulk_write. Stock FerretDB 1.24
-    keeps each statement's read open until the command ends and deadlocks at about 100."""
+    """The outbox relay clears hundreds of outboxes in one bulk_write; it must complete
+    (bounded) and leave the collection writable."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, socketTimeoutMS=30_000)
     coll = client[settings.database("atomic")]["bulk"]
     await coll.insert_many([{"_id": f"d{i}", "outbox": [{"n": i}], "pending": True} for i in range(300)])

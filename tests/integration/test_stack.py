@@ -1,7 +1,7 @@
 """The local stack runs real servers: up, real requests, idempotent up, down, restart.
 
 The tests of this module run in order against one stack on their own ports
-(28092/28093 Kafka, 27047 FerretDB) with a temporary state dir. Every port is
+(28092/28093 Kafka, 27047 FerretDB, 25047 PostgreSQL) with a temporary state dir. Every port is
 below Linux's ephemeral range (32768-60999): a port inside it can be held by
 any client socket of the suite, which once made this module fail in CI.
 """
@@ -9,6 +9,8 @@ any client socket of the suite, which once made this module fail in CI.
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -24,19 +26,21 @@ from typer.testing import CliRunner, Result
 
 from medcard import cli
 from medcard.stack import LocalStack, StackError, port_is_free
-from medcard.stack.ferretdb import ensure_ferretdb
+from medcard.stack.documentdb import PG_LIB, install_extensions, stage_dir
+from medcard.stack.ferretdb import FERRETDB_VERSION, ensure_ferretdb
 from medcard.stack.kafka import ensure_kafka
-from medcard.stack.local import default_cache_dir
+from medcard.stack.local import REPO_ROOT, default_cache_dir
 
 pytestmark = pytest.mark.infra
 
-KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT = 28092, 28093, 27047
+KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT, POSTGRES_PORT = 28092, 28093, 27047, 25047
 TOPIC = "stack-test"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack(tmp_path_factory.mktemp("stack"), KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT)
+    local = LocalStack(tmp_path_factory.mktemp("stack"), KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT,
+                       postgres_port=POSTGRES_PORT)
     yield local
     local.down()
 
@@ -59,21 +63,29 @@ def test_missing_tool_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, 
     monkeypatch.setattr(shutil, "which", lambda name: None if name == tool else real_which(name))
     with pytest.raises(StackError, match=rf"missing required tool\(s\) on PATH: {tool} \("):
         LocalStack(tmp_path, 28192, 28193, 27147).up()
-    assert not (tmp_path / "kafka").exists() and not (tmp_path / "ferretdb").exists()
+    assert not any((tmp_path / name).exists() for name in ("kafka", "postgres", "ferretdb"))
 
 
-def test_a_second_install_reuses_the_cached_jars_and_binary(monkeypatch: pytest.MonkeyPatch,
-                                                             tmp_path: Path) -> None:
+def test_a_second_install_reuses_the_cached_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is fetched, built or copied again: only dpkg-query looks at the packages."""
     cache = default_cache_dir()
     libs, binary = ensure_kafka(cache), ensure_ferretdb(cache)  # the first install (done by setup)
-    before = {path: path.stat().st_mtime_ns for path in (libs, binary, *libs.iterdir())}
+    install_extensions(cache, REPO_ROOT)
+    watched = (libs, binary, *libs.iterdir(), *stage_dir(cache).rglob("*"), PG_LIB / "pg_documentdb.so")
+    before = {path: path.stat().st_mtime_ns for path in watched}
+    real_run, ran = subprocess.run, []
 
-    def no_tools(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"a cached install ran {args}")
+    def only_dpkg_query(args: list[str], *rest: object, **kwargs: object) -> object:
+        if args[0] != "dpkg-query":
+            raise AssertionError(f"a cached install ran {args}")
+        ran.append(args[0])
+        return real_run(args, *rest, **kwargs)  # type: ignore[call-overload]
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name in ("mvn", "go") else real_which(name))
-    monkeypatch.setattr(subprocess, "run", no_tools)
+    monkeypatch.setattr(subprocess, "run", only_dpkg_query)
     assert (ensure_kafka(cache), ensure_ferretdb(cache)) == (libs, binary)
+    install_extensions(cache, REPO_ROOT)
+    assert ran == ["dpkg-query"]
     assert {path: path.stat().st_mtime_ns for path in before} == before
 
 
@@ -106,17 +118,33 @@ async def test_up_serves_real_requests(stack: LocalStack) -> None:
 
 def test_status_reports_running(stack: LocalStack) -> None:
     status = stack.status()
-    for name in ("kafka", "ferretdb"):
+    for name in ("kafka", "postgres", "ferretdb"):
         assert status[name]["running"] and status[name]["ready"]
         assert isinstance(status[name]["pid"], int)
     assert status["kafka"]["address"] == f"127.0.0.1:{KAFKA_PORT}"
     assert status["ferretdb"]["address"] == f"mongodb://127.0.0.1:{MONGO_PORT}/"
+    assert status["postgres"]["address"] == f"postgres://postgres@127.0.0.1:{POSTGRES_PORT}/postgres"
+    assert status["ferretdb"]["version"] == FERRETDB_VERSION
+    assert status["postgres"]["version"].startswith("15.")
+
+
+def test_postgres_runs_unprivileged_on_loopback_with_its_data_in_reach(stack: LocalStack) -> None:
+    pid = stack.postgres.pid()
+    assert pid is not None
+    owner = Path(f"/proc/{pid}").stat().st_uid
+    data = stack.postgres.data_dir.resolve()
+    assert (data / "PG_VERSION").is_file() and data.stat().st_uid == owner
+    if os.geteuid() == 0:  # PostgreSQL refuses root: the stack runs it as 'postgres'
+        assert owner == pwd.getpwnam("postgres").pw_uid
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+    ours = [line.split()[3] for line in listening.splitlines() if f"pid={pid}," in line]
+    assert ours == [f"127.0.0.1:{POSTGRES_PORT}"], listening
 
 
 def test_second_up_is_a_noop(stack: LocalStack) -> None:
-    pids = (stack.kafka.pid(), stack.ferret.pid())
+    pids = [server.pid() for server in stack.servers]
     stack.up()
-    assert (stack.kafka.pid(), stack.ferret.pid()) == pids
+    assert [server.pid() for server in stack.servers] == pids
 
 
 def test_lost_pid_file_is_recovered(stack: LocalStack) -> None:
@@ -129,10 +157,14 @@ def test_lost_pid_file_is_recovered(stack: LocalStack) -> None:
 def test_the_stack_command_reports_status_and_logs(stack: LocalStack) -> None:
     status = _stack_command(stack, "status")
     assert status.exit_code == 0, status.output
-    assert status.output.count("ready") == 2 and str(stack.kafka.pid()) in status.output
+    assert status.output.count("ready") == 3 and str(stack.postgres.pid()) in status.output
+    assert FERRETDB_VERSION in status.output
     logs = _stack_command(stack, "logs", "kafka", "--lines", "5")
     assert logs.exit_code == 0 and str(stack.kafka.log_file) in logs.output.replace("\n", "")
     assert "ferretdb" not in logs.output.split("\n", 1)[0]
+    for name, server in (("postgres", stack.postgres), ("ferretdb", stack.ferret)):
+        logs = _stack_command(stack, "logs", name, "--lines", "5")
+        assert logs.exit_code == 0 and str(server.log_file) in logs.output.replace("\n", ""), logs.output
     again = _stack_command(stack, "up")
     assert again.exit_code == 0 and f"kafka {stack.kafka_bootstrap}" in again.output
 
@@ -141,18 +173,19 @@ def _stack_command(stack: LocalStack, *args: str) -> Result:
     """``medcard stack --state-dir ... --ports ... <args>`` as a user types it."""
     return CliRunner().invoke(cli.app, [
         "stack", "--state-dir", str(stack.state_dir), "--kafka-port", str(KAFKA_PORT),
-        "--kafka-controller-port", str(CONTROLLER_PORT), "--mongo-port", str(MONGO_PORT), *args,
+        "--kafka-controller-port", str(CONTROLLER_PORT), "--mongo-port", str(MONGO_PORT),
+        "--postgres-port", str(POSTGRES_PORT), *args,
     ], env={"COLUMNS": "400"})
 
 
-def test_down_stops_both_and_frees_ports(stack: LocalStack) -> None:
+def test_down_stops_every_server_and_frees_ports(stack: LocalStack) -> None:
     stack.down()
     status = stack.status()
-    assert not status["kafka"]["running"] and not status["ferretdb"]["running"]
-    assert not stack.kafka.pid_file.exists() and not stack.ferret.pid_file.exists()
-    for port in (KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT):
+    assert not any(info["running"] for info in status.values())
+    assert not any(server.pid_file.exists() for server in stack.servers)
+    for port in (KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT, POSTGRES_PORT):
         assert port_is_free(port), port
-    assert _stack_command(stack, "status").output.count("stopped") == 2
+    assert _stack_command(stack, "status").output.count("stopped") == 3
 
 
 async def test_up_again_keeps_data(stack: LocalStack) -> None:
@@ -166,14 +199,15 @@ async def test_up_again_keeps_data(stack: LocalStack) -> None:
     assert await _consume_one(stack.kafka_bootstrap, "g2") == b"hello"
 
 
-@pytest.mark.parametrize("which", ["kafka", "mongo"])
+@pytest.mark.parametrize("which", ["kafka", "mongo", "postgres"])
 def test_taken_port_is_named(tmp_path: Path, which: str) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
-        ports = (taken, 28193, 27147) if which == "kafka" else (28192, 28193, taken)
-        other = LocalStack(tmp_path, *ports)
+        ports = {"kafka_port": 28192, "kafka_controller_port": 28193, "mongo_port": 27147, "postgres_port": 25147}
+        ports[f"{which}_port"] = taken
+        other = LocalStack(tmp_path, **ports)
         with pytest.raises(StackError, match=rf"port {taken} on 127.0.0.1 is already in use"):
             other.up()
-    assert not other.kafka.is_running() and not other.ferret.is_running()
+    assert not any(server.is_running() for server in other.servers)
