@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, reusing caches:
 # a virtualenv in .venv (pip's cache under ~/.cache/pip), the Kafka jars from Maven
-# Central and the patched FerretDB build (both under ~/.cache/medcard), and Debian's
-# chromium for the browser test, and the AsyncAPI 3.0.0 JSON Schema (npm registry).
-# Needs python3 (3.11+), java 17+, mvn and go; says which is missing.
+# Central, Debian's PostgreSQL 15 with the DocumentDB extension built from pinned
+# sources and FerretDB 2 built with Go (all under ~/.cache/medcard), Debian's chromium
+# for the browser test, and the AsyncAPI 3.0.0 JSON Schema (npm registry).
+# Needs python3 (3.11+), java 17+, mvn and go; says which is missing. Debian packages
+# are installed with apt-get when run as root (else their names are printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
