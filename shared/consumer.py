@@ -12,13 +12,13 @@ A handler is an async function taking the typed event. It raises:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pymongo.errors import PyMongoError
 
+from .bounded import cancel_and_wait, within
 from .codec import from_record
 from .events import CloudEvent
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
@@ -30,6 +30,10 @@ log = get_logger("consumer")
 T = TypeVar("T")
 STOP_GRACE_SECONDS = 5.0
 """How long a stopping consumer lets the batch in hand finish (a poll waits 0.5 s)."""
+KAFKA_SECONDS = 60.0
+"""Longest one call to Kafka may wait (joining, a poll, a commit, a dead letter): one that
+overruns counts as Kafka away (reconnect; the batch not committed is fetched again)."""
+POLL_MS = 500
 Handler = Callable[[CloudEvent], Awaitable[None]]
 BatchHandler = Callable[[list[CloudEvent]], Awaitable[list[Exception | None]]]
 """Applies a whole fetched batch (in log order per partition) and returns, per event,
@@ -92,20 +96,26 @@ class ConsumerRunner:
         if self._task:
             finished, _ = await asyncio.wait({self._task}, timeout=grace)
             if not finished:
-                self._task.cancel()
                 log.warning("consumer.stop_cancelled_a_batch", group=self.group_id, grace=grace)
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                if not await cancel_and_wait(self._task, grace):
+                    log.error("consumer.stop_timed_out", group=self.group_id, waited=2 * grace)
+            elif not self._task.cancelled():
+                self._task.exception()  # retrieved: the consumer is stopping anyway
         await self._close()
         log.info("consumer.stopped", group=self.group_id, applied=self.applied, dead_lettered=self.dead_lettered)
 
     async def _close(self) -> None:
-        for client in (self._consumer, self._dlq):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop()
-        self._consumer = self._dlq = None
+        clients, self._consumer, self._dlq = (self._consumer, self._dlq), None, None
         self.running = False
+        for client in clients:
+            if client is not None:
+                await self._stop_client(client)
+
+    async def _stop_client(self, client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+        try:
+            await within(client.stop(), KAFKA_SECONDS, f"consumer {self.group_id}: stopping a Kafka client")
+        except Exception as err:
+            log.warning("consumer.client_stop_failed", group=self.group_id, error=repr(err))
 
     async def _connect(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -120,13 +130,11 @@ class ConsumerRunner:
         )
         dlq = idempotent_producer(self.settings, client_id=f"{self.group_id}-dlq")
         try:
-            await consumer.start()
-            await dlq.start()
+            await within(consumer.start(), KAFKA_SECONDS, f"consumer {self.group_id}: starting its Kafka consumer")
+            await within(dlq.start(), KAFKA_SECONDS, f"consumer {self.group_id}: starting its dead-letter producer")
         except BaseException:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            with contextlib.suppress(Exception):
-                await dlq.stop()
+            await self._stop_client(consumer)
+            await self._stop_client(dlq)
             raise
         self._consumer, self._dlq = consumer, dlq
         self.running = True
@@ -139,8 +147,11 @@ class ConsumerRunner:
                     await self._connect()
                     backoff = 0.2
                 await self._poll_once()
-            except TRANSIENT_KAFKA_ERRORS as err:
-                log.warning("consumer.kafka_unavailable", error=repr(err), retry_in=backoff)
+            except Exception as err:  # Kafka away (or a bug, which must not end the consumer silently)
+                transient = isinstance(err, TRANSIENT_KAFKA_ERRORS)
+                (log.warning if transient else log.error)(
+                    "consumer.kafka_unavailable" if transient else "consumer.failed", group=self.group_id,
+                    error=repr(err), retry_in=backoff)
                 await self._close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -156,7 +167,8 @@ class ConsumerRunner:
         With a ``batch_handler``, the whole batch goes to it instead (see ``BatchHandler``).
         """
         assert self._consumer is not None
-        batches = await self._consumer.getmany(timeout_ms=500, max_records=self.max_records)
+        batches = await within(self._consumer.getmany(timeout_ms=POLL_MS, max_records=self.max_records),
+                               KAFKA_SECONDS, f"consumer {self.group_id}: a poll of {self.topics}")
         if not batches:
             return
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
@@ -177,7 +189,9 @@ class ConsumerRunner:
                         group.create_task(self._handle_chain(chain))
             except* TRANSIENT_KAFKA_ERRORS as failed:
                 raise failed.exceptions[0] from None
-        await self._consumer.commit(offsets)
+        # aiokafka retries a commit for as long as the group coordinator is unknown: bounded.
+        await within(self._consumer.commit(offsets), KAFKA_SECONDS,
+                     f"consumer {self.group_id}: committing offsets {_positions(offsets)}")
 
     async def _handle_batch(self, batches: dict[Any, list[ConsumerRecord[bytes, bytes]]]
                             ) -> list[tuple[Any, list[ConsumerRecord[bytes, bytes]]]]:
@@ -250,8 +264,13 @@ class ConsumerRunner:
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         assert self._dlq is not None
         log.warning("consumer.dead_lettered", topic=record.topic, offset=record.offset, reason=reason)
-        await self._dlq.send_and_wait(
+        await within(self._dlq.send_and_wait(
             f"{record.topic}.dlq", record.value, key=record.key,
             headers=dead_letter_headers(record, reason, self.service),
-        )
+        ), KAFKA_SECONDS, f"consumer {self.group_id}: dead-lettering {record.topic}/{record.partition}@{record.offset}")
         self.dead_lettered += 1
+
+
+def _positions(offsets: dict[Any, int]) -> str:
+    """``topic/partition@offset`` of each committed position, for messages."""
+    return ", ".join(f"{tp.topic}/{tp.partition}@{offset}" for tp, offset in offsets.items())

@@ -26,8 +26,8 @@ from .projection import already_applied, seq_key
 S = TypeVar("S", bound=BaseModel)
 META_FIELDS = ("_id", "version", "rev", "outbox", "pending", "outbox_done", "seq")
 BULK_GROUP = 100
-"""Aggregates written by one ``bulk_write`` (FerretDB needed a patch for bulk writes of
-more than ~100 statements; a group stays at 100)."""
+"""Aggregates read by one ``$in`` query and written by one ``bulk_write``: the unit that is
+applied again one by one when a guard fails, so one conflict replays little."""
 Decide = Callable[[Any], "Decision[Any]"]
 
 
@@ -110,6 +110,14 @@ class AggregateStore(Generic[S]):
     async def get_doc(self, aggregate_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": aggregate_id})
 
+    async def get_docs(self, aggregate_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The documents of ``aggregate_ids`` read by one ``$in`` query, in that order (None
+        for an aggregate that does not exist)."""
+        if not aggregate_ids:
+            return []
+        found = {d["_id"]: d for d in await self.collection.find({"_id": {"$in": aggregate_ids}}).to_list()}
+        return [found.get(a) for a in aggregate_ids]
+
     async def execute(
         self,
         aggregate_id: str,
@@ -188,10 +196,10 @@ class AggregateStore(Generic[S]):
         state (a repeat or older event, by the marks of its cause, changes nothing; one
         whose decision raises is refused and the next sees the state before it); then
         its new state, all the marks and all the events are saved by one guarded write,
-        ``BULK_GROUP`` aggregates per ``bulk_write``. If a guard fails (another writer got
-        there first), that group's items are applied again one by one with ``execute``,
-        where the marks of what the bulk write did save make those no-ops. Returns one
-        ``Applied`` per item."""
+        ``BULK_GROUP`` aggregates per ``$in`` read and per ``bulk_write``. If a guard fails
+        (another writer got there first), that group's items are applied again one by one
+        with ``execute``, where the marks of what the bulk write did save make those no-ops.
+        Returns one ``Applied`` per item."""
         results = [Applied() for _ in items]
         order: dict[str, list[int]] = {}
         for i, (aggregate_id, _, _) in enumerate(items):
@@ -199,7 +207,7 @@ class AggregateStore(Generic[S]):
         ids = list(order)
         for start in range(0, len(ids), BULK_GROUP):
             group = ids[start:start + BULK_GROUP]
-            docs = await asyncio.gather(*(self.get_doc(a) for a in group))
+            docs = await self.get_docs(group)
             folds = {a: self._fold(a, doc, [(i, *items[i][1:]) for i in order[a]], results)
                      for a, doc in zip(group, docs, strict=True)}
             writes = [w for a, fold in folds.items() if (w := self._write_of(a, fold)) is not None]

@@ -13,6 +13,7 @@ collections in another database, and skips a record the live consumer would dead
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -22,13 +23,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from .bounded import within
 from .codec import from_record
-from .database import database_away
+from .database import database_away, mongo_client
 from .events import CloudEvent
 from .settings import Settings
 from .topics import TOPICS
 
 Doc = dict[str, Any]
+STALL_SECONDS = 60.0
+"""Longest reading a topic back may go without getting any nearer its end (Kafka away)."""
 Apply = Callable[[AsyncDatabase[Doc], CloudEvent], Awaitable[None]]
 
 
@@ -64,7 +68,7 @@ class RebuildReport:
 async def rebuild(settings: Settings, projections: list[Projection], into: str, *,
                   replace: bool = False) -> RebuildReport:
     """Rebuild ``projections`` from the topics into database ``into`` (empty, or ``replace``)."""
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    client = _client(settings)
     try:
         target = client[into]
         collections = [c for p in projections for c in p.collections]
@@ -85,6 +89,11 @@ async def rebuild(settings: Settings, projections: list[Projection], into: str, 
         return report
     finally:
         await client.close()
+
+
+def _client(settings: Settings) -> AsyncMongoClient[Doc]:
+    """pymongo's patient server selection (a rebuild is not a request), no answer awaited for ever."""
+    return mongo_client(settings.mongo_url, serverSelectionTimeoutMS=30_000, connectTimeoutMS=20_000)
 
 
 async def _apply(record: Any, feeds: list[Projection], target: AsyncDatabase[Doc], report: RebuildReport) -> None:
@@ -110,7 +119,7 @@ async def _apply(record: Any, feeds: list[Projection], target: AsyncDatabase[Doc
 async def compare(settings: Settings, projections: list[Projection], live: str, other: str,
                   *, limit: int = 20) -> list[str]:
     """Where the projections' collections differ between two databases (empty: identical)."""
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    client = _client(settings)
     differences: list[str] = []
     try:
         for name in (c for p in projections for c in p.collections):
@@ -137,7 +146,7 @@ async def records(settings: Settings, service: str) -> AsyncIterator[Any]:
     parts = [TopicPartition(topic.name(settings.namespace), p) for p in range(topic.partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed", client_id=f"{settings.namespace}-rebuild")
-    await consumer.start()
+    await within(consumer.start(), STALL_SECONDS, f"the rebuild's reader of {service} starting (Kafka)")
     try:
         starts = await consumer.beginning_offsets(parts)
         ends = {tp: end for tp, end in (await consumer.end_offsets(parts)).items() if end > starts[tp]}
@@ -145,13 +154,21 @@ async def records(settings: Settings, service: str) -> AsyncIterator[Any]:
         for tp in ends:
             consumer.seek(tp, starts[tp])
         remaining = set(ends)
+        stalled_since = asyncio.get_running_loop().time()
         while remaining:
-            for tp, batch in (await consumer.getmany(*remaining, timeout_ms=1000, max_records=1000)).items():
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=1000)
+            for tp, batch in fetched.items():
                 for record in batch:
                     if record.offset < ends[tp]:
                         yield record
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+            if fetched:
+                stalled_since = asyncio.get_running_loop().time()
+            elif remaining and asyncio.get_running_loop().time() - stalled_since > STALL_SECONDS:
+                short = sorted(f"{tp.topic}/{tp.partition}" for tp in remaining)
+                raise TimeoutError(f"reading {service}'s topic back: nothing fetched for {STALL_SECONDS:g} s "
+                                   f"while {short} are short of their end")
     finally:
         await consumer.stop()

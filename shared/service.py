@@ -4,7 +4,6 @@ FastAPI app with /health, /ready, /metrics, error handling and correlation ids."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +29,8 @@ from .dbstats import DbCommandStats
 from .contract.router import router as contract_router
 from .errors import DomainError, errors, example
 from .kafka import ensure_topics
-from .database import database_away
+from .bounded import cancel_and_wait, within
+from .database import database_away, mongo_client
 from .logging import bind, clear, configure, get_logger
 from .outbox import AggregateStore, ConcurrencyConflict
 from .relay import OutboxRelay
@@ -49,10 +49,8 @@ class ServiceRuntime:
         self.name = name
         self.settings = settings or get_settings()
         self.db_stats = DbCommandStats()
-        self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            self.settings.mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True,
-            event_listeners=[self.db_stats],
-        )
+        self.mongo: AsyncMongoClient[dict[str, Any]] = mongo_client(
+            self.settings.mongo_url, event_listeners=[self.db_stats])
         self.db = self.mongo[self.settings.database(name)]
         self.relay = OutboxRelay(self.settings, [], name=name)
         self.consumers: list[ConsumerRunner] = []
@@ -109,10 +107,8 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if not await cancel_and_wait(task, 10.0):
+                log.error("service.task_would_not_stop", task=task.get_name())
         await asyncio.gather(*(runner.stop() for runner in self.consumers))
         await self.relay.stop()
         await self.mongo.close()
@@ -121,7 +117,7 @@ class ServiceRuntime:
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {"bootstrapped": self.bootstrapped.is_set()}
         try:
-            await asyncio.wait_for(self.db.command("ping"), 2.0)
+            await within(self.db.command("ping"), 2.0, "database ping")
             checks["database"] = True
         except Exception:
             checks["database"] = False

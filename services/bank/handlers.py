@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from shared.events import (
@@ -26,8 +25,8 @@ from .domain import Decide
 
 log = get_logger("bank.handlers")
 MONTH_END_GROUP = BULK_GROUP
-"""Accounts read at once and credited by one ``bulk_write`` during a month end (each
-account's write is still its own atomic, guarded update)."""
+"""Accounts read by one ``$in`` query and credited by one ``bulk_write`` during a month end
+(each account's write is still its own atomic, guarded update)."""
 
 
 def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
@@ -103,14 +102,14 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
     """Credit every account with a contribution due for the month (or earlier).
 
     The accounts are found by one query, then read and credited a group at a time: the
-    group's reads at once, its writes in one ``bulk_write``. Each account records the
-    MonthEnded it applied, so a replay credits nothing twice. Returns how many accounts
+    group read by one ``$in`` query, its writes in one ``bulk_write``. Each account records
+    the MonthEnded it applied, so a replay credits nothing twice. Returns how many accounts
     were looked at."""
     accounts = bank.accounts
     due = await accounts.collection.find({"credit_due_from": {"$lte": data.month}}, {"_id": 1}).to_list()
     decide = domain.credit_month_end(data.month, data.closing_date, event.time)
     for start in range(0, len(due), MONTH_END_GROUP):
-        docs = await asyncio.gather(*(accounts.get_doc(d["_id"]) for d in due[start:start + MONTH_END_GROUP]))
+        docs = await accounts.get_docs([d["_id"] for d in due[start:start + MONTH_END_GROUP]])
         await accounts.execute_many([d for d in docs if d is not None], decide,
                                     correlation_id=event.correlationid, cause=event)
     log.info("bank.month_end", month=data.month, accounts=len(due))

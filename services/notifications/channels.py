@@ -10,6 +10,8 @@ import httpx
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from shared.bounded import within
+
 
 class SmsDeliveryError(Exception):
     """The channel did not accept the message; the attempt may be retried."""
@@ -76,9 +78,13 @@ class HttpSmsProvider:
     async def send(self, sms: Sms) -> None:
         body = {"message_id": sms.message_id, "mobile": sms.mobile, "text": sms.text, "urgent": sms.urgent}
         try:
+            # httpx's timeout bounds each read, not the answer: a provider trickling bytes is
+            # cut off after ``timeout`` in all (well inside the message's lease).
             async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(self.url, json=body, headers={"Idempotency-Key": sms.message_id})
-        except httpx.HTTPError as err:
+                response = await within(
+                    client.post(self.url, json=body, headers={"Idempotency-Key": sms.message_id}),
+                    self.timeout, f"the SMS provider's answer for {sms.message_id}")
+        except (httpx.HTTPError, TimeoutError) as err:
             raise SmsDeliveryError(f"provider unreachable: {type(err).__name__}: {err}") from None
         if not response.is_success:
             raise SmsDeliveryError(f"provider answered {response.status_code}: {response.text[:200]}")

@@ -12,12 +12,12 @@ PersonRegistered is applied, which makes it due again (``contact_arrived``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.bounded import wait_event, within
 from shared.logging import get_logger
 from shared.outbox import AggregateStore
 
@@ -29,6 +29,9 @@ from .templates import Language, render
 log = get_logger("notifications.sms")
 LEASE = timedelta(seconds=60)
 BATCH = 50
+PASS_SECONDS = 300.0
+"""Longest one dispatch pass may take (a stalled database or channel): then it is given up
+and retried; each message's lease keeps a message in hand from being sent twice at once."""
 
 
 class SmsDispatcher:
@@ -50,18 +53,18 @@ class SmsDispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver what is due, then sleep until woken or the next poll; forever."""
+        """Deliver what is due, then sleep until woken or the next poll; until cancelled."""
         while True:
+            # Cleared before the pass, never after it: a message created while the pass runs
+            # (after its query) wakes the next pass at once instead of after a poll interval.
+            self._wake.clear()
             try:
-                busy = await self.dispatch_due()
+                busy = await within(self.dispatch_due(), PASS_SECONDS, f"SMS dispatch pass of up to {BATCH} messages")
             except Exception as err:  # database down or a bug: keep the worker alive
                 log.warning("sms.dispatch_failed", error=repr(err))
                 busy = 0
-            if busy:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+            if not busy:
+                await wait_event(self._wake, self.settings.worker_poll_seconds)
 
     async def dispatch_due(self) -> int:
         """One pass over the due messages (urgent ones first); returns how many were tried."""

@@ -10,7 +10,6 @@ delivery are logged in full; later ones update the last status, error and count.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from shared.bounded import wait_event, within
 from shared.logging import get_logger
 from shared.security import UndecryptableSecret
 
@@ -36,20 +36,18 @@ class WebhookSender:
         self.hub = hub
 
     async def run(self) -> None:
-        """Drain every subscription's queue, then sleep until woken or the next poll; forever."""
+        """Drain every subscription's queue, then sleep until woken or the next poll; until cancelled."""
         async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds) as client:
             while True:
+                self.hub.wake.clear()  # before the pass: an event recorded during it is not missed
                 try:
                     subs = await self.hub.active()
                     progressed = any(await asyncio.gather(*(self._drain(client, s) for s in subs)))
                 except Exception as err:  # database down or a bug: keep the worker alive
                     log.warning("webhooks.send_failed", error=repr(err))
                     progressed = False
-                if progressed:
-                    continue
-                self.hub.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.hub.wake.wait(), self.settings.worker_poll_seconds)
+                if not progressed:
+                    await wait_event(self.hub.wake, self.settings.worker_poll_seconds)
 
     async def _drain(self, client: httpx.AsyncClient, sub: dict[str, Any]) -> bool:
         """Deliver the subscription's due head, and the next, until one fails or none is due."""
@@ -89,10 +87,13 @@ class WebhookSender:
             body = json.dumps(stored["envelope"], separators=(",", ":"), ensure_ascii=False).encode()
             headers = signed_headers(secret, delivery["event_id"], int(time.time()), body)
             try:
-                response = await client.post(sub["url"], content=body, headers=headers)
+                # Bounded in all, not per read as httpx's timeout: the claim's lease runs out
+                # 30 s after the timeout, and a receiver must not get a second copy meanwhile.
+                response = await within(client.post(sub["url"], content=body, headers=headers),
+                                        self.settings.webhook_timeout_seconds, f"the answer of {sub['url']}")
                 code = response.status_code
                 error = None if response.is_success else f"HTTP {code}: {response.text[:200]}"
-            except httpx.HTTPError as err:
+            except (httpx.HTTPError, TimeoutError) as err:
                 error = f"{type(err).__name__}: {err}"
         await self._record(delivery, code, error, round((time.monotonic() - started) * 1000))
         return error is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from medcard.services import ServiceProcess
+from shared.bounded import cancel_and_wait, within
 from shared.codec import from_record
 from shared.events import CloudEvent
 from shared.settings import Settings
 from shared.topics import TOPICS
-from tests.helpers import auth, eventually
+from tests.helpers import STOP_SECONDS, auth, eventually
 from tests.infra import REPO_ROOT
 
 PORTS = range(8201, 8250)
@@ -110,9 +112,8 @@ async def background(*jobs: Coroutine[Any, Any, Any]) -> AsyncIterator[list[asyn
     try:
         yield tasks
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        stuck = [task for task in tasks if not await cancel_and_wait(task, STOP_SECONDS)]
+        assert not stuck, f"background jobs still running {STOP_SECONDS:g} s after being cancelled: {stuck}"
 
 
 @contextlib.asynccontextmanager
@@ -148,15 +149,18 @@ class Read:
     event: CloudEvent
 
 
-async def read_topics(settings: Settings, services: list[str], *, dlq: bool = False) -> list[Read] | list[Any]:
+async def read_topics(settings: Settings, services: list[str], *, dlq: bool = False,
+                      timeout: float = 120.0) -> list[Read] | list[Any]:
     """Every record of the services' topics (or of their dead-letter topics) up to the end
     offsets seen at the call, in partition order. Main topics come back parsed (a record that
-    does not parse fails the test: the services only publish valid events); dead letters raw."""
+    does not parse fails the test: the services only publish valid events); dead letters raw.
+    Fails naming the partitions short of their end after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     names = [TOPICS[s].dlq(settings.namespace) if dlq else TOPICS[s].name(settings.namespace) for s in services]
     parts = [TopicPartition(n, p) for n, s in zip(names, services, strict=True) for p in range(TOPICS[s].partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
+    await within(consumer.start(), timeout, "a topic reader starting (Kafka)")
     try:
         ends = {tp: end for tp, end in (await consumer.end_offsets(parts)).items() if end > 0}
         if not ends:
@@ -165,12 +169,13 @@ async def read_topics(settings: Settings, services: list[str], *, dlq: bool = Fa
         for tp in ends:
             consumer.seek(tp, 0)
         got: dict[TopicPartition, list[Any]] = {tp: [] for tp in ends}
-        while any(not got[tp] or got[tp][-1].offset + 1 < end for tp, end in ends.items()):
+        while short := [tp for tp, end in ends.items() if not got[tp] or got[tp][-1].offset + 1 < end]:
+            assert time.monotonic() < deadline, f"{short} not read to their end ({ends}) in {timeout:g} s"
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for tp, records in batch.items():
                 got[tp].extend(r for r in records if r.offset < ends[tp])
     finally:
-        await consumer.stop()
+        await within(consumer.stop(), STOP_SECONDS, "a topic reader stopping (Kafka)")
     records = [r for tp in ends for r in got[tp]]
     if dlq:
         return records
@@ -262,14 +267,16 @@ async def caught_up(settings: Settings, group: str, services: list[str]) -> bool
              for p in range(TOPICS[s].partitions)]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
+    await within(admin.start(), 30, "an admin client starting (Kafka)")
     try:
-        committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
-        ends = await consumer.end_offsets(parts)
+        await within(consumer.start(), 30, "an offsets reader starting (Kafka)")
+        try:
+            committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+            ends = await consumer.end_offsets(parts)
+        finally:
+            await within(consumer.stop(), STOP_SECONDS, "an offsets reader stopping (Kafka)")
     finally:
-        await consumer.stop()
-        await admin.close()
+        await within(admin.close(), STOP_SECONDS, "an admin client closing (Kafka)")
     return all(end == 0 or committed.get(tp, -1) >= end for tp, end in ends.items())
 
 

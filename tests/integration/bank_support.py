@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from shared.bounded import within
 from shared.calendar import last_day_of_month
 from shared.codec import from_record, to_record
 from shared.events import (
@@ -27,7 +28,7 @@ from shared.events import (
 from shared.ids import id_digest, make_id_number, mask_id_number, new_card_number, new_id
 from shared.settings import Settings
 from shared.topics import topic_for_service
-from tests.helpers import auth, eventually, read_topic
+from tests.helpers import KAFKA_SECONDS, auth, eventually, read_topic
 
 _serials = itertools.count(1)
 
@@ -44,11 +45,11 @@ class EventSource:
                                          acks="all")
 
     async def __aenter__(self) -> EventSource:
-        await self.producer.start()
+        await within(self.producer.start(), KAFKA_SECONDS, "the event source's producer starting (Kafka)")
         return self
 
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        await self.producer.stop()
+        await within(self.producer.stop(), KAFKA_SECONDS, "the event source's producer stopping (Kafka)")
 
     async def publish(self, data: EventData, key: str) -> CloudEvent:
         """Publish ``data`` as the next event of aggregate ``key`` of its owning service."""

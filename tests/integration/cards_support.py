@@ -12,12 +12,13 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from services.identity.config import IdentitySettings
+from shared.bounded import within
 from shared.codec import from_record, to_record
 from shared.events import CloudEvent, EventData, new_event
 from shared.ids import make_id_number
 from shared.settings import Settings
 from shared.topics import topic_for_service
-from tests.helpers import eventually, read_topic
+from tests.helpers import KAFKA_SECONDS, eventually, read_topic
 
 OPERATOR_PASSWORD = "operator-test-password"
 
@@ -32,12 +33,12 @@ async def publish_as_bank(settings: Settings, data: EventData, *, person_id: str
     event = new_event(data, source="/medcard/bank", partitionkey=person_id, sequence=sequence,
                       correlationid=f"bank-{uuid.uuid4().hex[:8]}")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
+    await within(producer.start(), KAFKA_SECONDS, "a test producer starting (Kafka)")
     try:
         key, value, headers = to_record(event)
         await producer.send_and_wait(topic_for_service("bank", settings.namespace), value, key=key, headers=headers)
     finally:
-        await producer.stop()
+        await within(producer.stop(), KAFKA_SECONDS, "a test producer stopping (Kafka)")
     return event
 
 

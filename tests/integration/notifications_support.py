@@ -24,13 +24,14 @@ from fastapi import FastAPI
 
 from services.notifications.app import create
 from services.notifications.config import NotificationSettings
+from shared.bounded import within
 from shared.codec import to_record
 from shared.events import CloudEvent, EventData, PersonRegistered, new_event
 from shared.ids import new_card_number
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 from shared.topics import topic_for_service
-from tests.helpers import running_service
+from tests.helpers import KAFKA_SECONDS, running_service
 
 CARD = "6216610000000012345"
 
@@ -52,14 +53,14 @@ def person(person_id: str, *, language: Literal["zh", "en"] = "zh", name: str = 
 async def produce(settings: Settings, events: list[CloudEvent]) -> None:
     """Publish envelopes to their services' topics, in order (binary mode, as the relay does)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
+    await within(producer.start(), KAFKA_SECONDS, "a test producer starting (Kafka)")
     try:
         for e in events:
             key, value, headers = to_record(e)
             await producer.send_and_wait(topic_for_service(e.service, settings.namespace), value, key=key,
                                          headers=headers)
     finally:
-        await producer.stop()
+        await within(producer.stop(), KAFKA_SECONDS, "a test producer stopping (Kafka)")
 
 
 def _value(name: str, annotation: Any) -> Any:

@@ -18,11 +18,13 @@ from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
 from medcard.ops.cli import app
+from shared.bounded import within
 from shared.codec import to_record
 from shared.events import CloudEvent, EventData, new_event
 from shared.kafka import idempotent_producer
 from shared.settings import Settings
 from shared.topics import topic_for_service
+from tests.helpers import KAFKA_SECONDS
 
 
 def event(data: EventData, *, key: str, sequence: int = 1, correlation: str | None = None) -> CloudEvent:
@@ -35,7 +37,7 @@ def event(data: EventData, *, key: str, sequence: int = 1, correlation: str | No
 async def publish(settings: Settings, *events: CloudEvent) -> list[tuple[int, int]]:
     """Publish to each event's service topic, in order; answer (partition, offset) of each."""
     producer = idempotent_producer(settings)
-    await producer.start()
+    await within(producer.start(), KAFKA_SECONDS, "a test producer starting (Kafka)")
     try:
         placed = []
         for ev in events:
@@ -45,7 +47,7 @@ async def publish(settings: Settings, *events: CloudEvent) -> list[tuple[int, in
             placed.append((meta.partition, meta.offset))
         return placed
     finally:
-        await producer.stop()
+        await within(producer.stop(), KAFKA_SECONDS, "a test producer stopping (Kafka)")
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -363,16 +363,16 @@ async def test_a_batch_write_that_races_another_writer_applies_each_event_once(s
     client, store, relay = await make_store(settings)
     relay.start()
     raced: list[str] = []
-    original = store.get_doc
+    original = store.get_docs
 
-    async def racing_get_doc(aggregate_id: str) -> dict[str, Any] | None:
-        doc = await original(aggregate_id)
-        if aggregate_id == "R5" and not raced:
-            raced.append(aggregate_id)
+    async def racing_get_docs(aggregate_ids: list[str]) -> list[dict[str, Any] | None]:
+        docs = await original(aggregate_ids)
+        if "R5" in aggregate_ids and not raced:
+            raced.append("R5")
             await store.execute("R5", issue("R5", "other"), correlation_id="other")
-        return doc
+        return docs
 
-    store.get_doc = racing_get_doc  # type: ignore[method-assign]
+    store.get_docs = racing_get_docs  # type: ignore[method-assign]
     persons = [f"R{i}" for i in range(12)]
     try:
         for p in persons:

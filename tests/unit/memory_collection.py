@@ -1,0 +1,86 @@
+"""An in-memory stand-in for the part of pymongo's AsyncCollection that the outbox relay and
+the aggregate store's reads use: ``find`` (``limit``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of
+``UpdateOne``, on equality, ``$in``, ``$set`` and ``$max``. Every read yields to the event loop,
+and a test can hold the next read at its start (``hold_next_read``) to act meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+from pymongo import UpdateOne
+
+Doc = dict[str, Any]
+
+
+def matches(doc: Doc, query: Doc) -> bool:
+    for field, wanted in query.items():
+        if isinstance(wanted, dict) and "$in" in wanted:
+            if doc.get(field) not in wanted["$in"]:
+                return False
+        elif doc.get(field) != wanted:
+            return False
+    return True
+
+
+class MemoryCursor:
+    def __init__(self, collection: MemoryCollection, query: Doc) -> None:
+        self.collection = collection
+        self.query = query
+        self.most: int | None = None
+
+    def limit(self, n: int) -> MemoryCursor:
+        self.most = n
+        return self
+
+    def sort(self, *_: Any) -> MemoryCursor:
+        return self  # the order is not what these tests are about
+
+    async def to_list(self) -> list[Doc]:
+        await self.collection.reading()
+        found = [copy.deepcopy(d) for d in self.collection.docs.values() if matches(d, self.query)]
+        return found[:self.most] if self.most else found
+
+
+class MemoryCollection:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.docs: dict[str, Doc] = {}
+        self.queries: list[Doc] = []
+        self.held = asyncio.Event()
+        """Set when a read is being held (see ``hold_next_read``)."""
+        self._gate: asyncio.Event | None = None
+
+    def hold_next_read(self) -> asyncio.Event:
+        """The next read waits until the returned event is set."""
+        self._gate = asyncio.Event()
+        self.held.clear()
+        return self._gate
+
+    async def reading(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            self.held.set()
+            await gate.wait()
+        await asyncio.sleep(0)
+
+    def find(self, query: Doc, fields: Doc | None = None) -> MemoryCursor:
+        self.queries.append(query)
+        return MemoryCursor(self, query)
+
+    async def find_one(self, query: Doc, fields: Doc | None = None) -> Doc | None:
+        self.queries.append(query)
+        await self.reading()
+        return next((copy.deepcopy(d) for d in self.docs.values() if matches(d, query)), None)
+
+    async def bulk_write(self, requests: list[UpdateOne], ordered: bool = True) -> None:
+        await asyncio.sleep(0)
+        for request in requests:
+            doc = next((d for d in self.docs.values() if matches(d, request._filter)), None)
+            if doc is None:
+                continue
+            for field, value in request._doc.get("$set", {}).items():
+                doc[field] = value
+            for field, value in request._doc.get("$max", {}).items():
+                doc[field] = max(doc.get(field, value), value)

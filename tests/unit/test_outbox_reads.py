@@ -1,0 +1,23 @@
+"""The aggregate store's batch read: one ``$in`` query, the documents in the order asked
+(None for an aggregate that does not exist), as the one-by-one reads it replaced gave them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from shared.outbox import AggregateStore
+from tests.unit.memory_collection import MemoryCollection
+
+
+class Thing(BaseModel):
+    name: str
+
+
+async def test_get_docs_reads_by_id_once_in_the_order_asked() -> None:
+    coll = MemoryCollection("things")
+    coll.docs = {i: {"_id": i, "name": i, "version": 0} for i in ("A", "B", "C")}
+    store = AggregateStore(coll, service="test", state_type=Thing)  # type: ignore[arg-type]
+    docs = await store.get_docs(["C", "X", "A", "C"])
+    assert [d["_id"] if d else None for d in docs] == ["C", None, "A", "C"]
+    assert coll.queries == [{"_id": {"$in": ["C", "X", "A", "C"]}}]
+    assert await store.get_docs([]) == [] and len(coll.queries) == 1
