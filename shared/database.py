@@ -1,13 +1,20 @@
-"""Which database errors mean "the database is away": retried by consumers, answered 503
-by the APIs, never dead-lettered or reported as a bug.
+"""The database client's bounds, and which database errors mean "the database is away":
+retried by consumers, answered 503 by the APIs, never dead-lettered or reported as a bug.
 
 Besides losing the connection, a server that is stopping fails the operations in flight:
-MongoDB with a shutdown or step-down code, FerretDB with its request context cancelled
-(seen when FerretDB was stopped under a POS write: "[...] context canceled", code 1).
+MongoDB with a shutdown or step-down code. FerretDB answers code 1 with PostgreSQL's
+words when the PostgreSQL behind it is away: "failed to connect to `user=postgres ...`:
+dial error ... connection refused" while it is down, "terminating connection due to
+administrator command" when it stops under a write (both seen here, stopping PostgreSQL
+under 8 writers), "the database system is starting up" or "shutting down" around a
+restart, and "context canceled" for a request cut short by its own shutdown.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, WriteError
 
 STOPPING_CODES = frozenset({
@@ -19,8 +26,30 @@ STOPPING_CODES = frozenset({
     13435,  # NotPrimaryNoSecondaryOk
     13436,  # NotPrimaryOrSecondary
 })
-CANCELLED = "context canceled"
-"""FerretDB's words for an operation cut short by its own shutdown."""
+AWAY_WORDS = (
+    "context canceled",                                   # FerretDB's request cut short
+    "failed to connect to",                               # PostgreSQL unreachable (pgx)
+    "terminating connection due to administrator command",  # PostgreSQL stopping (57P01)
+    "the database system is starting up",                 # 57P03
+    "the database system is shutting down",               # 57P03
+    "the database system is in recovery mode",            # 57P03
+    "conn closed",                                        # a pooled connection PostgreSQL dropped
+)
+"""What FerretDB's code-1 answers say when the storage behind it is away, not the request wrong."""
+ANSWER_SECONDS = 60.0
+"""Longest the client waits for the server's answer to one request (``socketTimeoutMS``):
+a server that stalls fails the operation with ``NetworkTimeout``, which is an outage
+(retried, 503), instead of holding its caller for ever (pymongo's default). Client-side
+only: nothing is added to the commands sent (unlike ``timeoutMS``, whose ``maxTimeMS``
+the server would have to honour)."""
+
+
+def mongo_client(url: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
+    """A client as the services use it: times in UTC, a server found (or a connection made)
+    within 3 s, no answer awaited longer than ``ANSWER_SECONDS``; ``options`` override."""
+    defaults: dict[str, Any] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000,
+                                "socketTimeoutMS": int(ANSWER_SECONDS * 1000), "tz_aware": True}
+    return AsyncMongoClient(url, **{**defaults, **options})
 
 
 def database_away(err: BaseException) -> bool:
@@ -29,5 +58,5 @@ def database_away(err: BaseException) -> bool:
     if isinstance(err, (ConnectionFailure, ExecutionTimeout)):
         return True
     if isinstance(err, OperationFailure) and not isinstance(err, WriteError):
-        return err.code in STOPPING_CODES or CANCELLED in str(err)
+        return err.code in STOPPING_CODES or (err.code == 1 and any(words in str(err) for words in AWAY_WORDS))
     return False

@@ -140,7 +140,7 @@ def projection_result(n: int, first_write: float | None, samples: list[tuple[flo
 
 async def baseline_projection(settings: Settings, n: int) -> dict[str, Any]:
     """Raw aiokafka batch consume + one ordered bulk_write of upserts per batch."""
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True, maxPoolSize=20)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
     coll = mongo[f"{settings.namespace}_benchbase"]["accounts"]
     topics = [topic_for_service("cards", settings.namespace), topic_for_service("identity", settings.namespace)]
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap,
@@ -227,7 +227,7 @@ async def month_end(eco: Ecosystem, probe: KafkaProbe, settings: Settings, n: in
 
 async def baseline_month_end(settings: Settings, n: int) -> dict[str, Any]:
     """Raw bulk_write upserts crediting the ``n`` baseline documents."""
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True, maxPoolSize=20)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
     coll = mongo[f"{settings.namespace}_benchbase"]["accounts"]
     try:
         started = time.perf_counter()

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 
+from shared.database import mongo_client
 from shared.settings import Settings
 
 
@@ -28,9 +29,7 @@ class Swipe(BaseModel):
 
 def create(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    # The services' client settings (shared/service.py), so the pool is the same.
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True, maxPoolSize=20)
+    mongo: AsyncMongoClient[dict[str, Any]] = mongo_client(settings.mongo_url)  # the services' client settings
     cards = mongo[settings.database("bank")]["card_index"]
 
     @asynccontextmanager

@@ -45,7 +45,7 @@ GOAL_SHARE = 0.50
 
 async def commit_backlog(settings: Settings, n: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     """Commit ``n`` merchant registrations with the bank's store; return their records."""
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True, maxPoolSize=20)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
     try:
         coll = mongo[settings.database("bank")]["merchants"]
         store = AggregateStore(coll, service="bank", state_type=Merchant)

@@ -15,6 +15,8 @@ class UnexpectedAnswer(RuntimeError):
 
 
 T = TypeVar("T")
+REQUEST_SECONDS = 60.0
+"""httpx's bound on each step of a request (connecting, sending, each read of the answer)."""
 
 
 async def once_known(call: Callable[[], Awaitable[T]], unknown: str, tries: int = 600) -> T:
@@ -52,7 +54,7 @@ class Ecosystem:
         # request never goes out on a connection the server is closing.
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
         for name, url in self.urls.items():
-            self.clients[name] = httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits)
+            self.clients[name] = httpx.AsyncClient(base_url=url, timeout=REQUEST_SECONDS, limits=limits)
 
     async def close(self) -> None:
         for client in self.clients.values():
@@ -74,7 +76,10 @@ class Ecosystem:
                     self.typed.update(str(v) for k, v in values.items() if k in SENSITIVE and v)
         delay = 0.1
         for _ in range(retries):
-            resp = await self.clients[service].request(method, path, headers=headers, **kwargs)
+            try:
+                resp = await self.clients[service].request(method, path, headers=headers, **kwargs)
+            except httpx.TimeoutException as err:  # httpx's own message does not say which request
+                raise UnexpectedAnswer(f"{method} {service}{path}: no answer in time ({type(err).__name__})") from err
             if resp.status_code == 503:
                 if method != "GET" and "nothing was changed" not in resp.text:
                     raise UnexpectedAnswer(f"{method} {service}{path} -> 503 with an unknown outcome: {resp.text[:300]}")
@@ -101,6 +106,19 @@ class Ecosystem:
 
     async def drain_status(self, services: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Each service's drain signal (``/ops/drain``), asked of all at once."""
+        return await self._each_service("/ops/drain", services)
+
+    async def outboxes(self, services: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each service's pending outbox documents as its database counts them (``/ops/outbox``)."""
+        return await self._each_service("/ops/outbox", services)
+
+    async def messages_waiting(self) -> int:
+        """Whether notifications holds a message still to be sent (0 or 1: one is enough)."""
+        answer = await self.call("notifications", "GET", "/v1/messages", who="operator",
+                                 params={"status": "pending", "limit": 1})
+        return int(answer["count"])
+
+    async def _each_service(self, path: str, services: Iterable[str] | None) -> dict[str, dict[str, Any]]:
         names = list(self.urls if services is None else services)
-        answers = await asyncio.gather(*(self.call(s, "GET", "/ops/drain", who="operator") for s in names))
+        answers = await asyncio.gather(*(self.call(s, "GET", path, who="operator") for s in names))
         return dict(zip(names, answers, strict=True))

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from shared.bounded import within
 from shared.calendar import BusinessCalendar, last_day_of_month
 from shared.settings import Settings
 from shared.topics import partitions_of
@@ -32,6 +33,8 @@ from .plan import Action, Planner, Rates
 from .population import Person, Population
 
 CONCURRENCY = 48
+KAFKA_SECONDS = 60.0
+"""Longest the drain's Kafka clients may take to start or to close."""
 BUSINESS_SERVICES = ("identity", "cards", "bank")
 """The services whose state the simulated people's next actions depend on."""
 OWNER_CARD_ACTIONS = frozenset({"purchase", "change_pin", "forgot_pin", "balance"})
@@ -88,9 +91,9 @@ class Driver:
 
     async def close(self) -> None:
         if self._admin is not None:
-            await self._admin.close()
+            await within(self._admin.close(), KAFKA_SECONDS, "the drain's Kafka admin client closing")
         if self._ends is not None:
-            await self._ends.stop()
+            await within(self._ends.stop(), KAFKA_SECONDS, "the drain's end-offsets reader stopping (Kafka)")
 
     # ---- set-up ---------------------------------------------------------------------
     async def set_up(self) -> None:
@@ -307,30 +310,82 @@ class Driver:
 
     # ---- draining ----------------------------------------------------------------------
     async def drain(self, timeout: float = 600.0, services: tuple[str, ...] | None = None) -> None:
-        """Wait until every relay is idle and every consumer group has caught up, twice in a row.
+        """Wait until nothing is in flight in the event streams (see ``in_flight``).
 
-        ``services``: only those services' relays and consumer groups (default: all).
+        ``services``: only those services' outboxes and consumer groups (default: all).
+        Raises UnexpectedAnswer naming what was still in flight after ``timeout`` seconds.
         """
+        found = ["no look at the services and Kafka completed"]
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                await self._kafka_clients()
+                while found := await self._look(services):
+                    # Each look costs the services, the broker and this process CPU the run needs.
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise UnexpectedAnswer(f"the event streams did not drain in {timeout:.0f} s: "
+                                   + "; ".join(found)) from None
+
+    async def _kafka_clients(self) -> None:
         if self._admin is None or self._ends is None:  # kept for the whole run: warm metadata
             self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
             self._ends = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
-            await self._admin.start()
-            await self._ends.start()
-        deadline = asyncio.get_running_loop().time() + timeout
-        quiet = 0
-        while quiet < 2:
-            statuses = await self.eco.drain_status(services)
-            groups = {g: t for s in statuses.values() for g, t in s["groups"].items()}
-            lag_list = await asyncio.gather(*(group_lag(self._admin, self._ends, {g: t}, self.settings.namespace)
-                                              for g, t in groups.items()))
-            lags = dict(zip(groups, lag_list, strict=True))
-            quiet = quiet + 1 if all(s["relay_idle"] for s in statuses.values()) and not any(lags.values()) else 0
-            if asyncio.get_running_loop().time() > deadline:
-                busy = [s for s, st in statuses.items() if not st["relay_idle"]]
-                raise UnexpectedAnswer(f"the event streams did not drain in {timeout:.0f} s: relays busy "
-                                       f"{busy}, lag {({g: n for g, n in lags.items() if n})}")
-            # Each poll costs the services, the broker and this process CPU the run needs.
-            await asyncio.sleep(0.02 if quiet else 0.05)
+            await within(self._admin.start(), KAFKA_SECONDS, "the drain's Kafka admin client starting")
+            await within(self._ends.start(), KAFKA_SECONDS, "the drain's end-offsets reader starting (Kafka)")
+
+    async def _look(self, services: tuple[str, ...] | None) -> list[str]:
+        """One look at the services and Kafka: what is still in flight (empty: drained).
+
+        The cheap signals first (relays, consumer lag); when they are quiet, everything in
+        the order events flow: messages still to be sent, outboxes as the databases count
+        them, consumer lag, and the services' counters again, unchanged since the start."""
+        before = await self.eco.drain_status(services)
+        groups = {g: t for s in before.values() for g, t in s["groups"].items()}
+        if found := in_flight(before, before, lags=await self._lags(groups)):
+            return found
+        waiting = await self.eco.messages_waiting() if "notifications" in before else 0
+        outboxes = await self.eco.outboxes(list(before))
+        lags = await self._lags(groups)
+        after = await self.eco.drain_status(services)
+        return in_flight(before, after, waiting, outboxes, lags)
+
+    async def _lags(self, groups: dict[str, list[str]]) -> dict[str, int]:
+        assert self._admin is not None and self._ends is not None
+        lags = await asyncio.gather(*(group_lag(self._admin, self._ends, {g: t}, self.settings.namespace)
+                                      for g, t in groups.items()))
+        return dict(zip(groups, lags, strict=True))
+
+
+def in_flight(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], messages_waiting: int = 0,
+              outboxes: dict[str, dict[str, Any]] | None = None, lags: dict[str, int] | None = None) -> list[str]:
+    """What one look found still in flight, in words (empty: the streams have drained).
+
+    ``before`` and ``after``: each service's ``/ops/drain`` at the start and at the end of
+    the look; in between, read in the order events flow: notifications' messages still to
+    be sent (``messages_waiting``), each service's ``/ops/outbox`` and each consumer group's
+    lag. An event moving along while the look reads past it is caught by the counters: a
+    relay publishing or a consumer applying changes them between ``before`` and ``after``.
+    A relay's idle flag alone is not enough: it knows only what it was told about, and the
+    notifications service writes events (NotificationSent) after its consumer caught up."""
+    found = []
+    if busy := sorted(s for s in after if not (before[s]["relay_idle"] and after[s]["relay_idle"])):
+        found.append(f"relays busy: {busy}")
+    if messages_waiting:
+        found.append("notifications has messages still to send")
+    if pending := {s: o["by_collection"] for s, o in (outboxes or {}).items() if o["pending"]}:
+        found.append(f"pending outbox documents: {pending}")
+    if lag := {g: n for g, n in (lags or {}).items() if n}:
+        found.append(f"consumer lag: {lag}")
+    if moved := sorted(s for s in after if _progress(before[s]) != _progress(after[s])):
+        found.append(f"events published or applied during the look: {moved}")
+    return found
+
+
+def _progress(status: dict[str, Any]) -> tuple[int, int, int]:
+    return status["published"], status["applied"], status["dead_lettered"]
 
 
 async def group_lag(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: dict[str, list[str]],

@@ -12,12 +12,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.bounded import within
 from shared.settings import Settings
 from shared.topics import TOPICS
 
 from .client import Ecosystem
 from .driver import Holder, Ledger
 
+KAFKA_SECONDS = 60.0
+"""Longest the topic reader waits for Kafka to let it start, or to stop."""
+READ_SECONDS = 600.0
+"""Longest reading every topic back may take."""
 SAMPLE_LIMIT = 5000
 """Above this many persons, projections are compared on a seeded sample of this size."""
 
@@ -40,7 +45,7 @@ async def read_stream(settings: Settings) -> Stream:
     """Every event of every topic (and the count of dead letters), read once from the start."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
-    await consumer.start()
+    await within(consumer.start(), KAFKA_SECONDS, "the topic reader's start (Kafka)")
     stream = Stream()
     try:
         service_of: dict[str, str] = {}
@@ -58,11 +63,15 @@ async def read_stream(settings: Settings) -> Stream:
             attrs["name"] = attrs.get("type", "...").split(".")[-2]
             stream.by_topic.setdefault(service_of[record.topic], []).append(attrs)
     finally:
-        await consumer.stop()
+        await within(consumer.stop(), KAFKA_SECONDS, "the topic reader's stop (Kafka)")
     return stream
 
 
-async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> list[Any]:
+async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition],
+                    timeout: float = READ_SECONDS) -> list[Any]:
+    """Every record of ``parts`` up to their end offsets at the call; TimeoutError naming the
+    partitions still short of their end after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
     ends = await consumer.end_offsets(parts)
     wanted = {tp: end for tp, end in ends.items() if end > 0}
     if not wanted:
@@ -73,6 +82,10 @@ async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> 
     out: dict[TopicPartition, list[Any]] = {tp: [] for tp in wanted}
     done: set[TopicPartition] = set()
     while len(done) < len(wanted):
+        if asyncio.get_running_loop().time() > deadline:
+            short = [f"{tp.topic}/{tp.partition} at {out[tp][-1].offset + 1 if out[tp] else 0} of {end}"
+                     for tp, end in wanted.items() if tp not in done]
+            raise TimeoutError(f"reading the topics back: not at their end after {timeout:g} s: {short}")
         batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
         for tp, records in batch.items():
             out[tp].extend(records)

@@ -82,6 +82,7 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
 
             answers: list[Answer] = []
             outage = asyncio.Event()
+            outage_began = asyncio.Event()  # set once: the issuer keeps persons for the outage
             stop = asyncio.Event()
             issued: dict[str, str] = {}
             to_issue = list(waiting)
@@ -113,6 +114,9 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
 
             async def issuer() -> None:
                 while to_issue and not stop.is_set():
+                    if len(issued) >= 3 and not outage_began.is_set():  # a fast database would issue
+                        await asyncio.sleep(0.05)                         # all 40 before the outage
+                        continue
                     person = to_issue[0]
                     a = await call("cards", "issue", cards, "POST", "/v1/cards", person, headers=clerk,
                                    json={"person_id": person})
@@ -154,10 +158,12 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
             async with background(buyer(), buyer(), issuer(), reader(), ready("bank", bank),
                                   ready("cards", cards)) as load:
                 await seen(0, "bank", "purchase", (200,))
+                await seen(0, "cards", "issue", (201,))
                 # The database goes away under load.
                 outage.set()
                 async with server_down(infra.controls.stop_mongo, infra.controls.start_mongo):
                     stopped_at = len(answers)
+                    outage_began.set()
                     # Events arriving meanwhile wait for the database; they are never dead-lettered.
                     late, _ = await src.person()
                     await src.contribution(persons[1], "2026-02", 7_000)

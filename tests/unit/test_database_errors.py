@@ -20,15 +20,20 @@ from shared.database import database_away
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
 
-FERRETDB_STOPPING = OperationFailure(
-    "[msg_update.go:119 handler.(*Handler).updateDocument] [collection.go:98 sqlite.(*collection).Query] "
-    "context canceled", code=1)
+# What FerretDB 2 answered here, PostgreSQL behind it stopped under 8 writers, then down:
+POSTGRES_STOPPING = OperationFailure("terminating connection due to administrator command", code=1)
+POSTGRES_DOWN = OperationFailure(
+    "[msg_update.go:55 handler.(*Handler).msgUpdate] [pool.go:97 documentdb.(*Pool).WithConn] "
+    "[pool.go:86 documentdb.(*Pool).Acquire] failed to connect to `user=postgres database=postgres`: "
+    "127.0.0.1:25097 (127.0.0.1): dial error: dial tcp 127.0.0.1:25097: connect: connection refused", code=1)
+FERRETDB_STOPPING = OperationFailure("[msg_update.go:55 handler.(*Handler).msgUpdate] context canceled", code=1)
 
 
 @pytest.mark.parametrize("err", [
     ServerSelectionTimeoutError("127.0.0.1:27037: [Errno 111] Connect call failed"),
     AutoReconnect("connection closed"), NetworkTimeout("timed out"), ExecutionTimeout("operation exceeded time limit"),
-    FERRETDB_STOPPING,
+    FERRETDB_STOPPING, POSTGRES_STOPPING, POSTGRES_DOWN,
+    OperationFailure("FATAL: the database system is starting up", code=1),
     OperationFailure("The server is in quiesce mode and will shut down", code=91),
     OperationFailure("interrupted at shutdown", code=11600),
 ])
@@ -41,6 +46,7 @@ def test_an_unreachable_or_stopping_database_is_away(err: Exception) -> None:
     WriteError("context canceled", code=1),  # a refused write stays refused
     BulkWriteError({"writeErrors": [{"code": 11000}]}),
     OperationFailure("unknown operator: $foo", code=2),
+    OperationFailure("failed to connect to the card: no such card", code=2),  # the words, another code
     ValueError("not a database error"),
 ])
 def test_a_refusal_or_a_bug_is_not_an_outage(err: Exception) -> None:

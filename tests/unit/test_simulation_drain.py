@@ -1,0 +1,105 @@
+"""The simulation's drain: what counts as still in flight, and a drain that waits for the
+notifications service's last messages (whose NotificationSent events were once written after
+the drain had declared every relay idle: ``outboxes_empty: false``)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import date
+from typing import Any
+
+import pytest
+
+from medcard.simulate.client import UnexpectedAnswer
+from medcard.simulate.driver import Driver, in_flight
+from shared.settings import Settings
+
+SERVICES = ("bank", "notifications")
+
+
+def status(*, idle: bool = True, published: int = 0, applied: int = 0) -> dict[str, Any]:
+    return {"relay_idle": idle, "published": published, "applied": applied, "dead_lettered": 0,
+            "groups": {"medcard.notifications": ["medcard.bank"]}}
+
+
+def outbox(pending: int = 0) -> dict[str, Any]:
+    return {"pending": pending, "by_collection": {"messages": pending}}
+
+
+QUIET = {s: status() for s in SERVICES}
+EMPTY = {s: outbox() for s in SERVICES}
+
+
+def test_quiet_unchanged_and_empty_is_drained() -> None:
+    assert in_flight(QUIET, copy.deepcopy(QUIET), 0, EMPTY, {"medcard.notifications": 0}) == []
+
+
+@pytest.mark.parametrize(("after", "waiting", "outboxes", "lags", "said"), [
+    ({**QUIET, "bank": status(idle=False)}, 0, EMPTY, {}, "relays busy: ['bank']"),
+    (QUIET, 1, EMPTY, {}, "notifications has messages still to send"),
+    (QUIET, 0, {**EMPTY, "notifications": outbox(1)}, {}, "pending outbox documents: {'notifications'"),
+    (QUIET, 0, EMPTY, {"medcard.notifications": 3}, "consumer lag: {'medcard.notifications': 3}"),
+    ({**QUIET, "notifications": status(published=1)}, 0, EMPTY, {}, "during the look: ['notifications']"),
+    ({**QUIET, "bank": status(applied=1)}, 0, EMPTY, {}, "during the look: ['bank']"),
+])
+def test_anything_in_flight_is_named(after: dict[str, Any], waiting: int, outboxes: dict[str, Any],
+                                     lags: dict[str, int], said: str) -> None:
+    [found] = in_flight(QUIET, after, waiting, outboxes, lags)
+    assert said in found
+
+
+class Notifications:
+    """The services as the drain sees them: relays idle, consumers caught up, and one message
+    still to be sent by the notifications dispatcher, which sends it when ``send`` is called
+    (its event then waits in the outbox until ``publish``)."""
+
+    def __init__(self) -> None:
+        self.waiting, self.pending, self.published = 1, 0, 0
+
+    def send(self) -> None:
+        self.waiting, self.pending = 0, 1
+
+    def publish(self) -> None:
+        self.pending, self.published = 0, self.published + 1
+
+    async def drain_status(self, services: Any = None) -> dict[str, dict[str, Any]]:
+        return {s: status(published=self.published if s == "notifications" else 0) for s in SERVICES}
+
+    async def messages_waiting(self) -> int:
+        return self.waiting
+
+    async def outboxes(self, services: Any = None) -> dict[str, dict[str, Any]]:
+        return {s: outbox(self.pending if s == "notifications" else 0) for s in SERVICES}
+
+
+def driver(eco: Notifications) -> Driver:
+    d = Driver(eco, None, None, None, Settings(), date(2026, 1, 1))  # type: ignore[arg-type]
+
+    async def no_kafka() -> None: ...
+
+    async def caught_up(groups: dict[str, list[str]]) -> dict[str, int]:
+        return dict.fromkeys(groups, 0)
+
+    d._kafka_clients = no_kafka  # type: ignore[method-assign]
+    d._lags = caught_up  # type: ignore[method-assign]
+    return d
+
+
+async def test_the_drain_waits_for_the_last_message_and_its_event() -> None:
+    eco = Notifications()
+
+    async def dispatcher() -> None:
+        await asyncio.sleep(0.2)
+        eco.send()
+        await asyncio.sleep(0.2)
+        eco.publish()
+
+    sending = asyncio.create_task(dispatcher())
+    await driver(eco).drain(timeout=5)
+    assert sending.done() and (eco.waiting, eco.pending, eco.published) == (0, 0, 1)
+
+
+async def test_a_drain_that_does_not_end_says_what_is_in_flight() -> None:
+    with pytest.raises(UnexpectedAnswer, match=r"did not drain in 0 s: notifications has messages still to send"):
+        await driver(Notifications()).drain(timeout=0.3)
