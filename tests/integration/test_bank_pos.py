@@ -58,7 +58,7 @@ async def test_a_card_whose_loss_event_arrives_is_refused_with_41_and_a_fraud_al
 
         await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V1",
                                    business_date=date(2026, 2, 3), letter_reference=None), person_id)
-        blocked = await bank.wait_account(person_id, lambda a: a["cards"][0]["status"] == "lost")
+        blocked = await bank.wait_account(person_id, lambda a: a["cards"][0]["state"] == "lost")
         assert blocked["cards"][0]["blocked_at"] is not None
         answer = await bank.swipe(card, PIN, "M-PH", 1_000)
         assert (answer["approved"], answer["response_code"]) == (False, "41")
@@ -78,7 +78,8 @@ async def test_a_replacement_carries_the_balance_over_and_the_old_card_is_refuse
         new = await src.card(person_id, replaces=old)
         account = await bank.wait_account(person_id, lambda a: a["current_card"] == new)
         assert account["balance_fen"] == 7_000
-        assert {c["number"]: c["status"] for c in account["cards"]} == {old: "cancelled", new: "active"}
+        assert {c["card_number"]: c["state"] for c in account["cards"]} == {old: "cancelled",
+                                                                             new: "pending_activation"}
         assert (await bank.swipe(old, PIN, "M-PH", 100))["response_code"] == "43"
         assert (await bank.swipe(new, PIN, "M-PH", 100))["response_code"] == "62"  # its password is not set yet
         await bank.set_pin(new, "135790")
@@ -189,7 +190,7 @@ async def test_a_pos_balance_inquiry_needs_the_password_counts_wrong_ones_and_al
         # An inquiry on a card reported lost is refused, and the holder is alerted.
         await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V2",
                                    business_date=date(2026, 2, 3), letter_reference=None), person_id)
-        await bank.wait_account(person_id, lambda a: a["cards"][0]["status"] == "lost")
+        await bank.wait_account(person_id, lambda a: a["cards"][0]["state"] == "lost")
         thief = await bank.inquire(card, PIN, "M-PH")
         assert (thief["approved"], thief["response_code"], thief["balance_fen"]) == (False, "41", None)
         events = await bank_events(settings, lambda es: bool(named(es, "FraudAlertRaised")))

@@ -85,7 +85,9 @@ async def test_a_loss_report_yields_exactly_one_sms_with_the_voucher_even_when_d
     assert (message["template"], message["attempts"], message["card"]) == ("card_lost", 1, "****2345")
     assert message["text"] == sms[0]["text"] and message["cause_event_id"] == lost.id
     assert (other.status_code, anonymous.status_code) == (403, 401)
-    assert recipient.json()["cards"] == {CARD: "active"} and recipient.json()["mobile"] == "138****8000"
+    # Issue 17: the recipient view said "active" for a lost card.
+    assert recipient.json()["cards"] == [{"card_number": CARD, "state": "lost"}]
+    assert recipient.json()["mobile"] == "138****8000"
     [record] = await read_service_topic(settings, "notifications", 1, timeout=WAIT)
     published = from_record(record)
     assert published.name == "NotificationSent" and published.subject == CARD
