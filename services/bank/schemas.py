@@ -25,7 +25,7 @@ class MerchantCreate(BaseModel):
          "designated": True}]})
 
     merchant_id: Reference
-    name: Annotated[Text, Field(max_length=200)]
+    name: Text(200)
     kind: MerchantKind
     designated: bool
 
@@ -164,8 +164,8 @@ class StampCreate(BaseModel):
         {"receipt_number": "R202601050001", "branch": "BOC Savings Office, Xidan", "seal": "BOC-XD-0420"}]})
 
     receipt_number: Reference
-    branch: Annotated[Text, Field(max_length=200)]
-    seal: Annotated[Text, Field(max_length=64, description="The branch's business seal")]
+    branch: Text(200)
+    seal: Text(64, description="The branch's business seal")
 
 
 class StampPublic(BaseModel):

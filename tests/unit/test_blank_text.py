@@ -118,8 +118,10 @@ def test_a_required_text_of_only_blanks_is_refused_naming_the_field(where: str, 
 def test_text_is_stored_stripped_and_a_secret_as_typed() -> None:
     from pydantic import TypeAdapter
 
-    assert TypeAdapter(Text).validate_python("  Wang Fang ") == "Wang Fang"
-    assert TypeAdapter(Secret).validate_python(" my pass phrase ") == " my pass phrase "
+    assert TypeAdapter(Text(100)).validate_python("  Wang Fang ") == "Wang Fang"
+    assert TypeAdapter(Secret(128)).validate_python(" my pass phrase ") == " my pass phrase "
     for blanks in BLANKS:
         with pytest.raises(ValidationError, match="must not be blank"):
-            TypeAdapter(Secret).validate_python(blanks)
+            TypeAdapter(Secret(128)).validate_python(blanks)
+    with pytest.raises(ValidationError, match="String should have at most 5 characters"):
+        TypeAdapter(Text(5)).validate_python("Wang Fang")  # the limit before the blank check

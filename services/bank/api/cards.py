@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, require_roles
 from shared.errors import Forbidden, Invalid, Locked, errors
-from shared.events.bank import BalanceChannel, PasswordChannel
+from shared.events.bank import PasswordChannel
 from shared.ids import id_digest
 from shared.security import hash_secret_async, verify_secret_async
 from shared.service import correlation_id
