@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import require_roles
 from .consumer import BatchHandler, ConsumerRunner, Handler
 from .dbstats import DbCommandStats
+from .calendar import BusinessCalendar
+from .calendar_api import calendar_router
 from .contract.router import router as contract_router
 from .errors import DomainError, errors, example
 from .kafka import ensure_topics
@@ -381,7 +383,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
-    for router in [*routers, contract_router]:
+    for router in [*routers, calendar_router(BusinessCalendar.from_setting(settings.holidays)), contract_router]:
         _summaries_from_docstrings(router.routes)
         app.include_router(router)
     _summaries_from_docstrings(app.routes)

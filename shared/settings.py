@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     pin_max_failures: int = 3
     replacement_wait_working_days: int = 15
     holidays: str = ""
-    """Extra public holidays, comma-separated ISO dates, on top of the fixed ones."""
+    """Extra public holidays, comma-separated ISO dates, each optionally named (``2027-02-06=Spring
+    Festival``), on top of the fixed ones; GET /v1/calendar lists them."""
     argon2_memory_kib: int = 19 * 1024
     argon2_time_cost: int = 2
     max_body_bytes: int = 64 * 1024

@@ -1,16 +1,51 @@
-"""Free text fields of the APIs: stripped, and refused when nothing is left."""
+"""Text fields of the APIs: no required text accepts only blanks (spaces, tabs, newlines,
+the ideographic space), anywhere.
+
+``Text(n)`` is the type of what is stored and shown (names, references, letters of proof):
+at most n characters, stripped, refused when nothing is left. ``Secret(n)`` is the type of
+a password: refused when only blanks, otherwise kept exactly as typed (a blank inside or
+around a pass phrase is part of it). Both are used as annotations:
+``letter_reference: Text(60, description="...")``; the length limits come before the blank
+check, so a too long text is refused with pydantic's own "at most n characters".
+"""
 
 from __future__ import annotations
 
-from pydantic import AfterValidator
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+BLANK = "must not be blank"
 
 
 def not_blank(value: str) -> str:
     stripped = value.strip()
     if not stripped:
-        raise ValueError("must not be blank")
+        raise ValueError(BLANK)
     return stripped
+
+
+def not_only_blanks(value: str) -> str:
+    if not value.strip():
+        raise ValueError(BLANK)
+    return value
 
 
 NotBlank = AfterValidator(not_blank)
 """``Annotated[str, Field(...), NotBlank]``: a text that is not only spaces, stored stripped."""
+
+
+def Text(max_length: int, **field: Any) -> Any:  # noqa: N802 - a type, used as an annotation
+    """A required text of at most ``max_length`` characters, not only blanks; stored stripped."""
+    return Annotated[str, Field(min_length=1, max_length=max_length, **field), NotBlank]
+
+
+def Secret(max_length: int, min_length: int = 1, **field: Any) -> Any:  # noqa: N802 - a type
+    """A password or pass phrase: not only blanks; never altered."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length, **field),
+                     AfterValidator(not_only_blanks)]
+
+
+IdNumberText = Text(40, description="Resident ID number as read from the ID card (18 characters, GB 11643 "
+                                     "check digit)")
+"""An ID number as typed; the service that uses it checks it (GB 11643) and says what is wrong."""

@@ -55,7 +55,7 @@ def states_table(report: CardReport) -> Table:
     for col in ("service", "status", "card state", "facts"):
         table.add_column(col, overflow="fold")
     for s in report.states:
-        shown = s.card_state if s.card_state is None or s.card_state == s.coarse else f"{s.card_state} ({s.coarse})"
+        shown = s.card_state
         facts = " ".join(f"{k}={v}" for k, v in s.facts.items() if v not in (None, ""))
         style = "green" if s.status == "ok" else "yellow" if s.status in ("n/a", "not found") else "red"
         table.add_row(s.service, Text(s.status, style=style), shown or "-", escape(facts))

@@ -2,8 +2,8 @@
 
 One function per service, so the paths are easy to adjust as the APIs move. A service
 whose API has no route for the question answers ``n/a``; one that is down, ``unreachable``.
-Card states are also reduced to a coarse state (active, lost, cancelled) so that services
-that track different detail can be compared, and any disagreement is flagged.
+cards, bank and notifications each tell the card's ``state`` in the one vocabulary they
+share (``shared.card_state``), so they are compared exactly, and any difference is flagged.
 """
 
 from __future__ import annotations
@@ -17,14 +17,10 @@ from pydantic import BaseModel, Field
 
 from medcard.ports import SERVICE_PORTS
 from shared.auth import issue_token
+from shared.card_state import CARD_STATES
 from shared.settings import Settings
 
 Status = Literal["ok", "not found", "n/a", "unreachable", "error"]
-Coarse = Literal["active", "lost", "cancelled"]
-CARDS_COARSE: dict[str, Coarse] = {
-    "pending_activation": "active", "active": "active", "lost": "lost", "replacement_requested": "lost",
-    "in_production": "lost", "replacement_ready": "lost", "cancelled": "cancelled",
-}
 
 
 def default_urls() -> dict[str, str]:
@@ -34,9 +30,8 @@ def default_urls() -> dict[str, str]:
 class ServiceState(BaseModel):
     service: str
     status: Status
-    card_state: str | None = Field(None, description="The card's state in this service's own words")
-    coarse: Coarse | None = Field(None, description="active, lost or cancelled: comparable across services")
-    tracks_loss: bool = Field(True, description="False when the service only knows active or cancelled")
+    card_state: str | None = Field(None, description="The card's state in the vocabulary the services share: "
+                                                      + ", ".join(CARD_STATES))
     facts: dict[str, Any] = {}
 
 
@@ -86,11 +81,11 @@ async def cards_state(asked: Asked) -> ServiceState:
     failed, body = await _get(asked, "cards", f"/v1/cards/{asked.card}")
     if failed:
         return failed
-    state = str(body.get("state"))
     loss = body.get("loss") or {}
-    return ServiceState(service="cards", status="ok", card_state=state, coarse=CARDS_COARSE.get(state), facts={
+    return ServiceState(service="cards", status="ok", card_state=str(body.get("state")), facts={
         "person_id": body.get("person_id"), "replaces": body.get("replaces"), "replaced_by": body.get("replaced_by"),
-        "loss_voucher": loss.get("voucher"), "receipt_number": body.get("receipt_number")})
+        "loss_voucher": loss.get("voucher"), "receipt_number": body.get("receipt_number"),
+        "replacement_status": body.get("replacement_status")})
 
 
 async def bank_state(asked: Asked) -> ServiceState:
@@ -100,15 +95,13 @@ async def bank_state(asked: Asked) -> ServiceState:
     failed, body = await _get(asked, "bank", f"/v1/accounts/{asked.person}")
     if failed:
         return failed
-    card = next((c for c in body.get("cards") or [] if c.get("number") == asked.card), None)
+    card = next((c for c in body.get("cards") or [] if c.get("card_number") == asked.card), None)
     facts = {"balance_fen": body.get("balance_fen"), "current_card": body.get("current_card"),
              "password_locked": body.get("password_locked")}
     if card is None:
         return ServiceState(service="bank", status="not found",
                             facts={**facts, "detail": "the account has no such card"})
-    status = str(card.get("status"))
-    coarse: Coarse | None = status if status in ("active", "lost", "cancelled") else None  # type: ignore[assignment]
-    return ServiceState(service="bank", status="ok", card_state=status, coarse=coarse,
+    return ServiceState(service="bank", status="ok", card_state=str(card.get("state")),
                         facts={**facts, "blocked_at": card.get("blocked_at")})
 
 
@@ -119,12 +112,11 @@ async def notifications_state(asked: Asked) -> ServiceState:
     failed, body = await _get(asked, "notifications", f"/v1/recipients/{asked.person}")
     if failed:
         return failed
-    state = (body.get("cards") or {}).get(asked.card)
-    if state is None:
-        return ServiceState(service="notifications", status="not found", tracks_loss=False,
+    card = next((c for c in body.get("cards") or [] if c.get("card_number") == asked.card), None)
+    if card is None:
+        return ServiceState(service="notifications", status="not found",
                             facts={"detail": "the recipient has no such card"})
-    return ServiceState(service="notifications", status="ok", card_state=str(state), tracks_loss=False,
-                        coarse="cancelled" if state == "cancelled" else "active")
+    return ServiceState(service="notifications", status="ok", card_state=str(card.get("state")))
 
 
 async def service_states(settings: Settings, urls: dict[str, str], card: str, person: str | None,
@@ -143,18 +135,13 @@ async def service_states(settings: Settings, urls: dict[str, str], card: str, pe
 
 
 def disagreements(states: list[ServiceState]) -> list[str]:
-    """Where the services' views of the card differ, in plain words."""
-    known = [s for s in states if s.coarse is not None]
+    """Where the services' states of the card differ, in plain words: every service that
+    tells a state must tell the same one, and every service that should know the card must."""
+    known = [s for s in states if s.card_state is not None]
     found: list[str] = []
-    loss_aware = [s for s in known if s.tracks_loss]
-    if len({s.coarse for s in loss_aware}) > 1:
-        found.append(", ".join(f"{s.service} says {s.coarse}" for s in loss_aware))
-    for other in (s for s in known if not s.tracks_loss):
-        differing = [s for s in loss_aware if (s.coarse == "cancelled") != (other.coarse == "cancelled")]
-        if differing:
-            found.append(f"{other.service} says {other.coarse}, "
-                         + ", ".join(f"{s.service} says {s.coarse}" for s in differing))
+    if len({s.card_state for s in known}) > 1:
+        found.append(", ".join(f"{s.service} says {s.card_state}" for s in known))
     if known:
-        found += [f"{s.service} does not know the card, {known[0].service} says {known[0].coarse}"
+        found += [f"{s.service} does not know the card, {known[0].service} says {known[0].card_state}"
                   for s in states if s.status == "not found" and s.service != "identity"]
     return found

@@ -233,8 +233,10 @@ class Driver:
             new = f"{(int(h.pin) + 7) % 1_000_000:06d}"
             by_phone = a.channel == "phone" and p.online  # by phone: the holder's own call
             who = await self._cardholder(p, h) if by_phone else "teller"
+            at_counter = {} if by_phone else {"id_number": p.id_number}  # the teller sees the ID card
             await self.eco.call("bank", "POST", f"/v1/cards/{h.card}/password/change", who=who,
-                                json={"old_pin": h.pin, "new_pin": new, "channel": "phone" if by_phone else "counter"})
+                                json={"old_pin": h.pin, "new_pin": new, "channel": "phone" if by_phone else "counter",
+                                      **at_counter})
             h.pin = new
         elif a.kind == "balance":
             channel = a.channel if p.online or a.channel in ("pos", "counter") else "counter"
@@ -288,7 +290,7 @@ class Driver:
 
     async def _collect(self, p: Person, h: Holder, planner: Planner) -> None:
         rep = await self.eco.call("cards", "GET", f"/v1/replacements/{h.receipt}", who="clerk")
-        if rep["card_state"] != "replacement_ready":
+        if rep["status"] != "ready":
             return
         card = await self.eco.call("cards", "POST", f"/v1/replacements/{h.receipt}/collect", who="clerk",
                                    json={"id_number": p.id_number})

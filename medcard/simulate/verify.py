@@ -186,39 +186,34 @@ def one_active_card_per_person(cards: dict[str, list[dict[str, Any]]]) -> bool:
 
 async def projection_disagreements(eco: Ecosystem, cards: dict[str, list[dict[str, Any]]],
                                    limit: int = 20) -> list[dict[str, Any]]:
-    """Where cards, bank and notifications tell different stories of a card (the first
+    """Where cards, bank and notifications tell different states of a card (the first
     `limit` of them); empty when every projection agrees."""
     person_ids = list(cards)
     bank = await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
     recipients = await _gather(eco, "notifications", [f"/v1/recipients/{p}" for p in person_ids])
     out: list[dict[str, Any]] = []
     for pid, account, recipient in zip(person_ids, bank, recipients, strict=True):
-        bank_cards = {c["number"]: c["status"] for c in account["cards"]}
-        note_cards: dict[str, str] = recipient.get("cards", {})
+        bank_states, note_states = states_by_card(account["cards"]), states_by_card(recipient["cards"])
         for card in cards[pid]:
             number = card["card_number"]
-            if not cards_agree(card, bank_cards.get(number), note_cards.get(number)):
+            if not cards_agree(card["state"], bank_states.get(number), note_states.get(number)):
                 out.append({"person_id": pid, "card_number": number, "cards": card["state"],
-                            "bank": bank_cards.get(number), "notifications": note_cards.get(number)})
+                            "bank": bank_states.get(number), "notifications": note_states.get(number)})
                 if len(out) >= limit:
                     return out
     return out
 
 
-def cards_agree(card: dict[str, Any], bank_status: str | None, note_state: str | None) -> bool:
-    """One card as the cards service holds it, its status at the bank and at notifications
-    tell the same story. The bank knows only active, lost and cancelled: a card reported
-    lost is lost there until it is cancelled (then cancelled, or still lost if the bank
-    blocked it and never heard of the cancellation); a card never reported lost is active,
-    including a broken one whose replacement is applied for but not yet stamped (the stamp
-    reports it lost)."""
-    if bank_status is None or note_state is None:
-        return False
-    if card["state"] == "cancelled":
-        bank_ok = bank_status in ("cancelled", "lost")
-    else:
-        bank_ok = bank_status == ("lost" if card.get("loss") else "active")
-    return bank_ok and (card["state"] == "cancelled") == (note_state == "cancelled")
+def states_by_card(views: list[dict[str, Any]]) -> dict[str, str]:
+    """A service's card views (``card_number`` and ``state``, the shared vocabulary) by number."""
+    return {view["card_number"]: view["state"] for view in views}
+
+
+def cards_agree(cards_state: str, bank_state: str | None, note_state: str | None) -> bool:
+    """The cards service, the bank and notifications tell the same state of a card, exactly:
+    every service says it in the shared vocabulary (``shared.card_state``), so nothing is
+    mapped or forgiven; a service that does not know the card disagrees."""
+    return cards_state == bank_state == note_state
 
 
 def nothing_lost(stream: Stream, ledger: Ledger, pending_outbox: int) -> dict[str, bool]:

@@ -4,7 +4,8 @@ response code. Checks run in the order of this table; the first that fails answe
 | code | reason                                   | when                                                   |
 |------|------------------------------------------|--------------------------------------------------------|
 | 14   | invalid card number                      | the card is unknown to the bank (nothing is recorded)  |
-| 41   | lost card, pick up                       | the card was reported lost; also raises a fraud alert  |
+| 41   | lost card, pick up                       | the card was reported lost (even if since replaced);   |
+|      |                                          | also raises a fraud alert                              |
 | 43   | card cancelled, pick up                  | the card was replaced or closed                        |
 | 03   | invalid merchant                         | the terminal's merchant is not registered              |
 | 58   | transaction not permitted to terminal    | the merchant is not a designated hospital or pharmacy  |
@@ -85,7 +86,7 @@ def screen(account: Account | None, request: PosRequest, merchant: Merchant | No
     if account is None or not account.has_card(request.card_number):
         return "14"
     card = account.card(request.card_number)
-    if card.status == "lost":
+    if card.reported_lost:
         return "41"
     if card.status == "cancelled" or account.current_card != card.number:
         return "43"

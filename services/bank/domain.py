@@ -97,7 +97,7 @@ def issue_card(person_id: str, card_number: str, replaces: str | None, at: datet
 
 
 def block_card(person_id: str, card_number: str, status: Literal["lost", "cancelled"], at: datetime) -> Decide:
-    """Apply a loss report or a cancellation at once; a lost card stays lost."""
+    """Apply a loss report or a cancellation at once (a lost card replaced is cancelled)."""
     def decide(state: Account | None) -> Decision[Account]:
         acc = _copy(state, person_id)
         if not acc.has_card(card_number):
@@ -107,13 +107,16 @@ def block_card(person_id: str, card_number: str, status: Literal["lost", "cancel
 
 
 def _block(acc: Account, card_number: str, status: Literal["lost", "cancelled"], at: datetime) -> list[EventData]:
-    """Stop a card; a lost card stays lost. Returns CardBlocked when the card was usable."""
+    """Stop a card, moving only forward (active -> lost -> cancelled); a loss is remembered
+    for good (``reported_lost``). Returns CardBlocked when the card was usable."""
     card = acc.card(card_number)
     events: list[EventData] = []
     if card.status == "active":
         card.blocked_at = at
         events.append(CardBlocked(person_id=acc.person_id, card_number=card_number, reason=status, blocked_at=at))
-    if card.status != "lost":
+    if status == "lost":
+        card.reported_lost = True
+    if card.status != "cancelled":
         card.status = status
     return events
 
@@ -236,11 +239,15 @@ def check_id_card(acc: Account, presented_digest: str) -> None:
 
 
 def reset_pin(card_number: str, presented_digest: str, new_hash: str) -> Decide:
-    """A forgotten or locked password, reset by a teller on the holder's ID card."""
+    """A forgotten or locked password, reset by a teller on the holder's ID card. A password
+    never set is set, not reset: setting it is what activates the card (CardPasswordSet)."""
     def decide(state: Account | None) -> Decision[Account]:
         acc = _open(state).model_copy(deep=True)
         _usable_card(acc, card_number)
         check_id_card(acc, presented_digest)
+        if acc.pin_hash is None:
+            raise Conflict(f"the card password was never set: set it (PUT /v1/cards/{card_number}/password), "
+                           "which activates the card")
         acc.pin_hash, acc.pin_failures, acc.pin_locked = new_hash, 0, False
         return Decision(acc, [CardPasswordReset(person_id=acc.person_id, card_number=card_number)])
     return decide

@@ -6,21 +6,32 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, computed_field, model_validator
 
+from shared.card_state import CardState as SharedCardState
 from shared.errors import NotFound
 from shared.events.bank import MerchantKind
 
 CardStatus = Literal["active", "lost", "cancelled"]
-"""``lost`` is final: a lost card later cancelled by its replacement stays ``lost``, so an
-attempt on it is still answered "41" and raises a fraud alert."""
+"""Whether the bank lets the card work: active, or stopped as lost or as cancelled. A card
+moves only forward (active -> lost -> cancelled): a lost card cancelled by its replacement
+is cancelled, and ``reported_lost`` remembers the loss."""
 
 
 class CardState(BaseModel):
     number: str
     status: CardStatus = "active"
+    reported_lost: bool = False
+    """Set once the card is reported lost, never cleared: an attempt on it is answered "41"
+    and raises a fraud alert, even after its replacement cancelled it."""
     blocked_at: datetime | None = None
     """When the bank stopped the card (loss applied or cancelled): the loss-report latency."""
+
+    @model_validator(mode="after")
+    def _lost_is_reported(self) -> CardState:
+        if self.status == "lost":  # also a document stored before reported_lost existed
+            self.reported_lost = True
+        return self
 
 
 class Contribution(BaseModel):
@@ -100,6 +111,13 @@ class Account(BaseModel):
 
     def has_card(self, number: str) -> bool:
         return any(card.number == number for card in self.cards)
+
+    def shared_state(self, card: CardState) -> SharedCardState:
+        """The card's state in the vocabulary every service shares: an active card whose
+        password was never set is pending activation (the password belongs to the current card)."""
+        if card.status == "active" and card.number == self.current_card and self.pin_hash is None:
+            return "pending_activation"
+        return card.status
 
     def receipt(self, number: str) -> Receipt:
         for receipt in self.receipts:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.card_state import STATE_DESCRIPTION, CardState
 from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel, TxnKind
-from shared.ids import validate_id_number
-from shared.text import NotBlank
+from shared.ids import IdNumber
+from shared.text import Text
 
-from .model import CardStatus
+from .statement import DEFAULT_START
 
 Pin = Annotated[str, Field(pattern=r"^\d{6}$", description="The card password: 6 digits", examples=["246810"])]
 CardNumber = Annotated[str, Field(pattern=r"^\d{12,19}$", examples=["6216610123456789012"])]
@@ -24,7 +25,7 @@ class MerchantCreate(BaseModel):
          "designated": True}]})
 
     merchant_id: Reference
-    name: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
+    name: Text(200)
     kind: MerchantKind
     designated: bool
 
@@ -107,11 +108,15 @@ class PasswordSet(BaseModel):
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"old_pin": "246810", "new_pin": "135790", "channel": "phone"}]})
+        {"old_pin": "246810", "new_pin": "135790", "channel": "phone"},
+        {"old_pin": "246810", "new_pin": "135790", "channel": "counter", "id_number": "110105198005170420"}]})
 
     old_pin: Pin
     new_pin: Pin
     channel: PasswordChannel | None = Field(None, description="Default: counter for a teller, online for the holder")
+    id_number: IdNumber | None = Field(None, description=(
+        "Required from a teller: the holder brings the ID card to the counter (document 004), and its number "
+        "must be the cardholder's (403 otherwise); only its digest is compared"))
 
 
 class CounterStatement(BaseModel):
@@ -120,8 +125,8 @@ class CounterStatement(BaseModel):
     model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [
         {"id_number": "110105198005170420", "from": "2026-01-01", "to": "2026-06-30", "format": "json"}]})
 
-    id_number: str = Field(description="As read from the ID card; only its digest is compared")
-    start: date | None = Field(None, alias="from", description="Default: 1 January of the business year")
+    id_number: Annotated[IdNumber, Field(description="As read from the ID card; only its digest is compared")]
+    start: date | None = Field(None, alias="from", description=DEFAULT_START)
     end: date | None = Field(None, alias="to", description="Default: the business date")
     output: Literal["json", "csv"] = Field("json", alias="format")
 
@@ -132,13 +137,8 @@ class PasswordReset(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"id_number": "110105198005170420", "new_pin": "135790"}]})
 
-    id_number: str = Field(description="As read from the ID card; only its digest is compared")
+    id_number: Annotated[IdNumber, Field(description="As read from the ID card; only its digest is compared")]
     new_pin: Pin
-
-    @field_validator("id_number")
-    @classmethod
-    def _valid_id_number(cls, value: str) -> str:
-        return validate_id_number(value)
 
 
 class PasswordPublic(BaseModel):
@@ -164,8 +164,8 @@ class StampCreate(BaseModel):
         {"receipt_number": "R202601050001", "branch": "BOC Savings Office, Xidan", "seal": "BOC-XD-0420"}]})
 
     receipt_number: Reference
-    branch: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
-    seal: Annotated[str, Field(min_length=1, max_length=64, description="The branch's business seal"), NotBlank]
+    branch: Text(200)
+    seal: Text(64, description="The branch's business seal")
 
 
 class StampPublic(BaseModel):
@@ -179,14 +179,16 @@ class StampPublic(BaseModel):
     receipt_number: str
     branch: str
     seal: str
-    processed_at: datetime
-    business_date: date
+    processed_at: datetime = Field(description="The real instant (UTC) the teller stamped the receipt: the "
+                                               "processing time on the seal; its business date is business_date")
+    business_date: date = Field(description="The business date of the stamp (the business clock's, which the "
+                                            "simulation moves): the replacement's ready_on counts from it")
     loss_reported: bool = Field(description="True when the stamp also reported the card lost")
 
 
 class CardPublic(BaseModel):
-    number: str
-    status: CardStatus
+    card_number: str
+    state: CardState = Field(description=STATE_DESCRIPTION)
     blocked_at: datetime | None = Field(None, description="When the bank stopped the card (loss or cancellation)")
 
 
@@ -201,7 +203,9 @@ class AccountPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "person_id": "P3f9a0c1d2e4b5a6c", "account_id": "PMA-P3f9a0c1d2e4b5a6c", "balance_fen": 8450,
         "current_card": "6216610123456789012",
-        "cards": [{"number": "6216610123456789012", "status": "active"}],
+        "cards": [{"card_number": "6216610000000000018", "state": "cancelled",
+                   "blocked_at": "2026-01-05T02:13:09Z"},
+                  {"card_number": "6216610123456789012", "state": "active", "blocked_at": None}],
         "password_set": True, "password_locked": False, "pending_contributions": []}]})
 
     person_id: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -58,6 +58,19 @@ class Statement(BaseModel):
 
 def _signed(entry: LedgerEntry) -> int:
     return entry.amount_fen if entry.kind == "credit" else -entry.amount_fen
+
+
+DEFAULT_START = ("Default: the last 12 months up to the end, from the day after the same date a year earlier "
+                 "(a statement asked in January covers December)")
+
+
+def default_start(end: date) -> date:
+    """The first day of the 12 months that end on ``end``: the day after the same date a
+    year earlier (28 February for a 29 February)."""
+    if end.year == 1:
+        return date.min
+    year_before = end.replace(year=end.year - 1, day=28 if (end.month, end.day) == (2, 29) else end.day)
+    return year_before + timedelta(days=1)
 
 
 def build_statement(account: Account, start: date, end: date) -> Statement:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared.calendar import BusinessCalendar, parse_holidays
+from shared.calendar import BusinessCalendar
 from shared.clock import BusinessClock
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
@@ -25,7 +25,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         voucher_index=runtime.db["voucher_index"],
         receipt_index=runtime.db["receipt_index"],
         clock=BusinessClock(runtime.db),
-        calendar=BusinessCalendar(parse_holidays(runtime.settings.holidays)),
+        calendar=BusinessCalendar.from_setting(runtime.settings.holidays),
     )
 
     async def setup() -> None:

@@ -199,6 +199,10 @@ def collect(*, person_id: str, receipt_number: str, presented: Presented, new_ca
         old = holder.by_receipt(receipt_number)
         holder.verify(presented)
         rep = old.replacement
+        if rep is not None and rep.new_card_number is not None:
+            new_card = holder.card(rep.new_card_number)
+            raise Conflict(f"replacement {receipt_number} was already collected: the new card "
+                           f"{new_card.card_number} was handed out on {new_card.issued_on}")
         if old.state != "replacement_ready" or rep is None:
             when = f", ready on {rep.ready_on}" if rep and rep.ready_on else ""
             raise Conflict(f"replacement {receipt_number} is not ready to collect: the card is {old.state}{when}")

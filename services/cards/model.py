@@ -1,7 +1,9 @@
 """The state of the cards service: a cardholder (one person) and every card they have held.
 
-A card's ``state`` is where it is in its life; ``loss`` (set once, never cleared) says
-whether it is blocked; ``replacement`` follows the application for the card replacing it.
+A card's ``state`` is its step in the cards service's lifecycle (``Stage``); ``loss`` (set
+once, never cleared) says whether it is blocked; ``replacement`` follows the application
+for the card replacing it. What the API shows is the shared vocabulary
+(``shared.card_state``): ``Card.shared_state`` and ``Card.replacement_status``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ from typing import Literal
 
 from pydantic import BaseModel, computed_field
 
-from shared.errors import Invalid, NotFound
+from shared.card_state import CardState
+from shared.errors import Forbidden, NotFound
 from shared.events.cards import LossChannel
 
-CardState = Literal["pending_activation", "active", "lost", "replacement_requested", "in_production",
-                    "replacement_ready", "cancelled"]
-REPLACING: tuple[CardState, ...] = ("replacement_requested", "in_production", "replacement_ready")
+Stage = Literal["pending_activation", "active", "lost", "replacement_requested", "in_production",
+                "replacement_ready", "cancelled"]
+"""A card's step in the cards service's lifecycle (the state machine in ``domain``)."""
+REPLACING: tuple[Stage, ...] = ("replacement_requested", "in_production", "replacement_ready")
+ReplacementStatus = Literal["requested", "in_production", "ready", "collected"]
+REPLACEMENT_STATUS: dict[Stage, ReplacementStatus] = {
+    "replacement_requested": "requested", "in_production": "in_production", "replacement_ready": "ready",
+    "cancelled": "collected",
+}
 NO_MATCH = "the details given do not match the cardholder"
 
 
@@ -41,12 +50,28 @@ class Replacement(BaseModel):
 class Card(BaseModel):
     card_number: str
     agent_bank: str
-    state: CardState
+    state: Stage
     issued_on: date
     replaces: str | None = None
     replaced_by: str | None = None
     loss: LossReport | None = None
     replacement: Replacement | None = None
+
+    @property
+    def shared_state(self) -> CardState:
+        """The card's state in the vocabulary every service shares: a card under replacement
+        is lost if it was reported lost (a broken card is active until the bank's stamp
+        reports it lost)."""
+        if self.state == "cancelled":
+            return "cancelled"
+        if self.loss is not None:
+            return "lost"
+        return "pending_activation" if self.state == "pending_activation" else "active"
+
+    @property
+    def replacement_status(self) -> ReplacementStatus | None:
+        """Where the application for this card's replacement stands, if there is one."""
+        return REPLACEMENT_STATUS.get(self.state) if self.replacement is not None else None
 
 
 @dataclass(frozen=True)
@@ -94,11 +119,12 @@ class Cardholder(BaseModel):
         return next((c for c in self.cards if c.loss and c.loss.voucher == voucher), None)
 
     def verify(self, presented: Presented) -> None:
-        """Raise Invalid unless every detail presented is the holder's (without saying which)."""
+        """Raise Forbidden unless every detail presented is the holder's (without saying which):
+        a well-formed ID card of someone else is a 403, as at the bank's counter."""
         if (presented.id_number_digest != self.id_number_digest
                 or (presented.name is not None and presented.name.strip() != self.name)
                 or (presented.mobile is not None and presented.mobile.strip() != self.mobile)):
-            raise Invalid(NO_MATCH)
+            raise Forbidden(NO_MATCH)
 
     def with_card(self, card: Card) -> Cardholder:
         """A copy with ``card`` replacing the card of the same number (or added)."""

@@ -7,15 +7,17 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.card_state import STATE_DESCRIPTION, CardState
 from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
 from shared.events.cards import LossChannel
-from shared.text import NotBlank
+from shared.text import IdNumberText, Text
 
-from .model import Card, CardState
+from .model import Card, ReplacementStatus
 
 DEFAULT_AGENT_BANK = "Bank of China Beijing Branch"
 EXAMPLE_CARD = "6216610000000000018"
 EXAMPLE_ID_NUMBER = "11010519491231002X"
+CardNumberText = Text(40)
 
 
 
@@ -23,39 +25,50 @@ EXAMPLE_ID_NUMBER = "11010519491231002X"
 class CardCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"person_id": "P3f9a0c1d2e4b5a6c",
                                                                "agent_bank": DEFAULT_AGENT_BANK}]})
-    person_id: str
-    agent_bank: Annotated[str, Field(min_length=1, max_length=100), NotBlank] = DEFAULT_AGENT_BANK
+    person_id: Text(64)
+    agent_bank: Text(100) = DEFAULT_AGENT_BANK
+
+
+BUSINESS_DATE = "The business date of the report (the business clock's, which the simulation moves)"
+REPORTED_AT = "The real instant (UTC) the report was recorded; its business date is business_date"
+READY_ON = ("The business date the new card is ready: the 15th working day after stamped_on (the setting "
+            "MEDCARD_REPLACEMENT_WAIT_WORKING_DAYS, 15 by default). stamped_on itself never counts; Saturdays, "
+            "Sundays and the public holidays listed by GET /v1/calendar are not working days. E.g. stamped on "
+            "Monday 2027-05-03 (inside the Labour Day holiday, 1-5 May): ready on 2027-05-26")
 
 
 class LossPublic(BaseModel):
     voucher: str
     channel: LossChannel
-    business_date: date
-    reported_at: datetime
+    business_date: date = Field(description=BUSINESS_DATE)
+    reported_at: datetime = Field(description=REPORTED_AT)
     letter_reference: str | None
 
 
 class ReplacementPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "receipt_number": "R104729384756", "person_id": "P3f9a0c1d2e4b5a6c", "card_number": EXAMPLE_CARD,
-        "card_state": "in_production", "documents": ["resident ID card", "household registration book"],
+        "state": "lost", "status": "in_production", "documents": ["resident ID card", "household registration book"],
         "requested_on": "2026-01-05", "stamped_on": "2026-01-06", "ready_on": "2026-01-27", "new_card_number": None,
     }]})
     receipt_number: str
     person_id: str
-    card_number: str
-    card_state: CardState
+    card_number: str = Field(description="The card being replaced")
+    state: CardState = Field(description="The replaced card's state. " + STATE_DESCRIPTION)
+    status: ReplacementStatus = Field(description="requested (receipt issued), in_production (the bank stamped "
+                                                  "the receipt), ready (to collect), collected")
     documents: list[str]
     requested_on: date
     stamped_on: date | None
-    ready_on: date | None
+    ready_on: date | None = Field(description=READY_ON)
     new_card_number: str | None
 
 
 class CardPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "card_number": EXAMPLE_CARD, "person_id": "P3f9a0c1d2e4b5a6c", "agent_bank": DEFAULT_AGENT_BANK,
-        "state": "lost", "issued_on": "2026-01-05", "replaces": None, "replaced_by": None,
+        "state": "lost", "replacement_status": None, "issued_on": "2026-01-05", "replaces": None,
+        "replaced_by": None,
         "loss": {"voucher": "V583920174625", "channel": "online", "business_date": "2026-01-05",
                  "reported_at": "2026-01-05T02:13:09Z", "letter_reference": None},
         "receipt_number": None,
@@ -63,7 +76,9 @@ class CardPublic(BaseModel):
     card_number: str
     person_id: str
     agent_bank: str
-    state: CardState
+    state: CardState = Field(description=STATE_DESCRIPTION)
+    replacement_status: ReplacementStatus | None = Field(
+        description="Where the application for this card's replacement stands (receipt_number), if any")
     issued_on: date
     replaces: str | None
     replaced_by: str | None
@@ -74,8 +89,8 @@ class CardPublic(BaseModel):
 class CardsPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"count": 1, "data": [{
         "card_number": EXAMPLE_CARD, "person_id": "P3f9a0c1d2e4b5a6c", "agent_bank": DEFAULT_AGENT_BANK,
-        "state": "active", "issued_on": "2026-01-05", "replaces": None, "replaced_by": None, "loss": None,
-        "receipt_number": None,
+        "state": "active", "replacement_status": None, "issued_on": "2026-01-05", "replaces": None,
+        "replaced_by": None, "loss": None, "receipt_number": None,
     }]}]})
     data: list[CardPublic]
     count: int
@@ -84,26 +99,25 @@ class CardsPublic(BaseModel):
 class LossReportOnline(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER,
                                                                "mobile": "13800138000"}]})
-    name: Annotated[str, Field(min_length=1, max_length=100), NotBlank]
-    id_number: str = Field(min_length=1, max_length=40)
-    mobile: str = Field(min_length=1, max_length=20)
+    name: Text(100)
+    id_number: IdNumberText
+    mobile: Text(20)
 
 
 class LossReportAtBank(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "card_number": EXAMPLE_CARD, "id_number": EXAMPLE_ID_NUMBER, "letter_reference": "HX-2026-0031",
     }]})
-    card_number: str
-    id_number: str = Field(min_length=1, max_length=40)
-    letter_reference: str = Field(min_length=1, max_length=60,
-                                  description="The employer's letter of proof, stamped by the medical insurance office")
+    card_number: CardNumberText
+    id_number: IdNumberText
+    letter_reference: Text(60, description="The employer's letter of proof, stamped by the medical insurance office")
 
 
 class LossReportQuery(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"voucher": "V583920174625",
                                                                "id_number": EXAMPLE_ID_NUMBER}]})
-    voucher: str = Field(min_length=1, max_length=40)
-    id_number: str = Field(min_length=1, max_length=40, description="The reporter's resident ID number")
+    voucher: Text(40)
+    id_number: Annotated[IdNumberText, Field(description="The reporter's resident ID number")]
 
 
 class LossReportPublic(BaseModel):
@@ -115,24 +129,24 @@ class LossReportPublic(BaseModel):
     voucher: str
     card_number_masked: str
     channel: LossChannel
-    business_date: date
-    reported_at: datetime
+    business_date: date = Field(description=BUSINESS_DATE)
+    reported_at: datetime = Field(description=REPORTED_AT)
     letter_reference: str | None
-    card_state: CardState
+    card_state: CardState = Field(description=STATE_DESCRIPTION)
 
 
 class ReplacementCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"card_number": EXAMPLE_CARD, "id_number": EXAMPLE_ID_NUMBER, "broken_card": False},
     ]})
-    card_number: str
-    id_number: str = Field(min_length=1, max_length=40, description="From the ID card shown at the counter")
+    card_number: CardNumberText
+    id_number: Annotated[IdNumberText, Field(description="From the ID card shown at the counter")]
     broken_card: bool = Field(False, description="The holder hands in the broken card (an active card)")
 
 
 class ReplacementCollect(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"id_number": EXAMPLE_ID_NUMBER}]})
-    id_number: str = Field(min_length=1, max_length=40)
+    id_number: IdNumberText
 
 
 def mask_card(number: str) -> str:
@@ -142,19 +156,20 @@ def mask_card(number: str) -> str:
 def card_public(person_id: str, card: Card) -> CardPublic:
     loss = LossPublic(**card.loss.model_dump()) if card.loss else None
     return CardPublic(
-        card_number=card.card_number, person_id=person_id, agent_bank=card.agent_bank, state=card.state,
-        issued_on=card.issued_on, replaces=card.replaces, replaced_by=card.replaced_by, loss=loss,
+        card_number=card.card_number, person_id=person_id, agent_bank=card.agent_bank, state=card.shared_state,
+        replacement_status=card.replacement_status, issued_on=card.issued_on, replaces=card.replaces, replaced_by=card.replaced_by, loss=loss,
         receipt_number=card.replacement.receipt_number if card.replacement else None,
     )
 
 
 def loss_public(card: Card) -> LossReportPublic:
     assert card.loss is not None
-    return LossReportPublic(card_number_masked=mask_card(card.card_number), card_state=card.state,
+    return LossReportPublic(card_number_masked=mask_card(card.card_number), card_state=card.shared_state,
                             **card.loss.model_dump())
 
 
 def replacement_public(person_id: str, card: Card) -> ReplacementPublic:
     assert card.replacement is not None
-    return ReplacementPublic(person_id=person_id, card_number=card.card_number, card_state=card.state,
-                             **card.replacement.model_dump())
+    assert card.replacement_status is not None
+    return ReplacementPublic(person_id=person_id, card_number=card.card_number, state=card.shared_state,
+                             status=card.replacement_status, **card.replacement.model_dump())

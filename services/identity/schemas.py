@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Role
 from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
-from shared.text import NotBlank
+from shared.text import IdNumberText, Secret, Text
 
 from .clock import MAX_DAYS
 from .domain import StaffRole
 
 EXAMPLE_ID_NUMBER = "11010519491231002X"
-Password = Field(min_length=8, max_length=128, description="At least 8 characters; stored only as an argon2 hash")
+Password = Secret(128, min_length=8, description="At least 8 characters; stored only as an argon2 hash")
 
 
 class UnitCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Beijing Hongxing Machinery Co."}]})
-    name: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
+    name: Text(200)
 
 
 class UnitPublic(BaseModel):
@@ -35,11 +35,10 @@ class PersonCreate(BaseModel):
         "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "mobile": "13800138000",
         "household_number": "110105001234", "unit_id": "U3f9a0c1d2e4b5a6c", "language": "zh",
     }]})
-    name: Annotated[str, Field(min_length=1, max_length=100), NotBlank]
-    id_number: str = Field(description="Resident ID number, 18 characters, GB 11643 check digit")
-    mobile: str = Field(description="Mainland mobile number: 11 digits starting with 13-19")
-    household_number: Annotated[str, Field(min_length=1, max_length=40, description="Household registration number"),
-                                NotBlank]
+    name: Text(100)
+    id_number: IdNumberText
+    mobile: Text(20, description="Mainland mobile number: 11 digits starting with 13-19")
+    household_number: Text(40, description="Household registration number")
     unit_id: str | None = Field(None, description="The employer (insured unit)")
     language: Literal["zh", "en"] = "zh"
 
@@ -66,10 +65,10 @@ class AccountCreate(BaseModel):
         "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "account_number": "wangfang01",
         "password": "correct horse battery",
     }]})
-    name: str = Field(min_length=1, max_length=100)
-    id_number: str
+    name: Text(100)
+    id_number: IdNumberText
     account_number: str = Field(pattern=r"^[A-Za-z0-9_-]{4,32}$", description="Chosen by the person; unique")
-    password: str = Password
+    password: Password
 
 
 class AccountPublic(BaseModel):
@@ -82,14 +81,14 @@ class AccountPublic(BaseModel):
 class Login(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"account_number": "wangfang01",
                                                                "password": "correct horse battery"}]})
-    account_number: str = Field(min_length=1, max_length=32)
-    password: str = Field(min_length=1, max_length=128)
+    account_number: Text(32)
+    password: Secret(128)
 
 
 class StaffLogin(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"username": "clerk-li", "password": "counter-secret-1"}]})
-    username: str = Field(min_length=1, max_length=32)
-    password: str = Field(min_length=1, max_length=128)
+    username: Text(32)
+    password: Secret(128)
 
 
 class TokenPublic(BaseModel):
@@ -110,7 +109,7 @@ class StaffCreate(BaseModel):
         {"username": "pos-tongren-01", "password": "terminal-secret-1", "role": "merchant", "merchant_id": "M001"},
     ]})
     username: str = Field(pattern=r"^[a-z][a-z0-9_-]{2,31}$")
-    password: str = Password
+    password: Password
     role: StaffRole
     merchant_id: str | None = Field(None, description="Required for the merchant role (a POS terminal)")
 
@@ -125,7 +124,7 @@ class StaffPublic(BaseModel):
 
 
 class ContributionItem(BaseModel):
-    person_id: str
+    person_id: Text(64)
     amount_fen: int = Field(gt=0, le=100_000_000, description="Personal-account share in fen (at most 1,000,000 yuan)")
 
 
@@ -134,7 +133,7 @@ class ContributionCreate(BaseModel):
         "unit_id": "U3f9a0c1d2e4b5a6c", "month": "2026-01",
         "items": [{"person_id": "P3f9a0c1d2e4b5a6c", "amount_fen": 12850}],
     }]})
-    unit_id: str
+    unit_id: Text(64)
     month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
     items: list[ContributionItem] = Field(min_length=1, max_length=1000)
 

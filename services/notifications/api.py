@@ -25,6 +25,7 @@ from .schemas import (
     DeliveryStatus,
     MessagePublic,
     MessagesPublic,
+    RecipientCard,
     RecipientPublic,
     ReplayAccepted,
     ReplayRequest,
@@ -111,7 +112,8 @@ async def recipient(person_id: str, _: Operator, parts: Parts) -> RecipientPubli
         raise NotFound(f"notifications knows no person {person_id}")
     r = Recipient.model_validate(doc)
     return RecipientPublic(person_id=r.person_id, name=r.name, mobile=mask_mobile(r.mobile) if r.mobile else None,
-                           language=r.language, cards=r.cards)
+                           language=r.language,
+                           cards=[RecipientCard(card_number=n, state=state) for n, state in r.cards.items()])
 
 
 def _simulator(parts: Notifications) -> SmsGatewaySimulator:

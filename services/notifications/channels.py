@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -24,6 +24,7 @@ class Sms:
     mobile: str
     text: str
     urgent: bool
+    business_date: date | None = None
 
 
 class SmsChannel(Protocol):
@@ -55,7 +56,8 @@ class SmsGatewaySimulator:
         try:
             await self.collection.insert_one({
                 "_id": sms.message_id, "person_id": sms.person_id, "mobile": sms.mobile, "text": sms.text,
-                "urgent": sms.urgent, "sent_at": datetime.now(UTC)})
+                "urgent": sms.urgent, "sent_at": datetime.now(UTC),
+                "business_date": sms.business_date.isoformat() if sms.business_date else None})
         except DuplicateKeyError:
             return  # already delivered: the phone gets it once
 

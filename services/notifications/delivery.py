@@ -122,7 +122,8 @@ class SmsDispatcher:
         name, mobile, language = contact
         try:
             text = render(message.template, language, name, message.params)
-            await self.channel.send(Sms(message.message_id, message.person_id, mobile, text, message.urgent))
+            await self.channel.send(Sms(message.message_id, message.person_id, mobile, text, message.urgent,
+                                        message.business_date))
         except SmsDeliveryError as err:
             s = self.settings
             outcome = await self.messages.execute(message.message_id, record_failure(

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, PlainSerializer
 
+from shared.card_state import CardState
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import CloudEvent, NotificationFailed, NotificationSent
 from shared.outbox import Decision
@@ -45,7 +46,8 @@ class Recipient(BaseModel):
     name: str | None = None
     mobile: str | None = None
     language: Language = "zh"
-    cards: dict[str, str] = {}
+    cards: dict[str, CardState] = {}
+    """Card number -> its state in the shared vocabulary, in the order the cards were issued."""
 
 
 class StatusChange(BaseModel):
@@ -70,6 +72,9 @@ class Message(BaseModel):
     cause_type: str
     correlation_id: str
     created_at: Instant
+    business_date: date | None = None
+    """The business date of what the message tells (the cause's own, else the business clock's
+    when the message was composed); None for a message stored before it was recorded."""
     status: Status = "pending"
     attempts: int = 0
     next_attempt_at: Instant | None = None
@@ -99,7 +104,15 @@ def backoff(attempts: int, base: float, cap: float) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(attempts - 1, 0)))
 
 
-def create_message(draft: Draft, cause: CloudEvent, now: datetime) -> Callable[[Message | None], Decision[Message]]:
+def business_date_of(cause: CloudEvent, clock_date: date) -> date:
+    """The business date a message tells of: its cause's own (a loss, a purchase, a stamp...),
+    else ``clock_date``, the business date when the message is composed."""
+    own = getattr(cause.data, "business_date", None)
+    return own if isinstance(own, date) else clock_date
+
+
+def create_message(draft: Draft, cause: CloudEvent, now: datetime,
+                   business_date: date | None = None) -> Callable[[Message | None], Decision[Message]]:
     """A new pending message, due now; an existing one stays as it is."""
 
     def decide(state: Message | None) -> Decision[Message]:
@@ -109,6 +122,7 @@ def create_message(draft: Draft, cause: CloudEvent, now: datetime) -> Callable[[
             message_id=message_id(cause.id, draft.template), person_id=draft.person_id, template=draft.template,
             params=draft.params, urgent=draft.urgent, card_number=draft.card_number, cause_event_id=cause.id,
             cause_type=cause.type, correlation_id=cause.correlationid, created_at=now, next_attempt_at=now,
+            business_date=business_date,
         ))
 
     return decide

@@ -9,13 +9,14 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.events import CloudEvent, PersonRegistered
+from shared.clock import BusinessClock
+from shared.events import BusinessDateAdvanced, CloudEvent, PersonRegistered
 from shared.outbox import AggregateStore
 
 from . import projections
 from .compose import draft_for
 from .delivery import SmsDispatcher
-from .domain import Message, create_message, message_id
+from .domain import Message, business_date_of, create_message, message_id
 from .webhooks import WebhookHub
 
 
@@ -28,15 +29,19 @@ class EventHandler:
         merchants: AsyncCollection[dict[str, Any]],
         hub: WebhookHub,
         dispatcher: SmsDispatcher,
+        clock: BusinessClock,
     ) -> None:
         self.messages = messages
         self.recipients = recipients
         self.merchants = merchants
         self.hub = hub
         self.dispatcher = dispatcher
+        self.clock = clock
 
     async def __call__(self, event: CloudEvent) -> None:
         await self.hub.record(event)
+        if isinstance(event.data, BusinessDateAdvanced):
+            await self.clock.apply(event)
         await projections.project(self.recipients.database, event)
         if isinstance(event.data, PersonRegistered):  # also on a redelivery: a crash may have come between
             await self.dispatcher.contact_arrived(event.data.person_id)
@@ -53,7 +58,8 @@ class EventHandler:
         if draft is None:
             return
         await self.messages.execute(
-            message_id(event.id, draft.template), create_message(draft, event, datetime.now(UTC)),
+            message_id(event.id, draft.template),
+            create_message(draft, event, datetime.now(UTC), business_date_of(event, self.clock.today())),
             correlation_id=event.correlationid, cause=event,
         )
         self.dispatcher.wake()

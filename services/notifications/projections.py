@@ -9,9 +9,34 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.events import CardCancelled, CardIssued, CloudEvent, MerchantRegistered, PersonRegistered
+from shared.card_state import CardState
+from shared.clock import CLOCK_PROJECTION
+from shared.events import (
+    CardActivated,
+    CardCancelled,
+    CardIssued,
+    CardLost,
+    CloudEvent,
+    EventData,
+    MerchantRegistered,
+    PersonRegistered,
+)
 from shared.projection import apply_once
 from shared.rebuild import Projection
+
+
+def card_state_after(data: EventData) -> CardState | None:
+    """The state (shared vocabulary) a card of the cards service's events is in after ``data``."""
+    match data:
+        case CardIssued():
+            return "pending_activation"
+        case CardActivated():
+            return "active"
+        case CardLost():
+            return "lost"
+        case CardCancelled():
+            return "cancelled"
+    return None
 
 
 async def project(db: AsyncDatabase[dict[str, Any]], event: CloudEvent) -> None:
@@ -21,10 +46,8 @@ async def project(db: AsyncDatabase[dict[str, Any]], event: CloudEvent) -> None:
         case PersonRegistered():
             update = {"$set": {"person_id": data.person_id, "name": data.name, "mobile": data.mobile,
                                "language": data.language}}
-        case CardIssued():
-            update = {"$set": {"person_id": data.person_id, f"cards.{data.card_number}": "active"}}
-        case CardCancelled():
-            update = {"$set": {"person_id": data.person_id, f"cards.{data.card_number}": "cancelled"}}
+        case CardIssued() | CardActivated() | CardLost() | CardCancelled():
+            update = {"$set": {"person_id": data.person_id, f"cards.{data.card_number}": card_state_after(data)}}
         case MerchantRegistered():
             await apply_once(db["merchants"], data.merchant_id, event, {"$set": {"name": data.name}})
             return
@@ -36,4 +59,5 @@ async def project(db: AsyncDatabase[dict[str, Any]], event: CloudEvent) -> None:
 PROJECTIONS = [
     Projection("recipients", sources=("identity", "cards", "bank"), collections=("recipients", "merchants"),
                apply=project),
+    CLOCK_PROJECTION,
 ]

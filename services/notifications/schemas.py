@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from shared.card_state import STATE_DESCRIPTION, CardState
 from shared.ids import mask_mobile
 
 from .domain import Message, Status
@@ -16,7 +17,8 @@ DeliveryStatus = Literal["pending", "delivered", "cancelled"]
 MESSAGE_EXAMPLE = {
     "message_id": "M1b4e28ba2fa1411ea3b5f4c1d2e3f4a5", "person_id": "P3f9a0c1d2e4b5a6c", "template": "card_lost",
     "urgent": True, "status": "sent", "attempts": 1, "last_error": None, "next_attempt_at": None,
-    "created_at": "2026-01-05T02:13:10Z", "sent_at": "2026-01-05T02:13:11Z", "channel": "sms-simulator",
+    "created_at": "2026-01-05T02:13:10Z", "sent_at": "2026-01-05T02:13:11Z", "business_date": "2026-01-05",
+    "channel": "sms-simulator",
     "language": "en", "text": "[MedCard] Dear Wang Fang, your card ending 0018 was reported lost online on "
                               "2026-01-05. Loss voucher: V583920174625. Keep it for later enquiries.",
     "mobile": "138****8000", "card": "****0018", "cause_event_id": "5f0c6a1e-8d2b-4c1a-9e57-2b8f3c4d5e6f",
@@ -25,7 +27,7 @@ MESSAGE_EXAMPLE = {
 }
 SMS_EXAMPLE = {
     "message_id": "M1b4e28ba2fa1411ea3b5f4c1d2e3f4a5", "person_id": "P3f9a0c1d2e4b5a6c", "mobile": "138****8000",
-    "text": MESSAGE_EXAMPLE["text"], "urgent": True, "sent_at": "2026-01-05T02:13:11Z",
+    "text": MESSAGE_EXAMPLE["text"], "urgent": True, "sent_at": "2026-01-05T02:13:11Z", "business_date": "2026-01-05",
 }
 WEBHOOK_EXAMPLE = {
     "webhook_id": "wh_3f9a0c1d2e4b5a6c", "url": "https://claims.example.org/hooks/medcard",
@@ -41,6 +43,10 @@ DELIVERY_EXAMPLE = {
     "log": [{"at": "2026-01-05T02:13:10Z", "status_code": 503, "error": None, "duration_ms": 41},
             {"at": "2026-01-05T02:13:13Z", "status_code": 204, "error": None, "duration_ms": 38}],
 }
+
+
+BUSINESS_DATE = ("The business date the message tells of: its cause's (a loss report, a purchase, a stamp...), "
+                 "else the business clock's when it was composed; the simulation moves it, real instants do not")
 
 
 def _masked_card(number: str | None) -> str | None:
@@ -65,8 +71,9 @@ class MessagePublic(BaseModel):
     attempts: int
     last_error: str | None
     next_attempt_at: datetime | None
-    created_at: datetime
-    sent_at: datetime | None
+    created_at: datetime = Field(description="The real instant (UTC) the message was composed")
+    sent_at: datetime | None = Field(description="The real instant (UTC) the channel accepted it")
+    business_date: date | None = Field(description=BUSINESS_DATE)
     channel: str | None
     language: str | None
     text: str | None = Field(description="The text as delivered (set once sent)")
@@ -95,16 +102,22 @@ class MessagesPublic(BaseModel):
     count: int
 
 
+class RecipientCard(BaseModel):
+    card_number: str
+    state: CardState = Field(description=STATE_DESCRIPTION)
+
+
 class RecipientPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "person_id": "P3f9a0c1d2e4b5a6c", "name": "Wang Fang", "mobile": "138****8000", "language": "zh",
-        "cards": {"6216610000000000018": "cancelled", "6216610000000000026": "active"}}]})
+        "cards": [{"card_number": "6216610000000000018", "state": "cancelled"},
+                  {"card_number": "6216610000000000026", "state": "active"}]}]})
 
     person_id: str
     name: str | None
     mobile: str | None = Field(description="Masked mobile number")
     language: str
-    cards: dict[str, str] = Field(description="Card number -> active or cancelled")
+    cards: list[RecipientCard] = Field(description="Every card the person has held, in the order issued")
 
 
 class SmsFailuresUpdate(BaseModel):
@@ -127,12 +140,14 @@ class SmsPublic(BaseModel):
     mobile: str = Field(description="Masked mobile number")
     text: str
     urgent: bool
-    sent_at: datetime
+    sent_at: datetime = Field(description="The real instant (UTC) the gateway took the SMS")
+    business_date: date | None = Field(description=BUSINESS_DATE)
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> SmsPublic:
         return cls(message_id=doc["_id"], person_id=doc["person_id"], mobile=mask_mobile(doc["mobile"]),
-                   text=doc["text"], urgent=doc["urgent"], sent_at=doc["sent_at"])
+                   text=doc["text"], urgent=doc["urgent"], sent_at=doc["sent_at"],
+                   business_date=doc.get("business_date"))
 
 
 class SmsOutbox(BaseModel):

@@ -158,7 +158,7 @@ async def test_a_replica_killed_during_a_rebalance_leaves_its_partitions_to_the_
                 teller = as_role(settings, "teller")
                 for person in persons:
                     account = (await bank.get(f"/v1/accounts/{person}", headers=teller)).json()
-                    assert [c["number"] for c in account["cards"]] == [cards[person]], account
+                    assert [c["card_number"] for c in account["cards"]] == [cards[person]], account
                     assert account["balance_fen"] == sum(a for _, a in contributions[person]), account
             log = check_log(await read_topics(settings, ["bank"]))
             transferred = Counter(e.data.contribution_id for e in log.events("MonthlyTransfer"))  # type: ignore[attr-defined]

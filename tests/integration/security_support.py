@@ -63,6 +63,7 @@ INFRASTRUCTURE: frozenset[Operation] = frozenset({
 OPS: dict[Operation, Guard | None] = {
     ("GET", "/ops/outbox"): Guard(("operator",)),
     ("GET", "/ops/drain"): Guard(("operator",)),
+    ("GET", "/v1/calendar"): PUBLIC,  # served by every service: the business calendar, nobody's data
 }
 
 SURFACE: dict[str, dict[Operation, Guard | None]] = {

@@ -58,7 +58,7 @@ async def test_a_card_whose_loss_event_arrives_is_refused_with_41_and_a_fraud_al
 
         await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V1",
                                    business_date=date(2026, 2, 3), letter_reference=None), person_id)
-        blocked = await bank.wait_account(person_id, lambda a: a["cards"][0]["status"] == "lost")
+        blocked = await bank.wait_account(person_id, lambda a: a["cards"][0]["state"] == "lost")
         assert blocked["cards"][0]["blocked_at"] is not None
         answer = await bank.swipe(card, PIN, "M-PH", 1_000)
         assert (answer["approved"], answer["response_code"]) == (False, "41")
@@ -78,7 +78,8 @@ async def test_a_replacement_carries_the_balance_over_and_the_old_card_is_refuse
         new = await src.card(person_id, replaces=old)
         account = await bank.wait_account(person_id, lambda a: a["current_card"] == new)
         assert account["balance_fen"] == 7_000
-        assert {c["number"]: c["status"] for c in account["cards"]} == {old: "cancelled", new: "active"}
+        assert {c["card_number"]: c["state"] for c in account["cards"]} == {old: "cancelled",
+                                                                             new: "pending_activation"}
         assert (await bank.swipe(old, PIN, "M-PH", 100))["response_code"] == "43"
         assert (await bank.swipe(new, PIN, "M-PH", 100))["response_code"] == "62"  # its password is not set yet
         await bank.set_pin(new, "135790")
@@ -189,7 +190,7 @@ async def test_a_pos_balance_inquiry_needs_the_password_counts_wrong_ones_and_al
         # An inquiry on a card reported lost is refused, and the holder is alerted.
         await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V2",
                                    business_date=date(2026, 2, 3), letter_reference=None), person_id)
-        await bank.wait_account(person_id, lambda a: a["cards"][0]["status"] == "lost")
+        await bank.wait_account(person_id, lambda a: a["cards"][0]["state"] == "lost")
         thief = await bank.inquire(card, PIN, "M-PH")
         assert (thief["approved"], thief["response_code"], thief["balance_fen"]) == (False, "41", None)
         events = await bank_events(settings, lambda es: bool(named(es, "FraudAlertRaised")))
@@ -201,3 +202,39 @@ async def test_a_pos_balance_inquiry_needs_the_password_counts_wrong_ones_and_al
     assert len(named(events, "CardPasswordLocked")) == 1
     assert [e.data.reason_code for e in named(events, "PurchaseDeclined")] == ["55"]  # type: ignore[attr-defined]
     assert PIN not in " ".join(e.model_dump_json() for e in events)
+
+
+async def test_a_teller_changes_a_password_only_on_the_holders_id_card(settings: Settings) -> None:
+    """Issue 17 (document 004: the holder brings the ID card to the savings office): a teller's
+    change asked no ID card. And the balance's channel list offered pos, which it refuses."""
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        await bank.merchant("M-PH")
+        person_id, id_number = await src.person()
+        card = await src.card(person_id)
+        await bank.wait_account(person_id)
+        await bank.set_pin(card, PIN)
+        change = f"/v1/cards/{card}/password/change"
+        teller = bank.as_("teller")
+        body = {"old_pin": PIN, "new_pin": "135790", "channel": "counter"}
+
+        no_id = await http.post(change, json=body, headers=teller)
+        assert no_id.status_code == 422 and "id_number is required" in no_id.json()["detail"], no_id.text
+        someone_else = make_id_number("110105", date(1970, 1, 1), 1)
+        wrong = await http.post(change, json={**body, "id_number": someone_else}, headers=teller)
+        assert wrong.status_code == 403 and "does not match the cardholder" in wrong.json()["detail"]
+        malformed = await http.post(change, json={**body, "id_number": "110105197001010012"}, headers=teller)
+        assert malformed.status_code == 422 and "check digit" in malformed.json()["detail"]
+        assert (await bank.wait_account(person_id))["password_locked"] is False  # nothing counted
+        changed = await http.post(change, json={**body, "id_number": id_number}, headers=teller)
+        assert changed.status_code == 200, changed.text
+        assert (await bank.swipe(card, "135790", "M-PH", 100))["response_code"] == "51"  # PIN right, no money
+
+        # The holder online needs no ID card; the POS channel is not offered for a balance.
+        holder = bank.as_("cardholder", person_id=person_id)
+        again = await http.post(change, json={"old_pin": "135790", "new_pin": "246810"}, headers=holder)
+        assert again.status_code == 200, again.text
+        pos = await http.get(f"/v1/cards/{card}/balance", params={"channel": "pos"}, headers=holder)
+        assert pos.status_code == 422 and "query.channel" in pos.json()["detail"], pos.text
+        events = await bank_events(settings, lambda es: len(named(es, "CardPasswordChanged")) >= 2)
+    assert [e.data.channel for e in named(events, "CardPasswordChanged")] == ["counter", "online"]  # type: ignore[attr-defined]

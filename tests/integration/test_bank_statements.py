@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.bank.app import create
-from shared.events import ReplacementRequested
+from shared.events import BusinessDateAdvanced, ReplacementRequested
 from shared.settings import Settings
 from tests.helpers import eventually, running_service
 from tests.integration.bank_support import BankClient, EventSource, bank_events, credited_account, funded_account, named
@@ -33,7 +33,8 @@ async def test_the_balance_is_told_by_channel_and_the_statement_lists_credits_an
             assert r.json() == {"card_number": card, "balance_fen": 7_750, "channel": channel}
         assert (await http.get(balance, headers=holder)).json()["channel"] == "online"
         assert (await http.get(balance, params={"channel": "counter"}, headers=holder)).status_code == 403
-        assert (await http.get(balance, params={"channel": "pos"}, headers=holder)).status_code == 403
+        # Issue 17: "pos" is no longer offered by this endpoint's channel list (it was, and refused with a 403).
+        assert (await http.get(balance, params={"channel": "pos"}, headers=holder)).status_code == 422
         # A terminal asks with the card password (tests/integration/test_bank_pos.py), never by a GET.
         assert (await http.get(balance, headers=bank.as_("merchant", sub="M-PH"))).status_code == 403
         assert (await bank.inquire(card, "246810", "M-PH"))["balance_fen"] == 7_750
@@ -97,3 +98,21 @@ async def test_a_stamped_receipt_reports_the_loss_and_cannot_be_stamped_twice(se
         events = await bank_events(settings, lambda es: bool(named(es, "BankStamped")))
     [event] = named(events, "BankStamped")
     assert event.data.loss_reported and event.data.seal == "BOC-XD-0420"  # type: ignore[attr-defined]
+
+
+async def test_a_statement_asked_in_january_covers_december_by_default(settings: Settings) -> None:
+    """Issue 17: the default period started on 1 January of the business year, so a
+    statement asked in January missed December; it is now the last 12 months."""
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        person_id, _ = await credited_account(src, bank, 4_200, month="2025-12")
+        await src.publish(BusinessDateAdvanced(date=date(2026, 1, 15), previous_date=date(2026, 1, 14)), "clock")
+        holder = bank.as_("cardholder", person_id=person_id)
+        seen: dict[str, object] = {}
+
+        async def asked_on_the_15th() -> bool:
+            answer = await http.get(f"/v1/accounts/{person_id}/statement", headers=holder)
+            seen.update(answer.json())
+            return answer.status_code == 200 and seen["to_date"] == "2026-01-15"
+        await eventually(asked_on_the_15th, timeout=30)
+    assert (seen["from_date"], seen["credits_fen"], seen["closing_balance_fen"]) == ("2025-01-16", 4_200, 4_200)

@@ -72,12 +72,12 @@ class Ecosystem:
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
 
-    async def wait_replacement_state(self, receipt: str, state: str) -> dict[str, Any]:
+    async def wait_replacement_status(self, receipt: str, status: str) -> dict[str, Any]:
         seen: dict[str, Any] = {}
 
         async def reached() -> bool:
             seen.update(await self.replacement(receipt))
-            return seen["card_state"] == state
+            return seen["status"] == status
         await eventually(reached, timeout=30)
         return seen
 
@@ -152,7 +152,7 @@ async def test_a_card_reported_lost_at_cards_is_refused_at_the_bank_pos_with_a_f
         assert lost.json()["channel"] == channel
 
         # The bank applies the cards service's CardLost: the card stops at the POS.
-        account = await eco.bank.wait_account(person_id, lambda a: a["cards"][0]["status"] == "lost")
+        account = await eco.bank.wait_account(person_id, lambda a: a["cards"][0]["state"] == "lost")
         assert account["cards"][0]["blocked_at"] is not None
         refused = await eco.bank.swipe(card, PIN, PHARMACY, 1_000)
         assert (refused["approved"], refused["response_code"]) == (False, "41")
@@ -184,13 +184,14 @@ async def test_a_receipt_stamped_at_the_bank_starts_production_and_the_card_is_r
         assert (await eco.bank.swipe(card, PIN, PHARMACY, 100))["response_code"] == "41"
 
         # The cards service learns of the stamp from Kafka: production starts, 15 working days.
-        started = await eco.wait_replacement_state(receipt, "in_production")
+        started = await eco.wait_replacement_status(receipt, "in_production")
+        assert started["state"] == "lost"  # the card, in the shared vocabulary
         assert (started["stamped_on"], started["ready_on"]) == ("2026-02-02", "2026-02-23")
         assert (await eco.card(card))["loss"]["channel"] == "bank"
         await eco.advance_clock({"to": "2026-02-20"}, "2026-02-20")
-        assert (await eco.replacement(receipt))["card_state"] == "in_production"
+        assert (await eco.replacement(receipt))["status"] == "in_production"
         await eco.advance_clock({"to": "2026-02-23"}, "2026-02-23")
-        await eco.wait_replacement_state(receipt, "replacement_ready")
+        await eco.wait_replacement_status(receipt, "ready")
 
         events = await events_of(settings, "cards", person_id, 6)
     assert names(events) == ["CardIssued", "CardActivated", "ReplacementRequested", "CardLost",
@@ -215,9 +216,9 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         assert applied.status_code == 201, applied.text
         receipt = applied.json()["receipt_number"]
         assert (await eco.stamp(receipt))["loss_reported"] is False
-        await eco.wait_replacement_state(receipt, "in_production")
+        await eco.wait_replacement_status(receipt, "in_production")
         await eco.advance_clock({"to": "2026-02-23"}, "2026-02-23")
-        await eco.wait_replacement_state(receipt, "replacement_ready")
+        await eco.wait_replacement_status(receipt, "ready")
 
         # The card management centre hands out the new card.
         collected = await eco.cards.post(f"/v1/replacements/{receipt}/collect", headers=clerk,
@@ -228,7 +229,12 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         # At the bank, the account and its balance follow the new card; the old one is refused.
         account = await eco.bank.wait_account(person_id, lambda a: a["current_card"] == new)
         assert account["balance_fen"] == 5_000
-        assert {c["number"]: c["status"] for c in account["cards"]} == {old: "lost", new: "active"}
+        # Issue 17: the bank kept the replaced card "lost" while cards said "cancelled"; now both
+        # say cancelled, and the new card awaits its password everywhere.
+        assert {c["card_number"]: c["state"] for c in account["cards"]} == {old: "cancelled",
+                                                                             new: "pending_activation"}
+        assert (await eco.card(old))["state"] == "cancelled"
+        assert (await eco.card(new))["state"] == "pending_activation"
         assert (await eco.bank.swipe(old, PIN, PHARMACY, 100))["response_code"] == "41"
         assert (await eco.bank.swipe(new, PIN, PHARMACY, 100))["response_code"] == "62"  # no password yet
 

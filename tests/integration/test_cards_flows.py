@@ -108,7 +108,11 @@ async def test_a_bank_teller_reports_a_loss_on_the_letter_of_proof(settings: Set
         report = {"card_number": card, "id_number": number, "letter_reference": "HX-2026-0031"}
 
         wrong_id = await cards.post("/v1/loss-reports/bank", headers=teller, json={**report, "id_number": id_number(22)})
-        assert wrong_id.status_code == 422 and wrong_id.json()["detail"] == "the details given do not match the cardholder"
+        # Issue 17: someone else's (well-formed) ID card is a 403, as at the bank's counter (it was a 422).
+        assert wrong_id.status_code == 403 and wrong_id.json()["detail"] == "the details given do not match the cardholder"
+        blank_letter = await cards.post("/v1/loss-reports/bank", headers=teller, json={**report, "letter_reference": "   "})
+        assert blank_letter.status_code == 422 and "body.letter_reference: Value error, must not be blank" in (
+            blank_letter.json()["detail"])  # issue 17: a blank letter of proof was accepted
         assert await card_state_is(cards, clerk, card, "active")
 
         first = await cards.post("/v1/loss-reports/bank", headers=teller, json=report)
@@ -155,7 +159,7 @@ async def test_a_lost_card_is_replaced_from_application_to_the_new_card_in_hand(
         applied = await cards.post("/v1/replacements", json={"card_number": card, "id_number": number}, headers=clerk)
         assert applied.status_code == 201, applied.text
         receipt = applied.json()["receipt_number"]
-        assert applied.json()["card_state"] == "replacement_requested"
+        assert (applied.json()["state"], applied.json()["status"]) == ("lost", "requested")
         assert applied.json()["documents"] == ["resident ID card", "household registration book"]
         early = await cards.post(f"/v1/replacements/{receipt}/collect", json={"id_number": number}, headers=clerk)
         assert early.status_code == 409 and "not ready" in early.json()["detail"]
@@ -172,26 +176,32 @@ async def test_a_lost_card_is_replaced_from_application_to_the_new_card_in_hand(
             assert resp.status_code == 200, resp.text
             return dict(resp.json())
 
-        async def in_state(state: str) -> bool:
-            return (await replacement())["card_state"] == state
+        async def in_state(status: str) -> bool:
+            return (await replacement())["status"] == status
         await eventually(lambda: in_state("in_production"))
         assert (await replacement())["ready_on"] == "2026-01-26"
 
         await advance_clock(identity, settings, {"to": "2026-01-23"}, "2026-01-23")
         assert await in_state("in_production")
         await advance_clock(identity, settings, {"to": "2026-01-26"}, "2026-01-26")
-        await eventually(lambda: in_state("replacement_ready"))
+        await eventually(lambda: in_state("ready"))
 
         # The card management centre hands out the new card on the receipt and the ID card.
         wrong = await cards.post(f"/v1/replacements/{receipt}/collect", json={"id_number": id_number(32)},
                                  headers=clerk)
-        assert wrong.status_code == 422
+        assert wrong.status_code == 403
         collected = await cards.post(f"/v1/replacements/{receipt}/collect", json={"id_number": number}, headers=clerk)
         assert collected.status_code == 201, collected.text
         new = collected.json()
         assert (new["state"], new["replaces"], new["issued_on"]) == ("pending_activation", card, "2026-01-26")
         old = (await cards.get(f"/v1/cards/{card}", headers=me)).json()
         assert (old["state"], old["replaced_by"]) == ("cancelled", new["card_number"])
+        assert (await replacement())["status"] == "collected"
+        # Issue 17: a second collection said "not ready to collect: the card is cancelled".
+        twice = await cards.post(f"/v1/replacements/{receipt}/collect", json={"id_number": number}, headers=clerk)
+        assert twice.status_code == 409 and twice.json()["detail"] == (
+            f"replacement {receipt} was already collected: the new card {new['card_number']} was handed out on "
+            "2026-01-26")
 
         # The new card's password is set at the bank, which activates it.
         await publish_as_bank(settings, CardPasswordSet(person_id=person_id, card_number=new["card_number"],
@@ -243,7 +253,7 @@ async def test_tokens_roles_and_refused_commands_change_nothing(settings: Settin
         # Refused commands: precise 4xx, nothing written, nothing published.
         wrong_mobile = await cards.post("/v1/loss-reports/online", json={**details, "mobile": "13900139000"},
                                         headers=me)
-        assert wrong_mobile.status_code == 422 and "do not match" in wrong_mobile.json()["detail"]
+        assert wrong_mobile.status_code == 403 and "do not match" in wrong_mobile.json()["detail"]
         bad_id = await cards.post("/v1/loss-reports/online", json={**details, "id_number": number[:-1]}, headers=me)
         assert bad_id.status_code == 422 and "18 characters" in bad_id.json()["detail"]
         second = await cards.post("/v1/cards", json={"person_id": person_id}, headers=clerk)

@@ -10,6 +10,9 @@ import pytest
 
 from shared.codec import from_record
 from shared.events import (
+    BusinessDateAdvanced,
+    CardActivated,
+    CardCancelled,
     CardIssued,
     CardLost,
     CardPasswordLocked,
@@ -85,7 +88,9 @@ async def test_a_loss_report_yields_exactly_one_sms_with_the_voucher_even_when_d
     assert (message["template"], message["attempts"], message["card"]) == ("card_lost", 1, "****2345")
     assert message["text"] == sms[0]["text"] and message["cause_event_id"] == lost.id
     assert (other.status_code, anonymous.status_code) == (403, 401)
-    assert recipient.json()["cards"] == {CARD: "active"} and recipient.json()["mobile"] == "138****8000"
+    # Issue 17: the recipient view said "active" for a lost card.
+    assert recipient.json()["cards"] == [{"card_number": CARD, "state": "lost"}]
+    assert recipient.json()["mobile"] == "138****8000"
     [record] = await read_service_topic(settings, "notifications", 1, timeout=WAIT)
     published = from_record(record)
     assert published.name == "NotificationSent" and published.subject == CARD
@@ -282,3 +287,42 @@ async def test_a_swipe_of_a_lost_card_sends_the_urgent_alert_only(settings: Sett
         [sms] = await outbox(client, settings, "P10")
     assert [(m["template"], m["urgent"], m["status"]) for m in listed] == [("fraud_alert", True, "sent")]
     assert sms["text"].startswith("【医保】紧急提醒：张三您好") and sms["urgent"]
+
+
+async def test_the_recipient_view_follows_each_card_and_messages_tell_their_business_date(
+    settings: Settings,
+) -> None:
+    """Issue 17: the recipient view said "active" for a lost card and for one awaiting its
+    password; an SMS gave only its real sending time beside simulated business dates."""
+    old, new = CARD, "6216610000000067890"
+    clock = event(BusinessDateAdvanced(date=date(2026, 3, 2), previous_date=date(2026, 3, 1)), "clock")
+    steps: list[tuple[Any, list[dict[str, str]]]] = [
+        (CardIssued(person_id="P7", card_number=old, agent_bank="BOC"),
+         [{"card_number": old, "state": "pending_activation"}]),
+        (CardActivated(person_id="P7", card_number=old), [{"card_number": old, "state": "active"}]),
+        (CardLost(person_id="P7", card_number=old, channel="bank", voucher="V7", business_date=date(2026, 2, 27),
+                  letter_reference="HX-7"), [{"card_number": old, "state": "lost"}]),
+        (CardCancelled(person_id="P7", card_number=old, reason="replaced", replaced_by=new),
+         [{"card_number": old, "state": "cancelled"}]),
+        (CardIssued(person_id="P7", card_number=new, agent_bank="BOC", replaces=old),
+         [{"card_number": old, "state": "cancelled"}, {"card_number": new, "state": "pending_activation"}]),
+    ]
+    async with running_notifications(settings) as (client, runtime):
+        await produce(settings, [person("P7"), clock])
+        await handled(runtime, 2)
+        for sequence, (data, expected) in enumerate(steps, start=1):
+            await produce(settings, [event(data, "P7", sequence=sequence)])
+
+            async def shown(expected: list[dict[str, str]] = expected) -> bool:
+                answer = await client.get("/v1/recipients/P7", headers=auth(settings, "operator"))
+                return answer.status_code == 200 and answer.json()["cards"] == expected
+            await eventually(shown, timeout=WAIT)
+
+        async def both_sent() -> bool:
+            return [m["status"] for m in await messages(client, settings, "P7")] == ["sent", "sent"]
+        await eventually(both_sent, timeout=WAIT)
+        told = {m["template"]: m["business_date"] for m in await messages(client, settings, "P7")}
+        sms = {m["message_id"]: m["business_date"] for m in await outbox(client, settings, "P7")}
+    # The loss's own business date; the hand-over's is the business clock's when it was told.
+    assert told == {"card_lost": "2026-02-27", "card_handed_out": "2026-03-02"}
+    assert sorted(sms.values()) == ["2026-02-27", "2026-03-02"]

@@ -64,14 +64,14 @@ async def test_card_tells_the_story_and_flags_services_that_disagree(settings: S
                 async def shown() -> bool:
                     resp = await http.get(f"{bank_url}/v1/accounts/{PERSON}", headers=auth(settings, "operator"))
                     cards = resp.json()["cards"] if resp.status_code == 200 else []
-                    return any((c["number"], c["status"]) == (number, status) for c in cards)
+                    return any((c["card_number"], c["state"]) == (number, status) for c in cards)
                 try:
                     await eventually(shown, timeout=90, interval=0.3)
                 except AssertionError:  # say why, with the operators' own tool
                     letters = await dead_letters(settings)
                     raise AssertionError(f"the bank never showed card {number} {status}; dead letters: "
                                          f"{[(d.type, d.reason) for d in letters]}") from None
-            await bank_has("active")
+            await bank_has("pending_activation")  # its password is not set yet
 
             # The story: the holder's registration, then the card's own events, in order; all agree.
             [report] = json_lines(await medcard(settings, "card", number, "--json", *urls))
@@ -81,7 +81,7 @@ async def test_card_tells_the_story_and_flags_services_that_disagree(settings: S
             assert ("card", "CardIssued") in story and ("card", "AccountOpened") in story
             states = {s["service"]: s for s in report["states"]}
             assert (states["cards"]["status"], states["cards"]["card_state"]) == ("ok", "pending_activation")
-            assert (states["bank"]["status"], states["bank"]["card_state"]) == ("ok", "active")
+            assert (states["bank"]["status"], states["bank"]["card_state"]) == ("ok", "pending_activation")
             assert states["identity"]["status"] == states["notifications"]["status"] == "unreachable"
             assert report["disagreements"] == []
 
@@ -94,18 +94,18 @@ async def test_card_tells_the_story_and_flags_services_that_disagree(settings: S
             await bank_has("lost")
             [report] = json_lines(await medcard(settings, "card", number, "--json", *urls))
             assert ("card", "CardLost") in [(e["about"], e["event"]["name"]) for e in report["events"]]
-            assert report["disagreements"] == ["cards says active, bank says lost"]
+            assert report["disagreements"] == ["cards says pending_activation, bank says lost"]
 
             # In a terminal: the story table, each service's state, and the disagreement in words.
             shown = (await medcard(settings, "card", number, *urls)).stdout
-            assert "CardIssued" in shown and "pending_activation (active)" in shown and "unreachable" in shown
-            assert "disagreement: cards says active, bank says lost" in shown
+            assert "CardIssued" in shown and "pending_activation" in shown and "unreachable" in shown
+            assert "disagreement: cards says pending_activation, bank says lost" in shown
 
             # The operators' web console tells the same story, with the same disagreement.
             console_url = stack.enter_context(serving(lambda: create_console(settings, urls={
                 "cards": cards_url, "bank": bank_url, "identity": nobody, "notifications": nobody})))
             operator = {"Authorization": f"Bearer {issue_token(settings, sub='ops-1', role='operator')}"}
             seen = (await http.get(f"{console_url}/api/cards/{number}/story", headers=operator)).json()
-            assert seen["disagreements"] == ["cards says active, bank says lost"]
+            assert seen["disagreements"] == ["cards says pending_activation, bank says lost"]
             assert {s["service"]: s["card_state"] for s in seen["states"]
                     if s["status"] == "ok"} == {"cards": "pending_activation", "bank": "lost"}

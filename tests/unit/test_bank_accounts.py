@@ -9,7 +9,7 @@ import pytest
 
 from services.bank import domain
 from services.bank.model import Account, Contribution
-from services.bank.statement import build_statement, statement_csv
+from services.bank.statement import build_statement, default_start, statement_csv
 from shared.errors import Conflict, Forbidden, Invalid, Locked, NotFound
 from shared.events import (
     AccountMovedToCard,
@@ -68,12 +68,40 @@ def test_applying_a_loss_publishes_card_blocked_once() -> None:
     assert domain.block_card("P1", OLD, "lost", AT)(first.state).events == []
 
 
-def test_a_lost_card_stays_lost_when_its_replacement_cancels_it() -> None:
+def test_a_lost_card_is_cancelled_when_its_replacement_is_collected_and_its_loss_is_remembered() -> None:
+    # Issue 17: the bank used to keep a replaced lost card "lost" while cards and
+    # notifications said "cancelled".
     later = datetime(2026, 3, 1, tzinfo=UTC)
-    state = apply(opened(), domain.block_card("P1", OLD, "lost", AT), domain.issue_card("P1", NEW, OLD, later),
-                  domain.block_card("P1", OLD, "cancelled", later))
-    assert state.card(OLD).status == "lost" and state.card(NEW).status == "active"
+    state = apply(opened(), domain.block_card("P1", OLD, "lost", AT), domain.block_card("P1", OLD, "cancelled", later),
+                  domain.issue_card("P1", NEW, OLD, later))
+    assert state.card(OLD).status == "cancelled" and state.card(NEW).status == "active"
+    assert state.card(OLD).reported_lost  # a swipe on it is still "41" with a fraud alert
     assert state.card(OLD).blocked_at == AT  # when the loss took effect at the bank
+    assert (state.shared_state(state.card(OLD)), state.shared_state(state.card(NEW))) == (
+        "cancelled", "pending_activation")
+
+
+def test_a_card_moves_only_forward_a_cancelled_card_is_never_lost_again() -> None:
+    state = apply(opened(), domain.block_card("P1", OLD, "cancelled", AT), domain.block_card("P1", OLD, "lost", AT))
+    assert state.card(OLD).status == "cancelled"
+
+
+@pytest.mark.parametrize(("pin_hash", "blocked", "shared"), [
+    (None, None, "pending_activation"), ("H", None, "active"), ("H", "lost", "lost"), (None, "lost", "lost"),
+    ("H", "cancelled", "cancelled"),
+])
+def test_the_bank_tells_a_cards_state_in_the_shared_vocabulary(pin_hash: str | None, blocked: str | None,
+                                                                shared: str) -> None:
+    state = opened()
+    state.pin_hash = pin_hash
+    if blocked:
+        state = apply(state, domain.block_card("P1", OLD, blocked, AT))  # type: ignore[arg-type]
+    assert state.shared_state(state.card(OLD)) == shared
+
+
+def test_a_card_stored_lost_before_the_loss_flag_existed_is_read_as_reported_lost() -> None:
+    state = Account.model_validate({"person_id": "P1", "cards": [{"number": OLD, "status": "lost"}]})
+    assert state.card(OLD).reported_lost
 
 
 def test_a_card_issued_twice_changes_nothing() -> None:
@@ -150,6 +178,13 @@ def test_a_reset_before_the_register_entry_arrived_is_refused() -> None:
         domain.reset_pin(OLD, "D", "H2")(opened())
 
 
+def test_a_password_never_set_is_set_not_reset() -> None:
+    state = opened()
+    state.id_number_digest = "D"
+    with pytest.raises(Conflict, match="never set"):
+        domain.reset_pin(OLD, "D", "H2")(state)
+
+
 def test_the_password_of_a_lost_card_cannot_be_managed() -> None:
     with pytest.raises(Conflict, match="lost"):
         domain.set_pin(OLD, "H1", "counter")(apply(opened(), domain.block_card("P1", OLD, "lost", AT)))
@@ -191,3 +226,12 @@ def test_a_statement_has_opening_and_closing_balances_and_a_running_balance() ->
     assert rows[1].split(",")[2] == "opening" and rows[-1].split(",")[-1] == "3000"
     with pytest.raises(Invalid):
         build_statement(state, date(2026, 2, 1), date(2026, 1, 1))
+
+
+@pytest.mark.parametrize(("end", "start"), [
+    (date(2027, 1, 15), date(2026, 1, 16)),   # asked in January: December is in it (issue 17)
+    (date(2026, 12, 31), date(2026, 1, 1)),
+    (date(2028, 2, 29), date(2027, 3, 1)),
+])
+def test_a_statement_covers_the_last_12_months_by_default(end: date, start: date) -> None:
+    assert default_start(end) == start

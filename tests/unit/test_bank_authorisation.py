@@ -98,6 +98,14 @@ def test_an_attempt_on_a_lost_card_raises_a_fraud_alert_for_the_holder() -> None
     assert isinstance(alert, FraudAlertRaised) and alert.person_id == "P1" and alert.merchant_id == "M-PH"
 
 
+def test_a_lost_card_cancelled_by_its_replacement_is_still_refused_as_lost_with_a_fraud_alert() -> None:
+    state = account()
+    state.cards[0] = CardState(number=CARD, status="cancelled", reported_lost=True)
+    decision = run(state)
+    assert decision.result.response_code == "41"
+    assert [type(e) for e in decision.events] == [PurchaseDeclined, FraudAlertRaised]
+
+
 def test_a_card_that_is_not_the_accounts_current_one_is_refused_as_cancelled() -> None:
     state = account()
     state.cards.append(CardState(number="6216610000000000025"))

@@ -50,3 +50,30 @@ def test_months_ended_lists_each_month_crossed() -> None:
 def test_last_day_of_month_handles_leap_years_and_december() -> None:
     assert last_day_of_month("2028-02") == date(2028, 2, 29)
     assert last_day_of_month("2026-12") == date(2026, 12, 31)
+
+
+# Issue 17: the calendar is visible (GET /v1/calendar on every service), with names.
+
+def test_each_public_holiday_has_its_name() -> None:
+    assert CAL.holiday_name(date(2027, 1, 1)) == "New Year's Day"
+    assert CAL.holiday_name(date(2027, 5, 3)) == "Labour Day"
+    assert CAL.holiday_name(date(2027, 10, 7)) == "National Day"
+    assert CAL.holiday_name(date(2027, 10, 8)) is None
+
+
+def test_configured_holidays_may_be_named() -> None:
+    cal = BusinessCalendar.from_setting("2027-02-06=Spring Festival, 2027-02-07")
+    assert cal.holiday_name(date(2027, 2, 6)) == "Spring Festival"
+    assert cal.holiday_name(date(2027, 2, 7)) == "public holiday (MEDCARD_HOLIDAYS)"
+    assert parse_holidays("2027-02-06=Spring Festival") == frozenset({date(2027, 2, 6)})
+
+
+def test_the_days_of_a_range_say_which_are_working_days_and_which_holidays() -> None:
+    days = CAL.days(date(2027, 4, 30), date(2027, 5, 6))
+    assert [(d.date.day, d.working_day, d.holiday) for d in days] == [
+        (30, True, None), (1, False, "Labour Day"), (2, False, "Labour Day"), (3, False, "Labour Day"),
+        (4, False, "Labour Day"), (5, False, "Labour Day"), (6, True, None)]
+
+
+def test_the_issue_example_a_stamp_on_3_may_2027_is_ready_on_26_may() -> None:
+    assert CAL.add_working_days(date(2027, 5, 3), 15) == date(2027, 5, 26)

@@ -9,7 +9,7 @@ import pytest
 from services.cards import domain
 from services.cards.model import NO_MATCH, Cardholder, Presented
 from shared.calendar import BusinessCalendar
-from shared.errors import Conflict, Invalid, NotFound
+from shared.errors import Conflict, Forbidden, NotFound
 from shared.events import (
     CardActivated,
     CardCancelled,
@@ -180,7 +180,7 @@ def test_a_cancelled_card_cannot_be_reported_lost() -> None:
     Presented(id_number_digest=DIGEST, name="Wang Fang", mobile="13900139000"),
 ])
 def test_a_loss_report_whose_details_do_not_match_is_refused_without_saying_which(wrong: Presented) -> None:
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(Forbidden) as err:
         lose(presented=wrong)(holder_in("active"))
     assert err.value.message == NO_MATCH
 
@@ -221,7 +221,7 @@ def test_a_replacement_is_refused_in_any_other_state(state: str) -> None:
 def test_a_replacement_needs_the_holders_id_card() -> None:
     decide = domain.request_replacement(person_id=PID, card_number=CARD, presented=Presented("e" * 64),
                                         receipt_number="R1", broken_card=False, today=TODAY)
-    with pytest.raises(Invalid):
+    with pytest.raises(Forbidden):
         decide(holder_in("lost"))
 
 
@@ -285,12 +285,50 @@ def test_collecting_cancels_the_old_card_and_issues_a_new_one_awaiting_its_passw
     ]
 
 
-@pytest.mark.parametrize("state", ["replacement_requested", "in_production", "cancelled"])
+@pytest.mark.parametrize("state", ["replacement_requested", "in_production"])
 def test_a_card_that_is_not_ready_cannot_be_collected(state: str) -> None:
     with pytest.raises(Conflict, match="not ready"):
         collect()(holder_in(state))
 
 
+def test_a_second_collection_says_the_card_was_already_collected() -> None:
+    with pytest.raises(Conflict) as err:
+        collect()(holder_in("cancelled"))
+    assert err.value.message == (f"replacement R1 was already collected: the new card {NEW_CARD} "
+                                 "was handed out on 2026-02-01")
+
+
 def test_collecting_needs_the_holders_id_card() -> None:
-    with pytest.raises(Invalid):
+    with pytest.raises(Forbidden):
         collect(Presented("e" * 64))(holder_in("replacement_ready"))
+
+
+# The shared vocabulary (shared.card_state): what every service's card view says
+
+@pytest.mark.parametrize(("stage", "shared", "replacement"), [
+    ("pending_activation", "pending_activation", None),
+    ("active", "active", None),
+    ("lost", "lost", None),
+    ("replacement_requested", "lost", "requested"),
+    ("in_production", "lost", "in_production"),
+    ("replacement_ready", "lost", "ready"),
+    ("cancelled", "cancelled", "collected"),
+])
+def test_every_step_of_the_lifecycle_is_told_in_the_shared_vocabulary(stage: str, shared: str,
+                                                                      replacement: str | None) -> None:
+    card = holder_in(stage).card(CARD)
+    assert (card.shared_state, card.replacement_status) == (shared, replacement)
+
+
+def test_a_broken_card_awaiting_its_replacement_is_active_until_the_stamp_reports_it_lost() -> None:
+    holder, _ = apply(holder_in("active"), replace(broken=True))
+    assert (holder.card(CARD).shared_state, holder.card(CARD).replacement_status) == ("active", "requested")
+    holder, _ = apply(holder, stamp())
+    assert holder.card(CARD).shared_state == "lost"
+
+
+def test_a_new_card_is_pending_activation_until_its_password_is_set() -> None:
+    holder, _ = apply(holder_in("replacement_ready"), collect())
+    assert holder.card(NEW_CARD).shared_state == "pending_activation"
+    holder, _ = apply(holder, domain.activate(person_id=PID, card_number=NEW_CARD))
+    assert holder.card(NEW_CARD).shared_state == "active"

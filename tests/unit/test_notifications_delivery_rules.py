@@ -179,3 +179,33 @@ def test_generated_secrets_are_fresh_and_malformed_ones_are_refused() -> None:
                         ("whsec_c2hvcnQ=", "16 to 64 bytes")]:
         with pytest.raises(ValueError, match=reason):
             secret_key(bad)
+
+
+def test_a_message_tells_its_causes_business_date_else_the_clocks() -> None:
+    """Issue 17: an SMS gave only the real instant it was sent, beside simulated business dates."""
+    from services.notifications.domain import business_date_of
+    from shared.events import CardIssued
+
+    clock_date = date(2026, 3, 2)
+    assert business_date_of(LOST, clock_date) == date(2026, 1, 5)
+    handed_out = new_event(CardIssued(person_id="P1", card_number="6216610000000067890", agent_bank="BOC",
+                                      replaces="6216610000000012345"),
+                           source="/medcard/cards", partitionkey="P1", sequence=3, correlationid="corr-1")
+    assert business_date_of(handed_out, clock_date) == clock_date
+    draft = draft_for(handed_out.data)
+    assert draft is not None
+    message = create_message(draft, handed_out, NOW, business_date_of(handed_out, clock_date))(None).state
+    assert message is not None and message.business_date == clock_date
+
+
+def test_the_recipient_view_follows_each_card_event_in_the_shared_vocabulary() -> None:
+    from services.notifications.projections import card_state_after
+    from shared.events import CardActivated, CardCancelled, CardIssued
+
+    card = "6216610000000012345"
+    assert [card_state_after(e) for e in (
+        CardIssued(person_id="P1", card_number=card, agent_bank="BOC"),
+        CardActivated(person_id="P1", card_number=card),
+        LOST.data,
+        CardCancelled(person_id="P1", card_number=card, reason="replaced"),
+    )] == ["pending_activation", "active", "lost", "cancelled"]

@@ -99,3 +99,23 @@ def test_the_documents_cover_every_service_and_the_bank_errors() -> None:
         "401", "403", "404", "409", "422", "423"}
     assert set(bank["/v1/stamps"]["post"]["responses"]) >= {"401", "403", "404", "409", "422"}
     assert "200" in DOCS["cards"]["paths"]["/v1/loss-reports/online"]["post"]["responses"]
+
+
+def test_the_balance_endpoint_offers_only_the_channels_it_accepts() -> None:
+    """Issue 17: the enum offered ``pos``, which the endpoint refuses (the POS asks with the
+    card password, POST /v1/pos/balance-inquiries)."""
+    [channel] = [p for p in DOCS["bank"]["paths"]["/v1/cards/{card_number}/balance"]["get"]["parameters"]
+                 if p["name"] == "channel"]
+    options = channel["schema"]["anyOf"][0]
+    assert sorted(resolved(DOCS["bank"], options)["enum"]) == ["counter", "online", "phone"]
+
+
+def test_every_card_view_names_the_card_and_its_state_in_the_shared_vocabulary() -> None:
+    """Issue 17: cards, bank and notifications tell a card's state with the same field names
+    and the same words."""
+    vocabulary = ["active", "cancelled", "lost", "pending_activation"]
+    views = {"cards": "CardPublic", "bank": "CardPublic", "notifications": "RecipientCard"}
+    for service, name in views.items():
+        schema = DOCS[service]["components"]["schemas"][name]
+        assert {"card_number", "state"} <= set(schema["required"]), (service, name)
+        assert sorted(schema["properties"]["state"]["enum"]) == vocabulary, (service, name)

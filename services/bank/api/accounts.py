@@ -22,7 +22,7 @@ from ..schemas import (
     HeldContributionsPublic,
     LedgerTotalsPublic,
 )
-from ..statement import EXAMPLE, Statement, build_statement, statement_csv
+from ..statement import DEFAULT_START, EXAMPLE, Statement, build_statement, default_start, statement_csv
 from ..context import Bank
 from .common import BankDep
 
@@ -39,7 +39,9 @@ async def get_account(person_id: str, principal: CurrentPrincipal, bank: BankDep
                for c in account.contributions if not c.credited]
     return AccountPublic(
         person_id=person_id, account_id=account.account_id or "", balance_fen=account.balance_fen,
-        current_card=account.current_card, cards=[CardPublic(**c.model_dump()) for c in account.cards],
+        current_card=account.current_card,
+        cards=[CardPublic(card_number=c.number, state=account.shared_state(c), blocked_at=c.blocked_at)
+               for c in account.cards],
         password_set=account.pin_hash is not None, password_locked=account.pin_locked,
         pending_contributions=pending)
 
@@ -55,7 +57,7 @@ STATEMENT_RESPONSES = {
             dependencies=[Depends(require_roles("cardholder"))], responses=STATEMENT_RESPONSES)
 async def get_statement(
     person_id: str, principal: CurrentPrincipal, bank: BankDep,
-    start: Annotated[date | None, Query(alias="from", description="Default: 1 January of the business year")] = None,
+    start: Annotated[date | None, Query(alias="from", description=DEFAULT_START)] = None,
     end: Annotated[date | None, Query(alias="to", description="Default: the business date")] = None,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Statement | Response:
@@ -78,7 +80,7 @@ async def counter_statement(person_id: str, body: CounterStatement, bank: BankDe
 def statement_answer(account: Account, bank: Bank, start: date | None, end: date | None,
                      output: Literal["json", "csv"]) -> Statement | Response:
     end = end or bank.clock.today()
-    statement = build_statement(account, start or date(end.year, 1, 1), end)
+    statement = build_statement(account, start or default_start(end), end)
     if output == "json":
         return statement
     filename = f"statement-{statement.account_id}-{statement.from_date}-{statement.to_date}.csv"

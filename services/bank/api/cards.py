@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, require_roles
 from shared.errors import Forbidden, Invalid, Locked, errors
-from shared.events.bank import BalanceChannel, PasswordChannel
+from shared.events.bank import PasswordChannel
 from shared.ids import id_digest
 from shared.security import hash_secret_async, verify_secret_async
 from shared.service import correlation_id
@@ -16,7 +16,7 @@ from shared.service import correlation_id
 from .. import domain
 from ..model import Account
 from ..schemas import BalancePublic, PasswordChange, PasswordPublic, PasswordReset, PasswordSet
-from .common import BankDep, CardNumberPath, card_account, channel_for
+from .common import AskedChannel, BankDep, CardNumberPath, card_account, channel_for
 
 router = APIRouter(prefix="/v1/cards", tags=["cards"], responses=errors(401, 403, 404, 409, 422))
 holder_or_teller = [Depends(require_roles("cardholder", "teller"))]
@@ -43,11 +43,16 @@ async def set_password(card_number: CardNumberPath, body: PasswordSet, principal
 async def change_password(card_number: CardNumberPath, body: PasswordChange, principal: CurrentPrincipal,
                           bank: BankDep, request: Request) -> PasswordPublic:
     """Change the card password with the old one (phone, counter or online); a wrong old one
-    counts towards the lock, like a wrong PIN at the POS."""
+    counts towards the lock, like a wrong PIN at the POS. At the counter a teller checks the
+    holder's ID card first (id_number)."""
     account = await card_account(bank, principal, card_number)
     channel = cast(PasswordChannel, channel_for(principal, body.channel))
     if body.new_pin == body.old_pin:
         raise Invalid("the new password must differ from the old one")
+    if principal.role == "teller" and body.id_number is None:
+        raise Invalid("at the counter the holder shows the ID card: id_number is required")
+    if body.id_number is not None:
+        domain.check_id_card(account, id_digest(bank.runtime.settings.id_digest_key, body.id_number))
     checked = account.pin_hash or ""
     if checked and not account.pin_locked and not await verify_secret_async(checked, body.old_pin):
         counted = domain.wrong_pin(card_number, checked, bank.runtime.settings.pin_max_failures)
@@ -74,7 +79,7 @@ async def reset_password(card_number: CardNumberPath, body: PasswordReset, bank:
 
 @router.get("/{card_number}/balance", dependencies=[Depends(require_roles("cardholder", "teller"))])
 async def card_balance(card_number: CardNumberPath, principal: CurrentPrincipal, bank: BankDep, request: Request,
-                       channel: BalanceChannel | None = None) -> BalancePublic:
+                       channel: AskedChannel | None = None) -> BalancePublic:
     """Tell a card's balance to its holder (online, phone) or a teller (counter); the channel is
     recorded. At a POS the balance is asked with the card password: POST /v1/pos/balance-inquiries."""
     account = await card_account(bank, principal, card_number)

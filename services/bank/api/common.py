@@ -8,12 +8,15 @@ from fastapi import Depends, Path
 
 from shared.auth import Principal, ensure_owner_or_staff
 from shared.errors import Forbidden
-from shared.events.bank import BalanceChannel
+from shared.events.bank import BalanceChannel, PasswordChannel
 
 from ..context import Bank, bank_of, unknown_card
 from ..model import Account
 
 BankDep = Annotated[Bank, Depends(bank_of)]
+AskedChannel = PasswordChannel
+"""The channels a balance is asked through without the card password: online, phone,
+counter (the POS asks with it: POST /v1/pos/balance-inquiries)."""
 CardNumberPath = Annotated[str, Path(pattern=r"^\d{12,19}$")]
 CHANNELS: dict[str, tuple[BalanceChannel, ...]] = {"cardholder": ("online", "phone"), "teller": ("counter",)}
 """Channels open to each role; the first is the default (the POS channel is

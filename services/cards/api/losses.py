@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/loss-reports", tags=["loss reports"])
 REPEAT_EXAMPLE = {
     "voucher": "V583920174625", "card_number_masked": "6216***********0018", "channel": "online",
     "business_date": "2026-01-05", "reported_at": "2026-01-05T02:13:09Z", "letter_reference": None,
-    "card_state": "in_production",
+    "card_state": "lost",
 }
 """A second report, here while the replacement is being made: the first report's voucher, channel and time."""
 NEW_OR_REPEAT: dict[int | str, dict[str, object]] = {
