@@ -29,6 +29,10 @@ class IdentitySettings(Settings):
     today's date), off in development and tests, where the simulation, the tests and
     the README's walkthrough move the clock through ``POST /v1/clock/advance``."""
     identity_clock_check_seconds: float = 60.0
+    identity_account_code_seconds: int = 300
+    """How long a one-time code for opening an online account lasts."""
+    identity_account_code_max_tries: int = 3
+    """Wrong codes that void it (a new one must be asked for)."""
 
     @model_validator(mode="after")
     def _real_date_clock(self) -> IdentitySettings:

@@ -322,7 +322,7 @@ async def cardholders(src: Any, cards: httpx.AsyncClient, bank: httpx.AsyncClien
 
     for h in holders:
         await eventually(lambda h=h: pending(h.person_id), timeout=60)
-        r = await bank.put(f"/v1/cards/{h.card}/password", headers=teller, json={"pin": pin})
+        r = await bank.put(f"/v1/cards/{h.card}/password", headers=teller, json={"pin": pin, "id_number": h.id_number})
         assert r.status_code == 200, r.text
     await src.month_end(month)
     await eventually(lambda: balances_settled(bank, settings, [h.person_id for h in holders]), timeout=60)

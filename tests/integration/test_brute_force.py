@@ -132,7 +132,7 @@ async def test_concurrent_wrong_pins_lock_the_card_once_and_only_a_teller_reset_
         card = await src.card(person_id)
         await src.contribution(person_id, "2026-01", 10_000)
         await bank.wait_account(person_id, lambda a: bool(a["pending_contributions"]))
-        await bank.set_pin(card, PIN)
+        await bank.set_pin(card, PIN, number)
         await src.month_end("2026-01")
         await bank.wait_account(person_id, lambda a: a["balance_fen"] == 10_000)
         _, someone_elses = await src.person()

@@ -123,7 +123,7 @@ async def insured_with_money(eco: Ecosystem, serial: int, amount_fen: int) -> tu
     assert issued.status_code == 201, issued.text
     card = str(issued.json()["card_number"])
     await eco.bank.wait_account(person_id, lambda a: a["current_card"] == card and bool(a["pending_contributions"]))
-    await eco.bank.set_pin(card, PIN)
+    await eco.bank.set_pin(card, PIN, number)
     await eco.wait_card_state(card, "active")
 
     # The January month end credits the personal account share.
@@ -233,7 +233,7 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         assert (await eco.bank.swipe(new, PIN, PHARMACY, 100))["response_code"] == "62"  # no password yet
 
         # The new password set at the bank activates the new card at cards; it buys.
-        await eco.bank.set_pin(new, NEW_PIN)
+        await eco.bank.set_pin(new, NEW_PIN, number)
         await eco.wait_card_state(new, "active")
         bought = await eco.bank.swipe(new, NEW_PIN, PHARMACY, 5_000)
         assert (bought["response_code"], bought["balance_after_fen"]) == ("00", 0)
