@@ -142,7 +142,7 @@ async def test_a_card_reported_lost_at_cards_is_refused_at_the_bank_pos_with_a_f
 
         # The holder reports the loss online, or a teller at the counter on the letter of proof.
         if channel == "online":
-            me = await open_account_and_login(eco.identity, number, "wangfang51", name=NAME)
+            me = await open_account_and_login(eco.identity, settings, person_id, number, "wangfang51", name=NAME)
             lost = await eco.cards.post("/v1/loss-reports/online", headers=me,
                                         json={"name": NAME, "id_number": number, "mobile": MOBILE})
         else:
@@ -206,7 +206,7 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         assert (await eco.bank.swipe(old, PIN, PHARMACY, 2_000))["response_code"] == "00"
 
         # Lost online, replaced at the agency, stamped at the bank, ready 15 working days later.
-        me = await open_account_and_login(eco.identity, number, "wangfang53", name=NAME)
+        me = await open_account_and_login(eco.identity, settings, person_id, number, "wangfang53", name=NAME)
         lost = await eco.cards.post("/v1/loss-reports/online", headers=me,
                                     json={"name": NAME, "id_number": number, "mobile": MOBILE})
         assert lost.status_code == 201, lost.text
