@@ -100,9 +100,10 @@ async def open_account(identity: httpx.AsyncClient, settings: Settings, *, perso
 
 
 async def open_account_and_login(identity: httpx.AsyncClient, settings: Settings, person_id: str, number: str,
-                                 account: str, name: str = "Wang Fang") -> dict[str, str]:
+                                 account: str, name: str = "Wang Fang", nth_code: int = 1) -> dict[str, str]:
     """Open the person's online account and log in; returns the cardholder's auth header."""
-    opened = await open_account(identity, settings, person_id=person_id, number=number, account=account, name=name)
+    opened = await open_account(identity, settings, person_id=person_id, number=number, account=account, name=name,
+                                nth_code=nth_code)
     assert opened.status_code == 201, opened.text
     login = await identity.post("/v1/login", json={"account_number": account, "password": "s3cret-pass"})
     assert login.status_code == 200, login.text
