@@ -20,7 +20,6 @@ import secrets
 import stat
 from collections import Counter
 from collections.abc import Iterable
-from functools import cache
 from pathlib import Path
 
 KEYS_FILE_NAME = "keys.json"
@@ -74,10 +73,13 @@ def key_weakness(value: str) -> str | None:
     return None
 
 
-@cache
-def process_keys(names: tuple[str, ...]) -> dict[str, str]:
-    """Random keys that last as long as this process (tests: nothing outlives them)."""
-    return {name: new_key() for name in names}
+_PROCESS_KEYS: dict[str, str] = {}
+
+
+def process_keys(names: Iterable[str]) -> dict[str, str]:
+    """Random keys that last as long as this process, one per name whoever asks (tests:
+    nothing outlives them)."""
+    return {name: _PROCESS_KEYS.setdefault(name, new_key()) for name in names}
 
 
 def _owner_only(path: Path) -> None:

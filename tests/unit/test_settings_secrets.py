@@ -29,6 +29,8 @@ def test_tests_get_random_keys_of_their_own_the_same_for_the_whole_process() -> 
     assert all(key_weakness(v) is None for v in values) and len(set(values)) == len(values)
     assert values == [getattr(second, name) for name in SECRET_SETTINGS]
     assert not set(values) & KNOWN_KEYS
+    given = Settings(environment="test", jwt_secret=KEYS["jwt_secret"])  # the others: the process's keys
+    assert [getattr(given, name) for name in SECRET_SETTINGS[1:]] == values[1:]
 
 
 def test_production_with_strong_different_keys_starts() -> None:
