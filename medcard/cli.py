@@ -19,6 +19,7 @@ from medcard.stack.cli import app as stack_app
 from medcard.stack.local import LocalStack
 from medcard.stack.process import StackError
 from shared.kafka import ensure_topics
+from shared.keys import KEYS_FILE_NAME
 from shared.settings import get_settings
 
 app = typer.Typer(help="Medical insurance card ecosystem: local stack, services, tools.", no_args_is_help=True)
@@ -98,6 +99,8 @@ def up() -> None:
             fleet.up()
     console.print(_status_table("services", fleet.status()))
     console.print("OpenAPI docs: " + ", ".join(f"{u}/docs" for u in fleet.urls().values()))
+    console.print(f"Keys and the operator's password (user 'operator', key identity_bootstrap_operator_password), "
+                  f"generated for this installation: {stack.state_dir / KEYS_FILE_NAME} (mode 0600)")
     console.print("Stop everything with: medcard down")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from medcard.ports import SERVICE_PORTS
 from medcard.stack.process import HOST, ServerProcess, StackError
+from shared.keys import KEYS_FILE_NAME
 
 SERVICES = tuple(SERVICE_PORTS)
 
@@ -45,11 +46,13 @@ class ServiceProcess(ServerProcess):
 
 
 class ServiceFleet:
-    """The four services, sharing one Kafka and one MongoDB-wire server."""
+    """The four services, sharing one Kafka and one MongoDB-wire server, and in development
+    the keys generated for the state folder (``keys.json``) unless others are given."""
 
     def __init__(self, state_dir: Path, *, kafka_bootstrap: str, mongo_url: str,
                  ports: dict[str, int] | None = None, extra_env: dict[str, str] | None = None) -> None:
-        env = {"MEDCARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "MEDCARD_MONGO_URL": mongo_url, **(extra_env or {})}
+        env = {"MEDCARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "MEDCARD_MONGO_URL": mongo_url,
+               "MEDCARD_KEYS_FILE": str(Path(state_dir).absolute() / KEYS_FILE_NAME), **(extra_env or {})}
         ports = ports or SERVICE_PORTS
         (Path(state_dir) / "services").mkdir(parents=True, exist_ok=True)
         self.processes = [ServiceProcess(Path(state_dir) / "services", n, ports[n], env) for n in SERVICES]

@@ -115,6 +115,11 @@ class VerifiedSecrets:
         return ok
 
 
+ONE_TIME_CODE_PURPOSE = "one-time code for the SMS channel"
+"""What the one-time-code key (``MEDCARD_OTP_KEY``) is derived for: identity seals a code
+with it, notifications' SMS channel opens it."""
+
+
 class UndecryptableSecret(ValueError):
     """A stored secret that this key cannot open (another key, or tampered with)."""
 

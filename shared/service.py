@@ -315,7 +315,8 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, err: DomainError) -> JSONResponse:
-        return JSONResponse(error_body(err.code, err.message), status_code=err.status)
+        return JSONResponse(error_body(err.code, err.message), status_code=err.status,
+                            headers=getattr(err, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:

@@ -90,7 +90,8 @@ async def _issue_card(eco: Ecosystem, h: Holder) -> None:
     h.card = card["card_number"]
     # The bank learns of the card from CardIssued: retry until it has.
     await once_known(lambda: eco.call("bank", "PUT", f"/v1/cards/{h.card}/password", who="teller",
-                                      json={"pin": h.pin, "channel": "counter"}), f"card {h.card}")
+                                      json={"pin": h.pin, "channel": "counter", "id_number": h.id_number}),
+                    f"card {h.card}")
 
 
 def pos_body(h: Holder, amount_fen: int = 1) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from aiokafka.structs import TopicPartition
 from medcard.services import ServiceFleet, ServiceProcess
 from medcard.simulate.client import Ecosystem
 from medcard.simulate.driver import group_lag
-from medcard.simulate.run import peak_memory_mb  # noqa: F401 - the bench reports it per row
+from medcard.simulate.run import SIMULATION_RATES, peak_memory_mb  # noqa: F401 - the bench reports it per row
 from medcard.stack.process import HOST
-from shared.settings import Settings
+from shared.settings import SECRET_SETTINGS, Settings
 from shared.topics import partitions_of
 
 SERVICE_ORDER = ("identity", "cards", "bank", "notifications")
@@ -118,9 +118,8 @@ class Namespace:
         ns.env = {
             "MEDCARD_ENVIRONMENT": "development",
             "MEDCARD_NAMESPACE": ns.name,
-            "MEDCARD_JWT_SECRET": secrets.token_urlsafe(40),
-            "MEDCARD_ID_DIGEST_KEY": secrets.token_urlsafe(40),
-            "MEDCARD_WEBHOOK_SECRET_KEY": secrets.token_urlsafe(40),
+            **{f"MEDCARD_{name.upper()}": secrets.token_urlsafe(40) for name in SECRET_SETTINGS},
+            **SIMULATION_RATES,
             "MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD": ns.operator_password,
             "MEDCARD_LOG_LEVEL": "WARNING",
             # Cheap argon2: set-up sets thousands of PINs; the POS verifies a right PIN with
@@ -132,8 +131,8 @@ class Namespace:
 
     @property
     def settings(self) -> Settings:
-        return Settings(namespace=self.name, kafka_bootstrap=self.kafka, mongo_url=self.mongo,
-                        id_digest_key=self.env["MEDCARD_ID_DIGEST_KEY"])
+        return Settings(environment="development", namespace=self.name, kafka_bootstrap=self.kafka,
+                        mongo_url=self.mongo, **{name: self.env[f"MEDCARD_{name.upper()}"] for name in SECRET_SETTINGS})
 
 
 class BaselineProcess(ServiceProcess):

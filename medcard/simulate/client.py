@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -35,6 +37,10 @@ async def once_known(call: Callable[[], Awaitable[T]], unknown: str, tries: int 
 
 SENSITIVE = frozenset({"password", "pin", "old_pin", "new_pin", "id_number"})
 """Request fields whose values must never show up in events, logs or stored documents."""
+
+
+CODE_IN_SMS = re.compile(r"(?:验证码|your code to open your online account is )(\d{6})")
+"""Where an account-code SMS (Chinese or English) says the code."""
 
 
 @dataclass
@@ -103,6 +109,22 @@ class Ecosystem:
         token = await self.call("identity", "POST", "/v1/staff/login",
                                 json={"username": username, "password": password})
         self.tokens[merchant_id or username] = token["access_token"]
+
+    async def read_code_sms(self, person_id: str, seen: set[str], timeout: float = 120.0) -> str:
+        """The one-time code of the newest account-code SMS to the person that is not in ``seen``
+        (message ids), read as the person's phone would: from the SMS the notifications
+        gateway simulator delivered to the registered mobile."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = await self.call("notifications", "GET", "/v1/sms-gateway/outbox", who="operator",
+                                     params={"person_id": person_id, "limit": 500})
+            for sms in reversed(answer["data"]):
+                found = CODE_IN_SMS.search(sms["text"])
+                if found and sms["message_id"] not in seen:
+                    seen.add(sms["message_id"])
+                    return found.group(1)
+            await asyncio.sleep(0.2)
+        raise UnexpectedAnswer(f"no account code reached the phone of person {person_id} in {timeout:g} s")
 
     async def drain_status(self, services: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Each service's drain signal (``/ops/drain``), asked of all at once."""

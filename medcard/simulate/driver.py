@@ -46,6 +46,7 @@ class Holder:
     """What the simulation remembers of one person (what they hold in their hands)."""
 
     person_id: str = ""
+    id_number: str = ""
     card: str = ""
     pin: str = ""
     token: str = ""
@@ -85,6 +86,8 @@ class Driver:
     """Simulated days done (the opening month not counted)."""
     faults: FaultInjector | None = None
     _units: dict[str, str] = field(default_factory=dict)
+    _codes_read: set[str] = field(default_factory=set)
+    """Message ids of the account-code SMS already read (a phone reads each once)."""
     _sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
     _admin: AIOKafkaAdminClient | None = None
     _ends: AIOKafkaConsumer | None = None
@@ -125,12 +128,20 @@ class Driver:
             "name": p.name, "id_number": p.id_number, "mobile": p.mobile,
             "household_number": p.household_registration, "unit_id": self._units[p.unit_key],
             "language": p.language})
-        h = self.holders[p.index] = Holder(person_id=person["person_id"], pin=p.pin)
+        h = self.holders[p.index] = Holder(person_id=person["person_id"], id_number=p.id_number, pin=p.pin)
         self.ledger.persons.add(h.person_id)
         if p.online:
-            await self.eco.call("identity", "POST", "/v1/accounts", json={
-                "name": p.name, "id_number": p.id_number, "account_number": p.account_number,
-                "password": p.password})
+            await self._open_account(p, h)
+
+    async def _open_account(self, p: Person, h: Holder) -> None:
+        """The online account, as a person opens it: ask for a code, read it on the phone
+        (the SMS the notifications service sent to the registered mobile), give it back."""
+        await self.eco.call("identity", "POST", "/v1/accounts/codes", expect=(202,),
+                            json={"name": p.name, "id_number": p.id_number})
+        code = await self.eco.read_code_sms(h.person_id, self._codes_read)
+        await self.eco.call("identity", "POST", "/v1/accounts", json={
+            "name": p.name, "id_number": p.id_number, "code": code, "account_number": p.account_number,
+            "password": p.password})
 
     async def _issue_card(self, p: Person) -> None:
         h = self.holders[p.index]
@@ -141,7 +152,7 @@ class Driver:
     async def _set_pin(self, h: Holder) -> None:
         # The bank learns of the card from its CardIssued event: wait until it has.
         await once_known(lambda: self.eco.call("bank", "PUT", f"/v1/cards/{h.card}/password", who="teller",
-                                                json={"pin": h.pin, "channel": "counter"}),
+                                                json={"pin": h.pin, "channel": "counter", "id_number": h.id_number}),
                          f"card {h.card}", tries=200)
 
     # ---- the months ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from medcard.stack.ferretdb import FerretServer, ensure_ferretdb, ferretdb_build
 from medcard.stack.kafka import KafkaServer, ensure_kafka, kafka_home
 from medcard.stack.postgres import PostgresServer
 from medcard.stack.process import ServerProcess, StackError
+from shared import keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,8 +38,9 @@ def default_cache_dir() -> Path:
 
 
 def default_state_dir() -> Path:
-    """``$MEDCARD_STATE_DIR``, else ``.state/stack`` under the current directory."""
-    return Path(os.environ.get("MEDCARD_STATE_DIR") or Path.cwd() / ".state" / "stack")
+    """``$MEDCARD_STATE_DIR``, else ``.state/stack`` under the current directory (also where
+    development keeps its generated keys)."""
+    return keys.default_state_dir()
 
 
 def check_tools() -> None:

@@ -175,11 +175,14 @@ def _usable_card(acc: Account, card_number: str) -> CardState:
     return card
 
 
-def set_pin(card_number: str, pin_hash: str, channel: PasswordChannel) -> Decide:
-    """Set the password of a new card, before its first use."""
+def set_pin(card_number: str, pin_hash: str, channel: PasswordChannel, presented_digest: str | None = None) -> Decide:
+    """Set the password of a new card, before its first use: by its holder logged in, or at the
+    counter on the holder's ID card (``presented_digest``)."""
     def decide(state: Account | None) -> Decision[Account]:
         acc = _open(state).model_copy(deep=True)
         _usable_card(acc, card_number)
+        if presented_digest is not None:
+            check_id_card(acc, presented_digest)
         if acc.pin_hash is not None:
             raise Conflict("the card password is already set: change it with the old one, or have a teller reset it")
         acc.pin_hash = pin_hash

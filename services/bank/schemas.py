@@ -100,10 +100,14 @@ class PosBalanceInquiryPublic(BaseModel):
 
 
 class PasswordSet(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"pin": "246810", "channel": "counter"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"pin": "246810"}, {"pin": "246810", "channel": "counter", "id_number": "110105198005170420"}]})
 
     pin: Pin
     channel: PasswordChannel | None = Field(None, description="Default: counter for a teller, online for the holder")
+    id_number: str | None = Field(None, min_length=1, max_length=40,
+                                  description="A teller only, and required: as read from the holder's ID card "
+                                              "(only its digest is compared)")
 
 
 class PasswordChange(BaseModel):

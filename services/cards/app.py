@@ -12,6 +12,8 @@ from shared.settings import Settings
 
 from .api import routers
 from .context import Cards
+from shared.guard import RateLimits
+
 from .handlers import make_handler
 from .model import Cardholder
 
@@ -26,11 +28,14 @@ def create(settings: Settings | None = None) -> FastAPI:
         receipt_index=runtime.db["receipt_index"],
         clock=BusinessClock(runtime.db),
         calendar=BusinessCalendar.from_setting(runtime.settings.holidays),
+        limits=RateLimits(runtime.db["rate_limits"], per_client=runtime.settings.rate_limit_per_client,
+                          key=runtime.settings.id_digest_key),
     )
 
     async def setup() -> None:
         await ctx.clock.load()
         await ctx.holders.collection.create_index("in_production")
+        await ctx.limits.create_indexes()
 
     runtime.setup_hooks.append(setup)
     runtime.consume(["identity", "clock", "bank"], make_handler(ctx))

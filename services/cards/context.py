@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.calendar import BusinessCalendar
 from shared.clock import BusinessClock
 from shared.errors import Invalid, NotFound
+from shared.guard import RateLimits
 from shared.ids import InvalidIdNumber, id_digest, validate_id_number
 from shared.outbox import AggregateStore, Outcome
 from shared.settings import Settings
@@ -36,6 +37,8 @@ class Cards:
     receipt_index: Index
     clock: BusinessClock
     calendar: BusinessCalendar
+    limits: RateLimits
+    """Of the public loss-voucher query: per client and per voucher."""
 
     def presented_digest(self, id_number: str) -> str:
         """The digest of an ID number shown at a counter or online; 422 if it is malformed."""

@@ -135,6 +135,20 @@ class LossReportPublic(BaseModel):
     card_state: CardState = Field(description=STATE_DESCRIPTION)
 
 
+class LossReportStatus(BaseModel):
+    """What the public query tells: masked, and nothing that names or places the holder."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "voucher": "V583920174625", "card_number_masked": "6216***********0018", "channel": "online",
+        "business_date": "2026-01-05", "card_state": "lost",
+    }]})
+    voucher: str
+    card_number_masked: str
+    channel: LossChannel
+    business_date: date
+    card_state: CardState
+
+
 class ReplacementCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"card_number": EXAMPLE_CARD, "id_number": EXAMPLE_ID_NUMBER, "broken_card": False},
@@ -166,6 +180,12 @@ def loss_public(card: Card) -> LossReportPublic:
     assert card.loss is not None
     return LossReportPublic(card_number_masked=mask_card(card.card_number), card_state=card.shared_state,
                             **card.loss.model_dump())
+
+
+def loss_status(card: Card) -> LossReportStatus:
+    assert card.loss is not None
+    return LossReportStatus(voucher=card.loss.voucher, card_number_masked=mask_card(card.card_number),
+                            channel=card.loss.channel, business_date=card.loss.business_date, card_state=card.state)
 
 
 def replacement_public(person_id: str, card: Card) -> ReplacementPublic:

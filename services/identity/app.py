@@ -14,7 +14,8 @@ from shared.clock import real_today
 from shared.errors import DomainError
 from shared.ids import new_id
 from shared.logging import get_logger
-from shared.security import decoy_hash, hash_secret_async
+from shared.guard import RateLimits
+from shared.security import ONE_TIME_CODE_PURPOSE, SecretBox, decoy_hash, hash_secret_async
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
 
@@ -78,6 +79,9 @@ def create(settings: Settings | None = None) -> FastAPI:
         staff=runtime.store("staff", StaffUser),
         clock=runtime.store("business_clock", ClockState),
         account_numbers=runtime.db["account_numbers"],
+        limits=RateLimits(runtime.db["rate_limits"], per_client=config.rate_limit_per_client,
+                          key=config.id_digest_key),
+        code_box=SecretBox(config.otp_key, ONE_TIME_CODE_PURPOSE),
     )
 
     async def setup() -> None:

@@ -1,18 +1,23 @@
 """Identity's own settings: the operator account created at start-up, and whether the
 business clock follows the real date.
 
-``MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD`` sets its password. In development
-it defaults to ``DEV_OPERATOR_PASSWORD`` (``dev-operator-password``); in production it
-must be set; in tests, when unset, no bootstrap operator is created.
+``MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD`` sets its password. In development,
+when unset, it is a random one generated once for the installation and kept with its keys
+(``keys.json`` in the state folder, mode 0600); in production it must be set; in tests,
+when unset, no bootstrap operator is created.
 """
 
 from __future__ import annotations
 
 from pydantic import model_validator
 
+from shared.keys import KNOWN_KEYS, default_keys_file, installation_keys
 from shared.settings import Settings, load_or_exit
 
-DEV_OPERATOR_PASSWORD = "dev-operator-password"
+OPERATOR_PASSWORD_KEY = "identity_bootstrap_operator_password"
+"""Its name in the installation's key file."""
+PUBLISHED_PASSWORDS = frozenset({"dev-operator-password", *KNOWN_KEYS})
+"""Passwords once published with this project: refused everywhere."""
 
 
 class IdentitySettings(Settings):
@@ -24,6 +29,10 @@ class IdentitySettings(Settings):
     today's date), off in development and tests, where the simulation, the tests and
     the README's walkthrough move the clock through ``POST /v1/clock/advance``."""
     identity_clock_check_seconds: float = 60.0
+    identity_account_code_seconds: int = 300
+    """How long a one-time code for opening an online account lasts."""
+    identity_account_code_max_tries: int = 3
+    """Wrong codes that void it (a new one must be asked for)."""
 
     @model_validator(mode="after")
     def _real_date_clock(self) -> IdentitySettings:
@@ -35,8 +44,12 @@ class IdentitySettings(Settings):
     def _bootstrap_password(self) -> IdentitySettings:
         password = self.identity_bootstrap_operator_password
         if password is None and self.environment == "development":
-            self.identity_bootstrap_operator_password = DEV_OPERATOR_PASSWORD
-        elif self.environment == "production" and (password is None or password == DEV_OPERATOR_PASSWORD):
+            keys = installation_keys(self.keys_file or default_keys_file(), [OPERATOR_PASSWORD_KEY])
+            self.identity_bootstrap_operator_password = keys[OPERATOR_PASSWORD_KEY]
+        elif password in PUBLISHED_PASSWORDS:
+            raise ValueError("MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD is a password published with this "
+                             "project: set one of your own")
+        elif self.environment == "production" and password is None:
             raise ValueError("MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD must be set in production")
         elif password is not None and len(password) < 8:
             raise ValueError("MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD must have at least 8 characters")

@@ -11,7 +11,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from shared.errors import Conflict
+from shared.guard import RateLimits
 from shared.outbox import AggregateStore
+from shared.security import SecretBox
 
 from .clock import ClockState
 from .config import IdentitySettings
@@ -29,6 +31,9 @@ class Identity:
     clock: AggregateStore[ClockState]
     account_numbers: AsyncCollection[dict[str, Any]]
     """Account number -> person id; written before the person's aggregate."""
+    limits: RateLimits
+    code_box: SecretBox
+    """Seals a one-time code for notifications' SMS channel (the only other holder of the key)."""
 
     @property
     def login_policy(self) -> LoginPolicy:
@@ -36,6 +41,11 @@ class Identity:
 
     async def create_indexes(self) -> None:
         await self.persons.collection.create_index("id_number_digest", unique=True)
+        await self.limits.create_indexes()
+
+    async def release_account_number(self, account_number: str, person_id: str) -> None:
+        """Free the number of an account closed at the counter (only if it is still that person's)."""
+        await self.account_numbers.delete_one({"_id": account_number, "person_id": person_id})
 
     async def person_by_digest(self, digest: str) -> Person | None:
         doc = await self.persons.collection.find_one({"id_number_digest": digest}, {"_id": 1})

@@ -4,6 +4,9 @@ from the current state to a Decision (new state, events, result)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,11 +14,13 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-from shared.errors import Conflict, Invalid, Locked, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, Locked, NotFound
 from shared.events import (
     ContributionPaid,
     EventData,
     InsuredUnitRegistered,
+    OnlineAccountClosed,
+    OnlineAccountCodeIssued,
     OnlineAccountLocked,
     OnlineAccountOpened,
     PersonRegistered,
@@ -25,6 +30,13 @@ from shared.outbox import Decision
 
 StaffRole = Literal["clerk", "teller", "operator", "merchant"]
 NO_MATCH = "name and ID number do not match the register"
+CODE_REFUSED = ("name, ID number and code do not match, or the code expired or was tried too often: "
+                "ask for a new code")
+"""The one answer to every refused account opening: whether the person exists, has a code,
+or mistyped it is not told."""
+ACCOUNT_EXISTS = ("this person already has an online account; if you did not open it, have it closed at the "
+                  "agency counter with your ID card, then open yours")
+CODE_DIGITS = 6
 
 
 class InsuredUnit(BaseModel):
@@ -44,6 +56,14 @@ class OnlineAccount(Credentials):
     account_number: str
 
 
+class AccountCode(BaseModel):
+    """A one-time code sent to the registered mobile: only its keyed digest is kept."""
+
+    code_digest: str
+    expires_at: datetime
+    tries: int = 0
+
+
 class Person(BaseModel):
     person_id: str
     name: str
@@ -54,6 +74,7 @@ class Person(BaseModel):
     unit_id: str | None = None
     language: Literal["zh", "en"] = "zh"
     account: OnlineAccount | None = None
+    account_code: AccountCode | None = None
     contributions: dict[str, str] = {}
     """Month (YYYY-MM) -> contribution id."""
 
@@ -101,16 +122,87 @@ def register_person(person: Person) -> Callable[[Person | None], Decision[Person
     return decide
 
 
-def open_account(*, name: str, account_number: str, password_hash: str) -> Callable[[Person | None], Decision[Person]]:
-    """Identity verification: the name given must be the registered one for that ID number."""
+def new_code() -> str:
+    """A fresh one-time code: six random decimal digits."""
+    return f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def code_digest(key: str, person_id: str, code: str) -> str:
+    """Keyed digest of a person's code: what identity keeps instead of the code."""
+    return hmac.new(key.encode(), f"account-code\0{person_id}\0{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _names_match(person: Person, name: str) -> bool:
+    return person.name == name.strip()
+
+
+def _live_code(person: Person, now: datetime) -> AccountCode | None:
+    code = person.account_code
+    return code if code is not None and code.expires_at > now else None
+
+
+def issue_account_code(*, name: str, digest: str, sealed: str, now: datetime,
+                       ttl_seconds: int) -> Callable[[Person | None], Decision[Person]]:
+    """Step 1 of opening an online account: a new code for the registered mobile (it replaces
+    any earlier one). A name that does not match changes nothing, silently: the caller
+    answers the same either way."""
     def decide(person: Person | None) -> Decision[Person]:
-        if person is None or person.name != name.strip():
-            raise Invalid(NO_MATCH)
+        if person is None or not _names_match(person, name):
+            return Decision(person, [], False)
+        expires = now + timedelta(seconds=ttl_seconds)
+        new = person.model_copy(update={"account_code": AccountCode(code_digest=digest, expires_at=expires)})
+        return Decision(new, [OnlineAccountCodeIssued(person_id=person.person_id, code_sealed=sealed,
+                                                      expires_at=expires)], True)
+    return decide
+
+
+def check_account_code(*, name: str, digest: str, now: datetime,
+                       max_tries: int) -> Callable[[Person | None], Decision[Person]]:
+    """Whether the code is right (result); a wrong one counts a try, and the last try voids it."""
+    def decide(person: Person | None) -> Decision[Person]:
+        if person is None or not _names_match(person, name):
+            return Decision(person, [], False)
+        code = _live_code(person, now)
+        if code is None:
+            return Decision(person, [], False)
+        if hmac.compare_digest(code.code_digest, digest):
+            return Decision(person, [], True)
+        tries = code.tries + 1
+        kept = None if tries >= max_tries else code.model_copy(update={"tries": tries})
+        return Decision(person.model_copy(update={"account_code": kept}), [], False)
+    return decide
+
+
+def open_account(*, name: str, account_number: str, password_hash: str, digest: str,
+                 now: datetime) -> Callable[[Person | None], Decision[Person]]:
+    """Step 2: the name is the registered one for the ID number and the code sent to the
+    registered mobile is right and live; the code is used up."""
+    def decide(person: Person | None) -> Decision[Person]:
+        code = _live_code(person, now) if person is not None else None
+        if person is None or not _names_match(person, name) or code is None \
+                or not hmac.compare_digest(code.code_digest, digest):
+            raise Invalid(CODE_REFUSED)
         if person.account is not None:
-            raise Conflict(f"this person already has the online account {person.account.account_number}")
+            raise Conflict(ACCOUNT_EXISTS)
         account = OnlineAccount(account_number=account_number, password_hash=password_hash)
-        new = person.model_copy(update={"account": account})
+        new = person.model_copy(update={"account": account, "account_code": None})
         return Decision(new, [OnlineAccountOpened(person_id=person.person_id, account_number=account_number)], new)
+    return decide
+
+
+def close_account_at_counter(presented_digest: str) -> Callable[[Person | None], Decision[Person]]:
+    """A clerk closes a person's online account on their ID card (one opened by someone
+    else); the result is the account number it had."""
+    def decide(person: Person | None) -> Decision[Person]:
+        if person is None:
+            raise NotFound("no such person")
+        if not hmac.compare_digest(person.id_number_digest, presented_digest):
+            raise Forbidden("the ID number does not match the person")
+        if person.account is None:
+            raise Conflict("this person has no online account")
+        number = person.account.account_number
+        new = person.model_copy(update={"account": None, "account_code": None})
+        return Decision(new, [OnlineAccountClosed(person_id=person.person_id, account_number=number)], number)
     return decide
 
 

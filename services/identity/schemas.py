@@ -60,15 +60,43 @@ class PersonPublic(BaseModel):
     contribution_months: list[str]
 
 
+class AccountCodeRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER}]})
+    name: Text(100)
+    id_number: IdNumberText
+
+
+class AccountCodeSent(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "detail": "if the name and ID number match the register, a code was sent by SMS to the mobile registered "
+                  "for them", "expires_in": 300}]})
+    detail: str
+    expires_in: int = Field(description="Seconds the code lasts")
+
+
 class AccountCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "account_number": "wangfang01",
+        "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "code": "402913", "account_number": "wangfang01",
         "password": "correct horse battery",
     }]})
     name: Text(100)
     id_number: IdNumberText
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The one-time code sent by SMS to the registered mobile "
+                                                        "(POST /v1/accounts/codes)")
     account_number: str = Field(pattern=r"^[A-Za-z0-9_-]{4,32}$", description="Chosen by the person; unique")
     password: Password
+
+
+class AccountRecovery(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id_number": EXAMPLE_ID_NUMBER}]})
+    id_number: Text(40, description="From the ID card shown at the counter")
+
+
+class AccountClosed(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"person_id": "P3f9a0c1d2e4b5a6c",
+                                                               "closed_account_number": "wangfang01"}]})
+    person_id: str
+    closed_account_number: str
 
 
 class AccountPublic(BaseModel):

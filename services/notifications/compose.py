@@ -20,6 +20,7 @@ from shared.events import (
     EventData,
     FraudAlertRaised,
     MonthlyTransfer,
+    OnlineAccountCodeIssued,
     PurchaseAuthorised,
     PurchaseDeclined,
     ReplacementReady,
@@ -27,6 +28,10 @@ from shared.events import (
 )
 
 CHINA = timezone(timedelta(hours=8))
+SEALED_CODE = "code_sealed"
+"""A parameter holding a one-time code sealed by identity: opened only to send the SMS;
+the text kept with the message shows ``MASKED_CODE`` instead."""
+MASKED_CODE = "******"
 LOST_CARD = "41"
 """The bank's response code for a card reported lost: the same decision always raises
 FraudAlertRaised too, whose urgent message tells the cardholder instead of a refusal."""
@@ -62,6 +67,9 @@ def draft_for(data: EventData, merchant_name: str | None = None) -> Draft | None
     """The message an event yields for its cardholder, or None if they need not hear of it."""
     merchant = merchant_name or getattr(data, "merchant_id", "")
     match data:
+        case OnlineAccountCodeIssued():
+            return Draft(data.person_id, "account_code", None, {
+                SEALED_CODE: data.code_sealed, "until": china_time(data.expires_at)}, urgent=True)
         case CardLost():
             return Draft(data.person_id, "card_lost", data.card_number, {
                 "card": last4(data.card_number), "voucher": data.voucher, "channel": data.channel,

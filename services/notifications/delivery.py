@@ -20,8 +20,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.bounded import wait_event, within
 from shared.logging import get_logger
 from shared.outbox import AggregateStore
+from shared.security import ONE_TIME_CODE_PURPOSE, SecretBox, UndecryptableSecret
 
 from .channels import Sms, SmsChannel, SmsDeliveryError
+from .compose import MASKED_CODE, SEALED_CODE
 from .config import NotificationSettings
 from .domain import Message, Recipient, await_contact, contact_arrived, record_failure, record_sent, stamp
 from .templates import Language, render
@@ -47,6 +49,7 @@ class SmsDispatcher:
         self.messages = messages
         self.recipients = recipients
         self.channel = channel
+        self.codes = SecretBox(settings.otp_key, ONE_TIME_CODE_PURPOSE)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -121,7 +124,7 @@ class SmsDispatcher:
             return
         name, mobile, language = contact
         try:
-            text = render(message.template, language, name, message.params)
+            text, kept = self._texts(message, name, language)
             await self.channel.send(Sms(message.message_id, message.person_id, mobile, text, message.urgent,
                                         message.business_date))
         except SmsDeliveryError as err:
@@ -133,5 +136,20 @@ class SmsDispatcher:
                         status=outcome.state.status if outcome.state else None)
             return
         await self.messages.execute(message.message_id, record_sent(
-            now=datetime.now(UTC), channel=self.channel.name, language=language, text=text, mobile=mobile),
+            now=datetime.now(UTC), channel=self.channel.name, language=language, text=kept, mobile=mobile),
             correlation_id=message.correlation_id)
+
+    def _texts(self, message: Message, name: str, language: Language) -> tuple[str, str]:
+        """The text for the phone, and the text kept with the message: the same, except that
+        a one-time code is opened only for the phone and masked in what is kept."""
+        sealed = message.params.get(SEALED_CODE)
+        if sealed is None:
+            text = render(message.template, language, name, message.params)
+            return text, text
+        try:
+            code = self.codes.open(sealed, bound_to=message.person_id)
+        except UndecryptableSecret:
+            raise SmsDeliveryError("the one-time code does not open with this service's key "
+                                   "(MEDCARD_OTP_KEY differs from identity's)") from None
+        return (render(message.template, language, name, {**message.params, "code": code}),
+                render(message.template, language, name, {**message.params, "code": MASKED_CODE}))

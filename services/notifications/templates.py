@@ -11,6 +11,12 @@ from typing import Any, Literal
 Language = Literal["zh", "en"]
 
 TEMPLATES: dict[str, dict[Language, str]] = {
+    "account_code": {
+        "zh": "【医保】{name}您好，您正在开通医保网上账户，验证码{code}，{until}前有效。请勿告诉他人；"
+              "如非本人操作，请忽略本短信。",
+        "en": "[MedCard] Dear {name}, your code to open your online account is {code}, valid until {until}. "
+              "Tell no one; if this was not you, ignore this message.",
+    },
     "card_lost": {
         "zh": "【医保】{name}您好，您尾号{card}的医保卡已于{date}{channel}挂失，"
               "挂失凭证号{voucher}，请妥善保存以备查询。",

@@ -21,6 +21,9 @@ DESCRIPTIONS: dict[str, str] = {
     "PersonRegistered": "An insured person was registered: name, masked ID number, mobile phone, employer.",
     "OnlineAccountOpened": "A person opened an online account after identity verification.",
     "OnlineAccountLocked": "An online account was locked after too many failed logins.",
+    "OnlineAccountCodeIssued": "A one-time code was issued for the person's registered mobile (sealed: only the SMS "
+                               "channel opens it).",
+    "OnlineAccountClosed": "An online account was closed at the agency counter on the holder's ID card.",
     "StaffUserCreated": "A staff user (clerk, teller, operator) or a POS merchant user was created.",
     "ContributionPaid": "An insured unit paid a month's contribution; amount_fen is the personal-account share.",
     "BusinessDateAdvanced": "The simulated business date moved forward by one day.",

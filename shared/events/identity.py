@@ -39,6 +39,27 @@ class OnlineAccountOpened(_Identity):
     account_number: Personal
 
 
+class OnlineAccountCodeIssued(_Identity):
+    """A one-time code for the person's registered mobile (opening an online account). The
+    code travels only sealed for the SMS channel: AES-256-GCM under a key that identity and
+    notifications hold (``MEDCARD_OTP_KEY``), bound to the person id."""
+
+    person_id: Personal
+    code_sealed: str = Field(description="The code, sealed for the SMS channel (v1.<base64url nonce+ciphertext>); "
+                                         "useless without the ecosystem's one-time-code key")
+    purpose: Literal["open_account"] = "open_account"
+    expires_at: datetime
+
+
+class OnlineAccountClosed(_Identity):
+    """An online account closed at the agency counter on the holder's ID card (one opened by
+    someone else): its account number is free again and the holder may open a new one."""
+
+    person_id: Personal
+    account_number: Personal
+    reason: Literal["recovered_at_counter"] = "recovered_at_counter"
+
+
 class OnlineAccountLocked(_Identity):
     person_id: Personal
     account_number: Personal

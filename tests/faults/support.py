@@ -20,7 +20,7 @@ from medcard.services import ServiceProcess
 from shared.bounded import cancel_and_wait, within
 from shared.codec import from_record
 from shared.events import CloudEvent
-from shared.settings import Settings
+from shared.settings import SECRET_SETTINGS, Settings
 from shared.topics import TOPICS
 from tests.helpers import STOP_SECONDS, auth, eventually
 from tests.infra import REPO_ROOT
@@ -36,8 +36,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "MEDCARD_NAMESPACE": settings.namespace,
         "MEDCARD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "MEDCARD_MONGO_URL": settings.mongo_url,
-        "MEDCARD_JWT_SECRET": settings.jwt_secret,
-        "MEDCARD_ID_DIGEST_KEY": settings.id_digest_key,
+        **{f"MEDCARD_{name.upper()}": getattr(settings, name) for name in SECRET_SETTINGS},
         "MEDCARD_RELAY_POLL_SECONDS": "0.2",
         "MEDCARD_ARGON2_MEMORY_KIB": "1024",  # cheap PIN hashing: the tests are about faults, not argon2
         "MEDCARD_ARGON2_TIME_COST": "1",
@@ -322,7 +321,7 @@ async def cardholders(src: Any, cards: httpx.AsyncClient, bank: httpx.AsyncClien
 
     for h in holders:
         await eventually(lambda h=h: pending(h.person_id), timeout=60)
-        r = await bank.put(f"/v1/cards/{h.card}/password", headers=teller, json={"pin": pin})
+        r = await bank.put(f"/v1/cards/{h.card}/password", headers=teller, json={"pin": pin, "id_number": h.id_number})
         assert r.status_code == 200, r.text
     await src.month_end(month)
     await eventually(lambda: balances_settled(bank, settings, [h.person_id for h in holders]), timeout=60)

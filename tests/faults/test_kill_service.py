@@ -61,7 +61,7 @@ async def test_a_bank_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
             await eventually(lambda: _all_known(bank, settings, persons), timeout=60)
             for person in persons:
                 r = await bank.put(f"/v1/cards/{cards[person]}/password", headers=as_role(settings, "teller"),
-                                   json={"pin": PIN})
+                                   json={"pin": PIN, "id_number": src.id_numbers[person]})
                 assert r.status_code == 200, r.text
             await src.month_end("2026-01")
             await eventually(lambda: balances_settled(bank, settings, persons), timeout=60)

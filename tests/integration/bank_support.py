@@ -122,8 +122,10 @@ class BankClient:
             "merchant_id": merchant_id, "name": f"{kind} {merchant_id}", "kind": kind, "designated": designated})
         assert r.status_code == 201, r.text
 
-    async def set_pin(self, card_number: str, pin: str) -> None:
-        r = await self.http.put(f"/v1/cards/{card_number}/password", headers=self.as_("teller"), json={"pin": pin})
+    async def set_pin(self, card_number: str, pin: str, id_number: str) -> None:
+        """A teller sets a card's first password, on the holder's ID card."""
+        r = await self.http.put(f"/v1/cards/{card_number}/password", headers=self.as_("teller"),
+                                json={"pin": pin, "id_number": id_number})
         assert r.status_code == 200, r.text
 
     async def swipe(self, card_number: str, pin: str, merchant_id: str, amount_fen: int,
@@ -147,11 +149,11 @@ async def funded_account(src: EventSource, bank: BankClient, amount_fen: int, mo
                          pin: str = "246810") -> tuple[str, str]:
     """A person with a card, a password and ``amount_fen`` pending for ``month``.
     The caller publishes the month end. Returns (person_id, card_number)."""
-    person_id, _ = await src.person()
+    person_id, id_number = await src.person()
     card = await src.card(person_id)
     await src.contribution(person_id, month, amount_fen)
     await bank.wait_account(person_id, lambda a: bool(a["pending_contributions"]))
-    await bank.set_pin(card, pin)
+    await bank.set_pin(card, pin, id_number)
     return person_id, card
 
 

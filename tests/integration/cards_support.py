@@ -14,8 +14,9 @@ from pymongo import AsyncMongoClient
 from services.identity.config import IdentitySettings
 from shared.bounded import within
 from shared.codec import from_record, to_record
-from shared.events import CloudEvent, EventData, new_event
+from shared.events import CloudEvent, EventData, OnlineAccountCodeIssued, new_event
 from shared.ids import make_id_number
+from shared.security import ONE_TIME_CODE_PURPOSE, SecretBox
 from shared.settings import Settings
 from shared.topics import topic_for_service
 from tests.helpers import KAFKA_SECONDS, eventually, read_topic
@@ -72,11 +73,37 @@ async def register_person(identity: httpx.AsyncClient, clerk: dict[str, str], *,
     return str(resp.json()["person_id"])
 
 
-async def open_account_and_login(identity: httpx.AsyncClient, number: str, account: str,
-                                 name: str = "Wang Fang") -> dict[str, str]:
+async def sms_codes(settings: Settings, person_id: str, count: int = 1, timeout: float = 30.0) -> list[str]:
+    """The one-time codes identity issued for the person, oldest first, opened as the SMS
+    channel opens them (with the one-time-code key): what reaches the registered mobile."""
+    box = SecretBox(settings.otp_key, ONE_TIME_CODE_PURPOSE)
+
+    def issued(records: list[Any]) -> list[CloudEvent]:
+        mine = [from_record(r) for r in sorted(records, key=lambda r: r.offset) if r.key == person_id.encode()]
+        return [e for e in mine if isinstance(e.data, OnlineAccountCodeIssued)]
+    records = await read_topic(settings, topic_for_service("identity", settings.namespace),
+                               until=lambda rs: len(issued(rs)) >= count, timeout=timeout)
+    return [box.open(e.data.code_sealed, bound_to=person_id) for e in issued(records)]  # type: ignore[attr-defined]
+
+
+async def open_account(identity: httpx.AsyncClient, settings: Settings, *, person_id: str, number: str,
+                       account: str, password: str = "s3cret-pass", name: str = "Wang Fang",
+                       nth_code: int = 1) -> httpx.Response:
+    """Open the person's online account as a person does: ask for a code (the person's
+    ``nth_code``-th), read it on the registered mobile, give it back with the chosen account
+    number and password."""
+    asked = await identity.post("/v1/accounts/codes", json={"name": name, "id_number": number})
+    assert asked.status_code == 202, asked.text
+    code = (await sms_codes(settings, person_id, nth_code))[nth_code - 1]
+    return await identity.post("/v1/accounts", json={"name": name, "id_number": number, "code": code,
+                                                     "account_number": account, "password": password})
+
+
+async def open_account_and_login(identity: httpx.AsyncClient, settings: Settings, person_id: str, number: str,
+                                 account: str, name: str = "Wang Fang", nth_code: int = 1) -> dict[str, str]:
     """Open the person's online account and log in; returns the cardholder's auth header."""
-    opened = await identity.post("/v1/accounts", json={"name": name, "id_number": number, "account_number": account,
-                                                       "password": "s3cret-pass"})
+    opened = await open_account(identity, settings, person_id=person_id, number=number, account=account, name=name,
+                                nth_code=nth_code)
     assert opened.status_code == 201, opened.text
     login = await identity.post("/v1/login", json={"account_number": account, "password": "s3cret-pass"})
     assert login.status_code == 200, login.text

@@ -82,7 +82,7 @@ async def test_a_replacement_carries_the_balance_over_and_the_old_card_is_refuse
                                                                              new: "pending_activation"}
         assert (await bank.swipe(old, PIN, "M-PH", 100))["response_code"] == "43"
         assert (await bank.swipe(new, PIN, "M-PH", 100))["response_code"] == "62"  # its password is not set yet
-        await bank.set_pin(new, "135790")
+        await bank.set_pin(new, "135790", src.id_numbers[person_id])
         assert (await bank.swipe(new, "135790", "M-PH", 7_000))["response_code"] == "00"
         events = await bank_events(settings, lambda es: bool(named(es, "AccountMovedToCard")))
     [moved] = named(events, "AccountMovedToCard")

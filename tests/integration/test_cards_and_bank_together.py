@@ -123,7 +123,7 @@ async def insured_with_money(eco: Ecosystem, serial: int, amount_fen: int) -> tu
     assert issued.status_code == 201, issued.text
     card = str(issued.json()["card_number"])
     await eco.bank.wait_account(person_id, lambda a: a["current_card"] == card and bool(a["pending_contributions"]))
-    await eco.bank.set_pin(card, PIN)
+    await eco.bank.set_pin(card, PIN, number)
     await eco.wait_card_state(card, "active")
 
     # The January month end credits the personal account share.
@@ -142,7 +142,7 @@ async def test_a_card_reported_lost_at_cards_is_refused_at_the_bank_pos_with_a_f
 
         # The holder reports the loss online, or a teller at the counter on the letter of proof.
         if channel == "online":
-            me = await open_account_and_login(eco.identity, number, "wangfang51", name=NAME)
+            me = await open_account_and_login(eco.identity, settings, person_id, number, "wangfang51", name=NAME)
             lost = await eco.cards.post("/v1/loss-reports/online", headers=me,
                                         json={"name": NAME, "id_number": number, "mobile": MOBILE})
         else:
@@ -207,7 +207,7 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         assert (await eco.bank.swipe(old, PIN, PHARMACY, 2_000))["response_code"] == "00"
 
         # Lost online, replaced at the agency, stamped at the bank, ready 15 working days later.
-        me = await open_account_and_login(eco.identity, number, "wangfang53", name=NAME)
+        me = await open_account_and_login(eco.identity, settings, person_id, number, "wangfang53", name=NAME)
         lost = await eco.cards.post("/v1/loss-reports/online", headers=me,
                                     json={"name": NAME, "id_number": number, "mobile": MOBILE})
         assert lost.status_code == 201, lost.text
@@ -239,7 +239,7 @@ async def test_a_collected_replacement_takes_the_account_and_balance_and_the_old
         assert (await eco.bank.swipe(new, PIN, PHARMACY, 100))["response_code"] == "62"  # no password yet
 
         # The new password set at the bank activates the new card at cards; it buys.
-        await eco.bank.set_pin(new, NEW_PIN)
+        await eco.bank.set_pin(new, NEW_PIN, number)
         await eco.wait_card_state(new, "active")
         bought = await eco.bank.swipe(new, NEW_PIN, PHARMACY, 5_000)
         assert (bought["response_code"], bought["balance_after_fen"]) == ("00", 0)

@@ -65,7 +65,7 @@ async def test_a_cardholder_reports_the_card_lost_online_and_keeps_one_voucher(s
         # Register at the agency, open an online account, log in; the card is issued and activated.
         number = id_number(11)
         person_id = await register_person(identity, clerk, number=number)
-        me = await open_account_and_login(identity, number, "wangfang11")
+        me = await open_account_and_login(identity, settings, person_id, number, "wangfang11")
         card = await active_card(settings, cards, clerk, person_id)
 
         # Report loss: name, ID number and mobile; the card is blocked at once.
@@ -149,7 +149,7 @@ async def test_a_lost_card_is_replaced_from_application_to_the_new_card_in_hand(
         await advance_clock(identity, settings, {"start": "2026-01-02", "days": 3}, "2026-01-05")  # a Monday
         number = id_number(31)
         person_id = await register_person(identity, clerk, number=number)
-        me = await open_account_and_login(identity, number, "wangfang31")
+        me = await open_account_and_login(identity, settings, person_id, number, "wangfang31")
         card = await active_card(settings, cards, clerk, person_id)
         lost = await cards.post("/v1/loss-reports/online", json={"name": NAME, "id_number": number, "mobile": MOBILE},
                                 headers=me)

@@ -12,7 +12,8 @@ answer:
 - an error changed nothing: the service's database is the same before and after (the
   relay's bookkeeping of published events aside). The one documented exception is the
   counters of failed attempts that lockouts are made of: a refused login counts towards
-  the account's lock, a wrong old PIN towards the card password's lock.
+  the account's lock, a wrong old PIN towards the card password's lock; and the rate
+  limits count every request of their routes, refused ones too (``rate_limits``).
 
 ``MEDCARD_FUZZ_EXAMPLES`` (default 10) sets the examples per operation and
 ``MEDCARD_FUZZ_SEED`` a seed (default: derandomized, the same examples every run).
@@ -62,6 +63,8 @@ document's revision and event count, for the lock event)."""
 LOCKOUT_COUNTED: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/v1/login"), ("POST", "/v1/staff/login"), ("POST", "/v1/cards/{card_number}/password/change"),
 })
+REQUEST_COUNTERS = ("rate_limits",)
+"""Collections that count requests (refused ones too) for the rate limits: not data."""
 RELAY_FIELDS = ("outbox", "pending", "outbox_done")
 """The relay clears these after Kafka acknowledged the events, asynchronously."""
 
@@ -103,7 +106,8 @@ class Target:
         t = time.perf_counter()
         db = self.mongo[self.database]
         hidden = dict.fromkeys(RELAY_FIELDS, 0)  # the outbox can be large (a clock advance of years)
-        out = {name: {str(d["_id"]): d for d in db[name].find({}, hidden)} for name in sorted(db.list_collection_names())}
+        out = {name: {str(d["_id"]): d for d in db[name].find({}, hidden)} for name in sorted(db.list_collection_names())
+               if name not in REQUEST_COUNTERS}
         self.seconds["snapshot"] = self.seconds.get("snapshot", 0) + time.perf_counter() - t
         return out
 

@@ -10,14 +10,24 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.identity.api.access import WRONG_LOGIN
 from services.identity.app import create
+from services.identity.domain import CODE_REFUSED
 from shared.auth import verify_token
 from shared.calendar import months_ended
 from shared.clock import real_today
 from shared.settings import Settings
 from tests.helpers import auth, eventually, read_service_topic, running_service
 
-from .cards_support import OPERATOR_PASSWORD, events_of, id_number, identity_settings, names, register_person
+from .cards_support import (
+    OPERATOR_PASSWORD,
+    events_of,
+    id_number,
+    identity_settings,
+    names,
+    open_account,
+    register_person,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -47,8 +57,7 @@ async def test_a_person_registered_by_a_clerk_opens_an_account_and_logs_in(setti
         # The clerk registers a person; the person opens an online account and logs in.
         number = id_number(1)
         person_id = await register_person(client, clerk, number=number)
-        opened = await client.post("/v1/accounts", json={"name": "Wang Fang", "id_number": number,
-                                                         "account_number": "wangfang01", "password": "s3cret-pass"})
+        opened = await open_account(client, settings, person_id=person_id, number=number, account="wangfang01")
         assert opened.status_code == 201, opened.text
         login = await client.post("/v1/login", json={"account_number": "wangfang01", "password": "s3cret-pass"})
         assert login.status_code == 200, login.text
@@ -61,10 +70,10 @@ async def test_a_person_registered_by_a_clerk_opens_an_account_and_logs_in(setti
         other = await register_person(client, clerk, name="Li Lei", number=id_number(2), mobile="13900139000")
         assert (await client.get(f"/v1/persons/{other}", headers=me)).status_code == 403
         # Read while the service runs: its relay publishes what the last commands recorded.
-        events = await events_of(settings, "identity", person_id, 2)
-        assert names(events) == ["PersonRegistered", "OnlineAccountOpened"]
-        assert [e.sequence for e in events] == [1, 2]
-        raw = b"".join(r.value for r in await read_service_topic(settings, "identity", 7))
+        events = await events_of(settings, "identity", person_id, 3)
+        assert names(events) == ["PersonRegistered", "OnlineAccountCodeIssued", "OnlineAccountOpened"]
+        assert [e.sequence for e in events] == [1, 2, 3]
+        raw = b"".join(r.value for r in await read_service_topic(settings, "identity", 8))
         assert number.encode() not in raw and b"s3cret-pass" not in raw
         staff = await events_of(settings, "identity", "staff:clerk-li", 1)
         assert staff[0].data.model_dump()["role"] == "clerk"
@@ -87,19 +96,20 @@ async def test_refused_registrations_and_accounts_change_nothing(settings: Setti
         assert again.status_code == 409 and "already registered" in again.json()["detail"]
         assert await count(settings, "persons") == persons_before
 
-        mismatch = await client.post("/v1/accounts", json={"name": "Wang Fan", "id_number": number,
+        mismatch = await client.post("/v1/accounts", json={"name": "Wang Fan", "id_number": number, "code": "000000",
                                                            "account_number": "wf0001", "password": "long-enough"})
-        assert mismatch.status_code == 422 and mismatch.json()["detail"] == "name and ID number do not match the register"
-        short = await client.post("/v1/accounts", json={"name": "Wang Fang", "id_number": number,
+        assert mismatch.status_code == 422 and mismatch.json()["detail"] == CODE_REFUSED
+        short = await client.post("/v1/accounts", json={"name": "Wang Fang", "id_number": number, "code": "000000",
                                                         "account_number": "wf0001", "password": "short"})
         assert short.status_code == 422
         assert await count(settings, "account_numbers") == 0
-        ok = await client.post("/v1/accounts", json={"name": "Wang Fang", "id_number": number,
-                                                     "account_number": "wf0001", "password": "long-enough"})
+        ok = await open_account(client, settings, person_id=person_id, number=number, account="wf0001",
+                                password="long-enough")
         assert ok.status_code == 201
-        second = await client.post("/v1/accounts", json={"name": "Wang Fang", "id_number": number,
-                                                         "account_number": "wf0002", "password": "long-enough"})
-        assert second.status_code == 409 and "wf0001" in second.json()["detail"]
+        second = await open_account(client, settings, person_id=person_id, number=number, account="wf0002",
+                                    password="long-enough", nth_code=2)
+        # The issue changes this answer: a second account is refused without naming the first.
+        assert second.status_code == 409 and "wf0001" not in second.json()["detail"]
         assert (await client.get(f"/v1/persons/{person_id}", headers=clerk)).json()["account_number"] == "wf0001"
 
         # Without a token, 401; with the wrong role, 403.
@@ -108,8 +118,8 @@ async def test_refused_registrations_and_accounts_change_nothing(settings: Setti
         staff = {"username": "teller-1", "password": "long-enough", "role": "teller"}
         assert (await client.post("/v1/staff", json=staff, headers=clerk)).status_code == 403
         assert (await client.post("/v1/clock/advance", json={"days": 1}, headers=clerk)).status_code == 403
-        events = await events_of(settings, "identity", person_id, 2)
-        assert names(events) == ["PersonRegistered", "OnlineAccountOpened"]
+        events = (await events_of(settings, "identity", person_id, 3))[:3]
+        assert names(events) == ["PersonRegistered", "OnlineAccountCodeIssued", "OnlineAccountOpened"]
 
 
 async def test_failed_logins_in_a_row_lock_the_account_for_a_while(settings: Settings) -> None:
@@ -118,20 +128,23 @@ async def test_failed_logins_in_a_row_lock_the_account_for_a_while(settings: Set
     async with running_service(create, identity_settings(strict)) as client:
         number = id_number(5)
         person_id = await register_person(client, clerk, number=number)
-        await client.post("/v1/accounts", json={"name": "Wang Fang", "id_number": number,
-                                                "account_number": "wangfang05", "password": "right-password"})
+        opened = await open_account(client, settings, person_id=person_id, number=number, account="wangfang05",
+                                    password="right-password")
+        assert opened.status_code == 201, opened.text
         wrong = {"account_number": "wangfang05", "password": "wrong-password"}
         assert (await client.post("/v1/login", json=wrong)).status_code == 401
         assert (await client.post("/v1/login", json=wrong)).status_code == 401
+        # The issue changes these answers: locked, wrong and unknown are one and the same 401.
         locking = await client.post("/v1/login", json=wrong)
-        assert locking.status_code == 423 and "locked until" in locking.json()["detail"]
+        assert locking.status_code == 401 and locking.json()["detail"] == WRONG_LOGIN
         right = await client.post("/v1/login", json={"account_number": "wangfang05", "password": "right-password"})
-        assert right.status_code == 423
+        assert right.status_code == 401 and right.json() == locking.json()
         unknown = await client.post("/v1/login", json={"account_number": "nobody", "password": "x"})
-        assert unknown.status_code == 401
-        events = await events_of(settings, "identity", person_id, 3)
-        assert names(events) == ["PersonRegistered", "OnlineAccountOpened", "OnlineAccountLocked"]
-        assert events[2].data.failures == 3  # type: ignore[attr-defined]
+        assert unknown.status_code == 401 and unknown.json() == locking.json()
+        events = await events_of(settings, "identity", person_id, 4)
+        assert names(events) == ["PersonRegistered", "OnlineAccountCodeIssued", "OnlineAccountOpened",
+                                 "OnlineAccountLocked"]
+        assert events[3].data.failures == 3  # type: ignore[attr-defined]
 
 
 async def test_contributions_are_paid_once_per_person_and_month_by_the_persons_unit(settings: Settings) -> None:

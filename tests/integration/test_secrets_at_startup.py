@@ -1,10 +1,14 @@
 """Each service, started as operators start it (``uvicorn --factory``), refuses to start in
-production with a default or short key and says which setting to fix; given proper keys
-the same command serves. No broker or database is needed to see either."""
+production with a missing, short or low-entropy key and says which setting to fix; given
+proper keys the same command serves. In development, given no key, the four services and the
+command line share keys generated once for the installation. No broker or database is
+needed to see either."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -13,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from shared.auth import issue_token, verify_token
+from shared.settings import SECRET_SETTINGS, Settings
 from tests.infra import REPO_ROOT
 
 SERVICES = ("identity", "cards", "bank", "notifications")
 PORTS = dict(zip(SERVICES, range(8331, 8335), strict=True))
-KEYS = {"MEDCARD_JWT_SECRET": "j" * 40, "MEDCARD_WEBHOOK_SECRET_KEY": "w" * 40, "MEDCARD_ID_DIGEST_KEY": "d" * 40}
+KEYS = {f"MEDCARD_{name.upper()}": secrets.token_urlsafe(32) for name in SECRET_SETTINGS}
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -54,9 +60,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.mark.parametrize("weak", ["defaults", "short jwt secret"])
+WEAK = {"defaults": {}, "short jwt secret": {**KEYS, "MEDCARD_JWT_SECRET": "too-short-secret"},
+        "one-letter jwt secret": {**KEYS, "MEDCARD_JWT_SECRET": "j" * 40}}
+
+
+@pytest.mark.parametrize("weak", list(WEAK))
 def test_every_service_refuses_to_start_in_production_with_weak_keys(weak: str, tmp_path: Path) -> None:
-    extra = {} if weak == "defaults" else {**KEYS, "MEDCARD_JWT_SECRET": "too-short-secret"}
+    extra = WEAK[weak]
     procs = {s: start(s, environment(**extra), tmp_path / f"{s}.log") for s in SERVICES}
     try:
         codes = {s: p.wait(120) for s, p in procs.items()}
@@ -68,7 +78,7 @@ def test_every_service_refuses_to_start_in_production_with_weak_keys(weak: str, 
     for service, text in logs.items():
         assert "MEDCARD_JWT_SECRET" in text and "must be set" in text, f"{service}: {text[-800:]}"
         assert "refusing to start" in text and "Traceback" not in text, f"{service}: {text[-800:]}"
-        assert "too-short-secret" not in text, f"{service} printed the secret it refused"
+        assert "too-short-secret" not in text and "j" * 40 not in text, f"{service} printed the secret it refused"
         if weak == "defaults":
             assert "MEDCARD_WEBHOOK_SECRET_KEY" in text and "MEDCARD_ID_DIGEST_KEY" in text
 
@@ -85,3 +95,36 @@ def test_the_same_command_serves_with_three_strong_keys(tmp_path: Path) -> None:
     finally:
         for p in procs.values():
             stop(p)
+
+
+def test_development_services_share_keys_generated_once_for_the_installation(tmp_path: Path) -> None:
+    """Four services started together in development with no key set: one key file, mode
+    0600, random keys that none of the source's strings is; a token the command line's
+    settings sign is one every service accepts, and a restart keeps the keys."""
+    keys_file = tmp_path / "state" / "keys.json"
+    env = {**environment(), "MEDCARD_ENVIRONMENT": "development", "MEDCARD_KEYS_FILE": str(keys_file)}
+    del env["MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD"]
+    for attempt in ("first start", "restart"):
+        procs = {s: start(s, env, tmp_path / f"{s}-{attempt}.log") for s in SERVICES}
+        try:
+            deadline = time.monotonic() + 120
+            while not all(healthy(s) for s in SERVICES):
+                exited = {s: p.returncode for s, p in procs.items() if p.poll() is not None}
+                assert not exited, {s: (tmp_path / f"{s}-{attempt}.log").read_text()[-800:] for s in exited}
+                assert time.monotonic() < deadline, "the services did not answer /health in 120 s"
+                time.sleep(0.2)
+        finally:
+            for p in procs.values():
+                stop(p)
+        keys = json.loads(keys_file.read_text())
+        if attempt == "first start":
+            generated = keys
+        assert keys == generated
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    assert set(generated) == {*SECRET_SETTINGS, "identity_bootstrap_operator_password"}
+    assert len(set(generated.values())) == len(generated)
+    source = "\n".join(p.read_text() for p in REPO_ROOT.glob("**/*.py") if ".venv" not in p.parts)
+    assert not any(value in source for value in generated.values())
+    cli = Settings(environment="development", keys_file=keys_file)
+    token = issue_token(cli, sub="operator", role="operator")
+    assert verify_token(Settings(environment="development", keys_file=keys_file), token).role == "operator"

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from medcard.ports import SERVICE_PORTS
-from shared.settings import Settings
+from shared.settings import SECRET_SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -40,11 +40,30 @@ def test_every_service_is_built_here_has_a_health_check_and_waits_for_its_depend
     assert "healthcheck" in COMPOSE["services"]["kafka"] and "healthcheck" in COMPOSE["services"]["mongo"]
 
 
-def test_host_ports_match_the_local_stack() -> None:
+PUBLISH = "${MEDCARD_PUBLISH_ADDRESS:-127.0.0.1}"
+"""Ports are published on the loopback address unless MEDCARD_PUBLISH_ADDRESS says otherwise."""
+
+
+def test_host_ports_match_the_local_stack_and_listen_on_loopback_only() -> None:
     for name in SERVICES:
-        assert COMPOSE["services"][name]["ports"] == [f"{SERVICE_PORTS[name]}:8000"]
-    assert COMPOSE["services"]["kafka"]["ports"] == ["19092:19092"]
-    assert COMPOSE["services"]["mongo"]["ports"] == ["27027:27017"]
+        assert COMPOSE["services"][name]["ports"] == [f"{PUBLISH}:{SERVICE_PORTS[name]}:8000"]
+    assert COMPOSE["services"]["kafka"]["ports"] == [f"{PUBLISH}:19092:19092"]
+    assert COMPOSE["services"]["mongo"]["ports"] == [f"{PUBLISH}:27027:27017"]
+    published = [port for svc in COMPOSE["services"].values() for port in svc.get("ports", [])]
+    assert all(port.startswith(PUBLISH + ":") for port in published), published
+
+
+def test_no_key_is_written_in_compose_or_the_image_and_the_services_share_generated_ones() -> None:
+    secret_names = {f"MEDCARD_{name.upper()}" for name in SECRET_SETTINGS}
+    for name in ("topics", *SERVICES):
+        svc = COMPOSE["services"][name]
+        assert not secret_names & set(svc["environment"]), f"{name} has a key in docker-compose.yml"
+        assert svc["environment"]["MEDCARD_KEYS_FILE"] == "/var/lib/medcard/keys.json"
+        assert "medcard-keys:/var/lib/medcard" in svc["volumes"]
+    assert "medcard-keys" in COMPOSE["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert not any(name in dockerfile.replace("MEDCARD_*_KEY / MEDCARD_JWT_SECRET", "") for name in secret_names)
+    assert "USER medcard" in dockerfile and "MEDCARD_KEYS_FILE=/var/lib/medcard/keys.json" in dockerfile
 
 
 def test_the_environment_names_only_settings_the_services_read() -> None:

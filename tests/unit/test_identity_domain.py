@@ -9,8 +9,16 @@ import pytest
 
 from services.identity import domain
 from services.identity.domain import LoginPolicy, Person, StaffUser
-from shared.errors import Conflict, Invalid, Locked
-from shared.events import ContributionPaid, EventData, OnlineAccountLocked, OnlineAccountOpened, PersonRegistered
+from shared.errors import Conflict, Forbidden, Invalid, Locked
+from shared.events import (
+    ContributionPaid,
+    EventData,
+    OnlineAccountClosed,
+    OnlineAccountCodeIssued,
+    OnlineAccountLocked,
+    OnlineAccountOpened,
+    PersonRegistered,
+)
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 POLICY = LoginPolicy(max_failures=3, lock_seconds=900)
@@ -22,10 +30,27 @@ def person(**changes: object) -> Person:
     return base.model_copy(update=changes)
 
 
-def with_account() -> Person:
-    decision = domain.open_account(name="Wang Fang", account_number="wangfang01", password_hash="h")(person())
+KEY = "k" * 40
+CODE = "402913"
+DIGEST = domain.code_digest(KEY, "P1", CODE)
+
+
+def with_code(p: Person | None = None, code: str = CODE, now: datetime = NOW) -> Person:
+    decision = domain.issue_account_code(name="Wang Fang", digest=domain.code_digest(KEY, "P1", code),
+                                         sealed="v1.sealed", now=now, ttl_seconds=300)(p or person())
+    assert decision.state is not None and decision.result is True
+    return decision.state
+
+
+def open_with(p: Person, *, name: str = "Wang Fang", number: str = "wangfang01", digest: str = DIGEST,
+              now: datetime = NOW) -> Person:
+    decision = domain.open_account(name=name, account_number=number, password_hash="h", digest=digest, now=now)(p)
     assert decision.state is not None
     return decision.state
+
+
+def with_account() -> Person:
+    return open_with(with_code())
 
 
 def test_registering_publishes_the_person_with_a_masked_id_number_only() -> None:
@@ -41,19 +66,71 @@ def test_the_same_person_is_not_registered_twice() -> None:
         domain.register_person(person())(person())
 
 
-def test_an_account_is_opened_when_the_name_matches_the_register() -> None:
-    decision = domain.open_account(name=" Wang Fang ", account_number="wangfang01", password_hash="h")(person())
+def test_an_account_is_opened_with_the_registered_name_and_the_code_sent_to_the_mobile() -> None:
+    decision = domain.open_account(name=" Wang Fang ", account_number="wangfang01", password_hash="h",
+                                   digest=DIGEST, now=NOW)(with_code())
     assert decision.events == [OnlineAccountOpened(person_id="P1", account_number="wangfang01")]
+    assert decision.state is not None and decision.state.account_code is None  # used up
 
 
-def test_an_account_is_refused_when_the_name_does_not_match() -> None:
-    with pytest.raises(Invalid, match="do not match"):
-        domain.open_account(name="Wang Fan", account_number="x1234", password_hash="h")(person())
+def test_a_code_is_issued_sealed_and_kept_only_as_a_digest() -> None:
+    decision = domain.issue_account_code(name="Wang Fang", digest=DIGEST, sealed="v1.sealed", now=NOW,
+                                         ttl_seconds=300)(person())
+    [event] = decision.events
+    assert isinstance(event, OnlineAccountCodeIssued)
+    assert event.code_sealed == "v1.sealed" and event.expires_at == NOW + timedelta(seconds=300)
+    assert CODE not in str(event.model_dump()) and CODE not in decision.state.model_dump_json()  # type: ignore[union-attr]
+    assert len(domain.new_code()) == 6 and domain.new_code().isdigit()
 
 
-def test_a_person_has_one_online_account() -> None:
-    with pytest.raises(Conflict, match="wangfang01"):
-        domain.open_account(name="Wang Fang", account_number="other1", password_hash="h")(with_account())
+def test_a_name_that_does_not_match_gets_no_code_and_no_event() -> None:
+    decision = domain.issue_account_code(name="Wang Fan", digest=DIGEST, sealed="s", now=NOW, ttl_seconds=300)(person())
+    assert decision.events == [] and decision.result is False and decision.state == person()
+
+
+@pytest.mark.parametrize("case", ["no code", "wrong name", "wrong code", "expired"])
+def test_every_refused_opening_is_the_same_answer(case: str) -> None:
+    p, name, digest, now = with_code(), "Wang Fang", DIGEST, NOW
+    if case == "no code":
+        p = person()
+    elif case == "wrong name":
+        name = "Wang Fan"
+    elif case == "wrong code":
+        digest = domain.code_digest(KEY, "P1", "000000")
+    else:
+        now = NOW + timedelta(seconds=300)
+    with pytest.raises(Invalid) as refused:
+        domain.open_account(name=name, account_number="x1234", password_hash="h", digest=digest, now=now)(p)
+    assert refused.value.message == domain.CODE_REFUSED
+
+
+def test_wrong_codes_count_and_the_last_try_voids_the_code() -> None:
+    p, wrong = with_code(), domain.code_digest(KEY, "P1", "111111")
+    for tries in (1, 2):
+        decision = domain.check_account_code(name="Wang Fang", digest=wrong, now=NOW, max_tries=3)(p)
+        assert decision.result is False and decision.state is not None
+        p = decision.state
+        assert p.account_code is not None and p.account_code.tries == tries
+    decision = domain.check_account_code(name="Wang Fang", digest=wrong, now=NOW, max_tries=3)(p)
+    assert decision.state is not None and decision.state.account_code is None
+    right = domain.check_account_code(name="Wang Fang", digest=DIGEST, now=NOW, max_tries=3)(decision.state)
+    assert right.result is False  # even the right code: a new one must be asked for
+
+
+def test_a_person_has_one_online_account_and_the_refusal_does_not_name_it() -> None:
+    with pytest.raises(Conflict) as refused:
+        open_with(with_code(with_account()), number="other1")
+    assert "wangfang01" not in refused.value.message and "counter" in refused.value.message
+
+
+def test_the_counter_closes_an_account_on_the_id_card_only() -> None:
+    with pytest.raises(Forbidden):
+        domain.close_account_at_counter("e" * 64)(with_account())
+    decision = domain.close_account_at_counter("d" * 64)(with_account())
+    assert decision.result == "wangfang01" and decision.state is not None and decision.state.account is None
+    assert decision.events == [OnlineAccountClosed(person_id="P1", account_number="wangfang01")]
+    with pytest.raises(Conflict, match="no online account"):
+        domain.close_account_at_counter("d" * 64)(decision.state)
 
 
 def login(p: Person, ok: bool, now: datetime = NOW) -> tuple[Person, list[EventData], domain.LoginResult]:

@@ -22,6 +22,7 @@ from shared.events import (
     EventData,
     FraudAlertRaised,
     MonthlyTransfer,
+    OnlineAccountCodeIssued,
     PersonRegistered,
     PurchaseAuthorised,
     PurchaseDeclined,
@@ -58,6 +59,8 @@ CARDHOLDER_EVENTS: list[EventData] = [
     FraudAlertRaised(person_id=P, card_number=CARD, authorisation_id="AU4", merchant_id="M1", amount_fen=0,
                      attempted_at=AT, kind="balance_inquiry"),
 ]
+CODE_EVENT = OnlineAccountCodeIssued(person_id=P, code_sealed="v1.sealed-for-the-sms-channel", expires_at=AT)
+"""Its code is opened by the SMS dispatcher only (tests/integration/test_online_accounts.py)."""
 
 
 def text(event: EventData, language: str = "zh", merchant: str | None = None) -> str:
@@ -78,7 +81,7 @@ def test_every_cardholder_event_renders_in_both_languages_with_the_card_masked(e
 
 
 def test_every_template_is_used_by_some_event() -> None:
-    used = {draft_for(e).template for e in CARDHOLDER_EVENTS}  # type: ignore[union-attr]
+    used = {draft_for(e).template for e in [*CARDHOLDER_EVENTS, CODE_EVENT]}  # type: ignore[union-attr]
     assert used == set(TEMPLATES)
 
 
@@ -171,3 +174,11 @@ def test_a_balance_inquiry_on_a_lost_card_warns_of_a_read_balance_not_of_a_payme
     en = text(inquiry, "en", merchant="Renhe Pharmacy")
     assert "tried to read the balance of your card ending 2345, which is reported lost, at Renhe Pharmacy" in en
     assert "CNY" not in en
+
+
+def test_a_one_time_code_message_is_urgent_and_carries_the_code_only_sealed() -> None:
+    draft = draft_for(CODE_EVENT)
+    assert draft is not None and draft.template == "account_code" and draft.urgent
+    assert draft.params == {"code_sealed": "v1.sealed-for-the-sms-channel", "until": "2026-01-05 14:30"}
+    shown = render("account_code", "en", "Zhang San", {**draft.params, "code": "402913"})
+    assert "your code to open your online account is 402913, valid until 2026-01-05 14:30" in shown

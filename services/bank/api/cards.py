@@ -31,10 +31,18 @@ def password_view(account: Account | None, card_number: str) -> PasswordPublic:
 @router.put("/{card_number}/password", dependencies=holder_or_teller)
 async def set_password(card_number: CardNumberPath, body: PasswordSet, principal: CurrentPrincipal,
                        bank: BankDep, request: Request) -> PasswordPublic:
-    """Set a new card's password, before its first use."""
+    """Set a new card's password, before its first use: the holder logged in, or a teller on
+    the holder's ID card (``id_number``; 403 when it is someone else's)."""
     account = await card_account(bank, principal, card_number)
     channel = cast(PasswordChannel, channel_for(principal, body.channel))
-    decide = domain.set_pin(card_number, await hash_secret_async(body.pin), channel)
+    presented = None
+    if principal.role == "teller":
+        if body.id_number is None:
+            raise Invalid("body.id_number: a teller sets a card's first password on the holder's ID card")
+        presented = id_digest(bank.runtime.settings.id_digest_key, body.id_number)
+    elif body.id_number is not None:
+        raise Invalid("body.id_number: only a teller at the counter gives the ID number")
+    decide = domain.set_pin(card_number, await hash_secret_async(body.pin), channel, presented)
     outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id(request))
     return password_view(outcome.state, card_number)
 

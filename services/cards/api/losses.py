@@ -3,6 +3,7 @@ public query by voucher number and ID number."""
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,13 +12,23 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from shared.auth import Principal, require_roles
 from shared.errors import NotFound
 from shared.events.cards import LossChannel
+from shared.guard import uniform_answer
 from shared.ids import new_reference
 from shared.service import correlation_id
 
 from .. import domain
 from ..context import Cards, CardsDep
 from ..model import Presented
-from ..schemas import LossReportAtBank, LossReportOnline, LossReportPublic, LossReportQuery, errors, loss_public
+from ..schemas import (
+    LossReportAtBank,
+    LossReportOnline,
+    LossReportPublic,
+    LossReportQuery,
+    LossReportStatus,
+    errors,
+    loss_public,
+    loss_status,
+)
 
 router = APIRouter(prefix="/v1/loss-reports", tags=["loss reports"])
 REPEAT_EXAMPLE = {
@@ -72,15 +83,19 @@ async def report_at_bank(body: LossReportAtBank, request: Request, response: Res
                         presented=presented, channel="bank", letter_reference=body.letter_reference)
 
 
-@router.post("/query", response_model=LossReportPublic, responses=errors(404, 422))
-async def query_report(body: LossReportQuery, ctx: CardsDep) -> LossReportPublic:
-    """Query a loss report by voucher number and ID number (no login needed). A POST, so
-    that the ID number travels in the body and never in a URL (URLs end up in access
-    logs, proxies and browser history)."""
-    digest = ctx.presented_digest(body.id_number)
-    doc = await ctx.voucher_index.find_one({"_id": body.voucher})
-    holder = await ctx.holders.get(doc["person_id"]) if doc else None
-    card = holder.by_voucher(body.voucher) if holder else None
-    if holder is None or card is None or holder.id_number_digest != digest:
-        raise NotFound("no loss report with this voucher number and ID number")
-    return loss_public(card)
+@router.post("/query", response_model=LossReportStatus, responses=errors(404, 422, 429))
+async def query_report(body: LossReportQuery, request: Request, ctx: CardsDep) -> LossReportStatus:
+    """Query a loss report by voucher number and ID number (no login needed): masked data
+    only. A POST, so that the ID number travels in the body and never in a URL (URLs end up
+    in access logs, proxies and browser history). Limited per client and per voucher, and
+    answered in the same time whether or not voucher and ID number belong together."""
+    async with uniform_answer(ctx.settings.uniform_answer_seconds):
+        digest = ctx.presented_digest(body.id_number)
+        await ctx.limits.admit("loss-query", request, subject=("voucher", body.voucher),
+                               per_subject=ctx.settings.rate_limit_per_voucher)
+        doc = await ctx.voucher_index.find_one({"_id": body.voucher})
+        holder = await ctx.holders.get(doc["person_id"]) if doc else None
+        card = holder.by_voucher(body.voucher) if holder else None
+        if holder is None or card is None or not hmac.compare_digest(holder.id_number_digest, digest):
+            raise NotFound("no loss report with this voucher number and ID number")
+        return loss_status(card)
