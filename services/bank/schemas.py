@@ -47,14 +47,17 @@ class PosAuthorisationCreate(BaseModel):
     """What the terminal sends: the password travels only here and is never stored or logged."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"card_number": "6216610123456789012", "pin": "246810", "merchant_id": "M-PH-0001",
-         "amount_fen": 3550, "kind": "purchase"}]})
+        {"card_number": "6216610123456789012", "pin": "246810", "merchant_id": "M-PH-0001", "amount_fen": 3550,
+         "kind": "purchase", "transaction_id": "T20260105-000417"}]})
 
     card_number: CardNumber
     pin: Pin
     merchant_id: Reference
     amount_fen: int = Field(gt=0, le=100_000_000, description="Integer fen")
     kind: TxnKind = "purchase"
+    transaction_id: Reference = Field(description=(
+        "The terminal's own number of this transaction, unique per merchant: a resend with the same number "
+        "(after a timeout) gets the first answer and is never debited again"))
 
 
 class PosAuthorisationPublic(BaseModel):

@@ -173,7 +173,8 @@ async def test_a_real_persons_data_is_refused_to_another_cardholder_and_to_wrong
                         wrong.append(describe(name, op, "concealment", real) + f" but unknown: {unknown.text[:160]}")
 
         foreign_terminal = await bank.post("/v1/pos/authorisations", headers=token(settings, "merchant", sub="M-OTHER"),
-                                           json={"card_number": data["card_number"], "pin": "246810",
+                                           json={"transaction_id": "T-1", "card_number": data["card_number"],
+                                                 "pin": "246810",
                                                  "merchant_id": "M-PH-0001", "amount_fen": 100})
         unknown_terminal = await bank.get(f"/v1/cards/{data['card_number']}/balance",
                                           headers=token(settings, "merchant", sub="M-NOT-REGISTERED"))
