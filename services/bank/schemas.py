@@ -9,12 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel, TxnKind
 from shared.ids import validate_id_number
+from shared.money import FenAmount
 from shared.text import NotBlank
 
 from .model import CardStatus
 
-Pin = Annotated[str, Field(pattern=r"^\d{6}$", description="The card password: 6 digits", examples=["246810"])]
-CardNumber = Annotated[str, Field(pattern=r"^\d{12,19}$", examples=["6216610123456789012"])]
+# [0-9], never \d: pydantic's patterns are Unicode-aware, and \d also takes fullwidth digits.
+Pin = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="The card password: 6 ASCII digits",
+                           examples=["246810"])]
+CardNumber = Annotated[str, Field(pattern=r"^[0-9]{12,19}$", examples=["6216610123456789012"])]
 Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -53,7 +56,7 @@ class PosAuthorisationCreate(BaseModel):
     card_number: CardNumber
     pin: Pin
     merchant_id: Reference
-    amount_fen: int = Field(gt=0, le=100_000_000, description="Integer fen")
+    amount_fen: FenAmount
     kind: TxnKind = "purchase"
     transaction_id: Reference = Field(description=(
         "The terminal's own number of this transaction, unique per merchant: a resend with the same number "

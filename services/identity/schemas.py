@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Role
 from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
+from shared.money import FenAmount
 from shared.text import NotBlank
 
 from .clock import MAX_DAYS
@@ -66,7 +67,7 @@ class AccountCreate(BaseModel):
         "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "account_number": "wangfang01",
         "password": "correct horse battery",
     }]})
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[str, Field(min_length=1, max_length=100), NotBlank]
     id_number: str
     account_number: str = Field(pattern=r"^[A-Za-z0-9_-]{4,32}$", description="Chosen by the person; unique")
     password: str = Password
@@ -126,7 +127,7 @@ class StaffPublic(BaseModel):
 
 class ContributionItem(BaseModel):
     person_id: str
-    amount_fen: int = Field(gt=0, le=100_000_000, description="Personal-account share in fen (at most 1,000,000 yuan)")
+    amount_fen: Annotated[FenAmount, Field(description="Personal-account share in fen (at most 1,000,000 yuan)")]
 
 
 class ContributionCreate(BaseModel):
@@ -135,7 +136,7 @@ class ContributionCreate(BaseModel):
         "items": [{"person_id": "P3f9a0c1d2e4b5a6c", "amount_fen": 12850}],
     }]})
     unit_id: str
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    month: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
     items: list[ContributionItem] = Field(min_length=1, max_length=1000)
 
 

@@ -14,7 +14,7 @@ from ..context import Bank, bank_of, unknown_card
 from ..model import Account
 
 BankDep = Annotated[Bank, Depends(bank_of)]
-CardNumberPath = Annotated[str, Path(pattern=r"^\d{12,19}$")]
+CardNumberPath = Annotated[str, Path(pattern=r"^[0-9]{12,19}$")]
 CHANNELS: dict[str, tuple[BalanceChannel, ...]] = {"cardholder": ("online", "phone"), "teller": ("counter",)}
 """Channels open to each role; the first is the default (the POS channel is
 POST /v1/pos/balance-inquiries, with the card password)."""
