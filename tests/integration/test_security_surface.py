@@ -48,11 +48,12 @@ SERVICES = sorted(CREATE)
 
 
 def refused(status: int, path: str, who: str, *, placeholder: bool) -> bool:
-    """403, or 404 where a placeholder card or receipt is looked up before its owner is known;
-    always 404 for another cardholder's card or receipt (concealed, as if unknown)."""
+    """403 to a wrong role, whether the card or receipt exists or not (a merchant got 404 for
+    an unknown number and 403 for a real one: an oracle); 404 for another cardholder's card or
+    receipt (concealed, as if unknown)."""
     if who == OTHER_CARDHOLDER and RESOLVED_FIRST.search(path) is not None:
         return status == 404
-    return status == 403 or (placeholder and status == 404 and RESOLVED_FIRST.search(path) is not None)
+    return status == 403
 
 
 async def refusals(service: str, client: httpx.AsyncClient, app: FastAPI, settings: Settings,
