@@ -95,5 +95,5 @@ async def _issue_card(eco: Ecosystem, h: Holder) -> None:
 
 def pos_body(h: Holder, amount_fen: int = 1) -> dict[str, Any]:
     """A purchase at the bench's hospital, numbered anew (a new transaction, never a resend)."""
-    return {"transaction_id": new_id("T"), "card_number": h.card, "pin": h.pin, "merchant_id": MERCHANT, "amount_fen": amount_fen,
-            "kind": "purchase"}
+    return {"transaction_id": new_id("T"), "card_number": h.card, "pin": h.pin, "merchant_id": MERCHANT,
+            "amount_fen": amount_fen, "kind": "purchase"}
