@@ -37,6 +37,15 @@ log = get_logger("notifications.webhooks")
 LOGGED_ATTEMPTS = 20
 
 
+def stop_if_cancelled(err: BaseException) -> None:
+    """Raise CancelledError when the running task is being cancelled: a library that turned the
+    cancellation into an error of its own (a connection error) must not keep the sender
+    running after its service stopped."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from err
+
+
 class WebhookSender:
     def __init__(self, settings: NotificationSettings, hub: WebhookHub) -> None:
         self.settings = settings
@@ -52,6 +61,7 @@ class WebhookSender:
                     subs = await self.hub.active()
                     progressed = any(await asyncio.gather(*(self._drain(client, s) for s in subs)))
                 except Exception as err:  # database down or a bug: keep the worker alive
+                    stop_if_cancelled(err)
                     log.warning("webhooks.send_failed", error=repr(err))
                     progressed = False
                 if not progressed:
@@ -103,6 +113,7 @@ class WebhookSender:
             except RefusedTarget as err:
                 error = f"refused: {err}"
             except (httpx.HTTPError, TimeoutError) as err:
+                stop_if_cancelled(err)
                 error = type(err).__name__
         await self._record(delivery, code, error, round((time.monotonic() - started) * 1000))
         return error is None
