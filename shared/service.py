@@ -4,6 +4,7 @@ FastAPI app with /health, /ready, /metrics, error handling and correlation ids."
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -233,9 +234,24 @@ class RequestGuard:
             await _error(413, "payload_too_large", str(err.detail))(scope, receive, send)
 
 
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+"""What a caller's ``x-correlation-id`` may be before it is logged and put on events."""
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"),
+                    (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"))
+"""On every answer (unless it set its own): answers carry personal data, so no cache keeps
+them, no browser guesses their type, no page frames them."""
+
+
+def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    present = {name.lower() for name, _ in headers}
+    return [*headers, *((name, value) for name, value in SECURITY_HEADERS if name not in present)]
+
+
 class RequestContext:
     """Outermost layer: a correlation id for every request (taken from ``x-correlation-id`` or
-    made), bound to the logs and echoed in the answer, and the request counter and latency.
+    made), bound to the logs and echoed in the answer, the security headers of every answer,
+    and the request counter and latency. A given correlation id that is too long or has other
+    characters than ``CORRELATION_ID`` allows is a 400: it would reach events and logs.
 
     A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``) runs
     the app in a task of its own behind memory streams, and profiling the POS under load put
@@ -249,7 +265,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         clear()
-        cid = Headers(scope=scope).get("x-correlation-id") or str(uuid.uuid4())
+        given = Headers(scope=scope).get("x-correlation-id")
+        cid = given if given and CORRELATION_ID.match(given) else str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = cid
         bind(service=self.service, correlation_id=cid)
         started = time.perf_counter()
@@ -260,10 +277,15 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-correlation-id", cid.encode("latin-1"))]
+                message["headers"] = with_security_headers(
+                    [*message["headers"], (b"x-correlation-id", cid.encode("latin-1"))])
             await send(message)
 
         try:
+            if given is not None and cid != given:
+                detail = "header x-correlation-id: at most 128 characters: letters, digits and . _ : -"
+                await _error(400, "bad_request", detail)(scope, receive, send_with_id)
+                return
             await self.app(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
@@ -380,8 +402,9 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
                 "dead_lettered": sum(c.dead_lettered for c in runtime.consumers),
                 "groups": {c.group_id: c.topics for c in runtime.consumers}}
 
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    @app.get("/metrics", tags=["ops"], include_in_schema=False, dependencies=[Depends(require_roles("operator"))])
     async def metrics() -> PlainTextResponse:
+        """Prometheus metrics, for operators (scrape with an operator's bearer token)."""
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
     for router in [*routers, calendar_router(BusinessCalendar.from_setting(settings.holidays)), contract_router]:

@@ -1,9 +1,10 @@
 """Text fields of the APIs: no required text accepts only blanks (spaces, tabs, newlines,
-the ideographic space), anywhere.
+the ideographic space), anywhere, and no stored text holds control or format characters.
 
 ``Text(n)`` is the type of what is stored and shown (names, references, letters of proof):
-at most n characters, stripped, refused when nothing is left. ``Secret(n)`` is the type of
-a password: refused when only blanks, otherwise kept exactly as typed (a blank inside or
+at most n characters, stripped, refused when nothing is left or when it holds a control
+or format character (they reach terminals and logs). ``Secret(n)`` is the type of a
+password: refused when only blanks, otherwise kept exactly as typed (a blank inside or
 around a pass phrase is part of it). Both are used as annotations:
 ``letter_reference: Text(60, description="...")``; the length limits come before the blank
 check, so a too long text is refused with pydantic's own "at most n characters".
@@ -11,17 +12,23 @@ check, so a too long text is refused with pydantic's own "at most n characters".
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
 BLANK = "must not be blank"
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+"""Control (NUL, ESC, line breaks...), format (bidirectional overrides, zero-width), surrogate
+and private-use characters: nothing a name holds, and they reach terminals and logs."""
 
 
 def not_blank(value: str) -> str:
     stripped = value.strip()
     if not stripped:
         raise ValueError(BLANK)
+    if any(unicodedata.category(ch) in CONTROL_CATEGORIES for ch in stripped):
+        raise ValueError("must not contain control or format characters")
     return stripped
 
 
@@ -32,11 +39,13 @@ def not_only_blanks(value: str) -> str:
 
 
 NotBlank = AfterValidator(not_blank)
-"""``Annotated[str, Field(...), NotBlank]``: a text that is not only spaces, stored stripped."""
+"""``Annotated[str, Field(...), NotBlank]``: a text that is not only spaces and holds no
+control or format character, stored stripped."""
 
 
 def Text(max_length: int, **field: Any) -> Any:  # noqa: N802 - a type, used as an annotation
-    """A required text of at most ``max_length`` characters, not only blanks; stored stripped."""
+    """A required text of at most ``max_length`` characters, not only blanks, no control
+    characters; stored stripped."""
     return Annotated[str, Field(min_length=1, max_length=max_length, **field), NotBlank]
 
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from medcard.simulate.client import Ecosystem, once_known
-from shared.ids import make_id_number
+from shared.ids import make_id_number, new_id
 
 from .common import gather_limited
 
@@ -95,5 +95,6 @@ async def _issue_card(eco: Ecosystem, h: Holder) -> None:
 
 
 def pos_body(h: Holder, amount_fen: int = 1) -> dict[str, Any]:
-    return {"card_number": h.card, "pin": h.pin, "merchant_id": MERCHANT, "amount_fen": amount_fen,
-            "kind": "purchase"}
+    """A purchase at the bench's hospital, numbered anew (a new transaction, never a resend)."""
+    return {"transaction_id": new_id("T"), "card_number": h.card, "pin": h.pin, "merchant_id": MERCHANT,
+            "amount_fen": amount_fen, "kind": "purchase"}

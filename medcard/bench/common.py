@@ -25,6 +25,7 @@ from medcard.simulate.client import Ecosystem
 from medcard.simulate.driver import group_lag
 from medcard.simulate.run import SIMULATION_RATES, peak_memory_mb  # noqa: F401 - the bench reports it per row
 from medcard.stack.process import HOST
+from shared.auth import issue_token
 from shared.settings import SECRET_SETTINGS, Settings
 from shared.topics import partitions_of
 
@@ -378,13 +379,16 @@ def _machine_ticks() -> tuple[int, int] | None:
     return sum(values[:8]), sum(values[:8]) - idle
 
 
-async def db_commands(url: str) -> dict[str, tuple[float, float]]:
-    """A service's database commands so far, from its /metrics: "command collection [shape]" ->
-    (count, seconds)."""
+async def db_commands(url: str, settings: Settings) -> dict[str, tuple[float, float]]:
+    """A service's database commands so far, from its /metrics (read as an operator):
+    "command collection [shape]" -> (count, seconds)."""
     import httpx
 
+    token = issue_token(settings, sub="bench", role="operator")
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
-        text = (await client.get("/metrics")).text
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
+        text = response.text
     out: dict[str, list[float]] = {}
     for line in text.splitlines():
         for metric, slot in (("medcard_db_commands_total{", 0), ("medcard_db_command_seconds_total{", 1)):

@@ -61,11 +61,10 @@ async def _one(eco: Ecosystem, h: Holder) -> dict[str, Any]:
     await eco.call("cards", "POST", "/v1/loss-reports/bank", who="teller", json={
         "card_number": h.card, "id_number": h.id_number, "letter_reference": f"LB-{h.index:07d}"})
     t0, wall0 = time.perf_counter(), time.time()
-    body = pos_body(h)
     probes, probe_times, codes = 0, [], set()
     while True:
         sent = time.perf_counter()
-        resp = await bank.post("/v1/pos/authorisations", json=body, headers=headers)
+        resp = await bank.post("/v1/pos/authorisations", json=pos_body(h), headers=headers)
         now = time.perf_counter()
         probes += 1
         probe_times.append(now - sent)

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from shared.ids import new_id
+
 from .cardholders import MERCHANT, Cardholders, pos_body
 from .common import Row, gather_limited, ms, percentile, rate, ratio
 
@@ -37,6 +39,12 @@ async def warm_up(world: Cardholders) -> None:
     await gather_limited(world.pos, one, 16)
 
 
+def renumbered(body: dict[str, Any]) -> dict[str, Any]:
+    """The purchase as a new transaction (the same transaction id twice is a resend, answered
+    from the first without the work)."""
+    return {**body, "transaction_id": new_id("T")}
+
+
 async def load(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], *, concurrency: int,
                duration: float) -> dict[str, Any]:
     """``concurrency`` clients back to back for ``duration`` s; latencies of 200 answers."""
@@ -47,7 +55,7 @@ async def load(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=5.0)
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
         # One request per connection first, so the measured part reuses open connections.
-        await asyncio.gather(*(client.post("/v1/pos/authorisations", json=bodies[0], headers=headers)
+        await asyncio.gather(*(client.post("/v1/pos/authorisations", json=renumbered(bodies[0]), headers=headers)
                                for _ in range(concurrency)))
         cpu0 = time.process_time()
         started = time.perf_counter()
@@ -55,7 +63,7 @@ async def load(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], 
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                body = rng.choice(bodies)
+                body = renumbered(rng.choice(bodies))
                 t0 = time.perf_counter()
                 try:
                     resp = await client.post("/v1/pos/authorisations", json=body, headers=headers)

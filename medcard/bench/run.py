@@ -179,11 +179,11 @@ async def _cardholder_rows(options: Options, kafka: str, mongo: str, report: dic
                     base_where = _where(m, samples)
                     say(f"loss-to-block: {options.reports} loss reports")
                     bank_url = f.get("bank").url
-                    db0 = await db_commands(bank_url)
+                    db0 = await db_commands(bank_url, ns.settings)
                     with meter(ns, f) as m:
                         measured = await loss.measure(world, settings, parallel=options.loss_parallel)
-                    where = _where(m, options.reports, bank_db=db_delta(db0, await db_commands(bank_url),
-                                                                        options.reports))
+                    db1 = await db_commands(bank_url, ns.settings)
+                    where = _where(m, options.reports, bank_db=db_delta(db0, db1, options.reports))
                     await drain(eco, probe)
                     events = await loss.events_view(settings, measured["results"])
                     out += loss.rows(measured, base, events, where={"per_report": where,
@@ -210,13 +210,13 @@ async def _pos_rows(options: Options, ns: Namespace, f: Any, eco: Any, world: ca
     headers = eco.auth(cardholders.MERCHANT)
     say(f"POS: {options.concurrency} clients for {options.duration:.0f} s on the bank")
     bank = f.get("bank")
-    db0 = await db_commands(bank.url)
+    db0 = await db_commands(bank.url, ns.settings)
     async with profiled(options, "pos-bank", bank.pid(), say):
         with meter(ns, f) as m:
             measured = await pos.load(bank.url, headers, bodies, concurrency=options.concurrency,
                                       duration=options.duration)
-    measured["per_request"] = _where(m, measured["ok"], bank_db=db_delta(db0, await db_commands(bank.url),
-                                                                        measured["ok"]))
+    db1 = await db_commands(bank.url, ns.settings)
+    measured["per_request"] = _where(m, measured["ok"], bank_db=db_delta(db0, db1, measured["ok"]))
     await drain(eco, probe)
     base_proc = BaselineProcess(options.state_dir / "bench" / "baseline", "baseline", options.port_base + 5,
                                 {"MEDCARD_NAMESPACE": ns.name, "MEDCARD_MONGO_URL": ns.mongo,
@@ -296,12 +296,12 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
             watcher = asyncio.create_task(accounts.watch_lag(probe, group, topics, done, samples))
             await start(f)
             lag_at_ready = await probe.lag(group, topics)  # what is left once the bank answers
-            db0 = await db_commands(f.get("bank").url)
+            db0 = await db_commands(f.get("bank").url, ns.settings)
             async with profiled(options, f"projection-bank-{n}", f.get("bank").pid(), say):
                 with meter(ns, f) as m:
                     await watcher
             projection_where = _where(m, lag_at_ready, bank_db=db_delta(
-                db0, await db_commands(f.get("bank").url), lag_at_ready))
+                db0, await db_commands(f.get("bank").url, ns.settings), lag_at_ready))
             projection_where["events_counted"] = lag_at_ready
             first_write = await accounts.first_event_time(settings, topic_for_service("bank", ns.name))
             projection = accounts.projection_result(n, first_write, samples)
@@ -323,12 +323,12 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
                                    json={"start": "2026-01-30", "days": 1})
                     await drain(eco, probe)
                     say(f"accounts@{n:,}: month end over {n:,} accounts")
-                    db0 = await db_commands(f.get("bank").url)
+                    db0 = await db_commands(f.get("bank").url, ns.settings)
                     async with profiled(options, f"month-end-bank-{n}", f.get("bank").pid(), say):
                         with meter(ns, f) as m:
                             transfer = await accounts.month_end(eco, probe, settings, n)
                     transfer["per_account"] = _where(m, n, bank_db=db_delta(
-                        db0, await db_commands(f.get("bank").url), n))
+                        db0, await db_commands(f.get("bank").url, ns.settings), n))
                     await drain(eco, probe)
                     say(f"accounts@{n:,}: baseline, raw bulk_write upserts of {n:,} documents")
                     with meter(ns, None) as m:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from medcard.ports import CONSOLE_PORT
 from shared.errors import DomainError
@@ -65,7 +66,7 @@ def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
 
 
 def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    typer.echo(render.json_line(value))
 
 
 @events_app.command("tail")
@@ -89,7 +90,7 @@ def events_tail(
     def emit(view: EventView) -> None:
         if view.envelope is None:
             err.print(f"[red]unreadable record[/red] {view.topic}/{view.partition}@{view.offset}: "
-                      f"{escape(view.error or '')}", highlight=False)
+                      f"{escape(render.printable(view.error or ''))}", highlight=False)
         elif as_json:
             _print_json(view.envelope)
         else:
@@ -121,9 +122,9 @@ def card(
     out.print(render.story_table(report))
     out.print(render.states_table(report))
     for problem in report.disagreements:
-        out.print(f"[bold red]disagreement:[/bold red] {problem}", highlight=False)
+        out.print(f"[bold red]disagreement:[/bold red] {escape(render.printable(problem))}", highlight=False)
     if not report.events:
-        out.print(f"[yellow]no event names card {card_number}[/yellow]")
+        out.print(f"[yellow]no event names card {escape(render.printable(card_number))}[/yellow]")
 
 
 @app.command("lag")
@@ -159,7 +160,7 @@ def dlq_show(
     settings = Settings()
     letter = _run(settings, dead.show(settings, topic, ref))
     if out.is_terminal:
-        out.print_json(letter.model_dump_json())
+        out.print(Text(render.printable(json.dumps(letter.model_dump(mode="json"), ensure_ascii=False, indent=2))))
     else:
         _print_json(letter.model_dump(mode="json"))
 

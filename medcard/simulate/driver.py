@@ -24,6 +24,7 @@ from aiokafka.structs import TopicPartition
 
 from shared.bounded import within
 from shared.calendar import BusinessCalendar, last_day_of_month
+from shared.ids import new_id
 from shared.settings import Settings
 from shared.topics import partitions_of
 
@@ -266,7 +267,8 @@ class Driver:
 
     async def _pos(self, card: str, pin: str, merchant: str, amount: int, kind: str) -> dict[str, Any]:
         answer: dict[str, Any] = await self.eco.call("bank", "POST", "/v1/pos/authorisations", who=merchant, json={
-            "card_number": card, "pin": pin, "merchant_id": merchant, "amount_fen": amount, "kind": kind})
+            "transaction_id": new_id("T"), "card_number": card, "pin": pin, "merchant_id": merchant,
+            "amount_fen": amount, "kind": kind})
         if answer.get("authorisation_id"):
             self.ledger.authorisations.add(answer["authorisation_id"])
         return answer

@@ -20,6 +20,12 @@ response code. Checks run in the order of this table; the first that fails answe
 A correct PIN clears the run of wrong ones. Every refusal but "14" publishes
 PurchaseDeclined; an approval publishes PurchaseAuthorised.
 
+A terminal that got no answer sends the same authorisation again. Each one carries the
+terminal's transaction id, and the account keeps its answer for ``REPEAT_WINDOW``
+(``pos_answers``, written in the same single-document write as the debit): a repeat is
+answered exactly as the first time and changes nothing, whichever replica takes it and
+after any restart; the same id for another card, amount or kind is refused with a 409.
+
 A balance inquiry at the POS (``inquire``) passes the same checks but 57 and 51: it
 needs the card password like a purchase, a wrong one counts towards the same lock, and
 an inquiry on a lost card raises the same fraud alert. An answered inquiry publishes
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from shared.errors import Conflict
 from shared.events import BalanceInquired, EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
@@ -39,7 +45,7 @@ from shared.events.bank import PosKind
 from shared.outbox import Decision
 
 from .domain import Decide, count_wrong_pin
-from .model import Account, LedgerEntry, Merchant
+from .model import Account, LedgerEntry, Merchant, PosAnswerRecord
 
 APPROVED = "00"
 REASONS: dict[str, str] = {
@@ -55,6 +61,8 @@ REASONS: dict[str, str] = {
     "62": "restricted card: the card password has not been set",
     "75": "allowable number of PIN tries exceeded: a teller must reset the password",
 }
+REPEAT_WINDOW = timedelta(days=1)
+"""How long an answered authorisation is kept for a resend of the same transaction."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,17 @@ class PosRequest:
     authorisation_id: str
     at: datetime
     business_date: date
+    transaction_id: str | None = None
+    """The terminal's own number of the transaction (authorisations; not balance inquiries)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.merchant_id}/{self.transaction_id}"
+
+    @property
+    def asked(self) -> str:
+        """What a repeat must ask again: card, amount and kind (the PIN is not kept)."""
+        return f"{self.card_number}|{self.amount_fen}|{self.kind}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,32 @@ class PosAnswer:
 
 def answer(request: PosRequest, code: str, balance_after_fen: int | None = None) -> PosAnswer:
     return PosAnswer(request.authorisation_id, code == APPROVED, code, REASONS[code], balance_after_fen)
+
+
+def repeated(account: Account | None, request: PosRequest) -> PosAnswer | None:
+    """The answer already given to this transaction of this terminal's merchant, if any; a
+    transaction id already used for another card, amount or kind is a 409."""
+    if account is None or request.transaction_id is None:
+        return None
+    for record in account.pos_answers:
+        if record.key == request.key:
+            if record.request != request.asked:
+                raise Conflict(f"transaction {request.transaction_id} of merchant {request.merchant_id} was "
+                               "already answered for another card, amount or kind: number each transaction anew")
+            return PosAnswer(record.authorisation_id, record.approved, record.response_code, record.reason,
+                             record.balance_after_fen)
+    return None
+
+
+def remember(acc: Account, request: PosRequest, said: PosAnswer) -> PosAnswer:
+    """Keep ``said`` for a repeat of the transaction; forget those older than ``REPEAT_WINDOW``."""
+    if request.transaction_id is not None:
+        kept = [r for r in acc.pos_answers if r.answered_at > request.at - REPEAT_WINDOW]
+        acc.pos_answers = [*kept, PosAnswerRecord(
+            key=request.key, request=request.asked, authorisation_id=said.authorisation_id, approved=said.approved,
+            response_code=said.response_code, reason=said.reason, balance_after_fen=said.balance_after_fen,
+            answered_at=request.at)]
+    return said
 
 
 def screen(account: Account | None, request: PosRequest, merchant: Merchant | None) -> str | None:
@@ -106,8 +151,11 @@ def screen(account: Account | None, request: PosRequest, merchant: Merchant | No
 def authorise(request: PosRequest, merchant: Merchant | None, *, checked_hash: str | None, pin_ok: bool,
               max_failures: int) -> Decide:
     """Decide one swipe. The caller verified the PIN against ``checked_hash`` (off the
-    event loop); if the password changed meanwhile the swipe is refused with a 409."""
+    event loop); if the password changed meanwhile the swipe is refused with a 409. A
+    repeat of an answered transaction gets that answer and changes nothing."""
     def decide(state: Account | None) -> Decision[Account]:
+        if (first := repeated(state, request)) is not None:
+            return Decision(None, [], first)
         acc, events, code = _screened(state, request, merchant, checked_hash, lambda acc, events: _check_pin_and_funds(
             acc, request, pin_ok, max_failures, events))
         if acc is None:
@@ -123,14 +171,14 @@ def authorise(request: PosRequest, merchant: Merchant | None, *, checked_hash: s
                 authorisation_id=request.authorisation_id, merchant_id=request.merchant_id,
                 amount_fen=request.amount_fen, balance_after_fen=acc.balance_fen,
                 business_date=request.business_date))
-            return Decision(acc, events, answer(request, code, acc.balance_fen))
+            return Decision(acc, events, remember(acc, request, answer(request, code, acc.balance_fen)))
         events.insert(0, PurchaseDeclined(
             person_id=acc.person_id, card_number=request.card_number, authorisation_id=request.authorisation_id,
             merchant_id=request.merchant_id, amount_fen=request.amount_fen, kind=request.kind,
             reason_code=code, reason=REASONS[code], business_date=request.business_date))
         if code == "41":
             events.append(_fraud_alert(acc, request))
-        return Decision(acc, events, answer(request, code))
+        return Decision(acc, events, remember(acc, request, answer(request, code)))
     return decide
 
 

@@ -72,6 +72,22 @@ class Receipt(BaseModel):
     stamp: Stamp | None = None
 
 
+class PosAnswerRecord(BaseModel):
+    """A POS authorisation as answered, kept so that a terminal's resend of the same
+    transaction gets the same answer (and no second debit): see ``authorisation.repeated``."""
+
+    key: str
+    """The terminal's merchant and transaction id: ``<merchant_id>/<transaction_id>``."""
+    request: str
+    """What was asked (card, amount, kind): a transaction id reused for another request is refused."""
+    authorisation_id: str
+    approved: bool
+    response_code: str
+    reason: str
+    balance_after_fen: int | None
+    answered_at: datetime
+
+
 class Account(BaseModel):
     """Everything the bank knows about one person: created by the first event about them;
     the personal medical account is open once ``account_id`` is set (first card issued)."""
@@ -89,6 +105,8 @@ class Account(BaseModel):
     contributions: list[Contribution] = []
     ledger: list[LedgerEntry] = []
     receipts: list[Receipt] = []
+    pos_answers: list[PosAnswerRecord] = []
+    """The POS authorisations of the last ``authorisation.REPEAT_WINDOW``, by transaction."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

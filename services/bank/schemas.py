@@ -9,13 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.card_state import STATE_DESCRIPTION, CardState
 from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel, TxnKind
-from shared.ids import IdNumber
-from shared.text import Text
+from shared.ids import IdNumber, validate_id_number
+from shared.money import FenAmount
+from shared.text import NotBlank, Text
 
 from .statement import DEFAULT_START
 
-Pin = Annotated[str, Field(pattern=r"^\d{6}$", description="The card password: 6 digits", examples=["246810"])]
-CardNumber = Annotated[str, Field(pattern=r"^\d{12,19}$", examples=["6216610123456789012"])]
+# [0-9], never \d: pydantic's patterns are Unicode-aware, and \d also takes fullwidth digits.
+Pin = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="The card password: 6 ASCII digits",
+                           examples=["246810"])]
+CardNumber = Annotated[str, Field(pattern=r"^[0-9]{12,19}$", examples=["6216610123456789012"])]
 Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -48,14 +51,17 @@ class PosAuthorisationCreate(BaseModel):
     """What the terminal sends: the password travels only here and is never stored or logged."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"card_number": "6216610123456789012", "pin": "246810", "merchant_id": "M-PH-0001",
-         "amount_fen": 3550, "kind": "purchase"}]})
+        {"card_number": "6216610123456789012", "pin": "246810", "merchant_id": "M-PH-0001", "amount_fen": 3550,
+         "kind": "purchase", "transaction_id": "T20260105-000417"}]})
 
     card_number: CardNumber
     pin: Pin
     merchant_id: Reference
-    amount_fen: int = Field(gt=0, le=100_000_000, description="Integer fen")
+    amount_fen: FenAmount
     kind: TxnKind = "purchase"
+    transaction_id: Reference = Field(description=(
+        "The terminal's own number of this transaction, unique per merchant: a resend with the same number "
+        "(after a timeout) gets the first answer and is never debited again"))
 
 
 class PosAuthorisationPublic(BaseModel):

@@ -185,7 +185,8 @@ def loss_public(card: Card) -> LossReportPublic:
 def loss_status(card: Card) -> LossReportStatus:
     assert card.loss is not None
     return LossReportStatus(voucher=card.loss.voucher, card_number_masked=mask_card(card.card_number),
-                            channel=card.loss.channel, business_date=card.loss.business_date, card_state=card.state)
+                            channel=card.loss.channel, business_date=card.loss.business_date,
+                            card_state=card.shared_state)
 
 
 def replacement_public(person_id: str, card: Card) -> ReplacementPublic:

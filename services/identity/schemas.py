@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Role
 from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
-from shared.text import IdNumberText, Secret, Text
+from shared.money import FenAmount
+from shared.text import IdNumberText, NotBlank, Secret, Text
 
 from .clock import MAX_DAYS
 from .domain import StaffRole
@@ -153,7 +154,7 @@ class StaffPublic(BaseModel):
 
 class ContributionItem(BaseModel):
     person_id: Text(64)
-    amount_fen: int = Field(gt=0, le=100_000_000, description="Personal-account share in fen (at most 1,000,000 yuan)")
+    amount_fen: Annotated[FenAmount, Field(description="Personal-account share in fen (at most 1,000,000 yuan)")]
 
 
 class ContributionCreate(BaseModel):
@@ -162,7 +163,7 @@ class ContributionCreate(BaseModel):
         "items": [{"person_id": "P3f9a0c1d2e4b5a6c", "amount_fen": 12850}],
     }]})
     unit_id: Text(64)
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    month: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
     items: list[ContributionItem] = Field(min_length=1, max_length=1000)
 
 

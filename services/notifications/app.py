@@ -38,7 +38,7 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime = ServiceRuntime("notifications", config)
     messages = runtime.store("messages", Message)
     recipients, merchants = runtime.db["recipients"], runtime.db["merchants"]
-    hub = WebhookHub(runtime.db, config.webhook_secret_key)
+    hub = WebhookHub(runtime.db, config.webhook_secret_key, config.allowed_networks)
     channel = _channel(config, runtime)
     dispatcher = SmsDispatcher(config, messages=messages, recipients=recipients, channel=channel)
     clock = BusinessClock(runtime.db)

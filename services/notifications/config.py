@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from shared.settings import Settings, load_or_exit
+
+from .targets import Networks, parse_networks
 
 
 class NotificationSettings(Settings):
@@ -26,7 +28,22 @@ class NotificationSettings(Settings):
     webhook_backoff_seconds: float = 1.0
     webhook_backoff_max_seconds: float = 300.0
     """Webhook deliveries are retried until they succeed, at most this far apart."""
+    webhook_allowed_networks: str = ""
+    """Comma-separated IP networks webhooks may reach although they are internal (loopback,
+    private, link-local...): empty by default, ``127.0.0.0/8`` for a receiver on this machine
+    in development and tests. See ``targets``."""
     worker_poll_seconds: float = 0.5
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def allowed_networks(self) -> Networks:
+        """``webhook_allowed_networks``, parsed."""
+        return parse_networks(self.webhook_allowed_networks)
 
     @model_validator(mode="after")
     def _http_channel_needs_url(self) -> NotificationSettings:

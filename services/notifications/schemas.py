@@ -11,7 +11,7 @@ from shared.card_state import STATE_DESCRIPTION, CardState
 from shared.ids import mask_mobile
 
 from .domain import Message, Status
-from .signing import secret_key
+from .signing import check_new_secret
 
 DeliveryStatus = Literal["pending", "delivered", "cancelled"]
 MESSAGE_EXAMPLE = {
@@ -160,17 +160,16 @@ class SmsOutbox(BaseModel):
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"url": "https://claims.example.org/hooks/medcard", "event_types": ["CardLost", "MonthlyTransfer"]}]})
-    url: AnyHttpUrl
+    url: AnyHttpUrl = Field(description="A public http(s) address: loopback, private, link-local and metadata "
+                                        "addresses, and a user or password in the URL, are refused")
     event_types: list[str] = Field(default_factory=list, max_length=100,
                                    description="CloudEvents type strings or event names; empty: every event")
-    secret: str | None = Field(None, description="whsec_ + base64 of 16-64 bytes; generated when absent")
+    secret: str | None = Field(None, description="whsec_ + base64 of 24-64 random bytes; generated when absent")
 
     @field_validator("secret")
     @classmethod
     def _usable_secret(cls, v: str | None) -> str | None:
-        if v is not None:
-            secret_key(v)
-        return v
+        return check_new_secret(v) if v is not None else None
 
 
 class WebhookPublic(BaseModel):

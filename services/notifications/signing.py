@@ -14,6 +14,9 @@ import secrets
 
 PREFIX = "whsec_"
 SECRET_BYTES = 24
+"""Bytes of a generated secret, and the fewest a given one must have."""
+MIN_DISTINCT_BYTES = 16
+"""24 random bytes have about 23 different values (fewer than 16: about once in 10^13)."""
 
 
 def new_secret() -> str:
@@ -31,6 +34,18 @@ def secret_key(secret: str) -> bytes:
     if not 16 <= len(key) <= 64:
         raise ValueError("a webhook secret must encode 16 to 64 bytes")
     return key
+
+
+def check_new_secret(secret: str) -> str:
+    """A secret given for a new subscription: ``whsec_`` + base64 of at least ``SECRET_BYTES``
+    random bytes (not a run of one value, not text such as a password); ValueError saying why."""
+    key = secret_key(secret)
+    if len(key) < SECRET_BYTES:
+        raise ValueError(f"a webhook secret must encode at least {SECRET_BYTES} random bytes")
+    if len(set(key)) < MIN_DISTINCT_BYTES or all(32 <= b < 127 for b in key):
+        raise ValueError(f"a webhook secret must be random bytes (such as {SECRET_BYTES} from a CSPRNG), "
+                         "not a pattern or text")
+    return secret
 
 
 def signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:

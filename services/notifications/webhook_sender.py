@@ -5,6 +5,12 @@ tried: event n+1 waits until n succeeded, so a receiver that was down gets every
 in order, once it is back. Failures back off exponentially up to a cap and are retried
 until they succeed (or the subscription is deleted). The first attempts of each
 delivery are logged in full; later ones update the last status, error and count.
+
+Each delivery goes to an address of the URL's host checked just before (``targets``: never
+an internal one unless allowed), with no proxy from the environment and no redirect
+followed. Of the answer only the status code and the time it took are kept: its body is
+never read, and a transport error is recorded by its kind alone (its text may quote what
+the other end sent), so a webhook cannot be used to read what answers inside the network.
 """
 
 from __future__ import annotations
@@ -24,10 +30,20 @@ from shared.security import UndecryptableSecret
 from .config import NotificationSettings
 from .domain import backoff
 from .signing import signed_headers
+from .targets import RefusedTarget, pinned
 from .webhooks import WebhookHub
 
 log = get_logger("notifications.webhooks")
 LOGGED_ATTEMPTS = 20
+
+
+def stop_if_cancelled(err: BaseException) -> None:
+    """Raise CancelledError when the running task is being cancelled: a library that turned the
+    cancellation into an error of its own (a connection error) must not keep the sender
+    running after its service stopped."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from err
 
 
 class WebhookSender:
@@ -37,13 +53,15 @@ class WebhookSender:
 
     async def run(self) -> None:
         """Drain every subscription's queue, then sleep until woken or the next poll; until cancelled."""
-        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds) as client:
+        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds, trust_env=False,
+                                     follow_redirects=False) as client:
             while True:
                 self.hub.wake.clear()  # before the pass: an event recorded during it is not missed
                 try:
                     subs = await self.hub.active()
                     progressed = any(await asyncio.gather(*(self._drain(client, s) for s in subs)))
                 except Exception as err:  # database down or a bug: keep the worker alive
+                    stop_if_cancelled(err)
                     log.warning("webhooks.send_failed", error=repr(err))
                     progressed = False
                 if not progressed:
@@ -89,14 +107,25 @@ class WebhookSender:
             try:
                 # Bounded in all, not per read as httpx's timeout: the claim's lease runs out
                 # 30 s after the timeout, and a receiver must not get a second copy meanwhile.
-                response = await within(client.post(sub["url"], content=body, headers=headers),
-                                        self.settings.webhook_timeout_seconds, f"the answer of {sub['url']}")
-                code = response.status_code
-                error = None if response.is_success else f"HTTP {code}: {response.text[:200]}"
+                code = await within(self._post(client, sub["url"], body, headers),
+                                    self.settings.webhook_timeout_seconds, f"the answer of webhook {sub['_id']}")
+                error = None if 200 <= code < 300 else f"HTTP {code}"
+            except RefusedTarget as err:
+                error = f"refused: {err}"
             except (httpx.HTTPError, TimeoutError) as err:
-                error = f"{type(err).__name__}: {err}"
+                stop_if_cancelled(err)
+                error = type(err).__name__
         await self._record(delivery, code, error, round((time.monotonic() - started) * 1000))
         return error is None
+
+    async def _post(self, client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST to the checked address of the URL's host; the answer's status code (its body is never read)."""
+        target = await pinned(url, self.hub.allowed)
+        request = client.build_request("POST", target.url, content=body, headers={**headers, **target.headers},
+                                       extensions=target.extensions)
+        response = await client.send(request, stream=True)
+        await response.aclose()
+        return response.status_code
 
     async def _record(self, delivery: dict[str, Any], code: int | None, error: str | None, ms: int) -> None:
         now = datetime.now(UTC)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from shared.security import SecretBox
 
 from .domain import stamp, subscribed
 from .signing import new_secret
+from .targets import Networks, RefusedTarget, check_url
 
 Reason = Literal["event", "resend", "replay"]
 REPLAY_LIMIT = 10_000
@@ -35,6 +37,15 @@ ROUTING_TTL = 1.0
 _IDS = uuid.UUID("0b5e7b8e-3f7d-4d1e-8f49-54cf0f8c2a61")
 SECRET_PURPOSE = "webhook signing secrets"
 log = get_logger("notifications.webhooks")
+ANSWER_QUOTED = r"^HTTP [0-9]+: "
+"""How an error quoting the receiver's answer began before only status codes were kept."""
+
+
+def _status_only(error: str | None) -> str | None:
+    """``HTTP 500: <answer>`` -> ``HTTP 500``; any other error as it is."""
+    if error and re.match(ANSWER_QUOTED, error):
+        return error.split(":", 1)[0]
+    return error
 
 
 def structured(event: CloudEvent) -> dict[str, Any]:
@@ -46,9 +57,11 @@ def structured(event: CloudEvent) -> dict[str, Any]:
 class WebhookHub:
     """Subscriptions keep their signing secret sealed (``secret_sealed``, AES-GCM under
     ``MEDCARD_WEBHOOK_SECRET_KEY``, bound to the subscription id): a dump of the database
-    cannot sign a webhook."""
+    cannot sign a webhook. Their URLs go to public addresses only, but for the ``allowed``
+    networks (``targets``)."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], secret_key: str) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], secret_key: str, allowed: Networks = ()) -> None:
+        self.allowed = allowed
         self.subscriptions = db["webhooks"]
         self.deliveries = db["webhook_deliveries"]
         self.events = db["received_events"]
@@ -61,6 +74,7 @@ class WebhookHub:
         await self.deliveries.create_index([("webhook_id", 1), ("status", 1), ("seq", 1)])
         await self.deliveries.create_index([("webhook_id", 1), ("seq", 1)])
         await self.seal_clear_secrets()
+        await self.forget_answer_texts()
 
     async def seal_clear_secrets(self) -> int:
         """Seal the secrets of subscriptions stored before secrets were encrypted (once)."""
@@ -75,13 +89,33 @@ class WebhookHub:
             log.info("webhooks.secrets_sealed", count=sealed)
         return sealed
 
+    async def forget_answer_texts(self) -> int:
+        """Cut what earlier versions kept of a receiver's answer (``HTTP 500: <its first 200
+        characters>``) down to its status code, in the last error and the attempt log (once)."""
+        quoted = {"$regex": ANSWER_QUOTED}
+        forgotten = 0
+        for doc in await self.deliveries.find({"$or": [{"last_error": quoted}, {"log.error": quoted}]},
+                                              {"last_error": 1, "log": 1}).to_list():
+            log_ = [{**entry, "error": _status_only(entry.get("error"))} for entry in doc.get("log") or []]
+            res = await self.deliveries.update_one({"_id": doc["_id"]}, {"$set": {
+                "last_error": _status_only(doc.get("last_error")), "log": log_}})
+            forgotten += res.modified_count
+        if forgotten:
+            log.info("webhooks.answer_texts_forgotten", count=forgotten)
+        return forgotten
+
     def secret_of(self, sub: dict[str, Any]) -> str:
         """The signing secret of a subscription (UndecryptableSecret under another key)."""
         return self.box.open(sub["secret_sealed"], bound_to=sub["_id"])
 
     # -- subscriptions -------------------------------------------------------------
     async def subscribe(self, *, url: str, event_types: list[str], secret: str | None) -> tuple[dict[str, Any], str]:
-        """Store a subscription; returns it and its signing secret (shown once, stored sealed)."""
+        """Store a subscription; returns it and its signing secret (shown once, stored sealed).
+        A URL to an internal address or with a user and password is refused (422)."""
+        try:
+            check_url(url, self.allowed)
+        except RefusedTarget as err:
+            raise Invalid(f"body.url: {err}") from None
         webhook_id, secret = new_id("wh_"), secret or new_secret()
         doc = {"_id": webhook_id, "url": url, "event_types": event_types,
                "secret_sealed": self.box.seal(secret, bound_to=webhook_id),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.ids import new_id
 from shared.settings import Settings
 from tests.faults.support import (
     Holder,
@@ -77,8 +78,8 @@ async def test_commands_accepted_while_the_broker_is_down_are_all_published_in_o
                     if stop.is_set():
                         return
                     r = await bank.post("/v1/pos/authorisations", headers=headers, json={
-                        "card_number": h.card, "pin": PIN, "merchant_id": MERCHANT, "amount_fen": 210,
-                        "kind": "purchase"})
+                        "transaction_id": new_id("T"), "card_number": h.card, "pin": PIN, "merchant_id": MERCHANT,
+                        "amount_fen": 210, "kind": "purchase"})
                     assert r.status_code == 200, r.text
                     purchases.append(r.json())
                     note("purchase")

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.ids import new_id
 from shared.settings import Settings
 from tests.faults.support import (
     as_role,
@@ -108,8 +109,8 @@ async def test_a_database_outage_is_refused_cleanly_and_recovered_from(
                     if stop.is_set():
                         return
                     await call("bank", "purchase", bank, "POST", "/v1/pos/authorisations", headers=headers, json={
-                        "card_number": card[person], "pin": PIN, "merchant_id": MERCHANT, "amount_fen": 150,
-                        "kind": "purchase"})
+                        "transaction_id": new_id("T"), "card_number": card[person], "pin": PIN,
+                        "merchant_id": MERCHANT, "amount_fen": 150, "kind": "purchase"})
                     await asyncio.sleep(0.05)
 
             async def issuer() -> None:

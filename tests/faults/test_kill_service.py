@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shared.events import CardLost
-from shared.ids import new_reference
+from shared.ids import new_id, new_reference
 from shared.settings import Settings
 from tests.faults.support import (
     as_role,
@@ -79,8 +79,8 @@ async def test_a_bank_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
                 headers = as_role(settings, "merchant", sub=merchant)
                 while not stop.is_set():
                     person = next(next_person)
-                    body = {"card_number": cards[person], "pin": PIN, "merchant_id": merchant,
-                            "amount_fen": 100 + len(answers) % 50, "kind": "purchase"}
+                    body = {"transaction_id": new_id("T"), "card_number": cards[person], "pin": PIN,
+                            "merchant_id": merchant, "amount_fen": 100 + len(answers) % 50, "kind": "purchase"}
                     try:
                         r = await bank.post("/v1/pos/authorisations", headers=headers, json=body)
                     except httpx.ConnectError:  # down: the request never reached it

@@ -132,7 +132,7 @@ class BankClient:
                     kind: str = "purchase") -> dict[str, Any]:
         """A POS authorisation from the merchant's own terminal; returns the answer."""
         r = await self.http.post("/v1/pos/authorisations", headers=self.as_("merchant", sub=merchant_id), json={
-            "card_number": card_number, "pin": pin, "merchant_id": merchant_id, "amount_fen": amount_fen,
+            "transaction_id": new_id("T"), "card_number": card_number, "pin": pin, "merchant_id": merchant_id, "amount_fen": amount_fen,
             "kind": kind})
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]

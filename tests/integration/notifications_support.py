@@ -124,13 +124,20 @@ class Received:
         return json.loads(self.body)
 
 
+LOCAL_RECEIVERS = "127.0.0.0/8"
+"""``webhook_allowed_networks`` for a test whose webhooks go to a receiver on this machine
+(loopback is refused by default)."""
+
+
 @dataclass
 class WebhookReceiver:
-    """A real HTTP/1.1 server on 127.0.0.1 that records each POST and answers 204; it can be
-    stopped (the port refuses connections) and started again on the same port."""
+    """A real HTTP/1.1 server on 127.0.0.1 that records each POST and answers 204 (or
+    ``answer``); it can be stopped (the port refuses connections) and started again on the
+    same port."""
 
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
+    answer: bytes = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
     _server: asyncio.Server | None = None
 
     @property
@@ -152,7 +159,7 @@ class WebhookReceiver:
             headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in head[1:] if line)}
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.received.append(Received(headers, body))
-            writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            writer.write(self.answer)
             await writer.drain()
         finally:
             writer.close()

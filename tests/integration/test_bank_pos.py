@@ -34,7 +34,7 @@ async def test_a_card_buys_at_a_designated_pharmacy_only_and_never_cash(settings
         assert (await bank.swipe(card, PIN, "M-PH", 6_451))["response_code"] == "51"
         assert (await bank.swipe("6216619999999999999", PIN, "M-PH", 100))["response_code"] == "14"
         # A terminal speaks only for its own merchant; a malformed request is not a POS answer.
-        body = {"card_number": card, "pin": PIN, "merchant_id": "M-PH", "amount_fen": 100}
+        body = {"transaction_id": "T-1", "card_number": card, "pin": PIN, "merchant_id": "M-PH", "amount_fen": 100}
         assert (await http.post("/v1/pos/authorisations", json=body,
                                 headers=bank.as_("merchant", sub="M-SH"))).status_code == 403
         assert (await http.post("/v1/pos/authorisations", json={**body, "pin": "12ab56"},
@@ -213,7 +213,7 @@ async def test_a_teller_changes_a_password_only_on_the_holders_id_card(settings:
         person_id, id_number = await src.person()
         card = await src.card(person_id)
         await bank.wait_account(person_id)
-        await bank.set_pin(card, PIN)
+        await bank.set_pin(card, PIN, id_number)
         change = f"/v1/cards/{card}/password/change"
         teller = bank.as_("teller")
         body = {"old_pin": PIN, "new_pin": "135790", "channel": "counter"}
@@ -238,3 +238,39 @@ async def test_a_teller_changes_a_password_only_on_the_holders_id_card(settings:
         assert pos.status_code == 422 and "query.channel" in pos.json()["detail"], pos.text
         events = await bank_events(settings, lambda es: len(named(es, "CardPasswordChanged")) >= 2)
     assert [e.data.channel for e in named(events, "CardPasswordChanged")] == ["counter", "online"]  # type: ignore[attr-defined]
+
+
+async def test_a_resent_authorisation_is_debited_once_across_replicas_and_a_restart(settings: Settings) -> None:
+    """A terminal resends after a timeout: to two bank replicas at once, then to a restarted bank."""
+    body = {"transaction_id": "T20260105-000417", "pin": PIN, "merchant_id": "M-PH", "amount_fen": 3_000,
+            "kind": "purchase"}
+    async with EventSource(settings) as src, running_service(create, settings) as one, \
+            running_service(create, settings) as two:
+        bank = BankClient(one, settings)
+        await bank.merchant("M-PH")
+        person_id, card = await credited_account(src, bank, 10_000)
+        terminal = bank.as_("merchant", sub="M-PH")
+        sent = {**body, "card_number": card}
+        answers = await asyncio.gather(*(http.post("/v1/pos/authorisations", json=sent, headers=terminal)
+                                         for http in (one, two) * 4))
+        reused = await one.post("/v1/pos/authorisations", json={**sent, "amount_fen": 3_001}, headers=terminal)
+        # A wrong PIN resent counts once towards the lock (3 wrong ones lock the card).
+        wrong = {**sent, "transaction_id": "T20260105-000418", "pin": "999999"}
+        wrongs = [(await http.post("/v1/pos/authorisations", json=wrong, headers=terminal)).json()["response_code"]
+                  for http in (one, two, one)]
+    async with running_service(create, settings) as restarted:
+        after_restart = await restarted.post("/v1/pos/authorisations", json=sent, headers=terminal)
+        account = await BankClient(restarted, settings).wait_account(person_id)
+        events = await bank_events(settings, lambda es: bool(named(es, "PurchaseDeclined")))
+
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1, "every resend gets the first answer"
+    first = answers[0].json()
+    assert (first["response_code"], first["balance_after_fen"]) == ("00", 7_000)
+    assert after_restart.status_code == 200 and after_restart.json() == first
+    assert reused.status_code == 409 and "T20260105-000417" in reused.json()["detail"]
+    assert wrongs == ["55", "55", "55"]
+    assert (account["balance_fen"], account["password_locked"]) == (7_000, False)
+    [authorised] = named(events, "PurchaseAuthorised")
+    assert authorised.data.authorisation_id == first["authorisation_id"]  # type: ignore[attr-defined]
+    assert len(named(events, "PurchaseDeclined")) == 1

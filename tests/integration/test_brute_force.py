@@ -135,7 +135,7 @@ async def test_an_unknown_account_costs_a_password_verification_like_a_wrong_pas
         unknown = await verified_by({"account_number": "nobody-here", "password": "wrong-password"})
         wrong = await verified_by({"account_number": "brute03", "password": "wrong-password"})
         unknown_staff = await verified_by({"username": "nobody", "password": "wrong-password"}, "/v1/staff/login")
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers=auth(settings, "operator"))).text
 
     assert unknown == wrong == (401, 1, WRONG_LOGIN)
     assert unknown_staff == (401, 1, WRONG_STAFF_LOGIN)

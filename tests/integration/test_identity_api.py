@@ -204,7 +204,7 @@ async def test_a_requests_correlation_id_reaches_its_answer_its_events_and_the_m
         assert refused.status_code == 422 and refused.headers["x-correlation-id"] == "trace-bad"
         event = (await events_of(settings, "identity", unit.json()["unit_id"], 1))[0]
         assert event.correlationid == "trace-unit-77"
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers=auth(settings, "operator"))).text
         assert 'medcard_http_requests_total{method="POST",route="/v1/units",status="201"} 1.0' in metrics
         assert 'medcard_http_requests_total{method="POST",route="/v1/units",status="422"} 1.0' in metrics
 

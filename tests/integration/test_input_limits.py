@@ -201,7 +201,7 @@ async def test_validation_errors_name_the_field_and_the_rule_but_never_echo_what
         account = await identity.post("/v1/accounts", json={"name": "Wang", "id_number": id_number,
                                                             "account_number": "x", "password": "short"})
         pos = await bank.post("/v1/pos/authorisations", headers=auth(settings, "operator"), json={
-            "card_number": "6216610000000000018", "pin": bad_pin, "merchant_id": "M-1", "amount_fen": 10**12})
+            "transaction_id": "T-1", "card_number": "6216610000000000018", "pin": bad_pin, "merchant_id": "M-1", "amount_fen": 10**12})
         reset = await bank.post("/v1/cards/6216610000000000018/password/reset", headers=auth(settings, "teller"),
                                 json={"id_number": wrong_check, "new_pin": "1234567"})
         missing = await bank.post("/v1/pos/authorisations", headers=auth(settings, "operator"), json={})

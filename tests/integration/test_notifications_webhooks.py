@@ -17,6 +17,7 @@ from shared.settings import Settings
 from tests.helpers import auth, eventually
 from tests.integration.notifications_support import (
     CARD,
+    LOCAL_RECEIVERS,
     WebhookReceiver,
     applied,
     event,
@@ -54,7 +55,7 @@ async def test_a_receiver_gets_signed_cloudevents_and_after_being_down_everythin
     await receiver.start()
     events = [transfer(n) for n in range(1, 5)]
     try:
-        async with running_notifications(settings) as (client, _):
+        async with running_notifications(settings, webhook_allowed_networks=LOCAL_RECEIVERS) as (client, _):
             operator = auth(settings, "operator")
             created = await client.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["MonthlyTransfer"]},
                                         headers=operator)
@@ -111,7 +112,7 @@ async def test_an_operator_can_resend_replay_and_delete_a_subscription(settings:
     await receiver.start()
     events = [transfer(n) for n in range(1, 4)]
     try:
-        async with running_notifications(settings) as (client, runtime):
+        async with running_notifications(settings, webhook_allowed_networks=LOCAL_RECEIVERS) as (client, runtime):
             operator = auth(settings, "operator")
             hook = (await client.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["MonthlyTransfer"]},
                                       headers=operator)).json()
@@ -150,7 +151,7 @@ async def test_an_operator_can_resend_replay_and_delete_a_subscription(settings:
 
 
 async def test_subscriptions_are_for_operators_and_refuse_unknown_types_and_bad_secrets(settings: Settings) -> None:
-    async with running_notifications(settings) as (client, _):
+    async with running_notifications(settings, webhook_allowed_networks=LOCAL_RECEIVERS) as (client, _):
         url = "http://127.0.0.1:9/hooks"
         operator = auth(settings, "operator")
         unknown = await client.post("/v1/webhooks", json={"url": url, "event_types": ["CardStolen"]},
@@ -178,7 +179,7 @@ async def test_signing_secrets_are_stored_sealed_and_clear_ones_from_before_are_
         await stored.insert_one({"_id": "wh_legacy", "url": "http://127.0.0.1:9/legacy", "event_types": [],
                                  "secret": legacy_secret, "active": True, "created_at": datetime.now(UTC),
                                  "next_seq": 0})
-        async with running_notifications(settings) as (client, _):
+        async with running_notifications(settings, webhook_allowed_networks=LOCAL_RECEIVERS) as (client, _):
             given = new_secret()
             created = await client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "secret": given},
                                         headers=auth(settings, "operator"))
@@ -201,3 +202,85 @@ async def test_signing_secrets_are_stored_sealed_and_clear_ones_from_before_are_
         with pytest.raises(UndecryptableSecret):  # sealed for one subscription, useless on another
             box.open(doc["secret_sealed"], bound_to="wh_other")
     assert created.json()["secret"] == given
+
+
+INTERNAL_URLS = [
+    "http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/hooks", "http://localhost:8999/hooks",
+    "http://[::1]:8999/hooks", "http://2130706433/", "http://0x7f.1/", "http://127.0.0.1:27027/",
+    "http://user:pw@claims.example.org/hooks", "http://metadata.google.internal/computeMetadata/v1/",
+]
+
+
+async def test_webhooks_go_to_public_addresses_only_and_keep_only_status_codes_and_timings(
+    settings: Settings,
+) -> None:
+    """Server-side request forgery: by default nothing internal is subscribed or reached, and
+    where a receiver is reached (allowed here) nothing of its answer but the status is kept."""
+    leaky = WebhookReceiver(answer=b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 27\r\n"
+                                   b"Connection: close\r\n\r\nredis_version:7.2 secret=42")
+    await leaky.start()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    stored = mongo[settings.database("notifications")]
+    try:
+        async with running_notifications(settings) as (client, _):
+            operator = auth(settings, "operator")
+            refused = [await client.post("/v1/webhooks", json={"url": url}, headers=operator) for url in INTERNAL_URLS]
+            # A subscription to this machine written before the check (or by hand) is not delivered.
+            await stored["webhooks"].insert_one({
+                "_id": "wh_inside", "url": leaky.url, "event_types": [], "active": True,
+                "secret_sealed": SecretBox(settings.webhook_secret_key, SECRET_PURPOSE).seal(new_secret(),
+                                                                                            bound_to="wh_inside"),
+                "created_at": datetime.now(UTC), "next_seq": 0})
+            await produce(settings, [transfer(1)])
+
+            async def tried() -> bool:
+                log = await deliveries(client, settings, "wh_inside")
+                return bool(log) and log[0]["attempts"] >= 1
+            await eventually(tried, timeout=WAIT)
+            inside = (await deliveries(client, settings, "wh_inside"))[0]
+            reached_while_refused = len(leaky.received)
+        # Allowed (as in development), the receiver is reached; its answer's text is not kept.
+        async with running_notifications(settings, webhook_allowed_networks=LOCAL_RECEIVERS) as (client, _):
+            await eventually(lambda: _answered(client, settings), timeout=WAIT)
+            answered = (await deliveries(client, settings, "wh_inside"))[0]
+            listed = (await client.get("/v1/webhooks/wh_inside/deliveries", headers=auth(settings, "operator"))).text
+        kept = repr(await stored["webhook_deliveries"].find({}).to_list())
+    finally:
+        await mongo.close()
+        await leaky.stop()
+
+    assert [r.status_code for r in refused] == [422] * len(INTERNAL_URLS), [r.text for r in refused]
+    assert all("body.url" in r.json()["detail"] for r in refused)
+    assert reached_while_refused == 0
+    assert inside["status"] == "pending" and inside["last_status_code"] is None
+    assert inside["last_error"].startswith("refused: 127.0.0.1 is a loopback address")
+    assert answered["last_status_code"] == 500 and answered["last_error"] == "HTTP 500"
+    assert {entry["error"] for entry in answered["log"]} >= {"HTTP 500"}
+    assert all(entry["duration_ms"] >= 0 for entry in answered["log"])
+    assert "redis_version" not in listed and "redis_version" not in kept
+
+
+async def _answered(client: httpx.AsyncClient, settings: Settings) -> bool:
+    return any(d["last_status_code"] == 500 for d in await deliveries(client, settings, "wh_inside"))
+
+
+async def test_answer_texts_kept_by_an_earlier_version_are_cut_to_the_status_code_at_start(
+    settings: Settings,
+) -> None:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    deliveries_ = mongo[settings.database("notifications")]["webhook_deliveries"]
+    now = datetime.now(UTC)
+    try:
+        await deliveries_.insert_one({
+            "_id": "D-legacy", "webhook_id": "wh_gone", "event_id": "e1", "event_type": "t", "seq": 1,
+            "reason": "event", "resend_of": None, "status": "cancelled", "attempts": 2, "created_at": now,
+            "next_attempt_at": None, "last_status_code": 200, "last_error": "HTTP 401: {\"token\": \"abc\"}",
+            "delivered_at": None, "log": [
+                {"at": now, "status_code": 401, "error": "HTTP 401: {\"token\": \"abc\"}", "duration_ms": 3},
+                {"at": now, "status_code": None, "error": "ConnectError: refused", "duration_ms": 1}]})
+        async with running_notifications(settings):
+            doc = await deliveries_.find_one({"_id": "D-legacy"})
+    finally:
+        await mongo.close()
+    assert doc is not None and doc["last_error"] == "HTTP 401"
+    assert [e["error"] for e in doc["log"]] == ["HTTP 401", "ConnectError: refused"]

@@ -118,3 +118,18 @@ async def test_events_tail_refuses_an_unreadable_start_time_and_an_unknown_servi
     assert bad_time.exit_code == 1 and "--from must be now, start or an ISO 8601 time" in bad_time.stderr
     bad_service = await run_medcard(settings, "events", "tail", "--service", "payroll")
     assert bad_service.exit_code == 1 and "unknown service payroll" in bad_service.stderr
+
+
+async def test_events_tail_shows_control_characters_of_event_text_as_escapes(settings: Settings) -> None:
+    """A unit name or agent bank with an ESC sequence retitled and recoloured the operator's terminal."""
+    hostile = "BOC\x1b]0;owned\x07\x1b[2J\x1b[31m\x9b31m\u202e"
+    await publish(settings, event(CardIssued(person_id="P-ESC", card_number="6216610000000000033",
+                                             agent_bank=hostile), key="P-ESC", correlation="corr-esc"))
+    lines = await medcard(settings, "events", "tail", "--from", "start", "--person", "P-ESC", "--idle-exit", "1.5")
+    as_json = await medcard(settings, "events", "tail", "--from", "start", "--person", "P-ESC", "--json",
+                            "--idle-exit", "1.5")
+    for shown in (lines.stdout, as_json.stdout):
+        assert not any(ch in shown for ch in "\x1b\x07\x9b\u202e"), repr(shown)
+    [line] = lines.stdout.splitlines()
+    assert "agent_bank=BOC\\x1b]0;owned\\x07\\x1b[2J" in line
+    assert json_lines(as_json)[0]["data"]["agent_bank"] == hostile  # the JSON still says exactly what was sent

@@ -48,11 +48,12 @@ SERVICES = sorted(CREATE)
 
 
 def refused(status: int, path: str, who: str, *, placeholder: bool) -> bool:
-    """403, or 404 where a placeholder card or receipt is looked up before its owner is known;
-    always 404 for another cardholder's card or receipt (concealed, as if unknown)."""
+    """403 to a wrong role, whether the card or receipt exists or not (a merchant got 404 for
+    an unknown number and 403 for a real one: an oracle); 404 for another cardholder's card or
+    receipt (concealed, as if unknown)."""
     if who == OTHER_CARDHOLDER and RESOLVED_FIRST.search(path) is not None:
         return status == 404
-    return status == 403 or (placeholder and status == 404 and RESOLVED_FIRST.search(path) is not None)
+    return status == 403
 
 
 async def refusals(service: str, client: httpx.AsyncClient, app: FastAPI, settings: Settings,
@@ -173,7 +174,8 @@ async def test_a_real_persons_data_is_refused_to_another_cardholder_and_to_wrong
                         wrong.append(describe(name, op, "concealment", real) + f" but unknown: {unknown.text[:160]}")
 
         foreign_terminal = await bank.post("/v1/pos/authorisations", headers=token(settings, "merchant", sub="M-OTHER"),
-                                           json={"card_number": data["card_number"], "pin": "246810",
+                                           json={"transaction_id": "T-1", "card_number": data["card_number"],
+                                                 "pin": "246810",
                                                  "merchant_id": "M-PH-0001", "amount_fen": 100})
         unknown_terminal = await bank.get(f"/v1/cards/{data['card_number']}/balance",
                                           headers=token(settings, "merchant", sub="M-NOT-REGISTERED"))

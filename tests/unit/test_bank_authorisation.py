@@ -217,3 +217,45 @@ def test_a_password_changed_during_an_inquiry_is_a_conflict() -> None:
     request = swipe(amount=0, kind="balance_inquiry")
     with pytest.raises(Conflict):
         inquire(request, PHARMACY, checked_hash="OLD", pin_ok=True, max_failures=3)(account(pin="NEW"))
+
+
+def numbered(transaction_id: str = "T1", amount: int = 3_000, authorisation_id: str = "AU1",
+             at: datetime = datetime(2026, 1, 5, 9, tzinfo=UTC), merchant_id: str = "M-PH") -> PosRequest:
+    """A purchase carrying the terminal's transaction id."""
+    return PosRequest(card_number=CARD, merchant_id=merchant_id, amount_fen=amount, kind="purchase",
+                      authorisation_id=authorisation_id, at=at, business_date=date(2026, 1, 5),
+                      transaction_id=transaction_id)
+
+
+def test_a_resent_authorisation_gets_the_first_answer_and_is_not_debited_again() -> None:
+    first = run(account(balance=10_000), numbered())
+    assert first.state is not None and first.result.response_code == "00"
+    again = run(first.state, numbered(authorisation_id="AU2"))
+    assert (again.state, again.events) == (None, [])  # nothing written, nothing published
+    assert again.result == first.result and again.result.authorisation_id == "AU1"
+    assert again.result.balance_after_fen == 7_000
+
+
+def test_a_resent_wrong_pin_counts_once_towards_the_lock() -> None:
+    first = run(account(), numbered(), pin_ok=False)
+    assert first.state is not None and first.state.pin_failures == 1
+    again = run(first.state, numbered(authorisation_id="AU2"), pin_ok=False)
+    assert again.state is None and again.result.response_code == "55"
+
+
+def test_a_transaction_id_reused_for_another_amount_is_refused_and_another_merchant_has_its_own() -> None:
+    first = run(account(balance=10_000), numbered())
+    assert first.state is not None
+    with pytest.raises(Conflict, match="T1"):
+        run(first.state, numbered(amount=3_001))
+    other = run(first.state, numbered(merchant_id="M-PH2", authorisation_id="AU2"),
+                merchant=Merchant(merchant_id="M-PH2", name="Second", kind="pharmacy", designated=True))
+    assert other.result.response_code == "00" and other.result.balance_after_fen == 4_000
+
+
+def test_answers_are_kept_for_a_day_only() -> None:
+    first = run(account(balance=10_000), numbered("T1"))
+    assert first.state is not None
+    later = run(first.state, numbered("T2", at=datetime(2026, 1, 6, 9, 0, 1, tzinfo=UTC)))
+    assert later.state is not None
+    assert [r.key for r in later.state.pos_answers] == ["M-PH/T2"]

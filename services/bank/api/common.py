@@ -17,7 +17,7 @@ BankDep = Annotated[Bank, Depends(bank_of)]
 AskedChannel = PasswordChannel
 """The channels a balance is asked through without the card password: online, phone,
 counter (the POS asks with it: POST /v1/pos/balance-inquiries)."""
-CardNumberPath = Annotated[str, Path(pattern=r"^\d{12,19}$")]
+CardNumberPath = Annotated[str, Path(pattern=r"^[0-9]{12,19}$")]
 CHANNELS: dict[str, tuple[BalanceChannel, ...]] = {"cardholder": ("online", "phone"), "teller": ("counter",)}
 """Channels open to each role; the first is the default (the POS channel is
 POST /v1/pos/balance-inquiries, with the card password)."""

@@ -16,7 +16,7 @@ from shared.security import VerifiedSecrets
 from shared.service import correlation_id
 
 from .. import domain
-from ..authorisation import PosAnswer, PosRequest, answer, authorise, inquire, screen
+from ..authorisation import PosAnswer, PosRequest, answer, authorise, inquire, repeated, screen
 from ..context import Bank
 from ..domain import Decide
 from ..schemas import (
@@ -57,7 +57,8 @@ async def list_merchants(bank: BankDep) -> MerchantsPublic:
 async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPrincipal, bank: BankDep,
                              request: Request) -> PosAuthorisationPublic:
     """Authorise a card payment at a POS; a refusal is an answer with its response code."""
-    swipe = pos_request(bank, principal, body.card_number, body.merchant_id, body.amount_fen, body.kind)
+    swipe = pos_request(bank, principal, body.card_number, body.merchant_id, body.amount_fen, body.kind,
+                        transaction_id=body.transaction_id)
     return PosAuthorisationPublic(**asdict(await decide_swipe(bank, request, swipe, body.pin, authorise)))
 
 
@@ -74,12 +75,13 @@ async def inquire_balance(body: PosBalanceInquiryCreate, principal: CurrentPrinc
 
 
 def pos_request(bank: Bank, principal: Principal, card_number: str, merchant_id: str, amount_fen: int,
-                kind: PosKind) -> PosRequest:
+                kind: PosKind, *, transaction_id: str | None = None) -> PosRequest:
     """The swipe a terminal sends; a terminal speaks only for its own merchant (403)."""
     if principal.role == "merchant" and principal.sub != merchant_id:
         raise Forbidden(f"this terminal belongs to merchant {principal.sub}, not {merchant_id}")
     return PosRequest(card_number=card_number, merchant_id=merchant_id, amount_fen=amount_fen, kind=kind,
-                      authorisation_id=new_id("AU"), at=datetime.now(UTC), business_date=bank.clock.today())
+                      authorisation_id=new_id("AU"), at=datetime.now(UTC), business_date=bank.clock.today(),
+                      transaction_id=transaction_id)
 
 
 async def decide_swipe(bank: Bank, request: Request, swipe: PosRequest, pin: str,
@@ -91,8 +93,9 @@ async def decide_swipe(bank: Bank, request: Request, swipe: PosRequest, pin: str
     merchant = await bank.merchants.get(swipe.merchant_id)
     doc = await bank.accounts.get_doc(person_id)
     account = bank.accounts.state_of(doc)
-    # argon2 runs off the event loop, and only when the PIN is what decides.
-    checked = account.pin_hash if account and screen(account, swipe, merchant) is None else None
+    # argon2 runs off the event loop, and only when the PIN is what decides (not for a repeat).
+    fresh = account is not None and repeated(account, swipe) is None
+    checked = account.pin_hash if account and fresh and screen(account, swipe, merchant) is None else None
     pin_ok = checked is not None and await VERIFIED_PINS.verify(checked, pin)
     decide = rule(swipe, merchant, checked_hash=checked, pin_ok=pin_ok,
                   max_failures=bank.runtime.settings.pin_max_failures)

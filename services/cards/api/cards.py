@@ -33,9 +33,11 @@ async def issue_card(body: CardCreate, request: Request, ctx: CardsDep,
     return card_public(body.person_id, outcome.result)
 
 
-@router.get("/cards/{card_number}", response_model=CardPublic, responses=errors(404, 422))
+@router.get("/cards/{card_number}", response_model=CardPublic, responses=errors(404, 422),
+            dependencies=[Depends(require_roles("cardholder", *STAFF))])
 async def get_card(card_number: str, ctx: CardsDep, principal: CurrentPrincipal) -> CardPublic:
-    """One card: its holder, or agency and bank staff (another person's card is not found)."""
+    """One card: its holder, or agency and bank staff (another person's card is not found; any
+    other role is refused before the number is looked up, so the answer tells nothing of it)."""
     person_id = await ctx.person_of(ctx.card_index, card_number, "card")
     ensure_owner_or_staff(principal, person_id, *STAFF, conceal=unknown("card", card_number))
     holder = domain.known(await ctx.holders.get(person_id), person_id)

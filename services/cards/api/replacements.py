@@ -45,9 +45,11 @@ async def apply(body: ReplacementCreate, request: Request, ctx: CardsDep, _: Cle
     return replacement_public(person_id, outcome.result)
 
 
-@router.get("/{receipt_number}", response_model=ReplacementPublic, responses=errors(404, 422))
+@router.get("/{receipt_number}", response_model=ReplacementPublic, responses=errors(404, 422),
+            dependencies=[Depends(require_roles("cardholder", "clerk", "teller", "operator"))])
 async def get_replacement(receipt_number: str, ctx: CardsDep, principal: CurrentPrincipal) -> ReplacementPublic:
-    """Where a replacement stands: its holder, or agency and bank staff."""
+    """Where a replacement stands: its holder, or agency and bank staff (any other role is
+    refused before the number is looked up)."""
     person_id = await ctx.person_of(ctx.receipt_index, receipt_number, "replacement receipt")
     ensure_owner_or_staff(principal, person_id, "clerk", "teller", "operator",
                           conceal=unknown("replacement receipt", receipt_number))
