@@ -33,6 +33,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         await ctx.holders.collection.create_index("in_production")
 
     runtime.setup_hooks.append(setup)
+    runtime.business_date = ctx.clock.current
     runtime.consume(["identity", "clock", "bank"], make_handler(ctx))
     app = create_app(
         runtime, title="Cards service",

@@ -23,6 +23,7 @@ from .api.access import staff_key
 from .clock import CLOCK_ID, ClockState, catch_up
 from .config import IdentitySettings, identity_settings
 from .context import Identity
+from .followers import ClockFollowers
 from .domain import InsuredUnit, Person, StaffUser, create_staff
 
 log = get_logger("identity")
@@ -78,6 +79,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         staff=runtime.store("staff", StaffUser),
         clock=runtime.store("business_clock", ClockState),
         account_numbers=runtime.db["account_numbers"],
+        followers=ClockFollowers(config),
     )
 
     async def setup() -> None:
@@ -86,6 +88,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(decoy_hash)  # ready before the first login to an unknown account
 
     runtime.setup_hooks.append(setup)
+    runtime.stop_hooks.append(ctx.followers.close)
+    runtime.business_date = ctx.business_date
     if config.identity_clock_follows_real_date:
         runtime.background.append(lambda: follow_real_date(ctx))
     app = create_app(

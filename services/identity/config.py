@@ -1,5 +1,5 @@
-"""Identity's own settings: the operator account created at start-up, and whether the
-business clock follows the real date.
+"""Identity's own settings: the operator account created at start-up, whether the
+business clock follows the real date, and how long a clock advance waits for the services.
 
 ``MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD`` sets its password. In development
 it defaults to ``DEV_OPERATOR_PASSWORD`` (``dev-operator-password``); in production it
@@ -8,7 +8,7 @@ must be set; in tests, when unset, no bootstrap operator is created.
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from shared.settings import Settings, load_or_exit
 
@@ -24,6 +24,9 @@ class IdentitySettings(Settings):
     today's date), off in development and tests, where the simulation, the tests and
     the README's walkthrough move the clock through ``POST /v1/clock/advance``."""
     identity_clock_check_seconds: float = 60.0
+    identity_clock_followers_wait_seconds: float = Field(5.0, ge=0, le=60)
+    """How long a clock advance waits for every service to apply the new business date
+    before it answers; those that have not by then are named in the answer."""
 
     @model_validator(mode="after")
     def _real_date_clock(self) -> IdentitySettings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from shared.clock import BusinessClock
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
 from shared.topics import TOPICS
@@ -46,9 +47,11 @@ def create(settings: Settings | None = None) -> FastAPI:
         await messages.collection.create_index([("person_id", 1), ("created_at", 1)])
         await hub.create_indexes()
 
-    runtime.setup_hooks.append(indexes)
+    clock = BusinessClock(runtime.db)
+    runtime.setup_hooks += [indexes, clock.load]
+    runtime.business_date = clock.current
     runtime.consume(list(TOPICS), EventHandler(messages=messages, recipients=recipients, merchants=merchants,
-                                               hub=hub, dispatcher=dispatcher))
+                                               hub=hub, dispatcher=dispatcher, clock=clock))
     runtime.background += [dispatcher.run, WebhookSender(config, hub).run]
     app = create_app(runtime, title="Notifications", description=DESCRIPTION,
                      routers=[messages_router, gateway_router, webhooks_router])

@@ -1,6 +1,7 @@
 """Event handlers: every consumed event is kept and fanned out to webhooks; identity's,
 cards' and bank's events feed the projections (a person's contact details release the
-messages that waited for them); cardholder-facing ones become messages."""
+messages that waited for them); the clock's move the business date; cardholder-facing
+ones become messages."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.events import CloudEvent, PersonRegistered
+from shared.clock import BusinessClock
+from shared.events import BusinessDateAdvanced, CloudEvent, PersonRegistered
 from shared.outbox import AggregateStore
 
 from . import projections
@@ -28,16 +30,20 @@ class EventHandler:
         merchants: AsyncCollection[dict[str, Any]],
         hub: WebhookHub,
         dispatcher: SmsDispatcher,
+        clock: BusinessClock,
     ) -> None:
         self.messages = messages
         self.recipients = recipients
         self.merchants = merchants
         self.hub = hub
         self.dispatcher = dispatcher
+        self.clock = clock
 
     async def __call__(self, event: CloudEvent) -> None:
         await self.hub.record(event)
         await projections.project(self.recipients.database, event)
+        if isinstance(event.data, BusinessDateAdvanced):
+            await self.clock.apply(event)
         if isinstance(event.data, PersonRegistered):  # also on a redelivery: a crash may have come between
             await self.dispatcher.contact_arrived(event.data.person_id)
         await self._compose(event)
