@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-signing-key-change-me-0123456789"
@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     login_lock_seconds: int = 900
     pin_max_failures: int = 3
     replacement_wait_working_days: int = 15
+    loss_block_wait_seconds: float = Field(0.5, ge=0, le=10)
+    """How long a loss report waits for the bank's CardBlocked before it answers the block
+    as pending (cards)."""
     holidays: str = ""
     """Extra public holidays, comma-separated ISO dates, on top of the fixed ones."""
     argon2_memory_kib: int = 19 * 1024

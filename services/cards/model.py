@@ -1,7 +1,8 @@
 """The state of the cards service: a cardholder (one person) and every card they have held.
 
 A card's ``state`` is where it is in its life; ``loss`` (set once, never cleared) says
-whether it is blocked; ``replacement`` follows the application for the card replacing it.
+whether it was reported lost, and ``bank_blocked_at`` whether the bank has confirmed that it
+stopped it; ``replacement`` follows the application for the card replacing it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class Card(BaseModel):
     replaced_by: str | None = None
     loss: LossReport | None = None
     replacement: Replacement | None = None
+    bank_blocked_at: datetime | None = None
+    """When the bank stopped the card (its CardBlocked, consumed from the bank topic): from
+    then on the bank authorises no purchase on it."""
 
 
 @dataclass(frozen=True)
