@@ -37,7 +37,7 @@ PERSONS = 12
 REPLACED = 3
 MERCHANTS = 2
 EXPECTED = {
-    "notifications": {"recipients": PERSONS, "merchants": MERCHANTS},
+    "notifications": {"clock": 1, "recipients": PERSONS, "merchants": MERCHANTS},
     "bank": {"card_index": PERSONS + REPLACED, "receipt_index": REPLACED, "clock": 1},
     "cards": {"clock": 1},
 }
