@@ -131,14 +131,14 @@ class ServiceRuntime:
         checks["kafka"] = self.relay.kafka_ok and all(c.running for c in self.consumers)
         checks["ready"] = all(checks.values())
         if self.business_date is not None:
-            checks["business_date"] = await self._business_date()
+            checks["business_date"] = await self._business_date() if checks["database"] else None
         return checks
 
     async def _business_date(self) -> str | None:
         """The service's business date, ISO; None when its database does not answer."""
         assert self.business_date is not None
         try:
-            return (await within(self.business_date(), 2.0, "reading the business date")).isoformat()
+            return (await within(self.business_date(), 1.0, "reading the business date")).isoformat()
         except Exception:
             return None
 

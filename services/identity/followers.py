@@ -57,20 +57,25 @@ class ClockFollowers:
         end. Returns the services behind then (every one when the events were not yet
         published or Kafka did not answer); empty when all have applied the new date."""
         behind = sorted(self.groups)
+        connected = False
         try:
             async with asyncio.timeout(seconds):
                 while not await published():
                     await asyncio.sleep(POLL_SECONDS)
                 admin, ends = await self._clients()
+                connected = True
                 end = (await ends.end_offsets([self.partition]))[self.partition]
                 while (behind := services_behind(await self._committed(admin), end)) \
                         and await self._running(admin, behind):
                     await asyncio.sleep(POLL_SECONDS)
         except TimeoutError:
             log.warning("identity.clock_followers_behind", behind=behind, waited_seconds=seconds)
-            await self.close()
-        except TRANSIENT_KAFKA_ERRORS as err:
-            log.warning("identity.clock_followers_unknown", error=repr(err), behind=behind)
+            if not connected:  # cut off while connecting: start afresh next time
+                await self.close()
+        except Exception as err:  # the clock has moved: the answer must still come, naming them all
+            transient = isinstance(err, TRANSIENT_KAFKA_ERRORS)
+            (log.warning if transient else log.error)("identity.clock_followers_unknown", error=repr(err),
+                                                      behind=behind)
             await self.close()
         return behind
 
