@@ -1,5 +1,9 @@
 """The business date as each service sees it: the latest ``BusinessDateAdvanced``
-from the clock topic, or today's date in China when no simulated clock has ticked."""
+from the clock topic, or today's date in China when no simulated clock has ticked.
+
+Every service that follows the clock applies it in one consumer group (``CLOCK_GROUPS``);
+identity's clock advance answers once each of those groups has committed past the days it
+published, so a command sent after the answer is dated with the new day."""
 
 from __future__ import annotations
 
@@ -13,6 +17,12 @@ from .events import BusinessDateAdvanced, CloudEvent
 from .projection import apply_once
 from .rebuild import Projection
 
+CLOCK_GROUPS: dict[str, str] = {"cards": "cards", "bank": "bank.clock", "notifications": "notifications"}
+"""Service -> its consumer group (``Settings.group_id`` of this name) that applies the
+business date from the clock topic. The bank's is a group of its own, which also runs the
+month end; cards and notifications follow the clock in their one group."""
+
+
 class BusinessClock:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.coll = db["clock"]
@@ -24,7 +34,14 @@ class BusinessClock:
             self._date = date.fromisoformat(doc["date"])
 
     def today(self) -> date:
+        """The business date as this process last applied or read it (no I/O)."""
         return self._date or real_today()
+
+    async def current(self) -> date:
+        """The business date to date a command with: as stored by whichever replica of the
+        service applied the clock topic (this process may not own its partition)."""
+        await self.load()
+        return self.today()
 
     @property
     def simulated(self) -> bool:

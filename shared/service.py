@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
@@ -60,7 +61,11 @@ class ServiceRuntime:
         self.stores: list[AggregateStore[Any]] = []
         self.setup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.background: list[Callable[[], Awaitable[None]]] = []
+        self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
+        """Run at a stop, after the consumers and before the relay and the database close."""
         self.bootstrapped = asyncio.Event()
+        self.business_date: Callable[[], Awaitable[date]] | None = None
+        """The business date the service dates its commands with (told by ``/ready``)."""
         self._tasks: list[asyncio.Task[Any]] = []
 
     def store(self, collection: str, state_type: type[S]) -> AggregateStore[S]:
@@ -113,6 +118,8 @@ class ServiceRuntime:
             if not await cancel_and_wait(task, 10.0):
                 log.error("service.task_would_not_stop", task=task.get_name())
         await asyncio.gather(*(runner.stop() for runner in self.consumers))
+        for hook in self.stop_hooks:
+            await hook()
         await self.relay.stop()
         await self.mongo.close()
         log.info("service.stopped")
@@ -126,7 +133,17 @@ class ServiceRuntime:
             checks["database"] = False
         checks["kafka"] = self.relay.kafka_ok and all(c.running for c in self.consumers)
         checks["ready"] = all(checks.values())
+        if self.business_date is not None:
+            checks["business_date"] = await self._business_date() if checks["database"] else None
         return checks
+
+    async def _business_date(self) -> str | None:
+        """The service's business date, ISO; None when its database does not answer."""
+        assert self.business_date is not None
+        try:
+            return (await within(self.business_date(), 1.0, "reading the business date")).isoformat()
+        except Exception:
+            return None
 
 
 class _RuntimeCollector:
@@ -365,7 +382,8 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
                   else "database connection lost; a change in flight may or may not have been made")
         return JSONResponse(error_body("unavailable", detail), status_code=503)
 
-    not_ready = {"bootstrapped": True, "database": True, "kafka": False, "ready": False}
+    not_ready = {"bootstrapped": True, "database": True, "kafka": False, "ready": False,
+                 "business_date": "2026-01-05"}
 
     @app.get("/health", tags=["ops"], responses=example({"status": "ok", "service": runtime.name}))
     async def health() -> dict[str, str]:
@@ -373,10 +391,12 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         return {"status": "ok", "service": runtime.name}
 
     @app.get("/ready", tags=["ops"], responses={
-        **example({"bootstrapped": True, "database": True, "kafka": True, "ready": True}),
+        **example({"bootstrapped": True, "database": True, "kafka": True, "ready": True,
+                   "business_date": "2026-01-05"}),
         **example(not_ready, 503, description="Not ready: the checks that failed are false")})
     async def ready() -> JSONResponse:
-        """Readiness: database and Kafka reachable, workers running."""
+        """Readiness: database and Kafka reachable, workers running; and the business date
+        the service dates its commands with (null while its database does not answer)."""
         checks = await runtime.readiness()
         return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from limits import parse as parse_rate
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .keys import default_keys_file, installation_keys, key_weakness, process_keys
@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     login_lock_seconds: int = 900
     pin_max_failures: int = 3
     replacement_wait_working_days: int = 15
+    loss_block_wait_seconds: float = Field(0.5, ge=0, le=10)
+    """How long a loss report waits for the bank's CardBlocked before it answers the block
+    as pending (cards)."""
     holidays: str = ""
     """Extra public holidays, comma-separated ISO dates, each optionally named (``2027-02-06=Spring
     Festival``), on top of the fixed ones; GET /v1/calendar lists them."""

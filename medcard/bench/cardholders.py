@@ -1,7 +1,6 @@
 """Set-up shared by the loss-to-block and POS rows: cardholders with active cards,
 made through the services' HTTP APIs exactly as the agency, the bank and the
-cardholders do (registered, card issued, password set), some of them funded by a real
-month end."""
+cardholders do (registered, card issued, password set), funded by a real month end."""
 
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ class Holder:
 class Cardholders:
     eco: Ecosystem
     loss: list[Holder] = field(default_factory=list)
-    """Cards that will be reported lost (not funded)."""
+    """Cards that will be reported lost (funded too: only the block refuses the thief's purchase)."""
     pos: list[Holder] = field(default_factory=list)
     """Funded cards for the POS load."""
     unit_id: str = ""
@@ -47,8 +46,8 @@ def _person(i: int) -> Holder:
 
 
 async def set_up(eco: Ecosystem, *, loss_cards: int, pos_cards: int) -> Cardholders:
-    """Clock, staff, one designated hospital, the cardholders; then a month end funds the
-    POS cards. Returns when the bank has applied everything."""
+    """Clock, staff, one designated hospital, the cardholders and their contributions
+    (``fund`` then crosses the month end, once the bank has recorded them)."""
     world = Cardholders(eco)
     await eco.call("identity", "POST", "/v1/clock/advance", who="operator",
                    json={"start": START.isoformat(), "days": 1})
@@ -64,15 +63,15 @@ async def set_up(eco: Ecosystem, *, loss_cards: int, pos_cards: int) -> Cardhold
     await gather_limited(holders, lambda h: _register(world, h), SETUP_CONCURRENCY)
     await gather_limited(holders, lambda h: _issue_card(eco, h), SETUP_CONCURRENCY)
     world.loss, world.pos = holders[:loss_cards], holders[loss_cards:]
-    for chunk in range(0, len(world.pos), 1000):
-        items = [{"person_id": h.person_id, "amount_fen": FUNDING_FEN} for h in world.pos[chunk:chunk + 1000]]
+    for chunk in range(0, len(holders), 1000):
+        items = [{"person_id": h.person_id, "amount_fen": FUNDING_FEN} for h in holders[chunk:chunk + 1000]]
         await eco.call("identity", "POST", "/v1/contributions", who="clerk",
                        json={"unit_id": world.unit_id, "month": MONTH, "items": items})
     return world
 
 
 async def fund(world: Cardholders) -> None:
-    """Cross the month end: the bank credits every POS card's contribution."""
+    """Cross the month end: the bank credits every card's contribution."""
     await world.eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"days": 1})
 
 

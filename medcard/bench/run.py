@@ -167,6 +167,7 @@ async def _cardholder_rows(options: Options, kafka: str, mongo: str, report: dic
             say(f"set-up: {n_loss + n_pos} cardholders over HTTP (registered, card issued, PIN set)")
             t = time.perf_counter()
             world = await cardholders.set_up(eco, loss_cards=n_loss, pos_cards=n_pos)
+            await drain(eco, probe)  # every contribution recorded before the month end credits it
             await cardholders.fund(world)
             await drain(eco, probe)
             say(f"set-up done in {time.perf_counter() - t:.0f} s")

@@ -85,6 +85,8 @@ def summary(r: dict[str, Any]) -> Table:
         ("monthly transfers", f"{r['monthly_transfers']['count']} = {r['monthly_transfers']['total_fen'] / 100:.2f} yuan"),
         ("loss to block p50 / p99", f"{r['loss_to_block']['latency_ms_p50']} / {r['loss_to_block']['latency_ms_p99']} ms"),
         ("purchases inside the loss window", r["loss_to_block"]["purchases_inside_window"]),
+        ("loss reports answered blocked / pending",
+         f"{r['loss_to_block']['answered'].get('confirmed', 0)} / {r['loss_to_block']['answered'].get('pending', 0)}"),
     ]
     if "faults" in r:
         f = r["faults"]

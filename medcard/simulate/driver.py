@@ -69,6 +69,8 @@ class Ledger:
     authorisations: set[str] = field(default_factory=set)
     contributions: set[str] = field(default_factory=set)
     answers: Counter[str] = field(default_factory=Counter)
+    loss_answers: Counter[str] = field(default_factory=Counter)
+    """How the loss reports answered the block: 'confirmed' (the bank had stopped the card) or 'pending'."""
 
 
 @dataclass
@@ -291,6 +293,7 @@ class Driver:
                 "card_number": h.card, "id_number": p.id_number,
                 "letter_reference": f"LP-{p.index:06d}-{self.today:%Y%m%d}"})
         self.ledger.vouchers.add(report["voucher"])
+        self.ledger.loss_answers[report["block"]] += 1
         h.usable = False
 
     async def _apply_replacement(self, p: Person, h: Holder, *, broken: bool, day: date) -> None:

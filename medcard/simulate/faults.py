@@ -6,7 +6,8 @@ been told to advance (a month end's transfers, replacements becoming ready). Thr
 
 - ``kill_service``: one service process is SIGKILLed, as a crash would, and started again;
 - ``kafka_outage``: the broker is stopped before the clock advance (that command is then
-  accepted while Kafka is down) and started again a moment later;
+  accepted while Kafka is down, and answered after identity's wait for the services, naming
+  them all behind) and started again a moment later;
 - ``database_outage``: the MongoDB-wire server is stopped for a moment and started again.
 
 No HTTP request is in flight when a service dies or the database stops, so the driver never

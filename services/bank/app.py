@@ -9,6 +9,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from shared.clock import CLOCK_GROUPS
 from shared.consumer import ConsumerRunner
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
@@ -30,6 +31,7 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime = ServiceRuntime("bank", settings)
     bank = Bank.wire(runtime)
     runtime.setup_hooks.append(bank.setup)
+    runtime.business_date = bank.clock.current
     runtime.consume(["identity", "cards"], partial(on_identity_or_cards, bank),
                     batch_handler=partial(on_identity_or_cards_batch, bank))
     # The month end runs in its own consumer group, so a long transfer never delays a loss report.
@@ -39,7 +41,7 @@ def create(settings: Settings | None = None) -> FastAPI:
     # by the session timeout; only a handler stuck for an hour goes unnoticed that long).
     runtime.consumers.append(ConsumerRunner(
         runtime.settings, service="bank", topics=[topic_for_service("clock", runtime.settings.namespace)],
-        handler=partial(on_clock, bank), group_id=f"{runtime.settings.group_id('bank')}.clock",
+        handler=partial(on_clock, bank), group_id=runtime.settings.group_id(CLOCK_GROUPS["bank"]),
         max_poll_interval_ms=3_600_000))
     app = create_app(runtime, title="Bank", description=DESCRIPTION, routers=routers)
     app.state.bank = bank

@@ -38,6 +38,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         await ctx.limits.create_indexes()
 
     runtime.setup_hooks.append(setup)
+    runtime.business_date = ctx.clock.current
     runtime.consume(["identity", "clock", "bank"], make_handler(ctx))
     app = create_app(
         runtime, title="Cards service",

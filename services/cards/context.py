@@ -3,8 +3,10 @@ indexes from card, voucher and receipt numbers to the cardholder, and the busine
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -19,13 +21,39 @@ from shared.ids import InvalidIdNumber, id_digest, validate_id_number
 from shared.outbox import AggregateStore, Outcome
 from shared.settings import Settings
 
-from .domain import Decide
-from .model import Cardholder
+from .domain import Decide, known
+from .model import Card, Cardholder
 
 Index = AsyncCollection[dict[str, Any]]
 """Number -> person id. Written before the cardholder's document, so every number the
 aggregate holds is found; an entry whose write to the aggregate failed is never matched."""
 PLACEHOLDER = "0"
+BLOCK_POLL_SECONDS = 0.1
+"""How often a loss report waiting for the bank's block reads the cardholder again (the
+bank's CardBlocked may be applied by another replica, whose wake-up does not reach it)."""
+
+
+class BlockWatch:
+    """Wakes, in this process, the loss reports waiting for the bank to block a card."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+
+    def confirmed(self, card_number: str) -> None:
+        for woken in self._waiting.get(card_number, ()):
+            woken.set()
+
+    @contextlib.contextmanager
+    def watch(self, card_number: str) -> Iterator[asyncio.Event]:
+        woken = asyncio.Event()
+        self._waiting.setdefault(card_number, set()).add(woken)
+        try:
+            yield woken
+        finally:
+            waiting = self._waiting[card_number]
+            waiting.discard(woken)
+            if not waiting:
+                del self._waiting[card_number]
 
 
 @dataclass
@@ -39,6 +67,7 @@ class Cards:
     calendar: BusinessCalendar
     limits: RateLimits
     """Of the public loss-voucher query: per client and per voucher."""
+    blocks: BlockWatch = field(default_factory=BlockWatch)
 
     def presented_digest(self, id_number: str) -> str:
         """The digest of an ID number shown at a counter or online; 422 if it is malformed."""
@@ -70,6 +99,22 @@ class Cards:
             return Outcome(dry.state, [], dry.result)
         number = await self.reserve(index, make_number, person_id)
         return await self.holders.execute(person_id, decide_with(number), correlation_id=correlation_id)
+
+    async def blocked(self, person_id: str, card: Card) -> Card:
+        """The card once the bank has confirmed its block (its CardBlocked came back), or as
+        it stands after ``loss_block_wait_seconds``: then the block is still pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.loss_block_wait_seconds
+        with self.blocks.watch(card.card_number) as woken:
+            while card.bank_blocked_at is None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(left, BLOCK_POLL_SECONDS))
+                woken.clear()
+                card = known(await self.holders.get(person_id), person_id).card(card.card_number)
+        return card
 
     async def person_of(self, index: Index, number: str, what: str) -> str:
         doc = await index.find_one({"_id": number})

@@ -121,6 +121,18 @@ def report_loss(*, person_id: str, card_number: str | None, presented: Presented
     return decide
 
 
+def confirm_block(*, person_id: str, card_number: str, blocked_at: datetime) -> Decide:
+    """The bank's CardBlocked came back: the card is stopped at the bank (a repeat changes nothing)."""
+    def decide(state: Cardholder | None) -> Decision[Cardholder]:
+        holder = known(state, person_id)
+        card = holder.card(card_number)
+        if card.bank_blocked_at is not None:
+            return Decision(None, [], card)
+        card = card.model_copy(update={"bank_blocked_at": blocked_at})
+        return Decision(holder.with_card(card), [], card)
+    return decide
+
+
 def request_replacement(*, person_id: str, card_number: str, presented: Presented, receipt_number: str,
                         broken_card: bool, today: date) -> Decide:
     """The agency takes the application for a lost card, or for an active card brought in broken."""

@@ -1,12 +1,20 @@
 """Events the cards service consumes, each turned into one call of the domain:
-identity's PersonRegistered, the bank's CardPasswordSet and BankStamped, and the clock."""
+identity's PersonRegistered, the bank's CardPasswordSet, CardBlocked and BankStamped, and
+the clock."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from shared.consumer import Handler
-from shared.events import BankStamped, BusinessDateAdvanced, CardPasswordSet, CloudEvent, PersonRegistered
+from shared.events import (
+    BankStamped,
+    BusinessDateAdvanced,
+    CardBlocked,
+    CardPasswordSet,
+    CloudEvent,
+    PersonRegistered,
+)
 from shared.ids import new_reference
 
 from . import domain
@@ -24,12 +32,18 @@ def make_handler(ctx: Cards) -> Handler:
                                                                   card_number=data.card_number),
                                   correlation_id=event.correlationid, cause=event)
 
+    async def on_blocked(event: CloudEvent, data: CardBlocked) -> None:
+        decide = domain.confirm_block(person_id=data.person_id, card_number=data.card_number,
+                                      blocked_at=data.blocked_at)
+        await ctx.holders.execute(data.person_id, decide, correlation_id=event.correlationid, cause=event)
+        ctx.blocks.confirmed(data.card_number)  # the loss reports waiting for it answer now
+
     async def on_stamped(event: CloudEvent, data: BankStamped) -> None:
         voucher = await ctx.reserve(ctx.voucher_index, lambda: new_reference("V"), data.person_id)
         decide = domain.start_production(
             person_id=data.person_id, receipt_number=data.receipt_number, stamped_on=data.business_date,
             calendar=ctx.calendar, wait_working_days=ctx.settings.replacement_wait_working_days,
-            voucher=voucher, now=datetime.now(UTC), today=ctx.clock.today(),
+            voucher=voucher, now=datetime.now(UTC), today=await ctx.clock.current(),
         )
         await ctx.holders.execute(data.person_id, decide, correlation_id=event.correlationid, cause=event)
 
@@ -46,6 +60,8 @@ def make_handler(ctx: Cards) -> Handler:
             await on_person_registered(event, data)
         elif isinstance(data, CardPasswordSet):
             await on_password_set(event, data)
+        elif isinstance(data, CardBlocked):
+            await on_blocked(event, data)
         elif isinstance(data, BankStamped):
             await on_stamped(event, data)
         elif isinstance(data, BusinessDateAdvanced):

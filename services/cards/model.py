@@ -1,9 +1,10 @@
 """The state of the cards service: a cardholder (one person) and every card they have held.
 
 A card's ``state`` is its step in the cards service's lifecycle (``Stage``); ``loss`` (set
-once, never cleared) says whether it is blocked; ``replacement`` follows the application
-for the card replacing it. What the API shows is the shared vocabulary
-(``shared.card_state``): ``Card.shared_state`` and ``Card.replacement_status``.
+once, never cleared) says whether it was reported lost, and ``bank_blocked_at`` whether the
+bank has confirmed that it stopped it; ``replacement`` follows the application for the card
+replacing it. What the API shows is the shared vocabulary (``shared.card_state``):
+``Card.shared_state`` and ``Card.replacement_status``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class Card(BaseModel):
     replaced_by: str | None = None
     loss: LossReport | None = None
     replacement: Replacement | None = None
+    bank_blocked_at: datetime | None = None
+    """When the bank stopped the card (its CardBlocked, consumed from the bank topic): from
+    then on the bank authorises no purchase on it."""
 
     @property
     def shared_state(self) -> CardState:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,11 +120,18 @@ class LossReportQuery(BaseModel):
     id_number: Annotated[IdNumberText, Field(description="The reporter's resident ID number")]
 
 
+BlockStatus = Literal["confirmed", "pending"]
+BLOCKED = ("True: the bank has stopped the card (its CardBlocked came back before this answer): no purchase on it "
+           "is approved from now on. False: the report is taken and the bank is stopping the card, but had not "
+           "confirmed it within the wait (MEDCARD_LOSS_BLOCK_WAIT_SECONDS); report again, or query the voucher, "
+           "to see it confirmed")
+
+
 class LossReportPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "voucher": "V583920174625", "card_number_masked": "6216***********0018", "channel": "online",
         "business_date": "2026-01-05", "reported_at": "2026-01-05T02:13:09Z", "letter_reference": None,
-        "card_state": "lost",
+        "card_state": "lost", "blocked": True, "block": "confirmed",
     }]})
     voucher: str
     card_number_masked: str
@@ -133,6 +140,8 @@ class LossReportPublic(BaseModel):
     reported_at: datetime = Field(description=REPORTED_AT)
     letter_reference: str | None
     card_state: CardState = Field(description=STATE_DESCRIPTION)
+    blocked: bool = Field(description=BLOCKED)
+    block: BlockStatus = Field(description="'confirmed' when blocked, else 'pending'")
 
 
 class LossReportStatus(BaseModel):
@@ -140,13 +149,15 @@ class LossReportStatus(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "voucher": "V583920174625", "card_number_masked": "6216***********0018", "channel": "online",
-        "business_date": "2026-01-05", "card_state": "lost",
+        "business_date": "2026-01-05", "card_state": "lost", "blocked": True, "block": "confirmed",
     }]})
     voucher: str
     card_number_masked: str
     channel: LossChannel
     business_date: date
     card_state: CardState
+    blocked: bool = Field(description=BLOCKED)
+    block: BlockStatus = Field(description="'confirmed' when blocked, else 'pending'")
 
 
 class ReplacementCreate(BaseModel):
@@ -178,15 +189,17 @@ def card_public(person_id: str, card: Card) -> CardPublic:
 
 def loss_public(card: Card) -> LossReportPublic:
     assert card.loss is not None
+    blocked = card.bank_blocked_at is not None
     return LossReportPublic(card_number_masked=mask_card(card.card_number), card_state=card.shared_state,
-                            **card.loss.model_dump())
+                            blocked=blocked, block="confirmed" if blocked else "pending", **card.loss.model_dump())
 
 
 def loss_status(card: Card) -> LossReportStatus:
     assert card.loss is not None
+    blocked = card.bank_blocked_at is not None
     return LossReportStatus(voucher=card.loss.voucher, card_number_masked=mask_card(card.card_number),
                             channel=card.loss.channel, business_date=card.loss.business_date,
-                            card_state=card.shared_state)
+                            card_state=card.shared_state, blocked=blocked, block="confirmed" if blocked else "pending")
 
 
 def replacement_public(person_id: str, card: Card) -> ReplacementPublic:

@@ -24,6 +24,7 @@ from .api.access import staff_key
 from .clock import CLOCK_ID, ClockState, catch_up
 from .config import IdentitySettings, identity_settings
 from .context import Identity
+from .followers import ClockFollowers
 from .domain import InsuredUnit, Person, StaffUser, create_staff
 
 log = get_logger("identity")
@@ -82,6 +83,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         limits=RateLimits(runtime.db["rate_limits"], per_client=config.rate_limit_per_client,
                           key=config.id_digest_key),
         code_box=SecretBox(config.otp_key, ONE_TIME_CODE_PURPOSE),
+        followers=ClockFollowers(config),
     )
 
     async def setup() -> None:
@@ -90,6 +92,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(decoy_hash)  # ready before the first login to an unknown account
 
     runtime.setup_hooks.append(setup)
+    runtime.stop_hooks.append(ctx.followers.close)
+    runtime.business_date = ctx.business_date
     if config.identity_clock_follows_real_date:
         runtime.background.append(lambda: follow_real_date(ctx))
     app = create_app(

@@ -1,5 +1,5 @@
-"""Identity's own settings: the operator account created at start-up, and whether the
-business clock follows the real date.
+"""Identity's own settings: the operator account created at start-up, whether the
+business clock follows the real date, and how long a clock advance waits for the services.
 
 ``MEDCARD_IDENTITY_BOOTSTRAP_OPERATOR_PASSWORD`` sets its password. In development,
 when unset, it is a random one generated once for the installation and kept with its keys
@@ -9,7 +9,7 @@ when unset, no bootstrap operator is created.
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from shared.keys import KNOWN_KEYS, default_keys_file, installation_keys
 from shared.settings import Settings, load_or_exit
@@ -33,6 +33,9 @@ class IdentitySettings(Settings):
     """How long a one-time code for opening an online account lasts."""
     identity_account_code_max_tries: int = 3
     """Wrong codes that void it (a new one must be asked for)."""
+    identity_clock_followers_wait_seconds: float = Field(5.0, ge=0, le=60)
+    """How long a clock advance waits for every service to apply the new business date
+    before it answers; those that have not by then are named in the answer."""
 
     @model_validator(mode="after")
     def _real_date_clock(self) -> IdentitySettings:

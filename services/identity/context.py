@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from shared.calendar import real_today
 from shared.errors import Conflict
 from shared.guard import RateLimits
 from shared.outbox import AggregateStore
 from shared.security import SecretBox
 
-from .clock import ClockState
+from .clock import CLOCK_ID, ClockState
 from .config import IdentitySettings
+from .followers import ClockFollowers
 from .domain import InsuredUnit, LoginPolicy, Person, StaffUser
 
 CLAIM_GRACE = timedelta(minutes=1)
@@ -34,10 +36,17 @@ class Identity:
     limits: RateLimits
     code_box: SecretBox
     """Seals a one-time code for notifications' SMS channel (the only other holder of the key)."""
+    followers: ClockFollowers
+    """The services' consumer groups that apply the business clock."""
 
     @property
     def login_policy(self) -> LoginPolicy:
         return LoginPolicy(self.settings.login_max_failures, self.settings.login_lock_seconds)
+
+    async def business_date(self) -> date:
+        """The clock's business date (the real date in China until it is first advanced)."""
+        state = await self.clock.get(CLOCK_ID)
+        return state.date if state else real_today()
 
     async def create_indexes(self) -> None:
         await self.persons.collection.create_index("id_number_digest", unique=True)

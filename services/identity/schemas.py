@@ -206,9 +206,20 @@ class ClockPublic(BaseModel):
 
 
 class ClockAdvanced(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"previous_date": "2026-01-05", "date": "2026-02-02",
-                                                               "days": 28, "months_ended": ["2026-01"]}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"previous_date": "2026-01-05", "date": "2026-02-02", "days": 28, "months_ended": ["2026-01"],
+         "applied_everywhere": True, "services_behind": []},
+        {"previous_date": "2026-02-02", "date": "2026-02-03", "days": 1, "months_ended": [],
+         "applied_everywhere": False, "services_behind": ["bank"]},
+    ]})
     previous_date: date
     date: date
     days: int
     months_ended: list[str]
+    applied_everywhere: bool = Field(description=(
+        "Every service (cards, bank, notifications) had applied the new business date before this answer: a "
+        "command sent after it is dated with the new day (and a month end's transfers are done)"))
+    services_behind: list[str] = Field(description=(
+        "The services that had not yet applied it when the wait (MEDCARD_IDENTITY_CLOCK_FOLLOWERS_WAIT_SECONDS) "
+        "ran out: until they do, their commands still carry the earlier date; their /ready tells their "
+        "business_date"))

@@ -50,6 +50,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         await hub.create_indexes()
 
     runtime.setup_hooks.append(indexes)
+    runtime.business_date = clock.current
     runtime.consume(list(TOPICS), EventHandler(messages=messages, recipients=recipients, merchants=merchants,
                                                hub=hub, dispatcher=dispatcher, clock=clock))
     runtime.background += [dispatcher.run, WebhookSender(config, hub).run]

@@ -1,6 +1,7 @@
 """Event handlers: every consumed event is kept and fanned out to webhooks; identity's,
 cards' and bank's events feed the projections (a person's contact details release the
-messages that waited for them); cardholder-facing ones become messages."""
+messages that waited for them); the clock's move the business date; cardholder-facing
+ones become messages."""
 
 from __future__ import annotations
 

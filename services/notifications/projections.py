@@ -1,7 +1,7 @@
 """The notifications service's projections of other services' events (rebuildable from the
 topics: ``medcard projections rebuild notifications``): who can be reached how and which card
 is whose (``recipients``, from identity's and cards' events) and what each merchant is called
-(``merchants``, from the bank's)."""
+(``merchants``, from the bank's), and the business date (``clock``, from the clock topic)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ async def project(db: AsyncDatabase[dict[str, Any]], event: CloudEvent) -> None:
 
 
 PROJECTIONS = [
+    CLOCK_PROJECTION,
     Projection("recipients", sources=("identity", "cards", "bank"), collections=("recipients", "merchants"),
                apply=project),
-    CLOCK_PROJECTION,
 ]

@@ -69,6 +69,8 @@ async def test_a_small_simulation_keeps_every_invariant_and_its_counts_add_up(sm
     assert report["monthly_transfers"]["total_fen"] > 0
     assert report["events_published"] == sum(by_type.values())
     assert report["loss_to_block"]["applied_by_bank"] == report["loss_to_block"]["reports"]
+    # Each loss report of a person answered with the block confirmed or pending (the stamp reports the rest).
+    assert 0 < sum(report["loss_to_block"]["answered"].values()) <= report["loss_to_block"]["reports"]
     assert report["dead_letters"] == 0
 
 

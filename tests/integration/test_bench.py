@@ -39,6 +39,8 @@ def test_bench_prints_every_row_with_its_baseline_and_writes_the_json(infra: Any
         assert isinstance(row["met"], bool) and row["goal"] and row["figure"] and row["unit"]
     loss = rows["loss_to_block_p99"]["detail"]
     assert loss["reports"] == loss["refused_41"] == 10  # every lost card was refused "41" at the POS
+    assert loss["answered_blocked"] + loss["answered_pending"] == 10
+    assert loss["approved_after_blocked"] == 0  # the promise of a "blocked" answer
     assert rows["pos_rps"]["detail"]["pos"]["statuses"].keys() == {"200"}
     assert rows[f"month_end_rate@{SIZE}"]["detail"]["bank"]["accounts"] == SIZE
     machine = data["machine"]

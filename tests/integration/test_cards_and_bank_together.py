@@ -4,7 +4,9 @@ service's API does must show in the other's answers, after the events have cross
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,9 @@ pytestmark = pytest.mark.infra
 PIN, NEW_PIN = "246810", "135790"
 NAME, MOBILE = "Wang Fang", "13800138000"
 PHARMACY = "M-PH-0001"
+REPORTS = 200
+"""Loss reports, each followed at once by a purchase (``medcard bench``'s loss row makes 1,000)."""
+IN_FLIGHT = 10
 
 
 @dataclass
@@ -130,6 +135,112 @@ async def insured_with_money(eco: Ecosystem, serial: int, amount_fen: int) -> tu
     await eco.advance_clock({"to": "2026-02-02"}, "2026-02-02")
     await eco.bank.wait_account(person_id, lambda a: a["balance_fen"] == amount_fen)
     return person_id, number, card
+
+
+@dataclass
+class Insured:
+    serial: int
+    number: str
+    person_id: str = ""
+    card: str = ""
+    login: dict[str, str] | None = None
+    """The holder's auth header, for those who report the loss online."""
+
+
+async def limited(items: list[Insured], step: Callable[[Insured], Awaitable[None]]) -> None:
+    """``step`` for every item, ``IN_FLIGHT`` at a time."""
+    slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(item: Insured) -> None:
+        async with slots:
+            await step(item)
+    await asyncio.gather(*(one(i) for i in items))
+
+
+async def many_insured_with_money(eco: Ecosystem, count: int, amount_fen: int) -> list[Insured]:
+    """``count`` people of one unit, each with an active card credited ``amount_fen`` at the
+    January month end; every other one has an online account and is logged in."""
+    clerk = eco.as_("clerk")
+    unit = await eco.identity.post("/v1/units", json={"name": "Hongxing Machinery"}, headers=clerk)
+    assert unit.status_code == 201, unit.text
+    people = [Insured(i, id_number(300 + i)) for i in range(count)]
+
+    async def enrol(p: Insured) -> None:
+        registered = await eco.identity.post("/v1/persons", headers=clerk, json={
+            "name": NAME, "id_number": p.number, "mobile": MOBILE, "household_number": f"1101050{p.serial:05d}",
+            "unit_id": unit.json()["unit_id"]})
+        assert registered.status_code == 201, registered.text
+        p.person_id = registered.json()["person_id"]
+        if p.serial % 2:
+            p.login = await open_account_and_login(eco.identity, p.number, f"holder{p.serial:04d}", name=NAME)
+        await wait_known_to_cards(eco.cards, clerk, p.person_id)
+        issued = await eco.cards.post("/v1/cards", json={"person_id": p.person_id}, headers=clerk)
+        assert issued.status_code == 201, issued.text
+        p.card = issued.json()["card_number"]
+
+        async def pin_set() -> bool:  # the bank knows the card once CardIssued has crossed
+            r = await eco.bank.http.put(f"/v1/cards/{p.card}/password", headers=eco.as_("teller"), json={"pin": PIN})
+            assert r.status_code in (200, 404), r.text
+            return r.status_code == 200
+        await eventually(pin_set, timeout=60)
+
+    await limited(people, enrol)
+    paid = await eco.identity.post("/v1/contributions", headers=clerk, json={
+        "unit_id": unit.json()["unit_id"], "month": "2026-01",
+        "items": [{"person_id": p.person_id, "amount_fen": amount_fen} for p in people]})
+    assert paid.status_code == 201, paid.text
+
+    async def recorded(p: Insured) -> None:  # before the month end: a later one would wait for the next
+        await eco.bank.wait_account(p.person_id, lambda a: bool(a["pending_contributions"]), timeout=60)
+    await limited(people, recorded)
+    await eco.advance_clock({"to": "2026-02-02"}, "2026-02-02")
+
+    async def credited() -> bool:
+        totals = await eco.bank.http.get("/v1/ledger/totals", headers=eco.as_("operator"))
+        return bool(totals.json()["balance_fen"] == count * amount_fen)
+    await eventually(credited, timeout=60)
+    return people
+
+
+async def test_no_purchase_is_approved_on_a_card_once_its_loss_report_answered_blocked(settings: Settings) -> None:
+    """Each report, online or at the bank counter, is followed at once by a purchase on the card
+    (a thief who knows the PIN): after a "blocked" answer, none is ever approved. A report the
+    bank had not confirmed in time says so ("pending"); its repeat tells the block once it is."""
+    fast = settings.model_copy(update={"argon2_memory_kib": 256, "argon2_time_cost": 1})
+    async with ecosystem(fast) as eco:
+        people = await many_insured_with_money(eco, REPORTS, 10_000)
+        answers: dict[str, tuple[int, dict[str, Any], str]] = {}
+
+        async def lose_then_buy(p: Insured) -> None:
+            if p.login is not None:
+                lost = await eco.cards.post("/v1/loss-reports/online", headers=p.login,
+                                            json={"name": NAME, "id_number": p.number, "mobile": MOBILE})
+            else:
+                lost = await eco.cards.post("/v1/loss-reports/bank", headers=eco.as_("teller"), json={
+                    "card_number": p.card, "id_number": p.number, "letter_reference": f"HX-2026-{p.serial:04d}"})
+            thief = await eco.bank.swipe(p.card, PIN, PHARMACY, 100)
+            answers[p.card] = (lost.status_code, lost.json(), thief["response_code"])
+
+        started = time.perf_counter()
+        await limited(people, lose_then_buy)
+        took = time.perf_counter() - started
+
+        assert {status for status, _, _ in answers.values()} == {201}
+        assert all(a["card_state"] == "lost" and a["block"] == ("confirmed" if a["blocked"] else "pending")
+                   for _, a, _ in answers.values())
+        after_blocked = [code for _, a, code in answers.values() if a["blocked"]]
+        pending = [p for p in people if not answers[p.card][1]["blocked"]]
+        print(f"{REPORTS} reports in {took:.1f} s: {len(after_blocked)} blocked, {len(pending)} pending; "
+              f"purchases after a pending answer: {sorted(answers[p.card][2] for p in pending)}")
+        assert after_blocked and set(after_blocked) == {"41"}, after_blocked  # never "00"
+
+        # The same report again (same voucher) tells the block as it now stands: confirmed.
+        for p in [*pending, people[0], people[1]]:
+            again = await eco.cards.post("/v1/loss-reports/bank", headers=eco.as_("teller"), json={
+                "card_number": p.card, "id_number": p.number, "letter_reference": "HX-2026-9999"})
+            assert again.status_code == 200, again.text
+            assert again.json()["voucher"] == answers[p.card][1]["voucher"]
+            assert (again.json()["blocked"], again.json()["block"]) == (True, "confirmed"), again.json()
 
 
 @pytest.mark.parametrize("channel", ["online", "bank"])

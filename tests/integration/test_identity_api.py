@@ -178,7 +178,8 @@ async def test_the_operator_advances_the_clock_day_by_day_and_never_back(setting
                                   headers=operator)
         assert moved.status_code == 200, moved.text
         assert moved.json() == {"previous_date": "2026-01-30", "date": "2026-02-02", "days": 3,
-                                "months_ended": ["2026-01"]}
+                                "months_ended": ["2026-01"], "applied_everywhere": False,
+                                "services_behind": ["bank", "cards", "notifications"]}  # none of them runs here
         back = await client.post("/v1/clock/advance", json={"to": "2026-02-01"}, headers=operator)
         assert back.status_code == 409 and "backwards" in back.json()["detail"]
         both = await client.post("/v1/clock/advance", json={"days": 1, "to": "2026-03-01"}, headers=operator)

@@ -8,6 +8,7 @@ import pytest
 
 from services.cards import domain
 from services.cards.model import NO_MATCH, Cardholder, Presented
+from services.cards.schemas import loss_public
 from shared.calendar import BusinessCalendar
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.events import (
@@ -159,6 +160,20 @@ def test_a_card_already_reported_lost_keeps_its_voucher_and_publishes_nothing(st
     decision = lose(voucher="V-other")(before)
     assert decision.events == [] and decision.state == before
     assert decision.result.loss.voucher in ("V1", "VB")
+
+
+def test_the_banks_block_is_recorded_once_and_the_loss_answer_tells_it() -> None:
+    lost, _ = apply(holder_in("lost"), domain.confirm_block(person_id=PID, card_number=CARD, blocked_at=NOW))
+    assert lost.card(CARD).bank_blocked_at == NOW and lost.card(CARD).state == "lost"
+    again = domain.confirm_block(person_id=PID, card_number=CARD, blocked_at=datetime(2026, 1, 6, tzinfo=UTC))(lost)
+    assert again.state is None and again.events == [] and again.result.bank_blocked_at == NOW
+    answer = loss_public(lost.card(CARD))
+    assert (answer.blocked, answer.block, answer.card_state) == (True, "confirmed", "lost")
+
+
+def test_a_loss_the_bank_has_not_confirmed_is_answered_as_pending() -> None:
+    answer = loss_public(holder_in("lost").card(CARD))
+    assert (answer.blocked, answer.block, answer.card_state) == (False, "pending", "lost")
 
 
 def test_a_broken_card_awaiting_replacement_can_still_be_reported_lost() -> None:

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from services.identity.clock import ClockState, advance, catch_up
+from services.identity.followers import services_behind
 from shared.errors import Conflict, Invalid
 from shared.events import BusinessDateAdvanced, MonthEnded
 
@@ -83,3 +84,10 @@ def test_the_real_date_clock_starts_on_today_and_leaves_a_clock_that_is_ahead_al
     assert (first.state, first.events) == (ClockState(date=TODAY), [])
     ahead = ClockState(date=date(2026, 3, 1))
     assert (catch_up(today=TODAY)(ahead).state, catch_up(today=TODAY)(ahead).events) == (ahead, [])
+
+
+def test_a_service_is_behind_until_its_clock_group_has_committed_up_to_the_end_of_the_clock() -> None:
+    committed: dict[str, int | None] = {"cards": 12, "bank": 11, "notifications": None}
+    assert services_behind(committed, 12) == ["bank", "notifications"]
+    assert services_behind({"cards": 12, "bank": 13, "notifications": 12}, 12) == []
+    assert services_behind({"cards": None}, 0) == []  # nothing on the clock topic yet

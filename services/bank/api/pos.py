@@ -57,8 +57,8 @@ async def list_merchants(bank: BankDep) -> MerchantsPublic:
 async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPrincipal, bank: BankDep,
                              request: Request) -> PosAuthorisationPublic:
     """Authorise a card payment at a POS; a refusal is an answer with its response code."""
-    swipe = pos_request(bank, principal, body.card_number, body.merchant_id, body.amount_fen, body.kind,
-                        transaction_id=body.transaction_id)
+    swipe = await pos_request(bank, principal, body.card_number, body.merchant_id, body.amount_fen, body.kind,
+                              transaction_id=body.transaction_id)
     return PosAuthorisationPublic(**asdict(await decide_swipe(bank, request, swipe, body.pin, authorise)))
 
 
@@ -67,20 +67,20 @@ async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPri
 async def inquire_balance(body: PosBalanceInquiryCreate, principal: CurrentPrincipal, bank: BankDep,
                           request: Request) -> PosBalanceInquiryPublic:
     """Tell a card's balance at a designated merchant's POS, on the card password (refusals as for a purchase)."""
-    swipe = pos_request(bank, principal, body.card_number, body.merchant_id, 0, "balance_inquiry")
+    swipe = await pos_request(bank, principal, body.card_number, body.merchant_id, 0, "balance_inquiry")
     said = await decide_swipe(bank, request, swipe, body.pin, inquire)
     return PosBalanceInquiryPublic(authorisation_id=said.authorisation_id, approved=said.approved,
                                    response_code=said.response_code, reason=said.reason,
                                    balance_fen=said.balance_after_fen)
 
 
-def pos_request(bank: Bank, principal: Principal, card_number: str, merchant_id: str, amount_fen: int,
-                kind: PosKind, *, transaction_id: str | None = None) -> PosRequest:
+async def pos_request(bank: Bank, principal: Principal, card_number: str, merchant_id: str, amount_fen: int,
+                      kind: PosKind, *, transaction_id: str | None = None) -> PosRequest:
     """The swipe a terminal sends; a terminal speaks only for its own merchant (403)."""
     if principal.role == "merchant" and principal.sub != merchant_id:
         raise Forbidden(f"this terminal belongs to merchant {principal.sub}, not {merchant_id}")
     return PosRequest(card_number=card_number, merchant_id=merchant_id, amount_fen=amount_fen, kind=kind,
-                      authorisation_id=new_id("AU"), at=datetime.now(UTC), business_date=bank.clock.today(),
+                      authorisation_id=new_id("AU"), at=datetime.now(UTC), business_date=await bank.clock.current(),
                       transaction_id=transaction_id)
 
 

@@ -24,6 +24,6 @@ async def stamp_receipt(body: StampCreate, bank: BankDep, request: Request) -> S
     if person_id is None:
         raise NotFound(f"replacement receipt {body.receipt_number} is unknown to the bank")
     decide = domain.stamp_receipt(body.receipt_number, body.branch, body.seal, datetime.now(UTC),
-                                  bank.clock.today())
+                                  await bank.clock.current())
     outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request))
     return StampPublic(**outcome.result.model_dump())

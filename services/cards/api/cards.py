@@ -23,7 +23,7 @@ STAFF: tuple[Role, ...] = ("clerk", "teller", "operator")
 async def issue_card(body: CardCreate, request: Request, ctx: CardsDep,
                      _: Annotated[Principal, Depends(require_roles("clerk"))]) -> CardPublic:
     """Issue a card to a registered person: pending activation until the bank sets its password."""
-    today = ctx.clock.today()
+    today = await ctx.clock.current()
     outcome = await ctx.execute_numbered(
         body.person_id, ctx.card_index, new_card_number,
         lambda number: domain.issue_card(person_id=body.person_id, card_number=number,

@@ -34,21 +34,36 @@ router = APIRouter(prefix="/v1/loss-reports", tags=["loss reports"])
 REPEAT_EXAMPLE = {
     "voucher": "V583920174625", "card_number_masked": "6216***********0018", "channel": "online",
     "business_date": "2026-01-05", "reported_at": "2026-01-05T02:13:09Z", "letter_reference": None,
-    "card_state": "lost",
+    "card_state": "lost", "blocked": True, "block": "confirmed",
 }
 """A second report, here while the replacement is being made: the first report's voucher, channel and time."""
+BLOCKED_EXAMPLE = {**REPEAT_EXAMPLE, "card_state": "lost"}
+"""A new report the bank confirmed before the answer."""
+PENDING_EXAMPLE = {
+    "voucher": "V583920174626", "card_number_masked": "6216***********0026", "channel": "bank",
+    "business_date": "2026-01-05", "reported_at": "2026-01-05T02:13:09Z", "letter_reference": "HX-2026-0031",
+    "card_state": "lost", "blocked": False, "block": "pending",
+}
+"""A new report the bank had not yet confirmed when the wait ran out."""
 NEW_OR_REPEAT: dict[int | str, dict[str, object]] = {
     200: {"model": LossReportPublic, "content": {"application/json": {"example": REPEAT_EXAMPLE}},
-          "description": "The card was already reported lost: the same voucher, nothing published"},
-    201: {"description": "The card is blocked: a new voucher"},
+          "description": "The card was already reported lost: the same voucher, nothing published; "
+                         "'blocked' tells whether the bank has stopped it"},
+    201: {"content": {"application/json": {"examples": {
+              "blocked": {"summary": "The bank has stopped the card", "value": BLOCKED_EXAMPLE},
+              "pending": {"summary": "The bank had not confirmed in time", "value": PENDING_EXAMPLE}}}},
+          "description": "A new voucher; 'blocked': true once the bank has stopped the card (no purchase on it is "
+                         "approved from then on), else 'blocked': false, 'block': 'pending'"},
 }
 
 
 async def report(ctx: Cards, request: Request, response: Response, *, person_id: str, card_number: str | None,
                  presented: Presented, channel: LossChannel,
                  letter_reference: str | None = None) -> LossReportPublic:
-    """Block the card; 201 with a new voucher, or 200 with the voucher of the earlier report."""
-    today, now = ctx.clock.today(), datetime.now(UTC)
+    """Block the card; 201 with a new voucher, or 200 with the voucher of the earlier report.
+    Either answers once the bank has confirmed the block, or after ``loss_block_wait_seconds``
+    with the block pending."""
+    today, now = await ctx.clock.current(), datetime.now(UTC)
     outcome = await ctx.execute_numbered(
         person_id, ctx.voucher_index, lambda: new_reference("V"),
         lambda voucher: domain.report_loss(person_id=person_id, card_number=card_number, presented=presented,
@@ -57,14 +72,14 @@ async def report(ctx: Cards, request: Request, response: Response, *, person_id:
         correlation_id=correlation_id(request),
     )
     response.status_code = status.HTTP_201_CREATED if outcome.events else status.HTTP_200_OK
-    return loss_public(outcome.result)
+    return loss_public(await ctx.blocked(person_id, outcome.result))
 
 
 @router.post("/online", response_model=LossReportPublic, status_code=status.HTTP_201_CREATED,
              responses={**NEW_OR_REPEAT, **errors(401, 403, 404, 409, 422)})
 async def report_online(body: LossReportOnline, request: Request, response: Response, ctx: CardsDep,
                         principal: Annotated[Principal, Depends(require_roles("cardholder"))]) -> LossReportPublic:
-    """Report your card lost: name, ID number and mobile must match; the card is blocked at once."""
+    """Report your card lost: name, ID number and mobile must match; answers once the bank has blocked it."""
     assert principal.person_id is not None
     presented = Presented(id_number_digest=ctx.presented_digest(body.id_number), name=body.name,
                                  mobile=body.mobile)
@@ -76,7 +91,8 @@ async def report_online(body: LossReportOnline, request: Request, response: Resp
              responses={**NEW_OR_REPEAT, **errors(401, 403, 404, 409, 422)})
 async def report_at_bank(body: LossReportAtBank, request: Request, response: Response, ctx: CardsDep,
                          _: Annotated[Principal, Depends(require_roles("teller"))]) -> LossReportPublic:
-    """A bank teller records a loss on the employer's stamped letter of proof and the ID card."""
+    """A bank teller records a loss on the employer's stamped letter of proof and the ID card; answers once
+    the bank has blocked it."""
     person_id = await ctx.person_of(ctx.card_index, body.card_number, "card")
     presented = Presented(id_number_digest=ctx.presented_digest(body.id_number))
     return await report(ctx, request, response, person_id=person_id, card_number=body.card_number,

@@ -34,7 +34,7 @@ async def apply(body: ReplacementCreate, request: Request, ctx: CardsDep, _: Cle
     """Take an application for a replacement card and issue its receipt number."""
     person_id = await ctx.person_of(ctx.card_index, body.card_number, "card")
     presented = Presented(id_number_digest=ctx.presented_digest(body.id_number))
-    today = ctx.clock.today()
+    today = await ctx.clock.current()
     outcome = await ctx.execute_numbered(
         person_id, ctx.receipt_index, lambda: new_reference("R"),
         lambda receipt: domain.request_replacement(person_id=person_id, card_number=body.card_number,
@@ -64,7 +64,7 @@ async def collect(receipt_number: str, body: ReplacementCollect, request: Reques
     """Hand out the new card on the receipt and the ID card; the old card is cancelled."""
     person_id = await ctx.person_of(ctx.receipt_index, receipt_number, "replacement receipt")
     presented = Presented(id_number_digest=ctx.presented_digest(body.id_number))
-    today = ctx.clock.today()
+    today = await ctx.clock.current()
     outcome = await ctx.execute_numbered(
         person_id, ctx.card_index, new_card_number,
         lambda number: domain.collect(person_id=person_id, receipt_number=receipt_number, presented=presented,
