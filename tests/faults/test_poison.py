@@ -120,7 +120,7 @@ async def test_a_poison_message_on_every_topic_is_dead_lettered_and_the_partitio
                 await _status(notifications, f"/v1/recipients/{person}", operator) == 200,
                 await db["bank"]["accounts"].find_one({"_id": person, "name": "Zhao Lei",
                                                        "cards.number": card}) is not None,
-                await db["notifications"]["recipients"].find_one({"_id": person, f"cards.{card}": "active"})
+                await db["notifications"]["recipients"].find_one({"_id": person, f"cards.{card}": "pending_activation"})
                 is not None,
                 await db["notifications"]["merchants"].find_one({"_id": merchant}) is not None,
                 *[await db[s]["clock"].find_one({"_id": "clock", "date": "2026-03-02"}) is not None

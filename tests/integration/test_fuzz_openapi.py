@@ -57,11 +57,13 @@ KEY = secrets.token_urlsafe(40)
 """The services' JWT key for this run (the tests issue the tokens)."""
 TOKENS = Settings(environment="test", jwt_secret=KEY)
 PREFERENCE: tuple[Role, ...] = ("operator", "teller", "clerk", "merchant", "cardholder")
-COUNTERS = ("failures", "locked_until", "pin_failures", "pin_locked", "rev", "version")
-"""What a refused login or a wrong old PIN may change: the lockout counters (and the
-document's revision and event count, for the lock event)."""
+COUNTERS = ("failures", "locked_until", "pin_failures", "pin_locked", "account_code", "rev", "version")
+"""What a refused login, a wrong old PIN or a wrong one-time code may change: the lockout
+counters, the code's tries (the last one voids it), and the document's revision and event
+count, for the lock event."""
 LOCKOUT_COUNTED: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/v1/login"), ("POST", "/v1/staff/login"), ("POST", "/v1/cards/{card_number}/password/change"),
+    ("POST", "/v1/accounts"),
 })
 REQUEST_COUNTERS = ("rate_limits",)
 """Collections that count requests (refused ones too) for the rate limits: not data."""
