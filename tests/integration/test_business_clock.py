@@ -75,7 +75,7 @@ async def test_a_command_sent_at_once_after_each_of_100_advances_carries_the_new
             assert issued.json()["issued_on"] == day
             swiped = await bank.post("/v1/pos/authorisations", headers=terminal, json={
                 "card_number": card, "pin": "000000", "merchant_id": HOSPITAL, "amount_fen": 100,
-                "kind": "cash_withdrawal"})
+                "kind": "cash_withdrawal", "transaction_id": f"T-advance-{i}"})
             assert swiped.status_code == 200 and swiped.json()["response_code"] == "57", swiped.text
             dated[swiped.json()["authorisation_id"]] = day
             assert {name: await told_date(client) for name, client in services.items()} == dict.fromkeys(services, day)

@@ -172,14 +172,16 @@ async def many_insured_with_money(eco: Ecosystem, count: int, amount_fen: int) -
         assert registered.status_code == 201, registered.text
         p.person_id = registered.json()["person_id"]
         if p.serial % 2:
-            p.login = await open_account_and_login(eco.identity, p.number, f"holder{p.serial:04d}", name=NAME)
+            p.login = await open_account_and_login(eco.identity, eco.settings, p.person_id, p.number,
+                                                   f"holder{p.serial:04d}", name=NAME)
         await wait_known_to_cards(eco.cards, clerk, p.person_id)
         issued = await eco.cards.post("/v1/cards", json={"person_id": p.person_id}, headers=clerk)
         assert issued.status_code == 201, issued.text
         p.card = issued.json()["card_number"]
 
         async def pin_set() -> bool:  # the bank knows the card once CardIssued has crossed
-            r = await eco.bank.http.put(f"/v1/cards/{p.card}/password", headers=eco.as_("teller"), json={"pin": PIN})
+            r = await eco.bank.http.put(f"/v1/cards/{p.card}/password", headers=eco.as_("teller"),
+                                    json={"pin": PIN, "id_number": p.number})
             assert r.status_code in (200, 404), r.text
             return r.status_code == 200
         await eventually(pin_set, timeout=60)
@@ -206,7 +208,8 @@ async def test_no_purchase_is_approved_on_a_card_once_its_loss_report_answered_b
     """Each report, online or at the bank counter, is followed at once by a purchase on the card
     (a thief who knows the PIN): after a "blocked" answer, none is ever approved. A report the
     bank had not confirmed in time says so ("pending"); its repeat tells the block once it is."""
-    fast = settings.model_copy(update={"argon2_memory_kib": 256, "argon2_time_cost": 1})
+    fast = settings.model_copy(update={"argon2_memory_kib": 256, "argon2_time_cost": 1,
+                                       "rate_limit_per_client": "100000/minute"})  # one client opens 100 accounts
     async with ecosystem(fast) as eco:
         people = await many_insured_with_money(eco, REPORTS, 10_000)
         answers: dict[str, tuple[int, dict[str, Any], str]] = {}

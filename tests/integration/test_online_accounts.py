@@ -293,7 +293,8 @@ async def test_the_voucher_query_is_limited_per_voucher_and_per_client_and_answe
         query = "/v1/loss-reports/query"
         right, took = await timed(lambda: cards.post(query, json={"voucher": voucher, "id_number": number}))
         assert right.status_code == 200
-        assert set(right.json()) == {"voucher", "card_number_masked", "channel", "business_date", "card_state"}
+        assert set(right.json()) == {"voucher", "card_number_masked", "channel", "business_date", "card_state",
+                                     "blocked", "block"}  # issue 17: whether the bank stopped the card
         assert "*" in right.json()["card_number_masked"] and number not in right.text
         # The oracle of the issue: wrong serials for one voucher are refused after 3 a voucher.
         wrong = [(await timed(lambda i=i: cards.post(query, json={"voucher": voucher, "id_number": id_number(611 + i)})))
