@@ -24,6 +24,8 @@ class Principal(BaseModel):
     sub: str
     role: Role
     person_id: str | None = None
+    issued_at: float | None = None
+    """The token's ``iat`` (seconds since the epoch, to the microsecond)."""
 
     @property
     def is_staff(self) -> bool:
@@ -34,7 +36,8 @@ def issue_token(settings: Settings, *, sub: str, role: Role, person_id: str | No
                 ttl_seconds: int | None = None) -> str:
     now = datetime.now(UTC)
     claims = {
-        "iss": ISSUER, "sub": sub, "role": role, "iat": now,
+        # iat to the microsecond: a token issued just after a lock is told from one just before
+        "iss": ISSUER, "sub": sub, "role": role, "iat": now.timestamp(),
         "exp": now + timedelta(seconds=ttl_seconds if ttl_seconds is not None else settings.jwt_ttl_seconds),
     }
     if person_id:
@@ -51,7 +54,8 @@ def verify_token(settings: Settings, token: str) -> Principal:
     except jwt.PyJWTError as err:
         raise Unauthorized(f"invalid access token: {err}", code="invalid_token") from None
     try:
-        return Principal(sub=claims["sub"], role=claims["role"], person_id=claims.get("pid"))
+        return Principal(sub=claims["sub"], role=claims["role"], person_id=claims.get("pid"),
+                         issued_at=float(claims["iat"]))
     except Exception:
         raise Unauthorized("access token carries no valid role", code="invalid_token") from None
 
@@ -65,7 +69,11 @@ async def current_principal(
     if credentials is None:
         raise Unauthorized("missing bearer token", code="missing_token")
     settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
-    return verify_token(settings, credentials.credentials)
+    principal = verify_token(settings, credentials.credentials)
+    revocations = getattr(request.app.state, "revocations", None)  # shared.revocations.TokenRevocations
+    if revocations is not None:
+        await revocations.ensure_valid(principal.role, principal.sub, principal.person_id, principal.issued_at)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

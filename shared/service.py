@@ -38,6 +38,8 @@ from .database import database_away, mongo_client
 from .logging import bind, clear, configure, get_logger
 from .outbox import AggregateStore, ConcurrencyConflict
 from .relay import OutboxRelay
+from .revocations import COLLECTION as REVOCATIONS
+from .revocations import TokenRevocations
 from .security import verifications
 from .settings import Settings, get_settings
 from .topics import topic_for_service
@@ -345,6 +347,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)  # inside the context middleware
     app.state.runtime = runtime
     app.state.settings = settings
+    app.state.revocations = TokenRevocations(runtime.db[REVOCATIONS])  # cardholder tokens after a lock
     registry = CollectorRegistry()
     registry.register(_RuntimeCollector(runtime))  # type: ignore[arg-type]
     requests = Counter("medcard_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)

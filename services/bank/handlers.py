@@ -18,6 +18,7 @@ from shared.events import (
 )
 from shared.logging import get_logger
 from shared.outbox import BULK_GROUP
+from shared.revocations import project as project_revocation
 
 from . import domain, projections
 from .context import Bank
@@ -61,6 +62,7 @@ async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
     now = datetime.now(UTC)
     # The indexes first: a lookup never misses a card or receipt the account knows.
     await projections.index(bank.runtime.db, event)
+    await project_revocation(bank.runtime.db, event)  # a lock or closure refuses the holder's old tokens
     decide = decision_for(event, now)
     if decide is None:
         return
@@ -75,6 +77,8 @@ async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> li
     batch touches read once and saved by one guarded write (``execute_batch``)."""
     now = datetime.now(UTC)
     await projections.index_many(bank.runtime.db, events)
+    for event in events:  # rare events (a lock, a closure): one write each
+        await project_revocation(bank.runtime.db, event)
     items, where = [], []
     for k, event in enumerate(events):
         decide = decision_for(event, now)

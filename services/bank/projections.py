@@ -1,6 +1,7 @@
 """The bank's projections of other services' events (rebuildable from the topics:
 ``medcard projections rebuild bank``): the card and receipt indexes (number -> person),
-from the cards topic, and the business date, from the clock topic."""
+from the cards topic, the business date, from the clock topic, and the tokens refused after
+a lock or closure of an online account, from the identity topic."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from shared.clock import CLOCK_PROJECTION
 from shared.events import CardIssued, CardLost, CloudEvent, ReplacementRequested
 from shared.outbox import BULK_GROUP
 from shared.rebuild import Projection
+from shared.revocations import REVOCATION_PROJECTION
 
 
 def _index_entry(event: CloudEvent) -> tuple[str, str, str] | None:
@@ -55,4 +57,5 @@ async def index_many(db: AsyncDatabase[dict[str, Any]], events: list[CloudEvent]
 PROJECTIONS = [
     Projection("indexes", sources=("cards",), collections=("card_index", "receipt_index"), apply=index),
     CLOCK_PROJECTION,
+    REVOCATION_PROJECTION,
 ]

@@ -1,5 +1,6 @@
 """Events the cards service consumes, each turned into one call of the domain:
-identity's PersonRegistered, the bank's CardPasswordSet, CardBlocked and BankStamped, and
+identity's PersonRegistered (and its locks and closures of online accounts, which refuse
+the holder's earlier tokens), the bank's CardPasswordSet, CardBlocked and BankStamped, and
 the clock."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from shared.events import (
     PersonRegistered,
 )
 from shared.ids import new_reference
+from shared.revocations import project as project_revocation
 
 from . import domain
 from .context import Cards
@@ -56,6 +58,7 @@ def make_handler(ctx: Cards) -> Handler:
 
     async def handle(event: CloudEvent) -> None:
         data = event.data
+        await project_revocation(ctx.holders.collection.database, event)  # a lock or closure refuses old tokens
         if isinstance(data, PersonRegistered):
             await on_person_registered(event, data)
         elif isinstance(data, CardPasswordSet):

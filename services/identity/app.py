@@ -16,6 +16,8 @@ from shared.ids import new_id
 from shared.logging import get_logger
 from shared.guard import RateLimits
 from shared.security import ONE_TIME_CODE_PURPOSE, SecretBox, decoy_hash, hash_secret_async
+from shared.revocations import COLLECTION as REVOCATIONS
+from shared.revocations import WITH_STAFF, TokenRevocations
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
 
@@ -84,6 +86,7 @@ def create(settings: Settings | None = None) -> FastAPI:
                           key=config.id_digest_key),
         code_box=SecretBox(config.otp_key, ONE_TIME_CODE_PURPOSE),
         followers=ClockFollowers(config),
+        revocations=TokenRevocations(runtime.db[REVOCATIONS], roles=WITH_STAFF),
     )
 
     async def setup() -> None:
@@ -103,4 +106,5 @@ def create(settings: Settings | None = None) -> FastAPI:
         routers=routers,
     )
     app.state.identity = ctx
+    app.state.revocations = ctx.revocations  # identity also refuses a locked staff user's earlier tokens
     return app

@@ -14,6 +14,7 @@ from shared.calendar import real_today
 from shared.errors import Conflict
 from shared.guard import RateLimits
 from shared.outbox import AggregateStore
+from shared.revocations import TokenRevocations, revoke
 from shared.security import SecretBox
 
 from .clock import CLOCK_ID, ClockState
@@ -38,6 +39,8 @@ class Identity:
     """Seals a one-time code for notifications' SMS channel (the only other holder of the key)."""
     followers: ClockFollowers
     """The services' consumer groups that apply the business clock."""
+    revocations: TokenRevocations
+    """Tokens refused after a lock or a closure (cardholders' and staff users')."""
 
     @property
     def login_policy(self) -> LoginPolicy:
@@ -51,6 +54,10 @@ class Identity:
     async def create_indexes(self) -> None:
         await self.persons.collection.create_index("id_number_digest", unique=True)
         await self.limits.create_indexes()
+
+    async def revoke_tokens(self, key: str, at: datetime) -> None:
+        """Refuse the tokens of ``key`` (a person id, or ``staff_subject``) issued at or before ``at``."""
+        await revoke(self.revocations.collection, key, at)
 
     async def release_account_number(self, account_number: str, person_id: str) -> None:
         """Free the number of an account closed at the counter (only if it is still that person's)."""

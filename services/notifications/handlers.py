@@ -13,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.clock import BusinessClock
 from shared.events import BusinessDateAdvanced, CloudEvent, PersonRegistered
 from shared.outbox import AggregateStore
+from shared.revocations import project as project_revocation
 
 from . import projections
 from .compose import draft_for
@@ -44,6 +45,7 @@ class EventHandler:
         if isinstance(event.data, BusinessDateAdvanced):
             await self.clock.apply(event)
         await projections.project(self.recipients.database, event)
+        await project_revocation(self.recipients.database, event)  # a lock or closure refuses old tokens
         if isinstance(event.data, PersonRegistered):  # also on a redelivery: a crash may have come between
             await self.dispatcher.contact_arrived(event.data.person_id)
         await self._compose(event)

@@ -1,7 +1,9 @@
 """The notifications service's projections of other services' events (rebuildable from the
 topics: ``medcard projections rebuild notifications``): who can be reached how and which card
 is whose (``recipients``, from identity's and cards' events) and what each merchant is called
-(``merchants``, from the bank's), and the business date (``clock``, from the clock topic)."""
+(``merchants``, from the bank's), the business date (``clock``, from the clock topic) and
+the tokens refused after a lock or closure of an online account (``token_revocations``,
+from identity's)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from shared.events import (
 )
 from shared.projection import apply_once
 from shared.rebuild import Projection
+from shared.revocations import REVOCATION_PROJECTION
 
 
 def card_state_after(data: EventData) -> CardState | None:
@@ -60,4 +63,5 @@ PROJECTIONS = [
     CLOCK_PROJECTION,
     Projection("recipients", sources=("identity", "cards", "bank"), collections=("recipients", "merchants"),
                apply=project),
+    REVOCATION_PROJECTION,
 ]

@@ -9,7 +9,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,14 @@ from medcard.projections import projections_of
 from services.bank.app import create as create_bank
 from services.cards.app import create as create_cards
 from services.notifications.app import create as create_notifications
-from shared.events import BusinessDateAdvanced, CardCancelled, CardLost, ReplacementRequested
+from shared.events import (
+    BusinessDateAdvanced,
+    CardCancelled,
+    CardLost,
+    OnlineAccountClosed,
+    OnlineAccountLocked,
+    ReplacementRequested,
+)
 from shared.ids import new_reference
 from shared.rebuild import RebuildError, compare, rebuild
 from shared.settings import Settings
@@ -36,10 +43,13 @@ pytestmark = pytest.mark.infra
 PERSONS = 12
 REPLACED = 3
 MERCHANTS = 2
+REVOKED = 2
+"""Persons whose online account was locked or closed (their earlier tokens are refused)."""
 EXPECTED = {
-    "notifications": {"recipients": PERSONS, "merchants": MERCHANTS, "clock": 1},  # the clock: messages tell their business date
-    "bank": {"card_index": PERSONS + REPLACED, "receipt_index": REPLACED, "clock": 1},
-    "cards": {"clock": 1},
+    "notifications": {"recipients": PERSONS, "merchants": MERCHANTS, "clock": 1,  # the clock: messages tell their business date
+                      "token_revocations": REVOKED},
+    "bank": {"card_index": PERSONS + REPLACED, "receipt_index": REPLACED, "clock": 1, "token_revocations": REVOKED},
+    "cards": {"clock": 1, "token_revocations": REVOKED},
 }
 """Documents in each service's projections after the history below."""
 
@@ -93,8 +103,8 @@ async def test_projections_rebuilt_from_the_log_equal_the_live_ones(settings: Se
 
 
 async def history(settings: Settings, src: EventSource, bank: httpx.AsyncClient) -> None:
-    """People and cards, losses and replacements, merchants, days passing, and one record no
-    consumer can read."""
+    """People and cards, losses and replacements, online accounts locked and closed,
+    merchants, days passing, and one record no consumer can read."""
     persons = [(await src.person())[0] for _ in range(PERSONS)]
     cards = {p: await src.card(p) for p in persons}
     day = date(2026, 3, 2)
@@ -107,6 +117,11 @@ async def history(settings: Settings, src: EventSource, bank: httpx.AsyncClient)
         cards[person] = await src.card(person, replaces=old)
         await src.publish(CardCancelled(person_id=person, card_number=old, reason="replaced",
                                         replaced_by=cards[person]), person)
+    locked, closed = persons[-1], persons[-2]
+    for _ in range(2):  # locked twice: the later lock holds
+        await src.publish(OnlineAccountLocked(person_id=locked, account_number="acct-locked", failures=5,
+                                              locked_until=datetime.now(UTC) + timedelta(minutes=15)), locked)
+    await src.publish(OnlineAccountClosed(person_id=closed, account_number="acct-closed"), closed)
     for i in range(MERCHANTS):
         r = await bank.post("/v1/merchants", headers=as_role(settings, "operator"), json={
             "merchant_id": f"PH-{i}", "name": f"Pharmacy {i}", "kind": "pharmacy", "designated": True})

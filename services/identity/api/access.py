@@ -11,6 +11,7 @@ from shared.auth import Principal, issue_token, require_roles
 from shared.errors import Invalid, Locked, Unauthorized
 from shared.guard import uniform_answer
 from shared.ids import id_digest, new_id
+from shared.revocations import staff_subject
 from shared.security import hash_secret_async, spend_a_verification_async, verify_secret_async
 from shared.service import correlation_id
 
@@ -107,6 +108,7 @@ async def recover_account(person_id: str, body: AccountRecovery, request: Reques
     presented = id_digest(ctx.settings.id_digest_key, checked_id_number(body.id_number))
     outcome = await ctx.persons.execute(person_id, close_account_at_counter(presented),
                                         correlation_id=correlation_id(request))
+    await ctx.revoke_tokens(person_id, outcome.events[0].time)  # the moment of OnlineAccountClosed
     await ctx.release_account_number(outcome.result, person_id)
     return AccountClosed(person_id=person_id, closed_account_number=outcome.result)
 
@@ -126,8 +128,10 @@ async def login(body: Login, request: Request, ctx: IdentityDep) -> TokenPublic:
         ok = await verify_secret_async(person.account.password_hash, body.password)  # also while locked
         try:
             ensure_unlocked(person.account, now)
-            await ctx.persons.execute(person.person_id, person_login(ok, now, ctx.login_policy),
-                                      correlation_id=correlation_id(request))
+            outcome = await ctx.persons.execute(person.person_id, person_login(ok, now, ctx.login_policy),
+                                                correlation_id=correlation_id(request))
+            if outcome.result.locked_until is not None:  # the moment of OnlineAccountLocked
+                await ctx.revoke_tokens(person.person_id, outcome.events[0].time)
         except Locked:
             ok = False
         if not ok:
@@ -167,8 +171,10 @@ async def staff_login(body: StaffLogin, request: Request, ctx: IdentityDep) -> T
     ok = await verify_secret_async(user.password_hash, body.password)  # also while locked
     try:
         ensure_unlocked(user, now)
-        await ctx.staff.execute(staff_key(user.username), staff_login_decision(ok, now, ctx.login_policy),
-                                correlation_id=correlation_id(request))
+        outcome = await ctx.staff.execute(staff_key(user.username), staff_login_decision(ok, now, ctx.login_policy),
+                                          correlation_id=correlation_id(request))
+        if outcome.result.locked_until is not None:  # no event: only identity refuses the earlier tokens
+            await ctx.revoke_tokens(staff_subject(user.user_id), datetime.now(UTC))
     except Locked:
         ok = False
     if not ok:
