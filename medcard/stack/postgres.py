@@ -9,6 +9,7 @@ folder>`` and the state folder holds a link to it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -177,7 +178,5 @@ class PostgresServer(ServerProcess):
         if sig == signal.SIGKILL:
             super()._signal(pid, sig)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
