@@ -44,10 +44,18 @@ async def apply_once(
 ) -> bool:
     """Apply ``update`` to the document unless this event (or a later one) was applied.
 
-    Returns True when the update was applied.
+    Returns True when the update was applied. An upsert's duplicate key means the document
+    exists and the filter did not match it, either because it has seen this sequence or
+    because another event's upsert created it between the lookup and the insert (events of
+    several aggregates write one document, e.g. a person's and their card's); the second try
+    tells the two apart, since the document then exists.
     """
-    try:
-        res = await collection.update_one(once_filter(doc_id, event), once_update(event, update), upsert=upsert)
-    except DuplicateKeyError:
-        return False  # the document exists and has already seen this sequence
-    return bool(res.modified_count or res.upserted_id is not None)
+    for attempt in range(2):
+        try:
+            res = await collection.update_one(once_filter(doc_id, event), once_update(event, update), upsert=upsert)
+        except DuplicateKeyError:
+            if attempt:
+                return False  # the document exists and has already seen this sequence
+            continue
+        return bool(res.modified_count or res.upserted_id is not None)
+    return False

@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 
 from shared.codec import from_record, to_record
 from shared.consumer import ConsumerRunner
-from shared.events import CardIssued, CardLost, CloudEvent, new_event
+from shared.events import CardIssued, CardLost, CloudEvent, PersonRegistered, new_event
 from shared.outbox import AggregateStore, Decision
 from shared.projection import apply_once
 from shared.relay import OutboxRelay
@@ -176,6 +176,29 @@ async def test_a_duplicated_and_a_replayed_event_change_the_projection_once(sett
     doc = await coll.find_one({"_id": "P1"})
     await client.close()
     assert doc is not None and doc["losses"] == 2
+
+
+async def test_events_of_two_aggregates_creating_one_document_at_once_are_both_applied(settings: Settings) -> None:
+    """Two upserts of a missing document race: one inserts, the other meets a duplicate key.
+    That is not "already applied" (as it would be for a repeat); the second is applied too."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    coll = client[settings.database("notifications")]["recipients_race"]
+    try:
+        for round_ in range(40):
+            person = f"P{round_}"
+            registered = new_event(PersonRegistered(person_id=person, name="Li Wei", id_number_masked="110***1234",
+                                                    id_number_digest="0" * 64, mobile="13800138000", unit_id=None),
+                                   source="/medcard/identity", partitionkey=person, sequence=1, correlationid="c")
+            lost = lost_event(person, 1)
+            applied = await asyncio.gather(apply_once(coll, person, registered, {"$set": {"name": "Li Wei"}}),
+                                           apply_once(coll, person, lost, {"$set": {"lost": True}}))
+            assert applied == [True, True]
+            doc = await coll.find_one({"_id": person})
+            assert doc is not None and doc["name"] == "Li Wei" and doc["lost"] is True, doc
+            # a repeat of either still changes nothing
+            assert await apply_once(coll, person, lost, {"$set": {"lost": False}}) is False
+    finally:
+        await client.close()
 
 
 async def _applied(runner: ConsumerRunner, n: int) -> bool:
