@@ -14,7 +14,7 @@ collections in another database, and skips a record the live consumer would dead
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,7 +139,7 @@ async def compare(settings: Settings, projections: list[Projection], live: str, 
     return differences
 
 
-async def records(settings: Settings, service: str) -> AsyncIterator[Any]:
+async def records(settings: Settings, service: str) -> AsyncGenerator[Any, None]:
     """Every record of a service's topic, in order within each partition, up to the end offsets
     it had at the call (no consumer group: the services' offsets are never touched)."""
     topic = TOPICS[service]

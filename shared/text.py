@@ -5,16 +5,19 @@ the ideographic space), anywhere, and no stored text holds control or format cha
 at most n characters, stripped, refused when nothing is left or when it holds a control
 or format character (they reach terminals and logs). ``Secret(n)`` is the type of a
 password: refused when only blanks, otherwise kept exactly as typed (a blank inside or
-around a pass phrase is part of it). Both are used as annotations:
-``letter_reference: Text(60, description="...")``; the length limits come before the blank
-check, so a too long text is refused with pydantic's own "at most n characters".
+around a pass phrase is part of it). Both are the metadata of an annotation, so that type
+checkers see a ``str``: ``letter_reference: Annotated[str, Text(60, description="...")]``;
+the length limits come before the blank check, so a too long text is refused with
+pydantic's own "at most n characters".
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from typing import Annotated, Any
 
+from annotated_types import GroupedMetadata
 from pydantic import AfterValidator, Field
 
 BLANK = "must not be blank"
@@ -43,18 +46,27 @@ NotBlank = AfterValidator(not_blank)
 control or format character, stored stripped."""
 
 
-def Text(max_length: int, **field: Any) -> Any:  # noqa: N802 - a type, used as an annotation
+class Text(GroupedMetadata):
     """A required text of at most ``max_length`` characters, not only blanks, no control
-    characters; stored stripped."""
-    return Annotated[str, Field(min_length=1, max_length=max_length, **field), NotBlank]
+    characters; stored stripped (``Annotated[str, Text(n)]``)."""
+
+    def __init__(self, max_length: int, **field: Any) -> None:
+        self.rules = (Field(min_length=1, max_length=max_length, **field), NotBlank)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rules)
 
 
-def Secret(max_length: int, min_length: int = 1, **field: Any) -> Any:  # noqa: N802 - a type
-    """A password or pass phrase: not only blanks; never altered."""
-    return Annotated[str, Field(min_length=min_length, max_length=max_length, **field),
-                     AfterValidator(not_only_blanks)]
+class Secret(GroupedMetadata):
+    """A password or pass phrase: not only blanks; never altered (``Annotated[str, Secret(n)]``)."""
+
+    def __init__(self, max_length: int, min_length: int = 1, **field: Any) -> None:
+        self.rules = (Field(min_length=min_length, max_length=max_length, **field), AfterValidator(not_only_blanks))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rules)
 
 
-IdNumberText = Text(40, description="Resident ID number as read from the ID card (18 characters, GB 11643 "
-                                     "check digit)")
+IdNumberText = Annotated[str, Text(40, description="Resident ID number as read from the ID card (18 characters, "
+                                                   "GB 11643 check digit)")]
 """An ID number as typed; the service that uses it checks it (GB 11643) and says what is wrong."""

@@ -28,7 +28,7 @@ class MerchantCreate(BaseModel):
          "designated": True}]})
 
     merchant_id: Reference
-    name: Text(200)
+    name: Annotated[str, Text(200)]
     kind: MerchantKind
     designated: bool
 
@@ -174,8 +174,8 @@ class StampCreate(BaseModel):
         {"receipt_number": "R202601050001", "branch": "BOC Savings Office, Xidan", "seal": "BOC-XD-0420"}]})
 
     receipt_number: Reference
-    branch: Text(200)
-    seal: Text(64, description="The branch's business seal")
+    branch: Annotated[str, Text(200)]
+    seal: Annotated[str, Text(64, description="The branch's business seal")]
 
 
 class StampPublic(BaseModel):

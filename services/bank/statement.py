@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,7 +30,7 @@ class StatementLine(BaseModel):
     balance_fen: int
 
 
-EXAMPLE: dict[str, object] = {
+EXAMPLE: dict[str, Any] = {
     "person_id": "P3f9a0c1d2e4b5a6c", "account_id": "PMA-P3f9a0c1d2e4b5a6c",
     "from_date": "2026-01-01", "to_date": "2026-02-28", "opening_balance_fen": 0,
     "credits_fen": 12000, "debits_fen": 3550, "closing_balance_fen": 8450, "lines": [

@@ -17,7 +17,7 @@ from .model import Card, ReplacementStatus
 DEFAULT_AGENT_BANK = "Bank of China Beijing Branch"
 EXAMPLE_CARD = "6216610000000000018"
 EXAMPLE_ID_NUMBER = "11010519491231002X"
-CardNumberText = Text(40)
+CardNumberText = Annotated[str, Text(40)]
 
 
 
@@ -25,8 +25,8 @@ CardNumberText = Text(40)
 class CardCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"person_id": "P3f9a0c1d2e4b5a6c",
                                                                "agent_bank": DEFAULT_AGENT_BANK}]})
-    person_id: Text(64)
-    agent_bank: Text(100) = DEFAULT_AGENT_BANK
+    person_id: Annotated[str, Text(64)]
+    agent_bank: Annotated[str, Text(100)] = DEFAULT_AGENT_BANK
 
 
 BUSINESS_DATE = "The business date of the report (the business clock's, which the simulation moves)"
@@ -99,9 +99,9 @@ class CardsPublic(BaseModel):
 class LossReportOnline(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER,
                                                                "mobile": "13800138000"}]})
-    name: Text(100)
+    name: Annotated[str, Text(100)]
     id_number: IdNumberText
-    mobile: Text(20)
+    mobile: Annotated[str, Text(20)]
 
 
 class LossReportAtBank(BaseModel):
@@ -110,13 +110,13 @@ class LossReportAtBank(BaseModel):
     }]})
     card_number: CardNumberText
     id_number: IdNumberText
-    letter_reference: Text(60, description="The employer's letter of proof, stamped by the medical insurance office")
+    letter_reference: Annotated[str, Text(60, description="The employer's letter of proof, stamped by the medical insurance office")]
 
 
 class LossReportQuery(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"voucher": "V583920174625",
                                                                "id_number": EXAMPLE_ID_NUMBER}]})
-    voucher: Text(40)
+    voucher: Annotated[str, Text(40)]
     id_number: Annotated[IdNumberText, Field(description="The reporter's resident ID number")]
 
 

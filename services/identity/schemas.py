@@ -16,12 +16,12 @@ from .clock import MAX_DAYS
 from .domain import StaffRole
 
 EXAMPLE_ID_NUMBER = "11010519491231002X"
-Password = Secret(128, min_length=8, description="At least 8 characters; stored only as an argon2 hash")
+Password = Annotated[str, Secret(128, min_length=8, description="At least 8 characters; stored only as an argon2 hash")]
 
 
 class UnitCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Beijing Hongxing Machinery Co."}]})
-    name: Text(200)
+    name: Annotated[str, Text(200)]
 
 
 class UnitPublic(BaseModel):
@@ -36,10 +36,10 @@ class PersonCreate(BaseModel):
         "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "mobile": "13800138000",
         "household_number": "110105001234", "unit_id": "U3f9a0c1d2e4b5a6c", "language": "zh",
     }]})
-    name: Text(100)
+    name: Annotated[str, Text(100)]
     id_number: IdNumberText
-    mobile: Text(20, description="Mainland mobile number: 11 digits starting with 13-19")
-    household_number: Text(40, description="Household registration number")
+    mobile: Annotated[str, Text(20, description="Mainland mobile number: 11 digits starting with 13-19")]
+    household_number: Annotated[str, Text(40, description="Household registration number")]
     unit_id: str | None = Field(None, description="The employer (insured unit)")
     language: Literal["zh", "en"] = "zh"
 
@@ -63,7 +63,7 @@ class PersonPublic(BaseModel):
 
 class AccountCodeRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER}]})
-    name: Text(100)
+    name: Annotated[str, Text(100)]
     id_number: IdNumberText
 
 
@@ -80,7 +80,7 @@ class AccountCreate(BaseModel):
         "name": "Wang Fang", "id_number": EXAMPLE_ID_NUMBER, "code": "402913", "account_number": "wangfang01",
         "password": "correct horse battery",
     }]})
-    name: Text(100)
+    name: Annotated[str, Text(100)]
     id_number: IdNumberText
     code: str = Field(pattern=r"^[0-9]{6}$", description="The one-time code sent by SMS to the registered mobile "
                                                         "(POST /v1/accounts/codes)")
@@ -90,7 +90,7 @@ class AccountCreate(BaseModel):
 
 class AccountRecovery(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"id_number": EXAMPLE_ID_NUMBER}]})
-    id_number: Text(40, description="From the ID card shown at the counter")
+    id_number: Annotated[str, Text(40, description="From the ID card shown at the counter")]
 
 
 class AccountClosed(BaseModel):
@@ -110,14 +110,14 @@ class AccountPublic(BaseModel):
 class Login(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"account_number": "wangfang01",
                                                                "password": "correct horse battery"}]})
-    account_number: Text(32)
-    password: Secret(128)
+    account_number: Annotated[str, Text(32)]
+    password: Annotated[str, Secret(128)]
 
 
 class StaffLogin(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"username": "clerk-li", "password": "counter-secret-1"}]})
-    username: Text(32)
-    password: Secret(128)
+    username: Annotated[str, Text(32)]
+    password: Annotated[str, Secret(128)]
 
 
 class TokenPublic(BaseModel):
@@ -153,7 +153,7 @@ class StaffPublic(BaseModel):
 
 
 class ContributionItem(BaseModel):
-    person_id: Text(64)
+    person_id: Annotated[str, Text(64)]
     amount_fen: Annotated[FenAmount, Field(description="Personal-account share in fen (at most 1,000,000 yuan)")]
 
 
@@ -162,7 +162,7 @@ class ContributionCreate(BaseModel):
         "unit_id": "U3f9a0c1d2e4b5a6c", "month": "2026-01",
         "items": [{"person_id": "P3f9a0c1d2e4b5a6c", "amount_fen": 12850}],
     }]})
-    unit_id: Text(64)
+    unit_id: Annotated[str, Text(64)]
     month: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
     items: list[ContributionItem] = Field(min_length=1, max_length=1000)
 

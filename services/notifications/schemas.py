@@ -14,7 +14,7 @@ from .domain import Message, Status
 from .signing import check_new_secret
 
 DeliveryStatus = Literal["pending", "delivered", "cancelled"]
-MESSAGE_EXAMPLE = {
+MESSAGE_EXAMPLE: dict[str, Any] = {
     "message_id": "M1b4e28ba2fa1411ea3b5f4c1d2e3f4a5", "person_id": "P3f9a0c1d2e4b5a6c", "template": "card_lost",
     "urgent": True, "status": "sent", "attempts": 1, "last_error": None, "next_attempt_at": None,
     "created_at": "2026-01-05T02:13:10Z", "sent_at": "2026-01-05T02:13:11Z", "business_date": "2026-01-05",
@@ -25,16 +25,16 @@ MESSAGE_EXAMPLE = {
     "cause_type": "cn.medcard.cards.CardLost.v1",
     "history": [{"at": "2026-01-05T02:13:11Z", "status": "sent", "note": None, "by": None}],
 }
-SMS_EXAMPLE = {
+SMS_EXAMPLE: dict[str, Any] = {
     "message_id": "M1b4e28ba2fa1411ea3b5f4c1d2e3f4a5", "person_id": "P3f9a0c1d2e4b5a6c", "mobile": "138****8000",
     "text": MESSAGE_EXAMPLE["text"], "urgent": True, "sent_at": "2026-01-05T02:13:11Z", "business_date": "2026-01-05",
 }
-WEBHOOK_EXAMPLE = {
+WEBHOOK_EXAMPLE: dict[str, Any] = {
     "webhook_id": "wh_3f9a0c1d2e4b5a6c", "url": "https://claims.example.org/hooks/medcard",
     "event_types": ["cn.medcard.cards.CardLost.v1", "cn.medcard.bank.MonthlyTransfer.v1"],
     "created_at": "2026-01-05T08:00:00Z",
 }
-DELIVERY_EXAMPLE = {
+DELIVERY_EXAMPLE: dict[str, Any] = {
     "delivery_id": "D7d1c0f4e2b3a4c5d6e7f8091a2b3c4d5", "webhook_id": "wh_3f9a0c1d2e4b5a6c",
     "event_id": "5f0c6a1e-8d2b-4c1a-9e57-2b8f3c4d5e6f", "event_type": "cn.medcard.cards.CardLost.v1", "seq": 42,
     "reason": "event", "resend_of": None, "status": "delivered", "attempts": 2, "next_attempt_at": None,

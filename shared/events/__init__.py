@@ -7,7 +7,7 @@ reject an unknown or malformed one.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import Field, TypeAdapter, ValidationError, create_model
 
@@ -32,14 +32,14 @@ def _envelope_for(type_string: str, data_cls: type[EventData]) -> type[CloudEven
     return create_model(  # type: ignore[call-overload,no-any-return]
         f"{data_cls.__name__}Event",
         __base__=CloudEvent,
-        type=(Literal[type_string], ...),  # type: ignore[valid-type]
+        type=(cast(Any, Literal[type_string]), ...),  # a Literal of a value known only at run time
         data=(data_cls, ...),
     )
 
 
 ENVELOPES: dict[str, type[CloudEvent]] = {t: _envelope_for(t, c) for t, c in REGISTRY.items()}
 AnyEvent = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[valid-type]
-_ADAPTER: TypeAdapter[CloudEvent] = TypeAdapter(AnyEvent)
+_ADAPTER: TypeAdapter[CloudEvent] = TypeAdapter(cast(Any, AnyEvent))
 
 
 def envelope_model(type_string: str) -> type[CloudEvent]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+
+Date = date
+"""``date`` under a name a field called ``date`` does not shadow."""
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -87,8 +90,8 @@ class _Clock(EventData):
 
 
 class BusinessDateAdvanced(_Clock):
-    date: date
-    previous_date: date
+    date: Date
+    previous_date: Date
 
 
 class MonthEnded(_Clock):

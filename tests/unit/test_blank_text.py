@@ -5,7 +5,7 @@ in the model's own documented example, and the model must refuse it naming that 
 
 from __future__ import annotations
 
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -118,10 +118,10 @@ def test_a_required_text_of_only_blanks_is_refused_naming_the_field(where: str, 
 def test_text_is_stored_stripped_and_a_secret_as_typed() -> None:
     from pydantic import TypeAdapter
 
-    assert TypeAdapter(Text(100)).validate_python("  Wang Fang ") == "Wang Fang"
-    assert TypeAdapter(Secret(128)).validate_python(" my pass phrase ") == " my pass phrase "
+    assert TypeAdapter(Annotated[str, Text(100)]).validate_python("  Wang Fang ") == "Wang Fang"
+    assert TypeAdapter(Annotated[str, Secret(128)]).validate_python(" my pass phrase ") == " my pass phrase "
     for blanks in BLANKS:
         with pytest.raises(ValidationError, match="must not be blank"):
-            TypeAdapter(Secret(128)).validate_python(blanks)
+            TypeAdapter(Annotated[str, Secret(128)]).validate_python(blanks)
     with pytest.raises(ValidationError, match="String should have at most 5 characters"):
-        TypeAdapter(Text(5)).validate_python("Wang Fang")  # the limit before the blank check
+        TypeAdapter(Annotated[str, Text(5)]).validate_python("Wang Fang")  # the limit before the blank check

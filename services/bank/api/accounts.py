@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -46,7 +46,7 @@ async def get_account(person_id: str, principal: CurrentPrincipal, bank: BankDep
         pending_contributions=pending)
 
 
-STATEMENT_RESPONSES = {
+STATEMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"example": statement_csv(Statement.model_validate(EXAMPLE))}},
           "description": "JSON, or CSV with format=csv"},
     **errors(404, 422),
