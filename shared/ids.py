@@ -33,7 +33,7 @@ class InvalidIdNumber(ValueError):
 
 
 def id_check_digit(first17: str) -> str:
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
+    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=False)) % 11]
 
 
 def validate_id_number(value: str, today: date | None = None) -> str:
@@ -62,7 +62,7 @@ def validate_id_number(value: str, today: date | None = None) -> str:
     return v
 
 
-IdNumber = Annotated[IdNumberText, AfterValidator(lambda value: validate_id_number(value))]
+IdNumber = Annotated[IdNumberText, AfterValidator(lambda value: validate_id_number(value))]  # noqa: PLW0108 - defined below
 """An ID number in a request body, checked there (GB 11643; a 422 saying what is wrong) and
 normalised: a well-formed number of someone else is then the service's 403."""
 

@@ -28,12 +28,15 @@ class Topic:
 
 
 TOPICS: dict[str, Topic] = {
-    "identity": Topic("identity", 4, "Insured units, persons, online accounts, staff, contributions; key: person or unit id"),
+    "identity": Topic("identity", 4,
+                      "Insured units, persons, online accounts, staff, contributions; key: person or unit id"),
     "clock": Topic("clock", 1, "The business clock: dates advanced and months ended; key: 'clock'",
                    producer="identity"),
     "cards": Topic("cards", 4, "Card lifecycle, loss reports and replacement; key: person id (the cardholder)"),
-    "bank": Topic("bank", 4, "Accounts, passwords, POS authorisations, stamps, monthly transfers; key: person or merchant id"),
-    "notifications": Topic("notifications", 4, "Deliveries to cardholders; key: message id (each message is its own aggregate)"),
+    "bank": Topic("bank", 4,
+                  "Accounts, passwords, POS authorisations, stamps, monthly transfers; key: person or merchant id"),
+    "notifications": Topic("notifications", 4,
+                           "Deliveries to cardholders; key: message id (each message is its own aggregate)"),
 }
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     kafka = "kafka"
     postgres = "postgres"
     ferretdb = "ferretdb"
@@ -30,14 +30,15 @@ class Service(str, Enum):
 @app.callback()
 def main(
     ctx: typer.Context,
-    state_dir: Annotated[Optional[Path], typer.Option(
+    state_dir: Annotated[Path | None, typer.Option(
         envvar="MEDCARD_STATE_DIR", help="Data, pid files and logs (default: ./.state/stack).")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(
-        envvar="MEDCARD_CACHE_DIR", help="Kafka jars, DocumentDB and FerretDB builds (default: ~/.cache/medcard).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        envvar="MEDCARD_CACHE_DIR",
+        help="Kafka jars, DocumentDB and FerretDB builds (default: ~/.cache/medcard).")] = None,
     kafka_port: Annotated[int, typer.Option(envvar="MEDCARD_KAFKA_PORT")] = 19092,
     kafka_controller_port: Annotated[int, typer.Option(envvar="MEDCARD_KAFKA_CONTROLLER_PORT")] = 19093,
     mongo_port: Annotated[int, typer.Option(envvar="MEDCARD_MONGO_PORT")] = 27027,
-    postgres_port: Annotated[Optional[int], typer.Option(
+    postgres_port: Annotated[int | None, typer.Option(
         envvar="MEDCARD_POSTGRES_PORT", help="PostgreSQL behind FerretDB (default: mongo port - 2000).")] = None,
 ) -> None:
     """Options shared by every stack command (put them before the command)."""
@@ -101,7 +102,7 @@ def status(ctx: typer.Context) -> None:
 @app.command()
 def logs(
     ctx: typer.Context,
-    service: Annotated[Optional[Service], typer.Argument(help="Only this server.")] = None,
+    service: Annotated[Service | None, typer.Argument(help="Only this server.")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 40,
 ) -> None:
     """Print the last lines of the servers' logs."""

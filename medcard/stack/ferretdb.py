@@ -81,7 +81,8 @@ def ensure_ferretdb(cache_dir: Path) -> Path:
 def ferretdb_version(binary: Path) -> str:
     """``v2.5.0`` as the binary reports it ('' if it cannot be run)."""
     try:
-        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     for line in out.splitlines():

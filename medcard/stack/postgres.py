@@ -65,7 +65,7 @@ class PostgresServer(ServerProcess):
     def version(self) -> str:
         try:
             out = subprocess.run([str(PG_BIN / "postgres"), "--version"], capture_output=True, text=True,
-                                 timeout=10).stdout
+                                 timeout=10, check=False).stdout
         except (OSError, subprocess.TimeoutExpired):
             return ""
         found = re.search(r"\(PostgreSQL\) (\S+)", out)

@@ -8,8 +8,8 @@ invocation (another CLI call, another test session).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -111,7 +111,7 @@ class ServerProcess(ABC):
     def signature(self) -> list[str]:
         """Arguments of :meth:`command` that identify this very server (state dir paths)."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - an optional hook: most servers need nothing
         """Write config files and create directories before a start."""
 
     def environment(self) -> dict[str, str] | None:

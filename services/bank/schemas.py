@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.card_state import STATE_DESCRIPTION, CardState
 from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel, TxnKind
-from shared.ids import IdNumber, validate_id_number
+from shared.ids import IdNumber
 from shared.money import FenAmount
-from shared.text import NotBlank, Text
+from shared.text import Text
 
 from .statement import DEFAULT_START
 

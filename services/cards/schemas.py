@@ -110,7 +110,8 @@ class LossReportAtBank(BaseModel):
     }]})
     card_number: CardNumberText
     id_number: IdNumberText
-    letter_reference: Annotated[str, Text(60, description="The employer's letter of proof, stamped by the medical insurance office")]
+    letter_reference: Annotated[str, Text(
+        60, description="The employer's letter of proof, stamped by the medical insurance office")]
 
 
 class LossReportQuery(BaseModel):
@@ -182,7 +183,8 @@ def card_public(person_id: str, card: Card) -> CardPublic:
     loss = LossPublic(**card.loss.model_dump()) if card.loss else None
     return CardPublic(
         card_number=card.card_number, person_id=person_id, agent_bank=card.agent_bank, state=card.shared_state,
-        replacement_status=card.replacement_status, issued_on=card.issued_on, replaces=card.replaces, replaced_by=card.replaced_by, loss=loss,
+        replacement_status=card.replacement_status, issued_on=card.issued_on, replaces=card.replaces,
+        replaced_by=card.replaced_by, loss=loss,
         receipt_number=card.replacement.receipt_number if card.replacement else None,
     )
 

@@ -12,12 +12,12 @@ from pymongo.errors import PyMongoError
 
 from shared.clock import real_today
 from shared.errors import DomainError
+from shared.guard import RateLimits
 from shared.ids import new_id
 from shared.logging import get_logger
-from shared.guard import RateLimits
-from shared.security import ONE_TIME_CODE_PURPOSE, SecretBox, decoy_hash, hash_secret_async
 from shared.revocations import COLLECTION as REVOCATIONS
 from shared.revocations import WITH_STAFF, TokenRevocations
+from shared.security import ONE_TIME_CODE_PURPOSE, SecretBox, decoy_hash, hash_secret_async
 from shared.service import ServiceRuntime, create_app
 from shared.settings import Settings
 
@@ -26,8 +26,8 @@ from .api.access import staff_key
 from .clock import CLOCK_ID, ClockState, catch_up
 from .config import IdentitySettings, identity_settings
 from .context import Identity
-from .followers import ClockFollowers
 from .domain import InsuredUnit, Person, StaffUser, create_staff
+from .followers import ClockFollowers
 
 log = get_logger("identity")
 T = TypeVar("T")

@@ -42,7 +42,7 @@ def advance(*, today: date, start: date | None = None, days: int | None = None,
             raise Conflict(f"the clock is already running (business date {state.date}); 'start' is for the first call")
         current = state.date if state is not None else (start or today)
         room = (LAST_DATE - current).days
-        if to is None and (days or 0) > room or to is not None and to > LAST_DATE or current > LAST_DATE:
+        if (to is None and (days or 0) > room) or (to is not None and to > LAST_DATE) or current > LAST_DATE:
             raise Invalid(f"the business clock stops at {LAST_DATE}: it is {current}")
         target = to if to is not None else current + timedelta(days=days or 0)
         if target < current:

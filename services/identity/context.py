@@ -19,8 +19,8 @@ from shared.security import SecretBox
 
 from .clock import CLOCK_ID, ClockState
 from .config import IdentitySettings
-from .followers import ClockFollowers
 from .domain import InsuredUnit, LoginPolicy, Person, StaffUser
+from .followers import ClockFollowers
 
 CLAIM_GRACE = timedelta(minutes=1)
 
@@ -85,7 +85,8 @@ class Identity:
             doc = await self.account_numbers.find_one({"_id": account_number})  # claimed before: by whom?
         if doc is not None and doc["person_id"] == person_id:
             return
-        if doc is None or doc["claimed_at"] > now - CLAIM_GRACE or await self.person_by_account(account_number) is not None:
+        if (doc is None or doc["claimed_at"] > now - CLAIM_GRACE
+                or await self.person_by_account(account_number) is not None):
             raise Conflict(f"account number {account_number} is taken")
         res = await self.account_numbers.update_one({"_id": account_number, "person_id": doc["person_id"]},
                                                     {"$set": {"person_id": person_id, "claimed_at": now}})

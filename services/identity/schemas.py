@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.auth import Role
 from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
 from shared.money import FenAmount
-from shared.text import IdNumberText, NotBlank, Secret, Text
+from shared.text import IdNumberText, Secret, Text
 
 from .clock import MAX_DAYS
 from .domain import StaffRole
@@ -115,7 +115,8 @@ class Login(BaseModel):
 
 
 class StaffLogin(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "clerk-li", "password": "counter-secret-1"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "clerk-li",
+                                                               "password": "counter-secret-1"}]})
     username: Annotated[str, Text(32)]
     password: Annotated[str, Secret(128)]
 

@@ -19,8 +19,20 @@ from .identity import *  # noqa: F403
 from .notifications import *  # noqa: F403
 
 __all__ = [
-    "REGISTRY", "SPECVERSION", "CloudEvent", "EventData", "InvalidEvent", "AnyEvent", "Personal", "MaybePersonal",
-    "parse_event", "envelope_model", "bank", "cards", "identity", "notifications",
+    "REGISTRY",
+    "SPECVERSION",
+    "AnyEvent",
+    "CloudEvent",
+    "EventData",
+    "InvalidEvent",
+    "MaybePersonal",
+    "Personal",
+    "bank",
+    "cards",
+    "envelope_model",
+    "identity",
+    "notifications",
+    "parse_event",
 ]
 
 
@@ -38,7 +50,7 @@ def _envelope_for(type_string: str, data_cls: type[EventData]) -> type[CloudEven
 
 
 ENVELOPES: dict[str, type[CloudEvent]] = {t: _envelope_for(t, c) for t, c in REGISTRY.items()}
-AnyEvent = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[valid-type]
+AnyEvent = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 _ADAPTER: TypeAdapter[CloudEvent] = TypeAdapter(cast(Any, AnyEvent))
 
 

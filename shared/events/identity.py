@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-
-Date = date
-"""``date`` under a name a field called ``date`` does not shadow."""
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from .base import EventData, Personal
+
+Date = date
+"""``date`` under a name a field called ``date`` does not shadow."""
 
 Role = Literal["cardholder", "clerk", "teller", "operator", "merchant"]
 Month = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")

@@ -11,15 +11,14 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ValidationError
 
-from shared.text import Secret, Text
-from tests.unit.test_openapi_documents import SETTINGS
-
 from services.bank.app import create as create_bank
 from services.cards.app import create as create_cards
 from services.identity.app import create as create_identity
 from services.identity.config import IdentitySettings
 from services.notifications.app import create as create_notifications
 from shared.settings import Settings
+from shared.text import Secret, Text
+from tests.unit.test_openapi_documents import SETTINGS
 
 BLANKS = ("   ", "\t \n", "\u3000")
 """Spaces, tabs and a newline, and the ideographic space of Chinese input methods."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import shared.contract.generate as generate
+from shared.contract import generate
 from shared.contract.compat import check_contract
 from shared.contract.schemas import all_event_schemas
 

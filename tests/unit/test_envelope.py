@@ -20,8 +20,8 @@ class Record:
 
 
 def card_lost(**overrides: Any) -> Any:
-    data = dict(person_id="P1", card_number="6216610000000000001", channel="online", voucher="V1",
-                business_date=date(2026, 3, 2))
+    data = {"person_id": "P1", "card_number": "6216610000000000001", "channel": "online", "voucher": "V1",
+            "business_date": date(2026, 3, 2)}
     data.update(overrides)
     return new_event(CardLost(**data), source="/medcard/cards", partitionkey="P1", sequence=4,
                      correlationid="corr", causationid="cause", subject="6216610000000000001")
@@ -82,7 +82,7 @@ def test_a_record_without_ce_headers_is_not_a_cloudevent() -> None:
 
 
 def test_a_record_whose_key_differs_from_its_partitionkey_is_rejected() -> None:
-    key, value, headers = to_record(card_lost())
+    _key, value, headers = to_record(card_lost())
     with pytest.raises(InvalidEvent, match="record key differs"):
         record_to_dict(Record(b"P2", value, headers))
 

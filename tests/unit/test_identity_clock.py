@@ -32,7 +32,7 @@ def test_every_month_crossed_ends_once_after_the_day_that_leaves_it() -> None:
     decision = advance(today=TODAY, to=date(2026, 3, 2))(ClockState(date=date(2026, 1, 30)))
     ended = [(i, e.month) for i, e in enumerate(decision.events) if isinstance(e, MonthEnded)]
     assert [m for _, m in ended] == ["2026-01", "2026-02"]
-    for i, month in ended:
+    for i, _month in ended:
         before = decision.events[i - 1]
         assert isinstance(before, BusinessDateAdvanced) and before.date.day == 1
     assert sum(isinstance(e, BusinessDateAdvanced) for e in decision.events) == 31

@@ -54,7 +54,8 @@ def test_the_clock_follows_the_real_date_in_production_unless_told_otherwise(mon
     monkeypatch.delenv("MEDCARD_IDENTITY_CLOCK_FOLLOWS_REAL_DATE", raising=False)
     production = dict(environment="production", identity_bootstrap_operator_password="a-strong-one", **KEYS)
     assert IdentitySettings(**production).identity_clock_follows_real_date is True
-    assert IdentitySettings(**production, identity_clock_follows_real_date=False).identity_clock_follows_real_date is False
+    off = IdentitySettings(**production, identity_clock_follows_real_date=False)
+    assert off.identity_clock_follows_real_date is False
     development = dict(environment="development", identity_bootstrap_operator_password="a-strong-one", **KEYS)
     assert IdentitySettings(**development).identity_clock_follows_real_date is False
     assert identity_settings(Settings(environment="test")).identity_clock_follows_real_date is False

@@ -71,18 +71,18 @@ def test_a_missing_tarball_is_named(one_source: tuple[Source, bytes], tmp_path: 
 
 
 class Answer(io.BytesIO):
-    def __enter__(self) -> "Answer":
+    def __enter__(self) -> Answer:
         return self
 
 
 @pytest.mark.parametrize("files, accepted", [
     (FILES, True),
-    ({name: data for name, data in reversed(FILES.items())}, True),  # another archive of the same files
+    (dict(reversed(FILES.items())), True),  # another archive of the same files
     ({**FILES, "src/ext.c": b"evil();\n"}, False),
 ])
 def test_a_download_is_checked_by_its_files(monkeypatch: pytest.MonkeyPatch, one_source: tuple[Source, bytes],
                                             tmp_path: Path, files: dict[str, bytes], accepted: bool) -> None:
-    source, _ = one_source
+    _source, _ = one_source
     asked: list[str] = []
 
     def urlopen(url: str, timeout: float) -> Answer:
