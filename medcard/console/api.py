@@ -16,6 +16,7 @@ from shared.auth import Role
 from shared.settings import Settings
 
 from .auth import Operator, forget, operator_only, remember, staff_login
+from .overview import overview_stream
 from .stream import event_stream
 
 session = APIRouter(prefix="/api", tags=["session"])
@@ -90,6 +91,19 @@ async def stream(
     match = EventFilter(types=tuple(t for t in event_type or () if t), card=card or None, person=person or None,
                         correlation=correlation or None)
     return StreamingResponse(event_stream(settings, topics, begin, match), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@watch.get("/overview", response_class=StreamingResponse,
+           responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}})
+async def overview(
+    request: Request, _: Operator,
+    every: Annotated[float, Query(ge=0.5, le=60, description="Seconds between snapshots")] = 2.0,
+) -> StreamingResponse:
+    """The first screen's figures as server-sent events: a ``snapshot`` every few seconds of
+    the records each topic holds, each group's lag, the dead letters and each service's health."""
+    return StreamingResponse(overview_stream(_settings(request), request.app.state.urls, every),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 

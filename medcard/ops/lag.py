@@ -46,13 +46,13 @@ async def consumer_lag(settings: Settings, services: list[str] | None = None) ->
     async with admin_client(settings) as admin:
         await consumer.start()
         try:
-            return [await _group_lag(admin, consumer, service, settings.group_id(service))
+            return [await group_lag(admin, consumer, service, settings.group_id(service))
                     for service in services or SERVICES]
         finally:
             await consumer.stop()
 
 
-async def _group_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, service: str, group: str) -> GroupLag:
+async def group_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, service: str, group: str) -> GroupLag:
     committed = {tp: meta.offset for tp, meta in (await _committed_offsets(admin, group)).items()
                  if meta.offset >= 0}
     tps = await partitions(admin, sorted({tp.topic for tp in committed}), missing_ok=True)

@@ -3,12 +3,13 @@ driven by Playwright, against the console served over HTTP and the real broker."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from medcard.console.app import create
@@ -83,6 +84,7 @@ async def test_an_operator_watches_events_live_and_opens_a_card_story(settings: 
     async with console(browser, settings) as (page, url):
         await log_in(page, url, token(settings, "operator"))
         await expect(page.locator("#who")).to_have_text("operator-1 (operator)", timeout=WAIT_MS)
+        await page.click("nav button[data-tab=live]")  # the first screen is the overview
         await expect(page.locator("#stream-status")).to_have_text("live", timeout=WAIT_MS)
 
         # Events published now appear on the page, newest first, each with its card and key facts.
@@ -137,3 +139,65 @@ async def test_a_user_without_the_operator_role_is_refused(settings: Settings, b
         answer = await page.request.get(f"{url}/api/lag",
                                         headers={"Authorization": f"Bearer {token(settings, 'clerk')}"})
         assert answer.status == 403
+
+
+async def chart_points(page: Page, series: str) -> str:
+    return await page.locator(f"#chart-rate polyline[data-series={series}]").get_attribute("points") or ""
+
+
+async def test_the_first_screen_is_an_overview_whose_charts_move_with_the_events(settings: Settings,
+                                                                                 browser: Browser) -> None:
+    async with console(browser, settings) as (page, url):
+        await log_in(page, f"{url}/?every=0.5", token(settings, "operator"))
+        await expect(page.locator("#tab-overview")).to_be_visible(timeout=WAIT_MS)
+        await expect(page.locator("#overview-status")).to_have_text("live", timeout=WAIT_MS)
+        # Each service's health at a glance: here none of them answers.
+        for service in ("identity", "cards", "bank", "notifications"):
+            await expect(page.locator(f".tile[data-service={service}]")).to_have_attribute("data-value", "down",
+                                                                                         timeout=WAIT_MS)
+        await expect(page.locator("#tile-dlq")).to_have_attribute("data-value", "0")
+
+        # Events flow for a few seconds: the cards line rises above zero and keeps moving.
+        async def flow() -> None:
+            for i in range(12):
+                await publish(settings, *(event(issued(f"P-{i}-{j}", f"62166100000{i:04d}{j:04d}"), key=f"P-{i}-{j}")
+                                          for j in range(5)))
+                await asyncio.sleep(0.3)
+        flowing = asyncio.create_task(flow())
+        cards_line = page.locator("#chart-rate polyline[data-series=cards]")
+        await expect(cards_line).to_have_count(1, timeout=WAIT_MS)
+        await page.wait_for_function(
+            "() => Number(document.querySelector('#chart-rate polyline[data-series=cards]')"
+            "?.dataset.peak || 0) > 0", timeout=WAIT_MS)
+        before = await chart_points(page, "cards")
+        await page.wait_for_function(
+            "(b) => document.querySelector('#chart-rate polyline[data-series=cards]').getAttribute('points') !== b",
+            arg=before, timeout=WAIT_MS)
+        assert await chart_points(page, "cards") != before
+        await flowing
+
+        # A dead letter shows on its tile, and the tile opens the dead letters.
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+        await producer.start()
+        try:
+            dlq_topic = f"{topic_for_service('cards', settings.namespace)}.dlq"
+            await producer.send_and_wait(dlq_topic, b"not an event", key=b"P-x",
+                                         headers=[("dlq_reason", b"unparseable: a test")])
+        finally:
+            await producer.stop()
+        await expect(page.locator("#tile-dlq")).to_have_attribute("data-value", "1", timeout=WAIT_MS)
+        await page.click("#tile-dlq")
+        await expect(page.locator("#tab-dlq")).to_be_visible()
+
+        # The lag line of a group that committed behind the end rises, and a legend entry
+        # opens the live events of that topic.
+        await page.click("nav button[data-tab=overview]")
+        for partition in range(4):
+            tp = TopicPartition(topic_for_service("cards", settings.namespace), partition)
+            await commit(settings, settings.group_id("bank"), tp, 0)
+        await page.wait_for_function(
+            "() => Number(document.querySelector('#chart-lag polyline[data-series=bank]')?.dataset.last || 0) > 0",
+            timeout=WAIT_MS)
+        await page.click("#legend-rate span[data-series=cards]")
+        await expect(page.locator("#tab-live")).to_be_visible()
+        await expect(page.locator("#f-service")).to_have_value("cards")
