@@ -42,6 +42,7 @@ from services.identity.app import create as create_identity
 from services.notifications.app import create as create_notifications
 from shared.auth import Role, issue_token
 from shared.settings import Settings
+from tests.integration.ops_support import free_port
 
 from .security_support import SURFACE, Guard
 
@@ -50,7 +51,8 @@ pytestmark = pytest.mark.infra
 CREATE: dict[str, Callable[[Settings], FastAPI]] = {
     "identity": create_identity, "cards": create_cards, "bank": create_bank, "notifications": create_notifications,
 }
-PORTS = {"identity": 8321, "cards": 8322, "bank": 8323, "notifications": 8324}
+PORTS = {name: free_port() for name in ("identity", "cards", "bank", "notifications")}
+"""Free ports of this run: two runs on one machine never meet."""
 EXAMPLES = int(os.environ.get("MEDCARD_FUZZ_EXAMPLES", "10"))
 SEED = os.environ.get("MEDCARD_FUZZ_SEED")
 KEY = secrets.token_urlsafe(40)

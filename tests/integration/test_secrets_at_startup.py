@@ -20,9 +20,11 @@ import pytest
 from shared.auth import issue_token, verify_token
 from shared.settings import SECRET_SETTINGS, Settings
 from tests.infra import REPO_ROOT
+from tests.integration.ops_support import free_port
 
 SERVICES = ("identity", "cards", "bank", "notifications")
-PORTS = dict(zip(SERVICES, range(8331, 8335), strict=True))
+PORTS = {service: free_port() for service in SERVICES}
+"""Free ports of this run: two runs on one machine never meet."""
 KEYS = {f"MEDCARD_{name.upper()}": secrets.token_urlsafe(32) for name in SECRET_SETTINGS}
 
 
