@@ -5,16 +5,16 @@ network, so it opens anywhere, offline, and prints.
 A simulation report (``medcard simulate``'s JSON) draws from its ``series``:
 
 - ``days``: the business days of the run, in order;
-- ``events_by_day``: event type -> count per day (from the topics);
+- ``events_by_day``: event name (``CardLost``) -> count per day (from the topics);
 - ``purchases_by_day``: ``approved`` and each refusal's response code -> count per day;
 - ``loss_to_block_ms``: each loss's time from CardLost to the bank's CardBlocked;
-- ``balances_at_month_end``: month -> every account's balance (fen) once its transfers landed;
+- ``balances_at_month_end``: month -> ``accounts``, ``total_fen`` (every balance together) and
+  ``median_fen`` (the median account right after its month-end transfer);
 - ``replacement_waits``: working days from each replacement's request to its card being ready.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -62,15 +62,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _name(event_type: str) -> str:
-    parts = event_type.split(".")
-    return parts[-2] if len(parts) >= 2 else event_type
-
-
 def _top(by_key: Mapping[str, Sequence[float]], n: int = TOP_TYPES) -> list[Series]:
     """The n keys with the most in total, the rest summed as ``other``."""
     ranked = sorted(by_key.items(), key=lambda kv: -sum(kv[1]))
-    series = [Series(_name(k), list(v)) for k, v in ranked[:n]]
+    series = [Series(k, list(v)) for k, v in ranked[:n]]
     rest = ranked[n:]
     if rest:
         length = max(len(v) for _, v in rest)
@@ -84,10 +79,10 @@ def _purchase_series(purchases: Mapping[str, Sequence[float]]) -> list[Series]:
                    "#18794e" if k == "approved" else "") for k in ordered if k in purchases]
 
 
-def _month_totals(balances: Mapping[str, Sequence[int]]) -> tuple[list[str], list[float], list[float]]:
+def _month_totals(balances: Mapping[str, Mapping[str, int]]) -> tuple[list[str], list[float], list[float]]:
     months = sorted(balances)
-    return (months, [sum(balances[m]) / 100 for m in months],
-            [statistics.median(balances[m]) / 100 if balances[m] else 0 for m in months])
+    return (months, [balances[m]["total_fen"] / 100 for m in months],
+            [balances[m]["median_fen"] / 100 for m in months])
 
 
 def simulation_charts(series: Mapping[str, Any]) -> str:
@@ -105,7 +100,8 @@ def simulation_charts(series: Mapping[str, Any]) -> str:
                 "57 cash or transfer, 58 not designated, 75 PIN tries exceeded)."),
         _figure(grouped_bars("Balances at month end (yuan)", months,
                              [Series("all accounts", totals), Series("median account", medians)]),
-                "Every personal account's balance once the month's transfers landed: the sum, and the median."),
+                "Personal accounts at each month end: every balance together, and the median account right "
+                "after its transfer."),
         _figure(histogram("Replacement waits", [Series("waits", series.get("replacement_waits", []))],
                           unit=" d"),
                 "Working days from a replacement's request to its card being ready."),

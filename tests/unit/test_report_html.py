@@ -10,11 +10,10 @@ from medcard.report.html import comparison_html, simulation_html
 DAYS = ["2026-02-02", "2026-02-03", "2026-02-04"]
 SERIES = {
     "days": DAYS,
-    "events_by_day": {"cn.medcard.bank.PurchaseAuthorised.v1": [40, 52, 38], "cn.medcard.cards.CardLost.v1": [1, 0, 2],
-                      "cn.medcard.odd.<b>odd</b>.v1": [0, 1, 0]},
+    "events_by_day": {"PurchaseAuthorised": [40, 52, 38], "CardLost": [1, 0, 2], "<b>odd</b>": [0, 1, 0]},
     "purchases_by_day": {"approved": [40, 52, 38], "41": [0, 1, 1], "55": [2, 3, 1]},
     "loss_to_block_ms": [12.5, 40.1, 8.0],
-    "balances_at_month_end": {"2026-02": [12850, 9300, 0]},
+    "balances_at_month_end": {"2026-02": {"accounts": 3, "total_fen": 22150, "median_fen": 9300}},
     "replacement_waits": [21, 22, 15],
 }
 REPORT = {"persons": 3, "months": 1, "seed": 7, "start_date": DAYS[0], "end_date": DAYS[-1], "events_published": 134,
