@@ -50,7 +50,7 @@ def verifications() -> int:
 
 
 def verify_secret(hashed: str, secret: str) -> bool:
-    global _verified
+    global _verified  # noqa: PLW0603 - one process-wide counter, under its lock
     with _verified_lock:
         _verified += 1
     try:

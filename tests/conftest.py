@@ -27,13 +27,13 @@ def infra() -> Iterator[object]:
 
 
 def make_settings(infra: object, **overrides: object) -> Settings:
-    values: dict[str, object] = dict(
-        environment="test",
-        namespace=f"t{uuid.uuid4().hex[:10]}",
-        kafka_bootstrap=infra.kafka_bootstrap,  # type: ignore[attr-defined]
-        mongo_url=infra.mongo_url,  # type: ignore[attr-defined]
-        relay_poll_seconds=0.2,
-    )
+    values: dict[str, object] = {
+        "environment": "test",
+        "namespace": f"t{uuid.uuid4().hex[:10]}",
+        "kafka_bootstrap": infra.kafka_bootstrap,  # type: ignore[attr-defined]
+        "mongo_url": infra.mongo_url,  # type: ignore[attr-defined]
+        "relay_poll_seconds": 0.2,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

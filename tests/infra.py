@@ -173,7 +173,7 @@ def provide_infra() -> Infra:
             continue
         try:
             return start()
-        except Exception as exc:  # noqa: BLE001 - try the next way, report all at the end
+        except Exception as exc:
             failures.append(f"{mode}: {type(exc).__name__}: {exc}")
     raise InfraError("no test infrastructure could be provided:\n  " + "\n  ".join(failures))
 

@@ -107,7 +107,7 @@ def memory_table(peaks: dict[str, dict[str, float | None] | None]) -> Table:
     t.add_column("rows")
     for name in services:
         t.add_column(name, justify="right")
-    for group, by_service in peaks.items():
-        by_service = by_service or {}
+    for group, measured in peaks.items():
+        by_service = measured or {}
         t.add_row(group, *(_num(by_service.get(name)) for name in services))
     return t

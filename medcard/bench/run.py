@@ -83,7 +83,7 @@ async def profiled(options: Options, name: str, pid: int | None, say: Say) -> As
         return
     options.profile_dir.mkdir(parents=True, exist_ok=True)
     out = options.profile_dir / f"{name}.txt"
-    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
+    proc = subprocess.Popen([spy,  # noqa: ASYNC220 - starts and returns at once; py-spy runs beside "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
                              "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -189,12 +189,12 @@ async def _cardholder_rows(options: Options, kafka: str, mongo: str, report: dic
                     events = await loss.events_view(settings, measured["results"])
                     out += loss.rows(measured, base, events, where={"per_report": where,
                                                                      "baseline_per_round_trip": base_where})
-                except Exception as err:  # noqa: BLE001 - a failed row is reported, the others still run
+                except Exception as err:
                     out.append(_failed("loss_to_block_p99", "loss-to-block latency", err))
             if "pos" in wanted:
                 try:
                     out += await _pos_rows(options, ns, f, eco, world, probe, say)
-                except Exception as err:  # noqa: BLE001
+                except Exception as err:
                     out.append(_failed("pos_rps", "POS authorisation under load", err))
     finally:
         await eco.close()
@@ -270,7 +270,7 @@ async def _relay_rows(options: Options, kafka: str, mongo: str, report: dict[str
             base = await relay.baseline(settings, records)
         base["per_event"] = _where(m, n)
         return relay.rows(n, measured, base)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return [_failed("relay_rate", "outbox relay", err)]
     finally:
         await stop(f)
@@ -340,7 +340,7 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
         report["services_peak_memory_mb"][f"accounts@{n}"] = await stop(f)
         out = accounts.rows(n, projection, base_projection, transfer, base_transfer)
         return out if "projection" in wanted else out[1:]
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return [_failed(f"projection_rate@{n}", f"projection / month end at {n:,} accounts", err)]
     finally:
         await stop(f)
@@ -360,7 +360,7 @@ async def _simulation_row(options: Options, kafka: str, mongo: str, report: dict
             persons=persons, months=months, kafka_bootstrap=kafka, mongo_url=mongo,
             port_base=options.port_base + 13, fast_hashing=True, state_dir=options.state_dir / "bench"),
             lambda _what, _n: None)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return _failed("simulation", figure, err)
     report["services_peak_memory_mb"]["simulation"] = result.get("peak_memory_mb")
     return Row("simulation", figure, result["events_per_second"], "events/s", None, "-",

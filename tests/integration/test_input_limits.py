@@ -240,7 +240,7 @@ async def test_numbers_dates_and_texts_at_the_edges_are_refused_before_they_reac
         huge = await client.post("/v1/contributions", json={"unit_id": unit, "month": "2026-01", "items": items},
                                  headers=clerk)
         infinite = await client.post("/v1/contributions", content=(
-            '{"unit_id": "%s", "month": "2026-01", "items": [{"person_id": "P", "amount_fen": 1e400}]}' % unit),
+            '{"unit_id": "' + unit + '", "month": "2026-01", "items": [{"person_id": "P", "amount_fen": 1e400}]}'),
             headers={**clerk, "content-type": "application/json"})
         past_the_end = await client.post("/v1/clock/advance", json={"start": "9999-12-25", "days": 10},
                                          headers=operator)

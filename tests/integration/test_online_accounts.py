@@ -23,7 +23,7 @@ from services.identity.api.access import CODE_SENT, WRONG_LOGIN
 from services.identity.app import create as create_identity
 from services.identity.domain import ACCOUNT_EXISTS, CODE_REFUSED
 from shared.settings import Settings
-from tests.helpers import auth, eventually, read_service_topic, running_service
+from tests.helpers import auth, eventually, running_service
 from tests.integration.bank_support import BankClient, EventSource
 
 from .cards_support import (

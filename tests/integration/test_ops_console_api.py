@@ -73,7 +73,7 @@ async def test_every_console_api_answers_401_without_a_token_and_403_to_other_ro
 async def test_the_stream_sends_matching_events_live_and_the_story_follows_the_card(settings: Settings) -> None:
     card, other = "6216610000000000701", "6216610000000000702"
     nobody = f"http://127.0.0.1:{free_port()}"
-    urls = {name: nobody for name in ("identity", "cards", "bank", "notifications")}
+    urls = dict.fromkeys(("identity", "cards", "bank", "notifications"), nobody)
     with serving(lambda: create(settings, urls=urls)) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(settings)) as http:
             bad = await http.get("/api/stream", params={"from": "last tuesday"})

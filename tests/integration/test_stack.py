@@ -136,7 +136,7 @@ def test_postgres_runs_unprivileged_on_loopback_with_its_data_in_reach(stack: Lo
     assert (data / "PG_VERSION").is_file() and data.stat().st_uid == owner
     if os.geteuid() == 0:  # PostgreSQL refuses root: the stack runs it as 'postgres'
         assert owner == pwd.getpwnam("postgres").pw_uid
-    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     ours = [line.split()[3] for line in listening.splitlines() if f"pid={pid}," in line]
     assert ours == [f"127.0.0.1:{POSTGRES_PORT}"], listening
 
