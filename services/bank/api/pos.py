@@ -121,5 +121,6 @@ async def decide_swipe(bank: Bank, request: Request, sent: Swipe, pin: str, rule
     pin_ok = checked is not None and await VERIFIED_PINS.verify(checked, pin)
     decide = rule(swipe, merchant, checked_hash=checked, pin_ok=pin_ok,
                   max_failures=bank.runtime.settings.pin_max_failures)
-    outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request), loaded=doc)
+    outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request), loaded=doc,
+                                          loaded_state=account)
     return outcome.result  # type: ignore[no-any-return]
