@@ -14,8 +14,9 @@ from tests.unit.memory_collection import MemoryCollection
 
 def bank() -> tuple[Bank, MemoryCollection, MemoryCollection]:
     cards, merchants = MemoryCollection("card_index"), MemoryCollection("merchants")
-    b = Bank(runtime=None, accounts=AggregateStore(MemoryCollection("accounts"), service="bank",  # type: ignore[arg-type]
-                                                   state_type=Account),
+    memory = MemoryCollection("accounts")
+    accounts = AggregateStore(memory, service="bank", state_type=Account)  # type: ignore[arg-type]
+    b = Bank(runtime=None, accounts=accounts,  # type: ignore[arg-type]
              merchants=AggregateStore(merchants, service="bank", state_type=Merchant),  # type: ignore[arg-type]
              card_index=cards, receipt_index=MemoryCollection("receipt_index"), clock=None)  # type: ignore[arg-type]
     return b, cards, merchants
