@@ -18,4 +18,4 @@ VOLUME /var/lib/medcard
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --retries=20 \
   CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health')"
-CMD ["sh", "-c", "exec uvicorn --factory services.${SERVICE}.app:create --host 0.0.0.0 --port ${PORT} --no-access-log --timeout-keep-alive 30"]
+CMD ["sh", "-c", "exec uvicorn --factory services.${SERVICE}.app:create --host 0.0.0.0 --port ${PORT} --loop uvloop --http httptools --no-access-log --timeout-keep-alive 30"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -45,7 +47,32 @@ def issue_token(settings: Settings, *, sub: str, role: Role, person_id: str | No
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
 
 
+VERIFIED_TOKENS_SIZE = 10_000
+_verified: OrderedDict[tuple[str, str], tuple[Principal, float]] = OrderedDict()
+"""Tokens this process has verified: (signing key, token) -> (principal, ``exp``). A token
+is the same signed claims every time it is presented, so once its signature, issuer and
+claims have passed, a repeat needs only its expiry checked again (as PyJWT would: expired
+at ``exp``, its whole seconds). Only tokens that passed are kept; anything else is decoded in full each time."""
+
+
 def verify_token(settings: Settings, token: str) -> Principal:
+    key = (settings.jwt_secret, token)
+    known = _verified.get(key)
+    if known is not None:
+        principal, expires = known
+        if expires > time.time():
+            _verified.move_to_end(key)
+            return principal
+        del _verified[key]
+        raise Unauthorized("access token expired", code="token_expired")
+    principal, expires = _decode(settings, token)
+    _verified[key] = (principal, expires)
+    if len(_verified) > VERIFIED_TOKENS_SIZE:
+        _verified.popitem(last=False)
+    return principal
+
+
+def _decode(settings: Settings, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM], issuer=ISSUER,
                             options={"require": ["exp", "iat", "sub", "iss"]})
@@ -54,8 +81,8 @@ def verify_token(settings: Settings, token: str) -> Principal:
     except jwt.PyJWTError as err:
         raise Unauthorized(f"invalid access token: {err}", code="invalid_token") from None
     try:
-        return Principal(sub=claims["sub"], role=claims["role"], person_id=claims.get("pid"),
-                         issued_at=float(claims["iat"]))
+        return (Principal(sub=claims["sub"], role=claims["role"], person_id=claims.get("pid"),
+                          issued_at=float(claims["iat"])), int(claims["exp"]))
     except Exception:
         raise Unauthorized("access token carries no valid role", code="invalid_token") from None
 

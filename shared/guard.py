@@ -127,7 +127,8 @@ class RateLimits:
         checks: list[tuple[RateLimitItem, tuple[str, ...]]] = [(self.per_client, (route, "client", client))]
         if subject is not None and per_subject is not None:
             checks.append((parse(per_subject), (route, self.subject_key(*subject))))
-        admitted = [await self.strategy.hit(item, *ids) for item, ids in checks]
+        # Both counted at once: the client and the subject wait one round trip, not two.
+        admitted = await asyncio.gather(*(self.strategy.hit(item, *ids) for item, ids in checks))
         refused = [(item, ids) for (item, ids), ok in zip(checks, admitted, strict=True) if not ok]
         if refused:
             resets = [(await self.strategy.get_window_stats(item, *ids)).reset_time for item, ids in refused]

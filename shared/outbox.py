@@ -127,11 +127,14 @@ class AggregateStore(Generic[S]):
         cause: CloudEvent | None = None,
         retries: int = 50,
         loaded: dict[str, Any] | None = None,
+        loaded_state: S | None = None,
     ) -> Outcome[S]:
         """Load, decide (pure), save state + events atomically; retry on a concurrent write.
 
         With ``cause`` (an event being applied), a repeat or older event changes nothing.
-        ``loaded`` is the aggregate's document if the caller has just read it.
+        ``loaded`` is the aggregate's document if the caller has just read it, and
+        ``loaded_state`` its state if the caller has made it (``state_of(loaded)``: saves
+        validating the document twice; ``decide`` must not change it).
         Domain errors raised by ``decide`` propagate and nothing is written.
         """
         for attempt in range(retries):
@@ -143,7 +146,8 @@ class AggregateStore(Generic[S]):
                 doc = await self.collection.find_one({"_id": aggregate_id})
             if cause is not None and doc is not None and already_applied(doc, cause):
                 return Outcome(self._state(doc), [], None, duplicate=True)
-            decision = decide(self._state(doc))
+            first = attempt == 0 and loaded is not None and loaded_state is not None
+            decision = decide(loaded_state if first else self._state(doc))
             try:
                 events = await self._save(aggregate_id, doc, decision, correlation_id, cause)
             except ConcurrencyConflict:

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
-from medcard.services import ServiceFleet, ServiceProcess
+from medcard.services import UVICORN_OPTIONS, ServiceFleet, ServiceProcess
 from medcard.simulate.client import Ecosystem
 from medcard.simulate.driver import group_lag
 from medcard.simulate.run import SIMULATION_RATES, peak_memory_mb  # noqa: F401 - the bench reports it per row
@@ -141,7 +141,7 @@ class BaselineProcess(ServiceProcess):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "uvicorn", "--factory", "medcard.bench.baseline_app:create",
-                "--host", HOST, "--port", str(self.port), "--no-access-log", "--timeout-keep-alive", "30"]
+                "--host", HOST, "--port", str(self.port), *UVICORN_OPTIONS]
 
     def signature(self) -> list[str]:
         return ["medcard.bench.baseline_app:create", str(self.port)]

@@ -211,13 +211,22 @@ def _screened(state: Account | None, request: PosRequest, merchant: Merchant | N
     code = screen(state, request, merchant)
     if state is None or code == "14":
         return None, [], "14"
-    acc = state.model_copy(deep=True)
+    acc = working_copy(state)
     events: list[EventData] = []
     if code is None:
         if acc.pin_hash != checked_hash:
             raise Conflict("the card password changed during this request: send it again")
         code = check(acc, events)
     return acc, events, code
+
+
+def working_copy(state: Account) -> Account:
+    """A copy of ``state`` that a decision here may change without touching ``state``: its
+    own scalar fields and its own ``ledger`` list (appended to); ``pos_answers`` is replaced,
+    never changed in place, and nothing here changes the cards, contributions, receipts or
+    an existing entry. (A deep copy of the whole account cost more than the rest of the
+    authorisation together.)"""
+    return state.model_copy(update={"ledger": [*state.ledger]})
 
 
 def _fraud_alert(acc: Account, request: PosRequest) -> FraudAlertRaised:

@@ -3,7 +3,7 @@ lookup indexes (card number -> person, receipt number -> person) and the busines
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -25,6 +25,13 @@ class Bank:
     card_index: AsyncCollection[dict[str, Any]]
     receipt_index: AsyncCollection[dict[str, Any]]
     clock: BusinessClock
+    known_cards: dict[str, str] = field(default_factory=dict)
+    """Card number -> person, as read from ``card_index``: a number belongs to one person for
+    ever (see ``projections.index``), so a number found once needs no second read."""
+    known_merchants: dict[str, Merchant] = field(default_factory=dict)
+    """Registered merchants as read: a merchant is registered once and never changed
+    (``domain.register_merchant``), so one found once needs no second read. An unknown
+    merchant or card is read every time (it may be registered or issued meanwhile)."""
 
     @classmethod
     def wire(cls, runtime: ServiceRuntime) -> Bank:
@@ -44,8 +51,22 @@ class Bank:
         await self.clock.load()
 
     async def person_of_card(self, card_number: str) -> str | None:
+        if (person_id := self.known_cards.get(card_number)) is not None:
+            return person_id
         doc = await self.card_index.find_one({"_id": card_number})
-        return doc["person_id"] if doc else None
+        if doc is None:
+            return None
+        _remember(self.known_cards, card_number, doc["person_id"])
+        return doc["person_id"]  # type: ignore[no-any-return]
+
+    async def merchant(self, merchant_id: str) -> Merchant | None:
+        """A registered merchant (None when it is not registered)."""
+        if (merchant := self.known_merchants.get(merchant_id)) is not None:
+            return merchant
+        merchant = await self.merchants.get(merchant_id)
+        if merchant is not None:
+            _remember(self.known_merchants, merchant_id, merchant)
+        return merchant
 
     async def person_of_receipt(self, receipt_number: str) -> str | None:
         doc = await self.receipt_index.find_one({"_id": receipt_number})
@@ -64,6 +85,16 @@ class Bank:
         if account is None or account.account_id is None:
             raise NotFound(f"no personal medical account is open for person {person_id}")
         return account
+
+
+KNOWN_LIMIT = 200_000
+"""At most this many cards and merchants are remembered (the oldest are forgotten first)."""
+
+
+def _remember(known: dict[str, Any], key: str, value: Any) -> None:
+    known[key] = value
+    if len(known) > KNOWN_LIMIT:
+        del known[next(iter(known))]
 
 
 def unknown_card(card_number: str) -> NotFound:

@@ -57,3 +57,24 @@ async def test_a_verified_pin_is_remembered_and_a_wrong_one_still_fails() -> Non
     assert await cache.verify(hashed, "123456")  # from memory this time
     assert not await cache.verify(hashed, "654321")
     assert not await cache.verify(hash_secret("999999"), "123456")
+
+
+def test_a_remembered_token_still_expires_and_still_needs_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    token = issue_token(SETTINGS, sub="M-1", role="merchant", ttl_seconds=60)
+    assert verify_token(SETTINGS, token).sub == "M-1"
+    assert verify_token(SETTINGS, token).sub == "M-1"  # remembered
+    with pytest.raises(Unauthorized, match="invalid access token"):  # another key: decoded, refused
+        verify_token(Settings(environment="test", jwt_secret="y" * 40), token)
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Unauthorized, match="expired"):
+        verify_token(SETTINGS, token)
+
+
+def test_a_refused_token_is_not_remembered() -> None:
+    forged = issue_token(Settings(environment="test", jwt_secret="y" * 40), sub="u", role="operator")
+    for _ in range(2):
+        with pytest.raises(Unauthorized, match="invalid access token"):
+            verify_token(SETTINGS, forged)

@@ -259,3 +259,15 @@ def test_answers_are_kept_for_a_day_only() -> None:
     later = run(first.state, numbered("T2", at=datetime(2026, 1, 6, 9, 0, 1, tzinfo=UTC)))
     assert later.state is not None
     assert [r.key for r in later.state.pos_answers] == ["M-PH/T2"]
+
+
+@pytest.mark.parametrize("pin_ok", [True, False])
+@pytest.mark.parametrize("rule", [authorise, inquire])
+def test_a_decision_leaves_the_account_it_was_given_as_it_was(rule, pin_ok: bool) -> None:  # type: ignore[no-untyped-def]
+    given = run(account(balance=10_000, failures=2), numbered("T1")).state  # with a ledger entry and an answer
+    assert given is not None
+    before = given.model_dump()
+    request = numbered("T2", authorisation_id="AU2") if rule is authorise else swipe(0, "balance_inquiry")
+    decision = rule(request, PHARMACY, checked_hash=given.pin_hash, pin_ok=pin_ok, max_failures=3)(given)
+    assert decision.state is not None
+    assert given.model_dump() == before

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
 
 from fastapi import APIRouter, Depends, Request
 
@@ -57,8 +58,8 @@ async def list_merchants(bank: BankDep) -> MerchantsPublic:
 async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPrincipal, bank: BankDep,
                              request: Request) -> PosAuthorisationPublic:
     """Authorise a card payment at a POS; a refusal is an answer with its response code."""
-    swipe = await pos_request(bank, principal, body.card_number, body.merchant_id, body.amount_fen, body.kind,
-                              transaction_id=body.transaction_id)
+    swipe = pos_request(principal, body.card_number, body.merchant_id, body.amount_fen, body.kind,
+                        transaction_id=body.transaction_id)
     return PosAuthorisationPublic(**asdict(await decide_swipe(bank, request, swipe, body.pin, authorise)))
 
 
@@ -67,31 +68,52 @@ async def authorise_purchase(body: PosAuthorisationCreate, principal: CurrentPri
 async def inquire_balance(body: PosBalanceInquiryCreate, principal: CurrentPrincipal, bank: BankDep,
                           request: Request) -> PosBalanceInquiryPublic:
     """Tell a card's balance at a designated merchant's POS, on the card password (refusals as for a purchase)."""
-    swipe = await pos_request(bank, principal, body.card_number, body.merchant_id, 0, "balance_inquiry")
+    swipe = pos_request(principal, body.card_number, body.merchant_id, 0, "balance_inquiry")
     said = await decide_swipe(bank, request, swipe, body.pin, inquire)
     return PosBalanceInquiryPublic(authorisation_id=said.authorisation_id, approved=said.approved,
                                    response_code=said.response_code, reason=said.reason,
                                    balance_fen=said.balance_after_fen)
 
 
-async def pos_request(bank: Bank, principal: Principal, card_number: str, merchant_id: str, amount_fen: int,
-                      kind: PosKind, *, transaction_id: str | None = None) -> PosRequest:
+@dataclass(frozen=True)
+class Swipe:
+    """What a terminal sends, before the bank dates it with its business date."""
+
+    card_number: str
+    merchant_id: str
+    amount_fen: int
+    kind: PosKind
+    authorisation_id: str
+    at: datetime
+    transaction_id: str | None
+
+    def dated(self, business_date: date) -> PosRequest:
+        return PosRequest(card_number=self.card_number, merchant_id=self.merchant_id, amount_fen=self.amount_fen,
+                          kind=self.kind, authorisation_id=self.authorisation_id, at=self.at,
+                          business_date=business_date, transaction_id=self.transaction_id)
+
+
+def pos_request(principal: Principal, card_number: str, merchant_id: str, amount_fen: int, kind: PosKind, *,
+                transaction_id: str | None = None) -> Swipe:
     """The swipe a terminal sends; a terminal speaks only for its own merchant (403)."""
     if principal.role == "merchant" and principal.sub != merchant_id:
         raise Forbidden(f"this terminal belongs to merchant {principal.sub}, not {merchant_id}")
-    return PosRequest(card_number=card_number, merchant_id=merchant_id, amount_fen=amount_fen, kind=kind,
-                      authorisation_id=new_id("AU"), at=datetime.now(UTC), business_date=await bank.clock.current(),
-                      transaction_id=transaction_id)
+    return Swipe(card_number=card_number, merchant_id=merchant_id, amount_fen=amount_fen, kind=kind,
+                 authorisation_id=new_id("AU"), at=datetime.now(UTC), transaction_id=transaction_id)
 
 
-async def decide_swipe(bank: Bank, request: Request, swipe: PosRequest, pin: str,
-                       rule: Callable[..., Decide]) -> PosAnswer:
-    """Check the PIN (when it is what decides) and apply ``rule`` (authorise or inquire) to the account."""
-    person_id = await bank.person_of_card(swipe.card_number)
+async def decide_swipe(bank: Bank, request: Request, sent: Swipe, pin: str, rule: Callable[..., Decide]) -> PosAnswer:
+    """Check the PIN (when it is what decides) and apply ``rule`` (authorise or inquire) to the account.
+
+    The reads that do not depend on one another go out together: the business date, the
+    merchant and the account (the card's person and a registered merchant are remembered
+    once read: neither ever changes). Then one guarded write saves the answer."""
+    person_id = await bank.person_of_card(sent.card_number)
     if person_id is None:
-        return answer(swipe, "14")
-    merchant = await bank.merchants.get(swipe.merchant_id)
-    doc = await bank.accounts.get_doc(person_id)
+        return answer(sent.dated(bank.clock.today()), "14")  # nothing is recorded: the date is not used
+    business_date, merchant, doc = await asyncio.gather(
+        bank.clock.current(), bank.merchant(sent.merchant_id), bank.accounts.get_doc(person_id))
+    swipe = sent.dated(business_date)
     account = bank.accounts.state_of(doc)
     # argon2 runs off the event loop, and only when the PIN is what decides (not for a repeat).
     fresh = account is not None and repeated(account, swipe) is None
@@ -99,5 +121,6 @@ async def decide_swipe(bank: Bank, request: Request, swipe: PosRequest, pin: str
     pin_ok = checked is not None and await VERIFIED_PINS.verify(checked, pin)
     decide = rule(swipe, merchant, checked_hash=checked, pin_ok=pin_ok,
                   max_failures=bank.runtime.settings.pin_max_failures)
-    outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request), loaded=doc)
+    outcome = await bank.accounts.execute(person_id, decide, correlation_id=correlation_id(request), loaded=doc,
+                                          loaded_state=account)
     return outcome.result  # type: ignore[no-any-return]
