@@ -45,6 +45,8 @@ from .topics import topic_for_service
 log = get_logger("relay")
 BATCH_DOCS = 500
 """Aggregates of one collection read (and handed to the producer) by one pass."""
+SCAN_DOCS = 1000
+"""Pending documents of one collection a page of the full scan reads (and hands over)."""
 MAX_FLIGHTS = 8
 """Batches handed to the producer whose acknowledgements may be outstanding at once."""
 DONE_MEMORY = 100_000
@@ -239,7 +241,7 @@ class OutboxRelay:
         if self._scan_due <= time.monotonic():
             self._scan_due = time.monotonic() + self.settings.relay_scan_seconds
             await self._close_scans()
-            self._scans = {coll.name: coll.find({"pending": True}, FIELDS, batch_size=BATCH_DOCS)
+            self._scans = {coll.name: coll.find({"pending": True}, FIELDS, batch_size=SCAN_DOCS)
                            for coll in self.collections}
         touched = 0
         for coll in self.collections:
@@ -252,7 +254,7 @@ class OutboxRelay:
     async def _take(self, coll: AsyncCollection[Doc]) -> list[Doc]:
         """The documents of ``coll`` to publish now: those handed over, the notified ones
         read by ``_id`` (``BATCH_DOCS`` at a time: the rest stays notified), and the next
-        page of the full scan. An aggregate that is busy waits (stays notified)."""
+        page of the full scan (``SCAN_DOCS``). An aggregate that is busy waits (stays notified)."""
         name = coll.name
         busy = self._busy.setdefault(name, set())
         dirty = self._dirty.pop(name, set())
@@ -271,9 +273,9 @@ class OutboxRelay:
                 for doc in await self._read(coll, {"_id": {"$in": wanted[:BATCH_DOCS]}, "pending": True}):
                     docs[doc["_id"]] = doc
             if name in self._scans:
-                page = await within(self._scans[name].to_list(BATCH_DOCS), STEP_SECONDS,
+                page = await within(self._scans[name].to_list(SCAN_DOCS), STEP_SECONDS,
                                     f"relay {self.name}: scanning {name} for pending events", NetworkTimeout)
-                if len(page) < BATCH_DOCS:
+                if len(page) < SCAN_DOCS:
                     cursor = self._scans.pop(name)
                     with contextlib.suppress(Exception):
                         await cursor.close()

@@ -90,7 +90,10 @@ class MemoryCollection:
         await asyncio.sleep(0)
         result = BulkResult()
         for request in requests:
-            doc = next((d for d in self.docs.values() if matches(d, request._filter)), None)
+            by_id = request._filter.get("_id")
+            candidates = [self.docs[by_id]] if isinstance(by_id, str) and by_id in self.docs else (
+                [] if isinstance(by_id, str) else self.docs.values())
+            doc = next((d for d in candidates if matches(d, request._filter)), None)
             if doc is None:
                 continue
             result.matched_count += 1
