@@ -86,7 +86,7 @@ class AggregateStore(Generic[S]):
         *,
         service: str,
         state_type: type[S],
-        on_saved: Callable[[str, str, dict[str, Any] | None], None] | None = None,
+        on_saved: Callable[..., None] | None = None,
     ) -> None:
         self.collection = collection
         self.service = service

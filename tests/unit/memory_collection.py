@@ -1,6 +1,6 @@
 """An in-memory stand-in for the part of pymongo's AsyncCollection that the outbox relay and
 the aggregate store's reads use: ``find`` (``limit``, ``batch_size``, a cursor read a page at a
-time with ``to_list(length)``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of ``UpdateOne``
+time with ``to_list(length)``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of ``UpdateOne`` and ``UpdateMany``
 (answering ``matched_count``), on equality, ``$in``, ``$set`` and ``$max``. Every read yields to the event loop,
 and a test can hold the next read at its start (``hold_next_read``) to act meanwhile."""
 
@@ -10,7 +10,7 @@ import asyncio
 import copy
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import UpdateMany, UpdateOne
 
 Doc = dict[str, Any]
 
@@ -86,19 +86,22 @@ class MemoryCollection:
         await self.reading()
         return next((copy.deepcopy(d) for d in self.docs.values() if matches(d, query)), None)
 
-    async def bulk_write(self, requests: list[UpdateOne], ordered: bool = True) -> BulkResult:
+    async def bulk_write(self, requests: list[UpdateOne | UpdateMany], ordered: bool = True) -> BulkResult:
         await asyncio.sleep(0)
         result = BulkResult()
         for request in requests:
             by_id = request._filter.get("_id")
-            candidates = [self.docs[by_id]] if isinstance(by_id, str) and by_id in self.docs else (
-                [] if isinstance(by_id, str) else self.docs.values())
-            doc = next((d for d in candidates if matches(d, request._filter)), None)
-            if doc is None:
-                continue
-            result.matched_count += 1
-            for field, value in request._doc.get("$set", {}).items():
-                doc[field] = value
-            for field, value in request._doc.get("$max", {}).items():
-                doc[field] = max(doc.get(field, value), value)
+            if isinstance(by_id, str):
+                candidates = [self.docs[by_id]] if by_id in self.docs else []
+            elif isinstance(by_id, dict) and "$in" in by_id:
+                candidates = [self.docs[i] for i in by_id["$in"] if i in self.docs]
+            else:
+                candidates = list(self.docs.values())
+            found = [d for d in candidates if matches(d, request._filter)]
+            for doc in found if isinstance(request, UpdateMany) else found[:1]:
+                result.matched_count += 1
+                for field, value in request._doc.get("$set", {}).items():
+                    doc[field] = value
+                for field, value in request._doc.get("$max", {}).items():
+                    doc[field] = max(doc.get(field, value), value)
         return result
