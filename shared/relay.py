@@ -84,6 +84,9 @@ class OutboxRelay:
         """Acknowledged aggregates to clear: the version published."""
         self._scans: dict[str, Any] = {}
         """The open full-scan cursor of each collection."""
+        self._pages: dict[str, asyncio.Task[list[Doc]]] = {}
+        """The full scan's next page of each collection, being read (while the last one is
+        handed over)."""
         self._scan_due = 0.0  # monotonic time of the next full scan; 0: at once
         self._topics: dict[str, str] = {}
         """The topic of each event type."""
@@ -181,6 +184,9 @@ class OutboxRelay:
 
     async def _close_scans(self) -> None:
         scans, self._scans = self._scans, {}
+        pages, self._pages = self._pages, {}
+        for page in pages.values():
+            await cancel_and_wait(page, STOP_SECONDS)
         for cursor in scans.values():
             with contextlib.suppress(Exception):
                 await within(cursor.close(), STOP_SECONDS, f"relay {self.name}: closing a scan")
@@ -240,9 +246,8 @@ class OutboxRelay:
 
         Returns how many aggregates had events handed over (0: nothing to do now).
         """
-        if self._scan_due <= time.monotonic():
+        if self._scan_due <= time.monotonic() and not self._scans:  # (one asked for meanwhile follows it)
             self._scan_due = time.monotonic() + self.settings.relay_scan_seconds
-            await self._close_scans()
             self._scans = {coll.name: coll.find({"pending": True}, FIELDS, batch_size=SCAN_DOCS)
                            for coll in self.collections}
         touched = 0
@@ -275,12 +280,16 @@ class OutboxRelay:
                 for doc in await self._read(coll, {"_id": {"$in": wanted[:BATCH_DOCS]}, "pending": True}):
                     docs[doc["_id"]] = doc
             if name in self._scans:
-                page = await within(self._scans[name].to_list(SCAN_DOCS), STEP_SECONDS,
+                cursor = self._scans[name]
+                reading = self._pages.pop(name, None) or asyncio.ensure_future(cursor.to_list(SCAN_DOCS))
+                page = await within(reading, STEP_SECONDS,
                                     f"relay {self.name}: scanning {name} for pending events", NetworkTimeout)
                 if len(page) < SCAN_DOCS:
-                    cursor = self._scans.pop(name)
+                    del self._scans[name]
                     with contextlib.suppress(Exception):
                         await cursor.close()
+                else:  # the next page is read while this one is handed over
+                    self._pages[name] = asyncio.ensure_future(cursor.to_list(SCAN_DOCS))
                 for doc in page:
                     if doc["_id"] in busy:
                         self._renotify(name, [doc["_id"]])  # read again once its clean-up is done
