@@ -49,6 +49,8 @@ SCAN_DOCS = 1000
 """Pending documents of one collection a page of the full scan reads (and hands over)."""
 CLEAR_IDS = 1000
 """Aggregates one update of a clean-up names (``_id`` ``$in``)."""
+CLEAR_LAG_SECONDS = 1.0
+"""Longest a clean-up waits for a full scan that is reading to end."""
 MAX_FLIGHTS = 8
 """Batches handed to the producer whose acknowledgements may be outstanding at once."""
 DONE_MEMORY = 100_000
@@ -386,11 +388,17 @@ class OutboxRelay:
 
     async def _clear_loop(self) -> None:
         """Clear the acknowledged outboxes: everything acknowledged since the last clean-up,
-        by one ``bulk_write`` per collection; then those aggregates are no longer busy."""
+        by one ``bulk_write`` per collection; then those aggregates are no longer busy.
+        During a full scan the clean-up waits for its end (``CLEAR_LAG_SECONDS`` at most)."""
         backoff = 0.2
         while True:
             self._clearing = False
             await self._clear_wake.wait()
+            # While a full scan reads, its reads go first (the database is one): the clean-up
+            # waits for the scan's end, or ``CLEAR_LAG_SECONDS`` at most.
+            lag_until = time.monotonic() + CLEAR_LAG_SECONDS
+            while self._scans and time.monotonic() < lag_until:
+                await asyncio.sleep(0.02)
             self._clear_wake.clear()
             self._clearing = True
             for coll in self.collections:
