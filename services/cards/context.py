@@ -101,11 +101,13 @@ class Cards:
         A dry run with a placeholder number comes first: a refused command raises before
         any number is drawn, and one that would publish nothing is answered as it stands.
         """
-        dry = decide_with(PLACEHOLDER)(await self.holders.get(person_id))
+        doc = await self.holders.get_doc(person_id)
+        dry = decide_with(PLACEHOLDER)(self.holders.state_of(doc))
         if not dry.events:
             return Outcome(dry.state, [], dry.result)
         number = await self.reserve(index, make_number, person_id)
-        return await self.holders.execute(person_id, decide_with(number), correlation_id=correlation_id)
+        # The cardholder as the dry run read it (its write is guarded: if it changed since, read again).
+        return await self.holders.execute(person_id, decide_with(number), correlation_id=correlation_id, loaded=doc)
 
     async def blocked(self, person_id: str, card: Card) -> Card:
         """The card once the bank has confirmed its block (its CardBlocked came back), or as
