@@ -32,11 +32,17 @@ def to_record(event: CloudEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]
     return event.partitionkey.encode(), event.data.model_dump_json().encode(), headers
 
 
+_HEADER_NAMES = tuple((k, f"ce_{k}") for k in ATTRIBUTES)
+_CONTENT_TYPE = ("content-type", b"application/json")
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def stored_to_record(stored: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Same as to_record, from an envelope kept as a document in an outbox (no re-validation)."""
-    headers = [(f"ce_{k}", str(stored[k]).encode()) for k in ATTRIBUTES if stored.get(k) is not None]
-    headers.append(("content-type", b"application/json"))
-    return stored["partitionkey"].encode(), json.dumps(stored["data"], separators=(",", ":")).encode(), headers
+    headers = [(name, value.encode() if type(value) is str else str(value).encode())
+               for k, name in _HEADER_NAMES if (value := stored.get(k)) is not None]
+    headers.append(_CONTENT_TYPE)
+    return stored["partitionkey"].encode(), _compact_json(stored["data"]).encode(), headers
 
 
 def record_to_dict(record: KafkaRecord) -> dict[str, Any]:

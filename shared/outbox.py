@@ -71,6 +71,8 @@ class _Fold:
     seq: dict[str, int]
     changed: bool = False
     envelopes: list[CloudEvent] = field(default_factory=list)
+    stored: list[dict[str, Any]] = field(default_factory=list)
+    """The envelopes as the write stores them (set by ``_write_of``)."""
     marks: dict[str, int] = field(default_factory=dict)
     items: list[int] = field(default_factory=list)
 
@@ -84,7 +86,7 @@ class AggregateStore(Generic[S]):
         *,
         service: str,
         state_type: type[S],
-        on_saved: Callable[[str, str], None] | None = None,
+        on_saved: Callable[..., None] | None = None,
     ) -> None:
         self.collection = collection
         self.service = service
@@ -149,12 +151,12 @@ class AggregateStore(Generic[S]):
             first = attempt == 0 and loaded is not None and loaded_state is not None
             decision = decide(loaded_state if first else self._state(doc))
             try:
-                events = await self._save(aggregate_id, doc, decision, correlation_id, cause)
+                events, handed = await self._save(aggregate_id, doc, decision, correlation_id, cause)
             except ConcurrencyConflict:
                 await asyncio.sleep(0)
                 continue
             if events and self.on_saved:
-                self.on_saved(self.collection.name, aggregate_id)
+                self.on_saved(self.collection.name, aggregate_id, handed)
             return Outcome(decision.state, events, decision.result)
         raise ConcurrencyConflict(f"{self.service} aggregate {aggregate_id} kept changing; gave up after {retries} tries")
 
@@ -227,7 +229,9 @@ class AggregateStore(Generic[S]):
             if self.on_saved:
                 for a, fold in folds.items():
                     if fold.envelopes:
-                        self.on_saved(self.collection.name, a)
+                        # Without a conflict every write of the group landed: its outbox is known.
+                        self.on_saved(self.collection.name, a,
+                                      None if conflict else handed_outbox(fold.doc, fold.stored, fold.version))
         return results
 
     def _fold(self, aggregate_id: str, doc: dict[str, Any] | None, events: list[tuple[int, Decide, CloudEvent]],
@@ -258,7 +262,7 @@ class AggregateStore(Generic[S]):
     def _write_of(self, aggregate_id: str, fold: _Fold) -> InsertOne[dict[str, Any]] | UpdateOne | None:
         if not (fold.marks or fold.envelopes or fold.changed):
             return None
-        stored = [e.model_dump(mode="json") for e in fold.envelopes]
+        stored = fold.stored = [e.model_dump(mode="json") for e in fold.envelopes]
         state = fold.state.model_dump(mode="json") if fold.changed else {}
         if fold.doc is None:
             return InsertOne({"_id": aggregate_id, **state, "version": fold.version, "rev": 1, "outbox": stored,
@@ -330,18 +334,20 @@ class AggregateStore(Generic[S]):
         decision: Decision[S],
         correlation_id: str,
         cause: CloudEvent | None,
-    ) -> list[CloudEvent]:
+    ) -> tuple[list[CloudEvent], dict[str, Any] | None]:
+        """Save; returns the new events and the outbox as the write left it (``handed``)."""
         if doc is not None:
             prepared = self._prepare(aggregate_id, doc, decision, correlation_id, cause)
             if prepared is None:
-                return []
+                return [], None
             query, update, envelopes = prepared
             res = await self.collection.update_one(query, update)
             if res.matched_count == 0:
                 raise ConcurrencyConflict(aggregate_id)
-            return envelopes
+            pushed = update.get("$push", {}).get("outbox", {}).get("$each", [])
+            return envelopes, handed_outbox(doc, pushed, update["$set"]["version"])
         if decision.state is None:
-            return []
+            return [], None
         envelopes = self._envelopes(aggregate_id, 0, decision, correlation_id, cause)
         stored = [e.model_dump(mode="json") for e in envelopes]
         new_doc = {"_id": aggregate_id, **decision.state.model_dump(mode="json"), "version": len(envelopes),
@@ -351,4 +357,17 @@ class AggregateStore(Generic[S]):
             await self.collection.insert_one(new_doc)
         except DuplicateKeyError:
             raise ConcurrencyConflict(aggregate_id) from None
-        return envelopes
+        return envelopes, handed_outbox(None, stored, len(envelopes))
+
+
+def handed_outbox(doc: dict[str, Any] | None, pushed: list[dict[str, Any]], version: int) -> dict[str, Any] | None:
+    """The outbox a guarded write over ``doc`` (None: an insert) left, for the relay
+    (``OutboxRelay.notify``): what it held when read, then ``pushed``. The relay may have
+    cleared some of what it held meanwhile (its clean-up does not move ``rev``): those were
+    published already, and the relay skips them. None when ``doc`` was read without its
+    outbox (the relay then reads it: nothing unpublished may be skipped)."""
+    if doc is not None and ("outbox" not in doc or "outbox_done" not in doc):
+        return None
+    held = (doc.get("outbox") or []) if doc else []
+    return {"version": version, "outbox_done": doc.get("outbox_done", 0) if doc else 0,
+            "outbox": [*held, *pushed] if held else pushed}

@@ -38,9 +38,15 @@ class BlockWatch:
 
     def __init__(self) -> None:
         self._waiting: dict[str, set[asyncio.Event]] = {}
+        self.blocked: dict[asyncio.Event, Card] = {}
+        """The card as the confirmation left it, for each woken waiter told so."""
 
-    def confirmed(self, card_number: str) -> None:
+    def confirmed(self, card_number: str, card: Card | None = None) -> None:
+        """Wake the reports waiting for ``card_number``; ``card``: the card as the applied
+        CardBlocked left it (the waiters then need not read the cardholder again)."""
         for woken in self._waiting.get(card_number, ()):
+            if card is not None and card.bank_blocked_at is not None:
+                self.blocked[woken] = card
             woken.set()
 
     @contextlib.contextmanager
@@ -50,6 +56,7 @@ class BlockWatch:
         try:
             yield woken
         finally:
+            self.blocked.pop(woken, None)
             waiting = self._waiting[card_number]
             waiting.discard(woken)
             if not waiting:
@@ -94,11 +101,13 @@ class Cards:
         A dry run with a placeholder number comes first: a refused command raises before
         any number is drawn, and one that would publish nothing is answered as it stands.
         """
-        dry = decide_with(PLACEHOLDER)(await self.holders.get(person_id))
+        doc = await self.holders.get_doc(person_id)
+        dry = decide_with(PLACEHOLDER)(self.holders.state_of(doc))
         if not dry.events:
             return Outcome(dry.state, [], dry.result)
         number = await self.reserve(index, make_number, person_id)
-        return await self.holders.execute(person_id, decide_with(number), correlation_id=correlation_id)
+        # The cardholder as the dry run read it (its write is guarded: if it changed since, read again).
+        return await self.holders.execute(person_id, decide_with(number), correlation_id=correlation_id, loaded=doc)
 
     async def blocked(self, person_id: str, card: Card) -> Card:
         """The card once the bank has confirmed its block (its CardBlocked came back), or as
@@ -113,7 +122,9 @@ class Cards:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(left, BLOCK_POLL_SECONDS))
                 woken.clear()
-                card = known(await self.holders.get(person_id), person_id).card(card.card_number)
+                told = self.blocks.blocked.pop(woken, None)
+                card = told if told is not None else known(await self.holders.get(person_id), person_id).card(
+                    card.card_number)
         return card
 
     async def person_of(self, index: Index, number: str, what: str) -> str:

@@ -37,8 +37,8 @@ def make_handler(ctx: Cards) -> Handler:
     async def on_blocked(event: CloudEvent, data: CardBlocked) -> None:
         decide = domain.confirm_block(person_id=data.person_id, card_number=data.card_number,
                                       blocked_at=data.blocked_at)
-        await ctx.holders.execute(data.person_id, decide, correlation_id=event.correlationid, cause=event)
-        ctx.blocks.confirmed(data.card_number)  # the loss reports waiting for it answer now
+        outcome = await ctx.holders.execute(data.person_id, decide, correlation_id=event.correlationid, cause=event)
+        ctx.blocks.confirmed(data.card_number, outcome.result)  # the loss reports waiting for it answer now
 
     async def on_stamped(event: CloudEvent, data: BankStamped) -> None:
         voucher = await ctx.reserve(ctx.voucher_index, lambda: new_reference("V"), data.person_id)

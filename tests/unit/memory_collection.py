@@ -1,6 +1,7 @@
 """An in-memory stand-in for the part of pymongo's AsyncCollection that the outbox relay and
-the aggregate store's reads use: ``find`` (``limit``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of
-``UpdateOne``, on equality, ``$in``, ``$set`` and ``$max``. Every read yields to the event loop,
+the aggregate store's reads use: ``find`` (``limit``, ``batch_size``, a cursor read a page at a
+time with ``to_list(length)``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of ``UpdateOne`` and ``UpdateMany``
+(answering ``matched_count``), on equality, ``$in``, ``$set`` and ``$max``. Every read yields to the event loop,
 and a test can hold the next read at its start (``hold_next_read``) to act meanwhile."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import copy
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import UpdateMany, UpdateOne
 
 Doc = dict[str, Any]
 
@@ -24,11 +25,17 @@ def matches(doc: Doc, query: Doc) -> bool:
     return True
 
 
+class BulkResult:
+    def __init__(self) -> None:
+        self.matched_count = 0
+
+
 class MemoryCursor:
     def __init__(self, collection: MemoryCollection, query: Doc) -> None:
         self.collection = collection
         self.query = query
         self.most: int | None = None
+        self.found: list[Doc] | None = None
 
     def limit(self, n: int) -> MemoryCursor:
         self.most = n
@@ -37,10 +44,15 @@ class MemoryCursor:
     def sort(self, *_: Any) -> MemoryCursor:
         return self  # the order is not what these tests are about
 
-    async def to_list(self) -> list[Doc]:
+    async def to_list(self, length: int | None = None) -> list[Doc]:
         await self.collection.reading()
-        found = [copy.deepcopy(d) for d in self.collection.docs.values() if matches(d, self.query)]
-        return found[:self.most] if self.most else found
+        if self.found is None:  # the query runs at the first read; later reads page through it
+            found = [copy.deepcopy(d) for d in self.collection.docs.values() if matches(d, self.query)]
+            self.found = found[:self.most] if self.most else found
+        page, self.found = (self.found, []) if length is None else (self.found[:length], self.found[length:])
+        return page
+
+    async def close(self) -> None: ...
 
 
 class MemoryCollection:
@@ -65,7 +77,7 @@ class MemoryCollection:
             await gate.wait()
         await asyncio.sleep(0)
 
-    def find(self, query: Doc, fields: Doc | None = None) -> MemoryCursor:
+    def find(self, query: Doc, fields: Doc | None = None, batch_size: int = 0) -> MemoryCursor:
         self.queries.append(query)
         return MemoryCursor(self, query)
 
@@ -74,13 +86,22 @@ class MemoryCollection:
         await self.reading()
         return next((copy.deepcopy(d) for d in self.docs.values() if matches(d, query)), None)
 
-    async def bulk_write(self, requests: list[UpdateOne], ordered: bool = True) -> None:
+    async def bulk_write(self, requests: list[UpdateOne | UpdateMany], ordered: bool = True) -> BulkResult:
         await asyncio.sleep(0)
+        result = BulkResult()
         for request in requests:
-            doc = next((d for d in self.docs.values() if matches(d, request._filter)), None)
-            if doc is None:
-                continue
-            for field, value in request._doc.get("$set", {}).items():
-                doc[field] = value
-            for field, value in request._doc.get("$max", {}).items():
-                doc[field] = max(doc.get(field, value), value)
+            by_id = request._filter.get("_id")
+            if isinstance(by_id, str):
+                candidates = [self.docs[by_id]] if by_id in self.docs else []
+            elif isinstance(by_id, dict) and "$in" in by_id:
+                candidates = [self.docs[i] for i in by_id["$in"] if i in self.docs]
+            else:
+                candidates = list(self.docs.values())
+            found = [d for d in candidates if matches(d, request._filter)]
+            for doc in found if isinstance(request, UpdateMany) else found[:1]:
+                result.matched_count += 1
+                for field, value in request._doc.get("$set", {}).items():
+                    doc[field] = value
+                for field, value in request._doc.get("$max", {}).items():
+                    doc[field] = max(doc.get(field, value), value)
+        return result

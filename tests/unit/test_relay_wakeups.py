@@ -112,3 +112,94 @@ async def test_a_full_scan_publishes_what_nobody_notified(producer: MemoryProduc
     finally:
         await relay.stop()
     assert producer.keys == [b"M9"] and not coll.docs["M9"]["pending"]
+
+
+class HeldProducer(MemoryProducer):
+    """Acknowledges nothing until ``release`` is set; remembers (key, sequence) sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[bytes, int]] = []
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> asyncio.Future[None]:
+        self.keys.append(key)
+        self.sent.append((key, int(dict(headers)["ce_sequence"])))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def later() -> None:
+            await self.release.wait()
+            ack.set_result(None)
+        asyncio.get_running_loop().create_task(later())
+        return ack
+
+
+def registration(merchant_id: str, sequence: int) -> Doc:
+    return new_event(MerchantRegistered(merchant_id=merchant_id, name="Pharmacy", kind="pharmacy", designated=True),
+                     source="/medcard/bank", partitionkey=merchant_id, sequence=sequence,
+                     correlationid="corr-test").model_dump(mode="json")
+
+
+async def test_an_outbox_handed_over_with_its_notice_is_published_without_a_read(producer: MemoryProducer) -> None:
+    coll = MemoryCollection("merchants")
+    relay = await started(coll)
+    try:
+        coll.docs["M1"] = merchant("M1")
+        reads = len(coll.queries)
+        relay.notify("merchants", "M1", {"version": 1, "outbox_done": 0, "outbox": coll.docs["M1"]["outbox"]})
+
+        async def published() -> bool:
+            return not coll.docs["M1"]["pending"] and relay.idle
+        await eventually(published, timeout=5)
+        assert coll.queries[reads:] == []  # neither a read by _id nor a scan
+    finally:
+        await relay.stop()
+    assert producer.keys == [b"M1"] and coll.docs["M1"]["outbox_done"] == 1
+
+
+async def test_an_aggregates_newer_events_wait_until_the_earlier_ones_are_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Handed over while its first event is unacknowledged, an aggregate's second event waits;
+    once the first is acknowledged (and cleared) only the second is sent, then cleared."""
+    held = HeldProducer()
+    monkeypatch.setattr(relay_module, "idempotent_producer", lambda *_, **__: held)
+    coll = MemoryCollection("merchants")
+    relay = await started(coll)
+    try:
+        first = registration("M1", 1)
+        coll.docs["M1"] = {"_id": "M1", "version": 1, "outbox": [first], "pending": True, "outbox_done": 0}
+        relay.notify("merchants", "M1", {"version": 1, "outbox_done": 0, "outbox": [first]})
+        await eventually(lambda: _true(held.sent == [(b"M1", 1)]), timeout=5)
+        second = registration("M1", 2)
+        coll.docs["M1"].update(version=2, outbox=[first, second])
+        relay.notify("merchants", "M1", {"version": 2, "outbox_done": 0, "outbox": [first, second]})
+        await asyncio.sleep(0.05)
+        assert held.sent == [(b"M1", 1)] and not relay.idle  # the second waits for the first's ack
+        held.release.set()
+
+        async def published() -> bool:
+            return not coll.docs["M1"]["pending"] and relay.idle
+        await eventually(published, timeout=5)
+    finally:
+        await relay.stop()
+    assert held.sent == [(b"M1", 1), (b"M1", 2)]
+    assert coll.docs["M1"]["outbox"] == [] and coll.docs["M1"]["outbox_done"] == 2
+
+
+async def test_a_full_scan_pages_through_the_pending_documents_and_clears_them(producer: MemoryProducer) -> None:
+    coll = MemoryCollection("merchants")
+    relay = await started(coll)
+    count = 2 * relay_module.SCAN_DOCS + 3
+    try:
+        for i in range(count):
+            coll.docs[f"M{i}"] = merchant(f"M{i}")  # nobody notified: a crashed replica's, say
+        await relay.wait_idle(timeout=10)
+    finally:
+        await relay.stop()
+    assert sorted(producer.keys) == sorted(f"M{i}".encode() for i in range(count))
+    assert not any(d["pending"] or d["outbox"] for d in coll.docs.values())
+
+
+async def _true(value: bool) -> bool:
+    return value
