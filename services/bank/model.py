@@ -3,6 +3,7 @@ cards) and one per registered merchant. Pure data, no I/O."""
 
 from __future__ import annotations
 
+from copy import copy
 from datetime import date, datetime
 from typing import Literal
 
@@ -120,6 +121,20 @@ class Account(BaseModel):
     def held(self) -> bool:
         """Contributions are waiting for an account to be opened (indexed: the held list)."""
         return self.account_id is None and bool(self.contributions)
+
+    def clone(self) -> Account:
+        """A copy to change while this one stays as it was, as ``model_copy(deep=True)``
+        but cheaper: new lists, and new copies of the items the rules change in place (cards,
+        contributions, receipts). Ledger entries and POS answers are never changed once
+        made (only appended, or the list replaced), so the copy shares them."""
+        acc = copy(self)
+        fields = acc.__dict__  # as model_copy(update=...) sets them, without its overhead
+        fields["cards"] = [copy(c) for c in self.cards]
+        fields["contributions"] = [copy(c) for c in self.contributions]
+        fields["ledger"] = list(self.ledger)
+        fields["receipts"] = [copy(r) for r in self.receipts]
+        fields["pos_answers"] = list(self.pos_answers)
+        return acc
 
     def card(self, number: str) -> CardState:
         for card in self.cards:
