@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -227,7 +227,8 @@ class AggregateStore(Generic[S]):
                 self.on_saved(self.collection.name, aggregate_id)
         return len(ids)
 
-    async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]]) -> list[Applied]:
+    async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]],
+                            before_write: Awaitable[Any] | None = None) -> list[Applied]:
         """Apply a consumer batch: ``(aggregate id, decide, cause)`` in log order.
 
         Each aggregate is read once; its events are decided one after the other on its
@@ -237,7 +238,9 @@ class AggregateStore(Generic[S]):
         by one guarded write, ``BATCH_GROUP`` aggregates per ``$in`` read and per
         ``bulk_write``. If a guard fails (another writer got there first), that group's
         items are applied again one by one with ``execute``, where the marks of what the
-        bulk write did save make those no-ops. Returns one ``Applied`` per item."""
+        bulk write did save make those no-ops. Returns one ``Applied`` per item.
+        ``before_write`` (the batch's other writes, under way) is awaited before the first
+        write: the aggregates are read and decided meanwhile."""
         results = [Applied() for _ in items]
         order: dict[str, list[int]] = {}
         for i, (aggregate_id, _, _) in enumerate(items):
@@ -249,6 +252,9 @@ class AggregateStore(Generic[S]):
             folds = {a: self._fold(a, doc, [(i, *items[i][1:]) for i in order[a]], results)
                      for a, doc in zip(group, docs, strict=True)}
             writes = [w for a, fold in folds.items() if (w := self._write_of(a, fold)) is not None]
+            if before_write is not None:
+                waited, before_write = before_write, None
+                await waited
             if not writes:
                 continue
             try:
@@ -262,6 +268,8 @@ class AggregateStore(Generic[S]):
                 for a, fold in folds.items():
                     if fold.stored:
                         self.on_saved(self.collection.name, a)
+        if before_write is not None:
+            await before_write
         return results
 
     def _fold(self, aggregate_id: str, doc: dict[str, Any] | None, events: list[tuple[int, Decide, CloudEvent]],
@@ -303,15 +311,28 @@ class AggregateStore(Generic[S]):
     def _update(doc: dict[str, Any], state: dict[str, Any] | None, marks: dict[str, int],
                 stored: list[dict[str, Any]], version: int) -> UpdateOne:
         """The write, guarded by the ``rev`` it was read at, that turns ``doc`` into
-        ``state`` (setting only the fields whose value differs: the document is the same
-        as with them all), adds the ``marks`` and appends the ``stored`` events."""
-        changed = {k: v for k, v in state.items() if doc.get(k, _MISSING) != v} if state else {}
+        ``state``, adds the ``marks`` and appends the ``stored`` events. Only what changed
+        is written (the document is the same as with every field set): a field whose value
+        differs is set, and a list that only grew by items at its end gets them pushed."""
+        sets: dict[str, Any] = {}
+        pushes: dict[str, Any] = {}
+        for k, v in (state or {}).items():
+            old = doc.get(k, _MISSING)
+            if old == v:
+                continue
+            if type(old) is list and type(v) is list and len(v) > len(old) and v[:len(old)] == old:
+                pushes[k] = {"$each": v[len(old):]}
+            else:
+                sets[k] = v
         rev = doc.get("rev", 0)
-        update: dict[str, Any] = {"$set": {**changed, **{f"seq.{k}": v for k, v in marks.items()},
-                                           "version": version, "rev": rev + 1}}
+        sets.update({f"seq.{k}": v for k, v in marks.items()})
+        sets["version"], sets["rev"] = version, rev + 1
         if stored:
-            update["$set"]["pending"] = True
-            update["$push"] = {"outbox": {"$each": stored}}
+            sets["pending"] = True
+            pushes["outbox"] = {"$each": stored}
+        update: dict[str, Any] = {"$set": sets}
+        if pushes:
+            update["$push"] = pushes
         return UpdateOne({"_id": doc["_id"], "rev": rev}, update)
 
     async def _one_by_one(self, indexes: list[int], items: list[tuple[str, Decide, CloudEvent]],

@@ -75,10 +75,10 @@ async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
 
 
 async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> list[Exception | None]:
-    """A consumer batch at once: the indexes by one bulk write, then every account the
-    batch touches read once and saved by one guarded write (``execute_batch``)."""
+    """A consumer batch at once: the indexes by one bulk write, and every account the
+    batch touches read once (meanwhile) and saved, after the indexes, by one guarded write
+    (``execute_batch``)."""
     now = datetime.now(UTC)
-    await projections.index_many(bank.runtime.db, events)
     for event in events:  # rare events (a lock, a closure): one write each
         await project_revocation(bank.runtime.db, event)
     items, where = [], []
@@ -87,8 +87,17 @@ async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> li
         if decide is not None:
             items.append((event.data.person_id, decide, event))  # type: ignore[attr-defined]
             where.append(k)
+    # The indexes are written while the accounts are read, and before those are written.
+    indexed = asyncio.ensure_future(projections.index_many(bank.runtime.db, events))
+    try:
+        done = await bank.accounts.execute_batch(items, before_write=indexed)
+    finally:
+        if not indexed.done():
+            indexed.cancel()
+        elif not indexed.cancelled():
+            indexed.exception()  # retrieved: if the accounts failed first, theirs is the error raised
     errors: list[Exception | None] = [None] * len(events)
-    for k, applied in zip(where, await bank.accounts.execute_batch(items), strict=True):
+    for k, applied in zip(where, done, strict=True):
         errors[k] = applied.error
         if applied.error is None and not applied.duplicate:
             _log_loss(events[k], now)

@@ -7,7 +7,7 @@ from copy import copy
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, computed_field, model_validator
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from shared.card_state import CardState as SharedCardState
 from shared.errors import NotFound
@@ -99,14 +99,14 @@ class Account(BaseModel):
     account_id: str | None = None
     balance_fen: int = 0
     current_card: str | None = None
-    cards: list[CardState] = []
+    cards: list[CardState] = Field(default_factory=list)
     pin_hash: str | None = None
     pin_failures: int = 0
     pin_locked: bool = False
-    contributions: list[Contribution] = []
-    ledger: list[LedgerEntry] = []
-    receipts: list[Receipt] = []
-    pos_answers: list[PosAnswerRecord] = []
+    contributions: list[Contribution] = Field(default_factory=list)
+    ledger: list[LedgerEntry] = Field(default_factory=list)
+    receipts: list[Receipt] = Field(default_factory=list)
+    pos_answers: list[PosAnswerRecord] = Field(default_factory=list)
     """The POS authorisations of the last ``authorisation.REPEAT_WINDOW``, by transaction."""
 
     @computed_field  # type: ignore[prop-decorator]

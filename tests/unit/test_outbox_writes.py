@@ -53,9 +53,18 @@ def test_a_write_sets_only_what_changed() -> None:
     assert after is not None
     write = AggregateStore._update(doc, after.model_dump(mode="json"), {"identity:P1": 2}, [], 1)
     assert write._filter == {"_id": "P1", "rev": 4}
-    assert write._doc == {"$set": {"contributions": [{"contribution_id": "C1", "month": "2026-01", "amount_fen": 500,
-                                                      "credited": False}],
-                                   "credit_due_from": "2026-01", "seq.identity:P1": 2, "version": 1, "rev": 5}}
+    assert write._doc == {"$set": {"credit_due_from": "2026-01", "seq.identity:P1": 2, "version": 1, "rev": 5},
+                          "$push": {"contributions": {"$each": [{"contribution_id": "C1", "month": "2026-01",
+                                                                 "amount_fen": 500, "credited": False}]}}}
+    credited = domain.credit_month_end("2026-01", date(2026, 1, 31), AT)(after)
+    assert credited.state is not None
+    done = {**doc, **after.model_dump(mode="json")}
+    write = AggregateStore._update(done, credited.state.model_dump(mode="json"), {"clock:clock": 1}, [], 2)
+    changed = {**write._doc["$set"], **write._doc["$push"]}
+    assert sorted(changed) == ["balance_fen", "contributions", "credit_due_from", "ledger", "rev", "seq.clock:clock",
+                               "version"]
+    assert write._doc["$set"]["contributions"][0]["credited"] is True  # an item changed: the list is set
+    assert len(write._doc["$push"]["ledger"]["$each"]) == 1  # only grew: its new item is pushed
     stored = [{"sequence": 2}]
     write = AggregateStore._update(doc, None, {"x:Y": 3}, stored, 2)
     assert write._doc == {"$set": {"seq.x:Y": 3, "version": 2, "rev": 5, "pending": True},
