@@ -130,7 +130,7 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
         query = {**due, "_id": {"$gt": after}} if after is not None else due
         # By the _id index: each page goes on from the last, whatever the other index holds.
         return await (accounts.collection.find(query).sort("_id", 1).hint([("_id", 1)])
-                      .limit(MONTH_END_GROUP).to_list())
+                      .limit(MONTH_END_GROUP).batch_size(MONTH_END_GROUP).to_list())
 
     seen = 0
     docs = await page(None)
