@@ -83,8 +83,6 @@ class ConsumerRunner:
         self._dlq: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._commit: asyncio.Task[None] | None = None
-        """The last batch's offset commit, under way while the next batch is applied."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.service}")
@@ -107,13 +105,6 @@ class ConsumerRunner:
         log.info("consumer.stopped", group=self.group_id, applied=self.applied, dead_lettered=self.dead_lettered)
 
     async def _close(self) -> None:
-        if self._commit is not None:  # what it does not commit is fetched again (and changes nothing)
-            commit, self._commit = self._commit, None
-            done, _ = await asyncio.wait({commit}, timeout=STOP_GRACE_SECONDS)
-            if not done:
-                await cancel_and_wait(commit, STOP_GRACE_SECONDS)
-            elif not commit.cancelled() and commit.exception() is not None:
-                log.warning("consumer.commit_failed", group=self.group_id, error=repr(commit.exception()))
         clients, self._consumer, self._dlq = (self._consumer, self._dlq), None, None
         self.running = False
         for client in clients:
@@ -156,8 +147,6 @@ class ConsumerRunner:
                     await self._connect()
                     backoff = 0.2
                 await self._poll_once()
-                if self._stopping:
-                    await self._committed()
             except Exception as err:  # Kafka away (or a bug, which must not end the consumer silently)
                 transient = isinstance(err, TRANSIENT_KAFKA_ERRORS)
                 (log.warning if transient else log.error)(
@@ -168,7 +157,7 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, 5.0)
 
     async def _poll_once(self) -> None:
-        """Apply one fetched batch, then commit it (see the end).
+        """Apply one fetched batch, then commit it.
 
         Records with the same key (one aggregate) are applied one after the other, in
         log order; different keys are applied concurrently (at most ``concurrency`` at
@@ -181,8 +170,6 @@ class ConsumerRunner:
         batches = await within(self._consumer.getmany(timeout_ms=POLL_MS, max_records=self.max_records),
                                KAFKA_SECONDS, f"consumer {self.group_id}: a poll of {self.topics}")
         if not batches:
-            if self._commit is not None and self._commit.done():
-                await self._committed()  # its error, if any, is not left unseen
             return
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         left = list(batches.items())
@@ -202,20 +189,9 @@ class ConsumerRunner:
                         group.create_task(self._handle_chain(chain))
             except* TRANSIENT_KAFKA_ERRORS as failed:
                 raise failed.exceptions[0] from None
-        # The commit goes on while the next batch is fetched and applied (the one before it
-        # is done first: commits stay in order). A batch applied again after a failed commit
-        # changes nothing (the marks of its events). aiokafka retries a commit for as long as
-        # the group coordinator is unknown: bounded.
-        await self._committed()
-        self._commit = asyncio.create_task(within(
-            self._consumer.commit(offsets), KAFKA_SECONDS,
-            f"consumer {self.group_id}: committing offsets {_positions(offsets)}"))
-
-    async def _committed(self) -> None:
-        """Wait for the last batch's commit (its error, Kafka away, raised here)."""
-        if self._commit is not None:
-            commit, self._commit = self._commit, None
-            await commit
+        # aiokafka retries a commit for as long as the group coordinator is unknown: bounded.
+        await within(self._consumer.commit(offsets), KAFKA_SECONDS,
+                     f"consumer {self.group_id}: committing offsets {_positions(offsets)}")
 
     async def _handle_batch(self, batches: dict[Any, list[ConsumerRecord[bytes, bytes]]]
                             ) -> list[tuple[Any, list[ConsumerRecord[bytes, bytes]]]]:
