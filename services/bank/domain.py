@@ -39,7 +39,7 @@ def account_id_for(person_id: str) -> str:
 
 
 def _copy(state: Account | None, person_id: str) -> Account:
-    return state.model_copy(deep=True) if state else Account(person_id=person_id)
+    return state.clone() if state else Account(person_id=person_id)
 
 
 def _open(state: Account | None) -> Account:
@@ -146,7 +146,7 @@ def credit_month_end(month: str, closing_date: date, at: datetime) -> Decide:
     def decide(state: Account | None) -> Decision[Account]:
         if state is None or state.account_id is None or not due_contributions(state.contributions, month):
             return Decision(None)
-        acc = state.model_copy(deep=True)
+        acc = state.clone()
         account_id, card_number = state.account_id, acc.current_card or ""
         events: list[EventData] = []
         for contribution in due_contributions(acc.contributions, month):

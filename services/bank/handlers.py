@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from shared.events import (
     BusinessDateAdvanced,
@@ -17,7 +19,7 @@ from shared.events import (
     ReplacementRequested,
 )
 from shared.logging import get_logger
-from shared.outbox import BULK_GROUP
+from shared.outbox import BATCH_GROUP
 from shared.revocations import project as project_revocation
 
 from . import domain, projections
@@ -25,9 +27,9 @@ from .context import Bank
 from .domain import Decide
 
 log = get_logger("bank.handlers")
-MONTH_END_GROUP = BULK_GROUP
-"""Accounts read by one ``$in`` query and credited by one ``bulk_write`` during a month end
-(each account's write is still its own atomic, guarded update)."""
+MONTH_END_GROUP = BATCH_GROUP
+"""Accounts read by one query and credited by one ``bulk_write`` during a month end (each
+account's write is still its own atomic, guarded update)."""
 
 
 def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
@@ -73,10 +75,10 @@ async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
 
 
 async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> list[Exception | None]:
-    """A consumer batch at once: the indexes by one bulk write, then every account the
-    batch touches read once and saved by one guarded write (``execute_batch``)."""
+    """A consumer batch at once: the indexes by one bulk write, and every account the
+    batch touches read once (meanwhile) and saved, after the indexes, by one guarded write
+    (``execute_batch``)."""
     now = datetime.now(UTC)
-    await projections.index_many(bank.runtime.db, events)
     for event in events:  # rare events (a lock, a closure): one write each
         await project_revocation(bank.runtime.db, event)
     items, where = [], []
@@ -85,8 +87,17 @@ async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> li
         if decide is not None:
             items.append((event.data.person_id, decide, event))  # type: ignore[attr-defined]
             where.append(k)
+    # The indexes are written while the accounts are read, and before those are written.
+    indexed = asyncio.ensure_future(projections.index_many(bank.runtime.db, events))
+    try:
+        done = await bank.accounts.execute_batch(items, before_write=indexed)
+    finally:
+        if not indexed.done():
+            indexed.cancel()
+        elif not indexed.cancelled():
+            indexed.exception()  # retrieved: if the accounts failed first, theirs is the error raised
     errors: list[Exception | None] = [None] * len(events)
-    for k, applied in zip(where, await bank.accounts.execute_batch(items), strict=True):
+    for k, applied in zip(where, done, strict=True):
         errors[k] = applied.error
         if applied.error is None and not applied.duplicate:
             _log_loss(events[k], now)
@@ -105,16 +116,33 @@ async def on_clock(bank: Bank, event: CloudEvent) -> None:
 async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
     """Credit every account with a contribution due for the month (or earlier).
 
-    The accounts are found by one query, then read and credited a group at a time: the
-    group read by one ``$in`` query, its writes in one ``bulk_write``. Each account records
-    the MonthEnded it applied, so a replay credits nothing twice. Returns how many accounts
-    were looked at."""
+    The accounts due are read a page at a time in ``_id`` order (``MONTH_END_GROUP`` whole
+    documents by one query, the next page read while this one is written), each page
+    credited by one ``bulk_write`` (each account's write still its own atomic update,
+    guarded by the ``rev`` it was read at). Memory holds one or two pages, however many
+    accounts there are. Each account records the MonthEnded it applied, so a replay
+    credits nothing twice. Returns how many accounts were looked at."""
     accounts = bank.accounts
-    due = await accounts.collection.find({"credit_due_from": {"$lte": data.month}}, {"_id": 1}).to_list()
     decide = domain.credit_month_end(data.month, data.closing_date, event.time)
-    for start in range(0, len(due), MONTH_END_GROUP):
-        docs = await accounts.get_docs([d["_id"] for d in due[start:start + MONTH_END_GROUP]])
-        await accounts.execute_many([d for d in docs if d is not None], decide,
-                                    correlation_id=event.correlationid, cause=event)
-    log.info("bank.month_end", month=data.month, accounts=len(due))
-    return len(due)
+    due = {"credit_due_from": {"$lte": data.month}}
+
+    async def page(after: str | None) -> list[dict[str, Any]]:
+        query = {**due, "_id": {"$gt": after}} if after is not None else due
+        # By the _id index: each page goes on from the last, whatever the other index holds.
+        return await (accounts.collection.find(query).sort("_id", 1).hint([("_id", 1)])
+                      .limit(MONTH_END_GROUP).batch_size(MONTH_END_GROUP).to_list())
+
+    seen = 0
+    docs = await page(None)
+    while docs:
+        seen += len(docs)
+        following = asyncio.ensure_future(page(docs[-1]["_id"])) if len(docs) == MONTH_END_GROUP else None
+        try:
+            await accounts.execute_many(docs, decide, correlation_id=event.correlationid, cause=event)
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        docs = await following if following is not None else []
+    log.info("bank.month_end", month=data.month, accounts=seen)
+    return seen

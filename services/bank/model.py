@@ -3,10 +3,11 @@ cards) and one per registered merchant. Pure data, no I/O."""
 
 from __future__ import annotations
 
+from copy import copy
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, computed_field, model_validator
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from shared.card_state import CardState as SharedCardState
 from shared.errors import NotFound
@@ -98,14 +99,14 @@ class Account(BaseModel):
     account_id: str | None = None
     balance_fen: int = 0
     current_card: str | None = None
-    cards: list[CardState] = []
+    cards: list[CardState] = Field(default_factory=list)
     pin_hash: str | None = None
     pin_failures: int = 0
     pin_locked: bool = False
-    contributions: list[Contribution] = []
-    ledger: list[LedgerEntry] = []
-    receipts: list[Receipt] = []
-    pos_answers: list[PosAnswerRecord] = []
+    contributions: list[Contribution] = Field(default_factory=list)
+    ledger: list[LedgerEntry] = Field(default_factory=list)
+    receipts: list[Receipt] = Field(default_factory=list)
+    pos_answers: list[PosAnswerRecord] = Field(default_factory=list)
     """The POS authorisations of the last ``authorisation.REPEAT_WINDOW``, by transaction."""
 
     @computed_field  # type: ignore[prop-decorator]
@@ -120,6 +121,20 @@ class Account(BaseModel):
     def held(self) -> bool:
         """Contributions are waiting for an account to be opened (indexed: the held list)."""
         return self.account_id is None and bool(self.contributions)
+
+    def clone(self) -> Account:
+        """A copy to change while this one stays as it was, as ``model_copy(deep=True)``
+        but cheaper: new lists, and new copies of the items the rules change in place (cards,
+        contributions, receipts). Ledger entries and POS answers are never changed once
+        made (only appended, or the list replaced), so the copy shares them."""
+        acc = copy(self)
+        fields = acc.__dict__  # as model_copy(update=...) sets them, without its overhead
+        fields["cards"] = [copy(c) for c in self.cards]
+        fields["contributions"] = [copy(c) for c in self.contributions]
+        fields["ledger"] = list(self.ledger)
+        fields["receipts"] = [copy(r) for r in self.receipts]
+        fields["pos_answers"] = list(self.pos_answers)
+        return acc
 
     def card(self, number: str) -> CardState:
         for card in self.cards:

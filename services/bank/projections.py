@@ -13,7 +13,7 @@ from pymongo.errors import BulkWriteError
 
 from shared.clock import CLOCK_PROJECTION
 from shared.events import CardIssued, CardLost, CloudEvent, ReplacementRequested
-from shared.outbox import BULK_GROUP
+from shared.outbox import BATCH_GROUP
 from shared.rebuild import Projection
 from shared.revocations import REVOCATION_PROJECTION
 
@@ -45,9 +45,9 @@ async def index_many(db: AsyncDatabase[dict[str, Any]], events: list[CloudEvent]
         writes.setdefault(name, []).append(UpdateOne({"_id": number}, {"$set": {"person_id": person_id}},
                                                      upsert=True))
     for name, ops in writes.items():
-        for start in range(0, len(ops), BULK_GROUP):
+        for start in range(0, len(ops), BATCH_GROUP):
             try:
-                await db[name].bulk_write(ops[start:start + BULK_GROUP], ordered=False)
+                await db[name].bulk_write(ops[start:start + BATCH_GROUP], ordered=False)
             except BulkWriteError:
                 for event in events:
                     await index(db, event)

@@ -14,7 +14,7 @@ from .api import routers
 from .context import Cards
 from shared.guard import RateLimits
 
-from .handlers import make_handler
+from .handlers import make_batch_handler, make_handler
 from .model import Cardholder
 
 
@@ -39,7 +39,8 @@ def create(settings: Settings | None = None) -> FastAPI:
 
     runtime.setup_hooks.append(setup)
     runtime.business_date = ctx.clock.current
-    runtime.consume(["identity", "clock", "bank"], make_handler(ctx))
+    handle = make_handler(ctx)
+    runtime.consume(["identity", "clock", "bank"], handle, batch_handler=make_batch_handler(ctx, handle))
     app = create_app(
         runtime, title="Cards service",
         description="The medical insurance card lifecycle: issue, activation, loss reports online and at the "

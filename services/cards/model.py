@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from shared.card_state import CardState
 from shared.errors import Forbidden, NotFound
@@ -92,7 +92,7 @@ class Cardholder(BaseModel):
     name: str
     id_number_digest: str
     mobile: str
-    cards: list[Card] = []
+    cards: list[Card] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

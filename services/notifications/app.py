@@ -51,8 +51,9 @@ def create(settings: Settings | None = None) -> FastAPI:
 
     runtime.setup_hooks.append(indexes)
     runtime.business_date = clock.current
-    runtime.consume(list(TOPICS), EventHandler(messages=messages, recipients=recipients, merchants=merchants,
-                                               hub=hub, dispatcher=dispatcher, clock=clock))
+    handler = EventHandler(messages=messages, recipients=recipients, merchants=merchants, hub=hub,
+                           dispatcher=dispatcher, clock=clock)
+    runtime.consume(list(TOPICS), handler, batch_handler=handler.batch)
     runtime.background += [dispatcher.run, WebhookSender(config, hub).run]
     app = create_app(runtime, title="Notifications", description=DESCRIPTION,
                      routers=[messages_router, gateway_router, webhooks_router])

@@ -50,6 +50,38 @@ class EventHandler:
             await self.dispatcher.contact_arrived(event.data.person_id)
         await self._compose(event)
 
+    async def batch(self, events: list[CloudEvent]) -> list[Exception | None]:
+        """A fetched batch at once: the events kept by one insert, the projections by one
+        ordered bulk write per collection, the merchants named by one read, every message
+        created by one write (``execute_batch``). A refused event raises (the consumer
+        then applies the batch one event at a time, and dead-letters that one)."""
+        await self.hub.record_many(events)
+        for event in events:
+            if isinstance(event.data, BusinessDateAdvanced):
+                await self.clock.apply(event)
+        await projections.project_many(self.recipients.database, events)
+        for event in events:
+            await project_revocation(self.recipients.database, event)  # a lock or closure refuses old tokens
+            if isinstance(event.data, PersonRegistered):  # also on a redelivery (see ``__call__``)
+                await self.dispatcher.contact_arrived(event.data.person_id)
+        merchant_ids = {m for e in events if (m := getattr(e.data, "merchant_id", None))}
+        names = ({d["_id"]: d.get("name") for d in await self.merchants.find(
+            {"_id": {"$in": sorted(merchant_ids)}}, {"name": 1}).to_list()} if merchant_ids else {})
+        items = []
+        now, today = datetime.now(UTC), self.clock.today()
+        for event in events:
+            draft = draft_for(event.data, names.get(getattr(event.data, "merchant_id", None) or ""))
+            if draft is not None:
+                items.append((message_id(event.id, draft.template),
+                              create_message(draft, event, now, business_date_of(event, today)), event))
+        errors: list[Exception | None] = [None] * len(events)
+        if items:
+            for applied in await self.messages.execute_batch(items):
+                if applied.error is not None:
+                    raise applied.error
+            self.dispatcher.wake()
+        return errors
+
     async def _compose(self, event: CloudEvent) -> None:
         """The cardholder's message for this event, created once (a redelivery changes nothing)."""
         merchant_name = None

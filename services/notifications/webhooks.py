@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import CloudEvent
@@ -160,8 +160,30 @@ class WebhookHub:
     async def record(self, event: CloudEvent) -> None:
         """Keep the event and enqueue it once for every subscription that wants it."""
         with contextlib.suppress(DuplicateKeyError):  # a redelivery: the fan-out below is idempotent too
-            await self.events.insert_one({"_id": event.id, "type": event.type, "time": stamp(event.time),
-                                          "received_at": datetime.now(UTC), "envelope": structured(event)})
+            await self.events.insert_one(self._kept(event))
+        await self._fan_out(event)
+
+    async def record_many(self, events: list[CloudEvent]) -> None:
+        """``record`` for a consumer batch: the events kept by one ``insert_many`` (those
+        already kept, a redelivery, left as they are), then each fanned out."""
+        if not events:
+            return
+        try:
+            await self.events.insert_many([self._kept(e) for e in events], ordered=False)
+        except BulkWriteError as err:
+            if any(e.get("code") != 11000 for e in err.details.get("writeErrors", ())) or \
+                    err.details.get("writeConcernErrors"):
+                raise
+        if await self.routing():
+            for event in events:
+                await self._fan_out(event)
+
+    @staticmethod
+    def _kept(event: CloudEvent) -> dict[str, Any]:
+        return {"_id": event.id, "type": event.type, "time": stamp(event.time), "received_at": datetime.now(UTC),
+                "envelope": structured(event)}
+
+    async def _fan_out(self, event: CloudEvent) -> None:
         queued = False
         for sub in await self.routing():
             if subscribed(sub["event_types"], event.type):
