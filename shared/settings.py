@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     login_lock_seconds: int = 900
     pin_max_failures: int = 3
     replacement_wait_working_days: int = 15
+    bank_loss_propagation: Literal["instant", "nightly"] = "instant"
+    """When the bank applies a loss report: ``instant`` (as soon as its CardLost arrives) or
+    ``nightly`` (the day's reports in one batch when the business day ends, as many legacy
+    bank links do: the policy ``medcard compare`` weighs)."""
     loss_block_wait_seconds: float = Field(0.5, ge=0, le=10)
     """How long a loss report waits for the bank's CardBlocked before it answers the block
     as pending (cards)."""

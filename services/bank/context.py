@@ -47,6 +47,7 @@ class Bank:
     async def setup(self) -> None:
         """Indexes for the month end and the held list; load the business date."""
         await self.accounts.collection.create_index("credit_due_from")
+        await self.accounts.collection.create_index("losses_pending")
         await self.accounts.collection.create_index("held")
         await self.clock.load()
 

@@ -106,10 +106,40 @@ def block_card(person_id: str, card_number: str, status: Literal["lost", "cancel
     return decide
 
 
+def note_loss(person_id: str, card_number: str, at: datetime) -> Decide:
+    """The nightly policy: a loss report is kept until the business day ends (the card still
+    works meanwhile); a repeat, or a card already stopped, changes nothing."""
+    def decide(state: Account | None) -> Decision[Account]:
+        acc = _copy(state, person_id)
+        if not acc.has_card(card_number):
+            acc.cards.append(CardState(number=card_number))
+        card = acc.card(card_number)
+        if card.reported_lost or card.status != "active" or card.loss_pending_since is not None:
+            return Decision(acc)
+        card.loss_pending_since = at
+        return Decision(acc)
+    return decide
+
+
+def apply_pending_losses(at: datetime) -> Decide:
+    """The business day ended: every loss report kept for it is applied (CardBlocked each)."""
+    def decide(state: Account | None) -> Decision[Account]:
+        if state is None:
+            return Decision(None)
+        acc = _copy(state, state.person_id)
+        events: list[EventData] = []
+        for card in list(acc.cards):
+            if card.loss_pending_since is not None:
+                events += _block(acc, card.number, "lost", at)
+        return Decision(acc, events)
+    return decide
+
+
 def _block(acc: Account, card_number: str, status: Literal["lost", "cancelled"], at: datetime) -> list[EventData]:
     """Stop a card, moving only forward (active -> lost -> cancelled); a loss is remembered
     for good (``reported_lost``). Returns CardBlocked when the card was usable."""
     card = acc.card(card_number)
+    card.loss_pending_since = None  # a kept report is applied now, or overtaken by a stop
     events: list[EventData] = []
     if card.status == "active":
         card.blocked_at = at

@@ -32,8 +32,9 @@ MONTH_END_GROUP = BATCH_GROUP
 account's write is still its own atomic, guarded update)."""
 
 
-def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
-    """What an event of identity or cards asks of the person's account (None: nothing)."""
+def decision_for(event: CloudEvent, now: datetime, nightly: bool = False) -> Decide | None:
+    """What an event of identity or cards asks of the person's account (None: nothing).
+    ``nightly``: a loss report is kept for the business day's end instead of applied."""
     data = event.data
     match data:
         case PersonRegistered():
@@ -42,6 +43,8 @@ def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
             return domain.record_contribution(data.person_id, data.contribution_id, data.month, data.amount_fen)
         case CardIssued():
             return domain.issue_card(data.person_id, data.card_number, data.replaces, now)
+        case CardLost() if nightly:
+            return domain.note_loss(data.person_id, data.card_number, now)
         case CardLost():
             return domain.block_card(data.person_id, data.card_number, "lost", now)
         case CardCancelled():
@@ -52,8 +55,12 @@ def decision_for(event: CloudEvent, now: datetime) -> Decide | None:
     return None
 
 
-def _log_loss(event: CloudEvent, now: datetime) -> None:
-    if isinstance(event.data, CardLost):
+def nightly(bank: Bank) -> bool:
+    return bank.runtime.settings.bank_loss_propagation == "nightly"
+
+
+def _log_loss(event: CloudEvent, now: datetime, kept: bool = False) -> None:
+    if isinstance(event.data, CardLost) and not kept:  # kept for the night: applied later
         # The ids given here, not bound: in a batch the consumer has no one event to bind.
         log.info("bank.loss_applied", event_id=event.id, correlation_id=event.correlationid,
                  event_type=event.name, latency_ms=round((now - event.time).total_seconds() * 1000, 3))
@@ -65,13 +72,13 @@ async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
     # The indexes first: a lookup never misses a card or receipt the account knows.
     await projections.index(bank.runtime.db, event)
     await project_revocation(bank.runtime.db, event)  # a lock or closure refuses the holder's old tokens
-    decide = decision_for(event, now)
+    decide = decision_for(event, now, nightly(bank))
     if decide is None:
         return
     outcome = await bank.accounts.execute(event.data.person_id, decide,  # type: ignore[attr-defined]
                                           correlation_id=event.correlationid, cause=event)
     if not outcome.duplicate:
-        _log_loss(event, now)
+        _log_loss(event, now, nightly(bank))
 
 
 async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> list[Exception | None]:
@@ -83,7 +90,7 @@ async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> li
         await project_revocation(bank.runtime.db, event)
     items, where = [], []
     for k, event in enumerate(events):
-        decide = decision_for(event, now)
+        decide = decision_for(event, now, nightly(bank))
         if decide is not None:
             items.append((event.data.person_id, decide, event))  # type: ignore[attr-defined]
             where.append(k)
@@ -100,7 +107,7 @@ async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> li
     for k, applied in zip(where, done, strict=True):
         errors[k] = applied.error
         if applied.error is None and not applied.duplicate:
-            _log_loss(events[k], now)
+            _log_loss(events[k], now, nightly(bank))
     return errors
 
 
@@ -108,9 +115,25 @@ async def on_clock(bank: Bank, event: CloudEvent) -> None:
     """Follow the business date; at a month end, run the monthly transfer."""
     data = event.data
     if isinstance(data, BusinessDateAdvanced):
+        await apply_pending_losses(bank, event)  # the day ended: its kept loss reports first
         await bank.clock.apply(event)
     elif isinstance(data, MonthEnded):
         await run_month_end(bank, event, data)
+
+
+async def apply_pending_losses(bank: Bank, event: CloudEvent) -> int:
+    """The nightly policy's batch: every account holding a loss report kept for the day's
+    end has it applied now (CardBlocked each), in groups of one query and one write.
+    Returns how many accounts it applied. Under the instant policy none holds one."""
+    accounts, seen, after = bank.accounts, 0, ""
+    decide = domain.apply_pending_losses(datetime.now(UTC))
+    while docs := await (accounts.collection.find({"losses_pending": True, "_id": {"$gt": after}})
+                         .sort("_id", 1).limit(MONTH_END_GROUP).to_list()):
+        seen += await accounts.execute_many(docs, decide, correlation_id=event.correlationid, cause=event)
+        after = docs[-1]["_id"]
+    if seen:
+        log.info("bank.losses_applied_nightly", accounts=seen)
+    return seen
 
 
 async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:

@@ -27,6 +27,8 @@ class CardState(BaseModel):
     and raises a fraud alert, even after its replacement cancelled it."""
     blocked_at: datetime | None = None
     """When the bank stopped the card (loss applied or cancelled): the loss-report latency."""
+    loss_pending_since: datetime | None = None
+    """A loss report received under the nightly policy, applied when the business day ends."""
 
     @model_validator(mode="after")
     def _lost_is_reported(self) -> CardState:
@@ -108,6 +110,12 @@ class Account(BaseModel):
     receipts: list[Receipt] = Field(default_factory=list)
     pos_answers: list[PosAnswerRecord] = Field(default_factory=list)
     """The POS authorisations of the last ``authorisation.REPEAT_WINDOW``, by transaction."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def losses_pending(self) -> bool:
+        """A loss report waits for the day's end (the nightly policy; indexed)."""
+        return any(c.loss_pending_since is not None for c in self.cards)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

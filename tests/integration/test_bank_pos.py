@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from services.bank.app import create
 from shared.events import CardLost
 from shared.ids import make_id_number
 from shared.settings import Settings
-from tests.helpers import running_service
+from tests.helpers import eventually, running_service
 from tests.integration.bank_support import BankClient, EventSource, bank_events, credited_account, named
 
 pytestmark = pytest.mark.infra
@@ -274,3 +275,37 @@ async def test_a_resent_authorisation_is_debited_once_across_replicas_and_a_rest
     [authorised] = named(events, "PurchaseAuthorised")
     assert authorised.data.authorisation_id == first["authorisation_id"]  # type: ignore[attr-defined]
     assert len(named(events, "PurchaseDeclined")) == 1
+
+
+async def test_under_the_nightly_policy_a_loss_is_applied_when_the_business_day_ends(settings: Settings) -> None:
+    """The what-if ``medcard compare`` weighs: the bank keeps the day's loss reports and
+    applies them in one batch when the clock moves on, so the card still buys meanwhile."""
+    from pymongo import AsyncMongoClient
+
+    from shared.events import BusinessDateAdvanced
+
+    nightly = settings.model_copy(update={"bank_loss_propagation": "nightly"})
+    async with EventSource(nightly) as src, running_service(create, nightly) as http:
+        bank = BankClient(http, nightly)
+        await bank.merchant("M-PH")
+        person_id, card = await credited_account(src, bank, 5_000)
+        await src.publish(CardLost(person_id=person_id, card_number=card, channel="online", voucher="V1",
+                                   business_date=date(2026, 2, 3), letter_reference=None), person_id)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(nightly.mongo_url)
+        accounts = mongo[nightly.database("bank")]["accounts"]
+
+        async def kept() -> bool:
+            return (await accounts.find_one({"_id": person_id, "losses_pending": True})) is not None
+        await eventually(kept)
+        inside = await bank.swipe(card, PIN, "M-PH", 1_000)  # inside the window: still approved
+        assert (inside["approved"], inside["response_code"]) == (True, "00")
+
+        await src.publish(BusinessDateAdvanced(date=date(2026, 2, 4), previous_date=date(2026, 2, 3)), "clock")
+        await bank.wait_account(person_id, lambda a: a["cards"][0]["state"] == "lost")
+        assert await accounts.find_one({"_id": person_id, "losses_pending": True}) is None
+        await mongo.close()
+        after = await bank.swipe(card, PIN, "M-PH", 1_000)
+        assert (after["approved"], after["response_code"]) == (False, "41")
+        events = await bank_events(nightly, lambda es: bool(named(es, "CardBlocked")))
+    [blocked] = named(events, "CardBlocked")
+    assert blocked.data.card_number == card  # type: ignore[attr-defined]

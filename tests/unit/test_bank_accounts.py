@@ -68,6 +68,23 @@ def test_applying_a_loss_publishes_card_blocked_once() -> None:
     assert domain.block_card("P1", OLD, "lost", AT)(first.state).events == []
 
 
+def test_a_loss_kept_for_the_night_leaves_the_card_working_until_the_day_ends() -> None:
+    night = datetime(2026, 2, 1, 16, tzinfo=UTC)
+    kept = domain.note_loss("P1", OLD, AT)(opened())
+    assert kept.events == [] and kept.state is not None
+    assert kept.state.card(OLD).status == "active" and kept.state.losses_pending
+    again = domain.note_loss("P1", OLD, night)(kept.state)  # a repeat keeps the first report's time
+    assert again.state is not None and again.state.card(OLD).loss_pending_since == AT
+    applied = domain.apply_pending_losses(night)(again.state)
+    assert applied.events == [CardBlocked(person_id="P1", card_number=OLD, reason="lost", blocked_at=night)]
+    assert applied.state is not None and applied.state.card(OLD).status == "lost"
+    assert not applied.state.losses_pending
+    assert domain.apply_pending_losses(night)(applied.state).events == []  # nothing kept any more
+    blocked = domain.block_card("P1", OLD, "lost", AT)(opened())
+    assert blocked.state is not None
+    assert domain.note_loss("P1", OLD, night)(blocked.state).state.losses_pending is False  # type: ignore[union-attr]
+
+
 def test_a_lost_card_is_cancelled_when_its_replacement_is_collected_and_its_loss_is_remembered() -> None:
     # Issue 17: the bank used to keep a replaced lost card "lost" while cards and
     # notifications said "cancelled".
