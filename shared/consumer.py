@@ -50,7 +50,7 @@ def settle_the_heap() -> None:
     short-lived objects, each collection of the oldest generation went through all those
     as well: about 40% of a consumer's CPU per event (measured, ``gc.freeze`` beside
     none). Frozen objects are still freed by reference counting."""
-    global _SETTLED
+    global _SETTLED  # noqa: PLW0603 - once per process, by design
     if not _SETTLED:
         _SETTLED = True
         gc.collect()
@@ -61,7 +61,8 @@ _SETTLED = False
 
 
 def dead_letter_headers(record: ConsumerRecord[bytes, bytes], reason: str, service: str) -> list[tuple[str, bytes]]:
-    return list(record.headers or ()) + [
+    return [
+        *(record.headers or ()),
         ("dlq_reason", reason[:2000].encode()),
         ("dlq_topic", record.topic.encode()),
         ("dlq_partition", str(record.partition).encode()),

@@ -19,15 +19,15 @@ def idempotent_producer(settings: Settings, **overrides: object) -> AIOKafkaProd
     """acks=all, idempotence on: a retried send is never written twice. No linger: a relay
     pass hands a whole batch to the producer before it sends (records batch up anyway),
     and a lone event (a loss report) goes out at once."""
-    options: dict[str, object] = dict(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=0,
-        request_timeout_ms=10_000,
-        max_batch_size=256 * 1024,
-        client_id=f"{settings.namespace}-producer",
-    )
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 0,
+        "request_timeout_ms": 10_000,
+        "max_batch_size": 256 * 1024,
+        "client_id": f"{settings.namespace}-producer",
+    }
     options.update(overrides)
     return AIOKafkaProducer(**options)
 

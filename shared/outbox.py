@@ -3,8 +3,8 @@
 Each aggregate is one MongoDB document: its state fields, ``version`` (the sequence
 of its last event), ``outbox`` (envelopes not yet acknowledged by Kafka), ``pending``
 (indexed flag for the relay), ``outbox_done`` (highest sequence published) and
-``rev`` (bumped by every write: the optimistic-concurrency guard), ``seq`` (the last applied sequence of each foreign aggregate whose events this one
-consumed). A single-document write is atomic on MongoDB and FerretDB alike, so the
+``rev`` (bumped by every write: the optimistic-concurrency guard), ``seq`` (the last applied
+sequence of each foreign aggregate whose events this one consumed). A single-document write is atomic on MongoDB and FerretDB alike, so the
 state change and its events are never separated.
 """
 
@@ -175,9 +175,8 @@ class AggregateStore(Generic[S]):
         for attempt in range(retries):
             # ``loaded``: the document as the caller just read it (saves a read; if it is
             # stale the guarded write fails and the next attempt reads afresh).
-            if attempt == 0 and loaded is not None:
-                doc = loaded
-            else:
+            doc: dict[str, Any] | None = loaded if attempt == 0 and loaded is not None else None
+            if doc is None:
                 doc = await self.collection.find_one({"_id": aggregate_id})
             if cause is not None and doc is not None and already_applied(doc, cause):
                 return Outcome(self._state(doc), [], None, duplicate=True)

@@ -7,7 +7,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any, TypeVar
@@ -62,7 +62,7 @@ class ServiceRuntime:
         self.consumers: list[ConsumerRunner] = []
         self.stores: list[AggregateStore[Any]] = []
         self.setup_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.background: list[Callable[[], Awaitable[None]]] = []
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
         """Run at a stop, after the consumers and before the relay and the database close."""
         self.bootstrapped = asyncio.Event()

@@ -23,7 +23,7 @@ from aiokafka.structs import TopicPartition
 from medcard.services import UVICORN_OPTIONS, ServiceFleet, ServiceProcess
 from medcard.simulate.client import Ecosystem
 from medcard.simulate.driver import group_lag
-from medcard.simulate.run import SIMULATION_RATES, peak_memory_mb  # noqa: F401 - the bench reports it per row
+from medcard.simulate.run import SIMULATION_RATES, peak_memory_mb
 from medcard.stack.process import HOST
 from shared.auth import issue_token
 from shared.settings import SECRET_SETTINGS, Settings
@@ -132,8 +132,9 @@ class Namespace:
 
     @property
     def settings(self) -> Settings:
+        keys: dict[str, Any] = {name: self.env[f"MEDCARD_{name.upper()}"] for name in SECRET_SETTINGS}
         return Settings(environment="development", namespace=self.name, kafka_bootstrap=self.kafka,
-                        mongo_url=self.mongo, **{name: self.env[f"MEDCARD_{name.upper()}"] for name in SECRET_SETTINGS})
+                        mongo_url=self.mongo, **keys)
 
 
 class BaselineProcess(ServiceProcess):
@@ -317,7 +318,7 @@ def listening_pid(port: int) -> int | None:
 
 def port_of(address: str) -> int | None:
     """The port of ``host:port`` or ``mongodb://host:port/...``."""
-    rest = address.split("://", 1)[-1].split("/", 1)[0].split(",")[0]
+    rest = address.split("://", 1)[-1].split("/", 1)[0].split(",", maxsplit=1)[0]
     try:
         return int(rest.rsplit(":", 1)[1])
     except (IndexError, ValueError):
@@ -432,5 +433,5 @@ async def new_topic(settings: Settings, topic: str, partitions: int, producer: A
         try:
             await producer.send_and_wait(topic, b"warm-up", key=b"warm-up")
             return
-        except Exception:  # noqa: BLE001 - NotLeader right after creation
+        except Exception:
             await asyncio.sleep(0.1)

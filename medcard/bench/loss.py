@@ -69,7 +69,9 @@ async def _one(eco: Ecosystem, h: Holder) -> dict[str, Any]:
     t0, wall0 = time.perf_counter(), time.time()
     blocked = bool(report["blocked"])
     body = pos_body(h)
-    probes, probe_times, codes, first = 0, [], set(), None
+    probes, first = 0, None
+    probe_times: list[float] = []
+    codes: set[str] = set()
     while True:
         probe_sent = time.perf_counter()
         resp = await bank.post("/v1/pos/authorisations", json=body, headers=headers)

@@ -58,7 +58,7 @@ async def commit_backlog(settings: Settings, n: int) -> list[tuple[bytes, bytes,
                                 correlation_id=correlation)
 
         await gather_limited(range(n), one, 16)
-        records = []
+        records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
         async for doc in coll.find({}, {"outbox": 1}):
             records.extend(stored_to_record(s) for s in doc["outbox"])
         return records

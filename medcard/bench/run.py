@@ -293,7 +293,8 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
         group = settings.group_id("bank")
         topics = [topic_for_service("identity", ns.name), topic_for_service("cards", ns.name)]
         async with KafkaProbe(settings) as probe:
-            done, samples = asyncio.Event(), []
+            done = asyncio.Event()
+            samples: list[tuple[float, int]] = []
             watcher = asyncio.create_task(accounts.watch_lag(probe, group, topics, done, samples))
             await start(f)
             lag_at_ready = await probe.lag(group, topics)  # what is left once the bank answers
@@ -312,13 +313,14 @@ async def _account_rows(options: Options, n: int, kafka: str, mongo: str, report
             eco = await open_ecosystem(ns, f)
             try:
                 await drain(eco, probe)
-                base_projection = {"rate": None}
+                base_projection: dict[str, Any] = {"rate": None}
                 if "projection" in wanted:
                     say(f"accounts@{n:,}: baseline, raw consume + bulk_write upserts")
                     with meter(ns, None) as m:
                         base_projection = await accounts.baseline_projection(settings, n)
                     base_projection["per_event"] = _where(m, base_projection["events"])
-                transfer = base_transfer = None
+                transfer: dict[str, Any] | None = None
+                base_transfer: dict[str, Any] | None = None
                 if "month-end" in wanted:
                     await eco.call("identity", "POST", "/v1/clock/advance", who="operator",
                                    json={"start": "2026-01-30", "days": 1})
