@@ -155,7 +155,13 @@ def no_purchase_after_loss(stream: Stream) -> bool:
     return True
 
 
-async def money_conserved(eco: Ecosystem, stream: Stream, person_ids: list[str]) -> bool:
+async def bank_accounts(eco: Ecosystem, person_ids: list[str]) -> list[dict[str, Any]]:
+    """The bank's account of each person (read once for the checks that need it)."""
+    return await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
+
+
+async def money_conserved(eco: Ecosystem, stream: Stream, person_ids: list[str],
+                          accounts: list[dict[str, Any]] | None = None) -> bool:
     """Ledger totals agree with the topics, and every account's balance is credits - debits >= 0."""
     bank = stream.events("bank")
     credits = sum(e["data"]["amount_fen"] for e in bank if e["name"] == "MonthlyTransfer")
@@ -169,7 +175,8 @@ async def money_conserved(eco: Ecosystem, stream: Stream, person_ids: list[str])
             per_person[e["data"]["person_id"]] += e["data"]["amount_fen"]
         elif e["name"] == "PurchaseAuthorised":
             per_person[e["data"]["person_id"]] -= e["data"]["amount_fen"]
-    accounts = await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
+    if accounts is None:
+        accounts = await bank_accounts(eco, person_ids)
     return all(a["balance_fen"] == per_person[a["person_id"]] and a["balance_fen"] >= 0 for a in accounts)
 
 
@@ -185,11 +192,13 @@ def one_active_card_per_person(cards: dict[str, list[dict[str, Any]]]) -> bool:
 
 
 async def projection_disagreements(eco: Ecosystem, cards: dict[str, list[dict[str, Any]]],
+                                   accounts: list[dict[str, Any]] | None = None,
                                    limit: int = 20) -> list[dict[str, Any]]:
     """Where cards, bank and notifications tell different states of a card (the first
-    `limit` of them); empty when every projection agrees."""
+    `limit` of them); empty when every projection agrees. ``accounts``: the bank's, in the
+    order of ``cards`` (read here when not given)."""
     person_ids = list(cards)
-    bank = await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
+    bank = accounts if accounts is not None else await bank_accounts(eco, person_ids)
     recipients = await _gather(eco, "notifications", [f"/v1/recipients/{p}" for p in person_ids])
     out: list[dict[str, Any]] = []
     for pid, account, recipient in zip(person_ids, bank, recipients, strict=True):
