@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -107,6 +108,18 @@ def _resumed_options(options: Options, saved: dict[str, Any]) -> Options:
                                fast_hashing=saved["fast_hashing"], faults=saved["faults"])
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system) the process has used so far, in seconds (this run's part of
+    it for a service started by this run)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
 async def simulate(options: Options, progress: Callable[[str, int], None],
                    stopping: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """One run, or the rest of one (``options.resume``: from ``options.progress_dir``).
@@ -164,6 +177,8 @@ async def simulate(options: Options, progress: Callable[[str, int], None],
         if injector is not None:
             report["faults"] = injector.report(all(report["invariants"].values()))
         report["peak_memory_mb"] = {p.name: peak_memory_mb(p.pid()) for p in fleet.processes}
+        report["cpu_seconds"] = {**{p.name: cpu_seconds(p.pid()) for p in fleet.processes},
+                                 "simulator": round(time.process_time(), 2)}
     finally:
         await eco.close()
         if not options.keep:
@@ -232,7 +247,8 @@ class _Run:
         phase = time.perf_counter()
         report = await _verify(options, self.settings, eco, driver, start)
         driver.timings["verify"] += time.perf_counter() - phase
-        report["timings"] = {k: int(v) if k == "drain_looks" else round(v, 2) for k, v in sorted(driver.timings.items())}
+        report["timings"] = {k: int(v) if k == "drain_looks" else round(v, 2)
+                             for k, v in sorted(driver.timings.items())}
         return report
 
     async def _save(self, driver: Driver, planner: Planner, *, acted: bool) -> None:
@@ -286,17 +302,17 @@ def _months_after(first: date, months: int) -> date:
 
 
 async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: Driver, start: date) -> dict[str, Any]:
-    stream = await verify.read_stream(settings)
-    figures = verify.count(stream)
+    tally = await verify.read_stream(settings, driver.ledger)
+    figures = verify.count(tally)
     people, sampled = verify.sample_people(driver.holders, options.seed)
     cards = await verify.cards_projection(eco, people)
     outboxes = [await eco.call(s, "GET", "/ops/outbox", who="operator") for s in eco.urls]
-    lost_checks = verify.nothing_lost(stream, driver.ledger, sum(o["pending"] for o in outboxes))
+    lost_checks = verify.nothing_lost(tally, sum(o["pending"] for o in outboxes))
     accounts = await verify.bank_accounts(eco, people)
     disagreements = await verify.projection_disagreements(eco, cards, accounts)
     invariants = {
-        "money_conserved": await verify.money_conserved(eco, stream, people, accounts),
-        "no_purchase_after_loss": verify.no_purchase_after_loss(stream),
+        "money_conserved": await verify.money_conserved(eco, tally, people, accounts),
+        "no_purchase_after_loss": verify.no_purchase_after_loss(tally),
         "one_active_card_per_person": verify.one_active_card_per_person(cards),
         "projections_agree": not disagreements,
         "nothing_lost": all(lost_checks.values()) and figures["dead_letters"] == 0,
@@ -305,7 +321,7 @@ async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: 
         "seed": options.seed, "persons": options.persons, "months": options.months,
         "start_date": start.isoformat(), "end_date": driver.today.isoformat(),
         **figures,
-        "loss_to_block": {**verify.loss_window(stream), "answered": dict(driver.ledger.loss_answers)},
+        "loss_to_block": {**verify.loss_window(tally), "answered": dict(driver.ledger.loss_answers)},
         "nothing_lost_detail": lost_checks,
         "projections_checked": {"persons": len(people), "sampled": sampled, "disagreements": disagreements},
         "invariants": invariants,
