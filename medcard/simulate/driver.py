@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import random
 import secrets
 import time
@@ -61,6 +62,19 @@ class Holder:
 
 
 @dataclass
+class Doing:
+    """What one person's (or one unit's) day added to the ledger, while it runs (see ``DOING``)."""
+
+    ids: list[tuple[str, str]] = field(default_factory=list)
+    answers: Counter[str] = field(default_factory=Counter)
+    loss_answers: Counter[str] = field(default_factory=Counter)
+
+
+DOING: contextvars.ContextVar[Doing | None] = contextvars.ContextVar("doing", default=None)
+"""The day's work under way in this task: the day's journal records it once done."""
+
+
+@dataclass
 class Ledger:
     """Everything the services accepted, to check later that its events were published."""
 
@@ -81,6 +95,18 @@ class Ledger:
         """``ident`` was accepted by a service: its events must reach the topics."""
         getattr(self, kind).add(ident)
         self.new.append((kind, ident))
+        if (doing := DOING.get()) is not None:
+            doing.ids.append((kind, ident))
+
+    def answered(self, kind: str) -> None:
+        self.answers[kind] += 1
+        if (doing := DOING.get()) is not None:
+            doing.answers[kind] += 1
+
+    def loss_answered(self, block: str) -> None:
+        self.loss_answers[block] += 1
+        if (doing := DOING.get()) is not None:
+            doing.loss_answers[block] += 1
 
     def take_new(self) -> list[tuple[str, str]]:
         new, self.new = self.new, []
@@ -112,6 +138,8 @@ class Driver:
     day_number: int = 0
     """Simulated days done (the opening month not counted)."""
     faults: FaultInjector | None = None
+    journal: Any = None
+    """The day's journal (``progress.DayJournal``), when the run keeps its progress."""
     _units: dict[str, str] = field(default_factory=dict)
     _codes_read: set[str] = field(default_factory=set)
     """Message ids of the account-code SMS already read (a phone reads each once)."""
@@ -271,8 +299,18 @@ class Driver:
             self.timings[phase] += time.perf_counter() - started
 
     async def _run_day(self, day: date, actions: list[Action], planner: Planner) -> None:
-        units = [a.note for a in actions if a.kind == "pay_contributions"]
-        await self._each(units, lambda unit: self._pay_contributions(unit, day), None)
+        """The day's actions: employers' contributions, then every person's actions (each
+        person's in order, ``concurrency`` persons at once). With a ``journal``, each unit's
+        and person's finished day is recorded, and what it already records for this day (an
+        earlier run that stopped mid-day) is taken back instead of being done again."""
+        done_units, done_persons = self.journal.resume(day, self, planner) if self.journal else (set(), set())
+        units = [a.note for a in actions if a.kind == "pay_contributions" and a.note not in done_units]
+
+        async def unit_day(unit: str) -> None:
+            with self._recorded({"u": unit}):
+                await self._pay_contributions(unit, day)
+
+        await self._each(units, unit_day, None)
         by_person: dict[int, list[Action]] = {}
         for a in actions:
             if a.person >= 0:
@@ -286,10 +324,26 @@ class Driver:
 
         async def person_day(index: int, todo: list[Action]) -> None:
             self.holders[index].pos_calls = 0
-            for a in todo:
-                await self._act(a, day, planner)
+            with self._recorded({"p": index}, planner):
+                for a in todo:
+                    await self._act(a, day, planner)
 
-        await self._each(list(by_person.items()), lambda item: person_day(*item), None)
+        await self._each([item for item in by_person.items() if item[0] not in done_persons],
+                         lambda item: person_day(*item), None)
+
+    @contextlib.contextmanager
+    def _recorded(self, what: dict[str, Any], planner: Planner | None = None) -> Iterator[None]:
+        """Runs the body as one unit of the day's journal (recorded when it ends without error)."""
+        if self.journal is None:
+            yield
+            return
+        doing = Doing()
+        token = DOING.set(doing)
+        try:
+            yield
+        finally:
+            DOING.reset(token)
+        self.journal.done(what, doing, self, planner)
 
     async def _each(self, items: list[Any], fn: Callable[[Any], Awaitable[None]], label: str | None) -> None:
         """``fn(item)`` for every item, ``concurrency`` at a time (workers taking the next item)."""
@@ -309,7 +363,7 @@ class Driver:
         h = self.holders[a.person]
         if not h.usable and (a.kind in OWNER_CARD_ACTIONS or a.note == "broken"):
             return  # the plan was made for the month; the card is gone since
-        self.ledger.answers[a.kind] += 1
+        self.ledger.answered(a.kind)
         if a.kind == "purchase":
             if a.note == "typo":
                 await self._pos(h, _wrong(h.pin), a.merchant, a.amount_fen, a.txn, day, a.person)
@@ -389,7 +443,7 @@ class Driver:
                 "card_number": h.card, "id_number": p.id_number,
                 "letter_reference": f"LP-{p.index:06d}-{self.today:%Y%m%d}"})
         self.ledger.note("vouchers", report["voucher"])
-        self.ledger.loss_answers[report["block"]] += 1
+        self.ledger.loss_answered(report["block"])
         h.usable = False
 
     async def _apply_replacement(self, p: Person, h: Holder, *, broken: bool, day: date) -> None:

@@ -140,6 +140,13 @@ class Planner:
     def set_lives(self, state: list[list[bool]]) -> None:
         self.lives = {i: _Life(card_ok, waiting) for i, (card_ok, waiting) in enumerate(state)}
 
+    def life(self, index: int) -> list[bool]:
+        life = self.lives[index]
+        return [life.card_ok, life.waiting]
+
+    def set_life(self, index: int, state: list[bool]) -> None:
+        self.lives[index] = _Life(*state)
+
     def replacement_done(self, index: int) -> None:
         self.lives[index] = _Life()
 

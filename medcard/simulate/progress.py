@@ -1,7 +1,7 @@
 """A simulation's progress, kept on disk so that a stopped or crashed run can be resumed
 (``medcard simulate --resume``) from the last completed business day.
 
-Two files in the progress folder:
+Three files in the progress folder:
 
 - ``progress.json``: small and rewritten whole (atomically: a temporary file renamed over
   it) once a business day's actions are all answered: the run's options, its namespace and
@@ -11,6 +11,8 @@ Two files in the progress folder:
   ID number is written: a person's PIN is the population's (rebuilt from the seed) moved by
   the number of changes and resets the run made. The file is readable by its owner only
   (it holds the services' signing keys and the operator's password, as their environment does).
+- ``day.jsonl``: the business day under way, unit by unit and person by person (see
+  ``DayJournal``), so that a run stopped in the middle of a day does not do again what it did.
 - ``ledger.jsonl``: the ids of what the services accepted (persons, cards, vouchers,
   receipts, stamps, authorisations, contributions), appended day by day, for the final
   ``nothing_lost`` check; ``progress.json`` says how many of its bytes belong to the
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 VERSION = 1
 PROGRESS = "progress.json"
 LEDGER = "ledger.jsonl"
+DAY = "day.jsonl"
 LEDGER_KINDS = ("persons", "cards", "vouchers", "receipts", "stamps", "authorisations", "contributions")
 
 
@@ -113,9 +115,13 @@ class ProgressFiles:
     def ledger(self) -> Path:
         return self.folder / LEDGER
 
+    @property
+    def day(self) -> Path:
+        return self.folder / DAY
+
     def start_anew(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for path in (self.progress, self.ledger):
+        for path in (self.progress, self.ledger, self.day):
             path.unlink(missing_ok=True)
 
     def save(self, checkpoint: Checkpoint, new_ids: list[tuple[str, str]]) -> None:
@@ -157,5 +163,75 @@ class ProgressFiles:
         return checkpoint, ledger
 
 
-def counter(values: dict[str, int]) -> Counter[str]:
-    return Counter(values)
+@dataclass
+class DayJournal:
+    """The business day under way, unit by unit and person by person: each line one
+    employer's contributions or one person's whole day, written (and flushed) once done,
+    with what it added to the ledger and what the person then holds. A run that stops in
+    the middle of a day leaves it here; the resumed run takes those back and does only the
+    rest. A person whose day was under way at a crash has it done again from its start:
+    their swipes get the bank's first answers (the terminal's transaction ids are the
+    same), their other actions are sent again."""
+
+    path: Path
+    _file: Any = None
+
+    def resume(self, day: date, driver: Any, planner: Any) -> tuple[set[str], set[int]]:
+        """Start recording ``day``; the units and persons an earlier run recorded for it are
+        taken back into ``driver`` and ``planner`` and returned (they are not done again)."""
+        kept: list[str] = []
+        units: set[str] = set()
+        persons: set[int] = set()
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        if lines and _header_day(lines[0]) == day:
+            for line in lines[1:]:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    break  # the line being written when the run stopped
+                kept.append(line)
+                self._take_back(record, driver, planner)
+                if "u" in record:
+                    units.add(record["u"])
+                else:
+                    persons.add(record["p"])
+        if self._file is not None:
+            self._file.close()
+        self._file = self.path.open("w", encoding="utf-8")
+        self._file.write("\n".join([json.dumps({"day": day.isoformat()}), *kept]) + "\n")
+        self._file.flush()
+        return units, persons
+
+    @staticmethod
+    def _take_back(record: dict[str, Any], driver: Any, planner: Any) -> None:
+        for kind, ident in record["l"]:
+            driver.ledger.note(kind, ident)
+        driver.ledger.answers.update(record["a"])
+        driver.ledger.loss_answers.update(record["x"])
+        if "p" in record:
+            index = record["p"]
+            person = driver.population.persons[index]
+            driver.holders[index] = type(driver.holders[index])(id_number=person.id_number,
+                                                                **holder_fields(record["h"], person.pin))
+            planner.set_life(index, record["life"])
+
+    def done(self, what: dict[str, Any], doing: Any, driver: Any, planner: Any) -> None:
+        record = {**what, "l": doing.ids, "a": dict(doing.answers), "x": dict(doing.loss_answers)}
+        if "p" in what:
+            index = what["p"]
+            record["h"] = holder_state(driver.holders[index], driver.population.persons[index].pin)
+            record["life"] = planner.life(index)
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()  # in the kernel's hands: a crash of this process does not lose it
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _header_day(line: str) -> date | None:
+    try:
+        return date.fromisoformat(json.loads(line)["day"])
+    except (ValueError, KeyError, TypeError):
+        return None

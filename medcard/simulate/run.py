@@ -26,7 +26,7 @@ from .driver import BUSINESS_SERVICES, CONCURRENCY, Driver, Holder, seeded_start
 from .faults import FaultInjector, Servers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
-from .progress import Checkpoint, NothingToResume, ProgressFiles, holder_fields, holder_state
+from .progress import Checkpoint, DayJournal, NothingToResume, ProgressFiles, holder_fields, holder_state
 
 
 SIMULATION_RATES = {
@@ -214,6 +214,8 @@ class _Run:
                         faults=self.faults, concurrency=options.concurrency,
                         staff_password=self.secret["staff_password"])
         planner = Planner(population, options.rates, calendar)
+        if self.files is not None:
+            driver.journal = DayJournal(self.files.day)
         phase = time.perf_counter()
         if resumed is None:
             await driver.set_up()
@@ -244,6 +246,8 @@ class _Run:
             driver.timings["final_drain"] += time.perf_counter() - phase
         finally:
             await driver.close()
+            if driver.journal is not None:
+                driver.journal.close()
         phase = time.perf_counter()
         report = await _verify(options, self.settings, eco, driver, start)
         driver.timings["verify"] += time.perf_counter() - phase

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -85,3 +86,42 @@ def test_a_months_plan_is_made_again_the_same_from_the_lives_kept_at_its_start()
     assert again.lives_state() == now
     assert again.month(2, date(2026, 5, 1), date(2026, 5, 31)) == planner.month(2, date(2026, 5, 1),
                                                                                  date(2026, 5, 31))
+
+
+def test_a_day_stopped_midway_gives_back_what_was_done_and_only_that(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from medcard.simulate.driver import Doing, Ledger
+    from medcard.simulate.progress import DayJournal
+
+    population = build_population(3, 5)
+
+    def world() -> tuple[SimpleNamespace, Planner]:
+        holders = {p.index: Holder(person_id=f"P{p.index}", id_number=p.id_number, card=f"C{p.index}", pin=p.pin)
+                   for p in population.persons}
+        return (SimpleNamespace(ledger=Ledger(), holders=holders, population=population),
+                Planner(population, Rates(), CAL))
+
+    day = date(2026, 4, 9)
+    driver, planner = world()
+    journal = DayJournal(tmp_path / "day.jsonl")
+    assert journal.resume(day, driver, planner) == (set(), set())
+    journal.done({"u": "U3-00000"}, Doing(ids=[("contributions", "K1")]), driver, planner)
+    driver.holders[2].card, driver.holders[2].pin, driver.holders[2].usable = "C9", "123456", False
+    planner.set_life(2, [False, True])
+    journal.done({"p": 2}, Doing(ids=[("vouchers", "V1")], answers=Counter(report_loss=1),
+                                loss_answers=Counter(pending=1)), driver, planner)
+    journal.close()
+    with journal.path.open("a") as f:
+        f.write('{"p": 4, "l": [')  # the line being written when the run was killed
+
+    again, again_planner = world()
+    assert DayJournal(journal.path).resume(day, again, again_planner) == ({"U3-00000"}, {2})
+    assert again.holders[2] == driver.holders[2] and again.holders[4] == world()[0].holders[4]
+    assert again_planner.life(2) == [False, True]
+    assert again.ledger.contributions == {"K1"} and again.ledger.vouchers == {"V1"}
+    assert again.ledger.answers == Counter(report_loss=1) and again.ledger.loss_answers == Counter(pending=1)
+    assert "123456" not in journal.path.read_text()
+    # Another day's journal gives nothing back.
+    third, third_planner = world()
+    assert DayJournal(journal.path).resume(date(2026, 4, 10), third, third_planner) == (set(), set())
