@@ -282,6 +282,9 @@ class _Run:
         await driver.eco.login_operator()
         await driver.log_staff_in()
         driver.first_day, driver.today, driver.day_number = saved.first_day, saved.today, saved.day_number
+        for what, done in (("register", len(saved.holders)), ("cards", len(saved.holders)),
+                           ("days", saved.day_number + saved.acted)):
+            self.progress(what, done)
         driver._units = dict(saved.units)
         for i, state in enumerate(saved.holders):
             p = driver.population.persons[i]
