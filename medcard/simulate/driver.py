@@ -158,6 +158,8 @@ class Driver:
     makes the same plan again from it)."""
     _admin: AIOKafkaAdminClient | None = None
     _ends: AIOKafkaConsumer | None = None
+    _moved: int = 0
+    """The services' published, applied and dead-lettered events, summed, at the last look."""
 
     async def close(self) -> None:
         if self._admin is not None:
@@ -487,16 +489,22 @@ class Driver:
         """Wait until nothing is in flight in the event streams (see ``in_flight``).
 
         ``services``: only those services' outboxes and consumer groups (default: all).
-        Raises UnexpectedAnswer naming what was still in flight after ``timeout`` seconds.
+        Raises UnexpectedAnswer naming what was still in flight once ``timeout`` seconds
+        have passed without any service publishing or applying an event (a long backlog
+        that is being worked off, as at the end of a large run, is waited for).
         """
         found = ["no look at the services and Kafka completed"]
         scope = asyncio.timeout(timeout)
+        loop = asyncio.get_running_loop()
         try:
             with self._timed("drains"):
                 async with scope:
                     await self._kafka_clients()
-                    pause = LOOK_PAUSE[0]
+                    pause, moved = LOOK_PAUSE[0], self._moved
                     while found := await self._look(services):
+                        if self._moved != moved:  # the services are working it off
+                            moved = self._moved
+                            scope.reschedule(loop.time() + timeout)
                         # Each look costs the services, the broker and this process CPU the run
                         # needs: the longer the streams take, the less often they are looked at.
                         await asyncio.sleep(pause)
@@ -522,6 +530,7 @@ class Driver:
         them, consumer lag, and the services' counters again, unchanged since the start."""
         self.timings["drain_looks"] += 1
         before = await self.eco.drain_status(services)
+        self._moved = sum(sum(_progress(status)) for status in before.values())
         groups = {g: t for s in before.values() for g, t in s["groups"].items()}
         if found := in_flight(before, before, lags=await self._lags(groups)):
             return found
