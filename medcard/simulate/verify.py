@@ -129,7 +129,7 @@ async def read_stream(settings: Settings, ledger: Ledger | None = None) -> Tally
         for service, topic in order:
             parts = [TopicPartition(name, p) for name in (topic.name(settings.namespace), topic.dlq(settings.namespace))
                      for p in range(topic.partitions)]
-            async for records in _read_all(consumer, parts):
+            async for records in _batches(consumer, parts):
                 for record in records:
                     if record.topic.endswith(".dlq"):
                         tally.dead_letters += 1
@@ -141,7 +141,12 @@ async def read_stream(settings: Settings, ledger: Ledger | None = None) -> Tally
     return tally
 
 
-async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> AsyncIterator[list[Any]]:
+async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> list[Any]:
+    """Every record of ``parts`` up to their end offsets at the call (held in memory: small runs)."""
+    return [record async for records in _batches(consumer, parts) for record in records]
+
+
+async def _batches(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> AsyncIterator[list[Any]]:
     """Every record of ``parts`` up to their end offsets at the call, batch by batch (each
     partition's in order); TimeoutError naming the partitions still short of their end
     after ``READ_SECONDS`` and a millisecond per record."""
