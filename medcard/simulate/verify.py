@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +68,8 @@ class Tally:
     last_sequence: dict[str, int] = field(default_factory=dict)
     purchase_after_loss: bool = False
     dead_letters: int = 0
+    copies: int = 0
+    """Records that were an event already read (same id), published again: not counted."""
     _wanted: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,9 +119,34 @@ class Tally:
             self.purchase_after_loss = True
 
 
+RECENT_IDS = 20_000
+"""Event ids remembered per partition to recognise a copy published again (it follows its
+original closely: the relay resends what it had not yet marked published)."""
+
+
+@dataclass
+class _Recent:
+    ids: set[str] = field(default_factory=set)
+    order: deque[str] = field(default_factory=deque)
+
+    def again(self, ident: str | None) -> bool:
+        """Whether ``ident`` was among the partition's last RECENT_IDS events (remembered now)."""
+        if ident is None:
+            return False
+        if ident in self.ids:
+            return True
+        self.ids.add(ident)
+        self.order.append(ident)
+        if len(self.order) > RECENT_IDS:
+            self.ids.discard(self.order.popleft())
+        return False
+
+
 async def read_stream(settings: Settings, ledger: Ledger | None = None) -> Tally:
     """Every event of every topic (and the count of dead letters), read once from the start
-    and folded into a Tally (the cards topic first)."""
+    and folded into a Tally (the cards topic first). A copy of an event (same CloudEvents id)
+    published again is counted apart (``copies_published_again``), not as another event: the
+    business figures of a run with faults are those of the same run without."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await within(consumer.start(), KAFKA_SECONDS, "the topic reader's start (Kafka)")
@@ -129,12 +156,17 @@ async def read_stream(settings: Settings, ledger: Ledger | None = None) -> Tally
         for service, topic in order:
             parts = [TopicPartition(name, p) for name in (topic.name(settings.namespace), topic.dlq(settings.namespace))
                      for p in range(topic.partitions)]
+            recent: dict[tuple[str, int], _Recent] = {}
             async for records in _batches(consumer, parts):
                 for record in records:
                     if record.topic.endswith(".dlq"):
                         tally.dead_letters += 1
                         continue
                     attrs = {k[3:]: v.decode() for k, v in (record.headers or ()) if k.startswith("ce_")}
+                    seen = recent.setdefault((record.topic, record.partition), _Recent())
+                    if seen.again(attrs.get("id")):
+                        tally.copies += 1  # published again (a relay resending after a crash or an outage)
+                        continue
                     tally.add(service, attrs, json.loads(record.value) if record.value else None)
     finally:
         await within(consumer.stop(), KAFKA_SECONDS, "the topic reader's stop (Kafka)")
@@ -197,6 +229,7 @@ def count(tally: Tally) -> dict[str, Any]:
         },
         "monthly_transfers": {"count": tally.transfers, "total_fen": tally.credits_fen},
         "dead_letters": tally.dead_letters,
+        "copies_published_again": tally.copies,
     }
 
 
