@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .driver import CONCURRENCY, Stopped
 from .plan import Rates
+from .progress import ProgressFiles
 from .run import Options, simulate
 
 console = Console()
@@ -37,14 +42,32 @@ def simulate_command(
     keep: Annotated[bool, typer.Option(help="Leave the services running afterwards")] = False,
     faults: Annotated[int, typer.Option(min=0, help="Inject this many seeded faults (service crash, broker "
                                         "or database outage) while events are in flight; local stack only")] = 0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Persons acting at once (each one's actions in order)")]
+        = CONCURRENCY,
+    progress_dir: Annotated[Path, typer.Option(help="Where the run keeps its progress, for --resume")]
+        = Path(".state/sim-progress"),
+    resume: Annotated[bool, typer.Option(help="Go on with the stopped or crashed run kept in --progress-dir, from "
+                                         "its last completed business day (its persons, months, seed and rates)")]
+        = False,
 ) -> None:
-    """Simulate months of the card ecosystem through the services' APIs and verify it."""
+    """Simulate months of the card ecosystem through the services' APIs and verify it.
+
+    Ctrl-C (or SIGTERM) stops the run at the end of the business day under way; `--resume`
+    then goes on from there (so does it after a crash), and the report is the one an
+    uninterrupted run would have written."""
     rates = Rates(purchases_per_month=purchases_per_month, loss_rate=loss_rate, thief_share=thief_share,
                   shop_share=shop_share, cash_share=cash_share, forgot_pin_rate=forgot_pin_rate)
     options = Options(persons=persons, months=months, seed=seed, rates=rates, kafka_bootstrap=kafka,
                       mongo_url=mongo, port_base=port_base, holidays=holidays, fast_hashing=fast_hashing, keep=keep,
-                      faults=faults)
+                      faults=faults, concurrency=concurrency, progress_dir=progress_dir, resume=resume)
+    if resume:
+        saved = ProgressFiles(progress_dir)
+        if not saved.progress.exists():
+            console.print(f"[red]nothing to resume: no progress file at {saved.progress}[/red]")
+            raise typer.Exit(2)
+        persons, months = load_options(saved)
     days = months * 31
+    stop = _StopAtDayEnd()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         tasks = {
@@ -57,7 +80,13 @@ def simulate_command(
             if what in tasks:
                 bar.advance(tasks[what], n)
 
-        result = asyncio.run(simulate(options, progress))
+        try:
+            with stop.installed():
+                result = asyncio.run(simulate(options, progress, stop.asked))
+        except Stopped as stopped:
+            console.print(f"stopped before {stopped.day.isoformat()}; go on with "
+                          f"`medcard simulate --resume --progress-dir {progress_dir}`")
+            raise typer.Exit(3) from None
         bar.update(tasks["days"], total=bar.tasks[tasks["days"]].completed)
     report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     console.print(summary(result))
@@ -67,6 +96,38 @@ def simulate_command(
         raise typer.Exit(1)
 
 
+def load_options(files: ProgressFiles) -> tuple[int, int]:
+    """The persons and months of the run kept in ``files`` (for the progress bar)."""
+    saved = json.loads(files.progress.read_text())["options"]
+    return int(saved["persons"]), int(saved["months"])
+
+
+class _StopAtDayEnd:
+    """The first Ctrl-C or SIGTERM asks the run to stop once the business day under way has
+    drained (the run is then resumable); a second Ctrl-C stops it at once."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    def asked(self) -> bool:
+        return self.stop
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop = True
+        console.print("stopping at the end of this business day (Ctrl-C again: at once)")
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        before = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in before.items():
+                signal.signal(s, handler)
+
+
 def summary(r: dict[str, Any]) -> Table:
     table = Table(title=f"{r['persons']} persons, {r['months']} months, seed {r['seed']} "
                         f"({r['start_date']} to {r['end_date']})")
@@ -74,7 +135,7 @@ def summary(r: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     declined = r["purchases"]["declined"]
     rows = [
-        ("wall time", f"{r['wall_seconds']} s"),
+        ("wall time", f"{r['wall_seconds']} s" + (" (resumed)" if r.get("resumed") else "")),
         ("events published", f"{r['events_published']} ({r['events_per_second']}/s)"),
         ("purchases authorised", r["purchases"]["authorised"]),
         ("purchases declined", f"{sum(declined.values())} " + " ".join(f"{k}:{v}" for k, v in declined.items())),

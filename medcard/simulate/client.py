@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -17,6 +18,8 @@ class UnexpectedAnswer(RuntimeError):
 
 
 T = TypeVar("T")
+POOLS, POOL_CONNECTIONS = 8, 16
+"""Each service's keep-alive clients, and the connections each may hold (see ``Ecosystem.open``)."""
 REQUEST_SECONDS = 60.0
 """httpx's bound on each step of a request (connecting, sending, each read of the answer)."""
 
@@ -50,21 +53,32 @@ class Ecosystem:
     urls: dict[str, str]
     operator_password: str
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    """One client per service (the first of its pools, for callers that send requests themselves)."""
+    pools: dict[str, list[httpx.AsyncClient]] = field(default_factory=dict)
+    """Each service's clients, ``call`` taking them in turn (see ``open``)."""
+    _turn: dict[str, Iterator[httpx.AsyncClient]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     typed: set[str] | None = None
     """When a set: every password, PIN and ID number sent to a service is added to it,
     so that a test can look for them where they must not be (see SENSITIVE)."""
 
     async def open(self) -> None:
+        """Keep-alive clients, made once: ``POOLS`` per service of ``POOL_CONNECTIONS`` each.
+        httpcore looks at every connection of a pool, and for each idle one at every other,
+        each time a request starts or ends: one pool of 64 connections cost the simulator
+        more CPU than its requests did (py-spy), eight of eight cost an eighth of it."""
         # Idle connections are dropped long before the server's 30 s keep-alive ends, so a
         # request never goes out on a connection the server is closing.
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
+        limits = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS,
+                              keepalive_expiry=2.0)
         for name, url in self.urls.items():
-            self.clients[name] = httpx.AsyncClient(base_url=url, timeout=REQUEST_SECONDS, limits=limits)
+            pool = [httpx.AsyncClient(base_url=url, timeout=REQUEST_SECONDS, limits=limits) for _ in range(POOLS)]
+            self.pools[name], self.clients[name], self._turn[name] = pool, pool[0], itertools.cycle(pool)
 
     async def close(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
+        for pool in self.pools.values():
+            for client in pool:
+                await client.aclose()
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -83,7 +97,7 @@ class Ecosystem:
         delay = 0.1
         for _ in range(retries):
             try:
-                resp = await self.clients[service].request(method, path, headers=headers, **kwargs)
+                resp = await next(self._turn[service]).request(method, path, headers=headers, **kwargs)
             except httpx.TimeoutException as err:  # httpx's own message does not say which request
                 raise UnexpectedAnswer(f"{method} {service}{path}: no answer in time ({type(err).__name__})") from err
             if resp.status_code == 503:

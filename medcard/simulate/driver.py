@@ -10,10 +10,13 @@ the same business outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import random
 import secrets
-from collections import Counter
-from collections.abc import Awaitable, Callable
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -24,7 +27,6 @@ from aiokafka.structs import TopicPartition
 
 from shared.bounded import within
 from shared.calendar import BusinessCalendar, last_day_of_month
-from shared.ids import new_id
 from shared.settings import Settings
 from shared.topics import partitions_of
 
@@ -36,6 +38,11 @@ from .population import Person, Population
 CONCURRENCY = 48
 KAFKA_SECONDS = 60.0
 """Longest the drain's Kafka clients may take to start or to close."""
+LOOK_PAUSE = (0.02, 0.5)
+"""The drain's pause after its first look that found something in flight, doubled after each
+further one up to the second figure. At a fixed 50 ms, the final drain of 1,000 persons
+(notifications catching up for 7 minutes on a loaded machine) made 2,200 looks, each a dozen
+requests to the services and the broker, slowing what it waited for."""
 BUSINESS_SERVICES = ("identity", "cards", "bank")
 """The services whose state the simulated people's next actions depend on."""
 OWNER_CARD_ACTIONS = frozenset({"purchase", "change_pin", "forgot_pin", "balance"})
@@ -55,6 +62,21 @@ class Holder:
     stamp_due: date | None = None
     usable: bool = True
     """False from the loss report (or the broken card's replacement) until the new card."""
+    pos_calls: int = 0
+    """Swipes of the card so far today (numbers the terminal's transaction ids)."""
+
+
+@dataclass
+class Doing:
+    """What one person's (or one unit's) day added to the ledger, while it runs (see ``DOING``)."""
+
+    ids: list[tuple[str, str]] = field(default_factory=list)
+    answers: Counter[str] = field(default_factory=Counter)
+    loss_answers: Counter[str] = field(default_factory=Counter)
+
+
+DOING: contextvars.ContextVar[Doing | None] = contextvars.ContextVar("doing", default=None)
+"""The day's work under way in this task: the day's journal records it once done."""
 
 
 @dataclass
@@ -71,6 +93,37 @@ class Ledger:
     answers: Counter[str] = field(default_factory=Counter)
     loss_answers: Counter[str] = field(default_factory=Counter)
     """How the loss reports answered the block: 'confirmed' (the bank had stopped the card) or 'pending'."""
+    new: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, id) noted since the last checkpoint (see progress.py)."""
+
+    def note(self, kind: str, ident: str) -> None:
+        """``ident`` was accepted by a service: its events must reach the topics."""
+        getattr(self, kind).add(ident)
+        self.new.append((kind, ident))
+        if (doing := DOING.get()) is not None:
+            doing.ids.append((kind, ident))
+
+    def answered(self, kind: str) -> None:
+        self.answers[kind] += 1
+        if (doing := DOING.get()) is not None:
+            doing.answers[kind] += 1
+
+    def loss_answered(self, block: str) -> None:
+        self.loss_answers[block] += 1
+        if (doing := DOING.get()) is not None:
+            doing.loss_answers[block] += 1
+
+    def take_new(self) -> list[tuple[str, str]]:
+        new, self.new = self.new, []
+        return new
+
+
+class Stopped(Exception):
+    """The run was asked to stop; it stopped once ``day``'s morning was reached (resumable)."""
+
+    def __init__(self, day: date) -> None:
+        super().__init__(f"stopped before {day.isoformat()}")
+        self.day = day
 
 
 @dataclass
@@ -85,15 +138,28 @@ class Driver:
     holders: dict[int, Holder] = field(default_factory=dict)
     ledger: Ledger = field(default_factory=Ledger)
     today: date = date.min
+    first_day: date = date.min
+    """The first simulated day (the 1st of the month after the opening month)."""
     day_number: int = 0
     """Simulated days done (the opening month not counted)."""
     faults: FaultInjector | None = None
+    journal: Any = None
+    """The day's journal (``progress.DayJournal``), when the run keeps its progress."""
     _units: dict[str, str] = field(default_factory=dict)
     _codes_read: set[str] = field(default_factory=set)
     """Message ids of the account-code SMS already read (a phone reads each once)."""
-    _sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
+    concurrency: int = CONCURRENCY
+    """Persons acting at once (each one's actions in order)."""
+    staff_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Wall seconds by phase, and counts (``drain_looks``): where the run's time went."""
+    lives_at_month_start: list[list[bool]] = field(default_factory=list)
+    """The planner's view of each card when the current month's plan was made (a resumed run
+    makes the same plan again from it)."""
     _admin: AIOKafkaAdminClient | None = None
     _ends: AIOKafkaConsumer | None = None
+    _moved: int = 0
+    """The services' published, applied and dead-lettered events, summed, at the last look."""
 
     async def close(self) -> None:
         if self._admin is not None:
@@ -103,28 +169,42 @@ class Driver:
 
     # ---- set-up ---------------------------------------------------------------------
     async def set_up(self) -> None:
-        """Clock, staff, merchants, units, then every person with a card and a password."""
+        """Clock, staff, merchants, units, then every person with a card and a password.
+
+        Each step runs for everyone at once (bounded by ``concurrency``); a person's online
+        account is opened once the SMS with its code has been sent (the drain before it),
+        so that no one waits on a phone while holding a place."""
         eco = self.eco
         await eco.login_operator()
         self.today = (await eco.call("identity", "POST", "/v1/clock/advance", who="operator",
                                      json={"start": self.start.isoformat(), "days": 1}))["date"]
         self.today = date.fromisoformat(str(self.today))
-        staff_password = secrets.token_urlsafe(12)
-        await eco.create_staff("clerk", "clerk", staff_password)
-        await eco.create_staff("teller", "teller", staff_password)
-        for m in self.population.merchants:
-            await eco.call("bank", "POST", "/v1/merchants", who="operator", expect=(201, 409),
-                           json={"merchant_id": m.merchant_id, "name": m.name, "kind": m.kind,
-                                 "designated": m.designated})
-            await eco.create_staff(f"pos-{m.merchant_id.lower()}", "merchant", staff_password, m.merchant_id)
-        for u in self.population.units:
-            self._units[u.key] = (await eco.call("identity", "POST", "/v1/units", who="clerk",
-                                                 json={"name": u.name}))["unit_id"]
+        await self.log_staff_in()
+        await self._each(self.population.units, self._unit, None)
         await self._each(self.population.persons, self._register, "register")
-        await self.drain(services=BUSINESS_SERVICES)
+        await self.drain()  # notifications has sent every account code's SMS
+        await self._each([p for p in self.population.persons if p.online], self._open_account, None)
         await self._each(self.population.persons, self._issue_card, "cards")
         await self.drain(services=BUSINESS_SERVICES)  # the bank has opened every account: passwords can be set
         await self._each(list(self.holders.values()), self._set_pin, None)
+
+    async def log_staff_in(self) -> None:
+        """The clerk, the teller and each merchant's terminal (created the first time)."""
+        eco = self.eco
+        await asyncio.gather(eco.create_staff("clerk", "clerk", self.staff_password),
+                             eco.create_staff("teller", "teller", self.staff_password))
+
+        async def merchant(m: Any) -> None:
+            await eco.call("bank", "POST", "/v1/merchants", who="operator", expect=(201, 409),
+                           json={"merchant_id": m.merchant_id, "name": m.name, "kind": m.kind,
+                                 "designated": m.designated})
+            await eco.create_staff(f"pos-{m.merchant_id.lower()}", "merchant", self.staff_password, m.merchant_id)
+
+        await self._each(self.population.merchants, merchant, None)
+
+    async def _unit(self, u: Any) -> None:
+        self._units[u.key] = (await self.eco.call("identity", "POST", "/v1/units", who="clerk",
+                                                  json={"name": u.name}))["unit_id"]
 
     async def _register(self, p: Person) -> None:
         person = await self.eco.call("identity", "POST", "/v1/persons", who="clerk", json={
@@ -132,16 +212,15 @@ class Driver:
             "household_number": p.household_registration, "unit_id": self._units[p.unit_key],
             "language": p.language})
         h = self.holders[p.index] = Holder(person_id=person["person_id"], id_number=p.id_number, pin=p.pin)
-        self.ledger.persons.add(h.person_id)
-        if p.online:
-            await self._open_account(p, h)
+        self.ledger.note("persons", h.person_id)
+        if p.online:  # the code goes by SMS to the registered mobile; read in _open_account
+            await self.eco.call("identity", "POST", "/v1/accounts/codes", expect=(202,),
+                                json={"name": p.name, "id_number": p.id_number})
 
-    async def _open_account(self, p: Person, h: Holder) -> None:
-        """The online account, as a person opens it: ask for a code, read it on the phone
-        (the SMS the notifications service sent to the registered mobile), give it back."""
-        await self.eco.call("identity", "POST", "/v1/accounts/codes", expect=(202,),
-                            json={"name": p.name, "id_number": p.id_number})
-        code = await self.eco.read_code_sms(h.person_id, self._codes_read)
+    async def _open_account(self, p: Person) -> None:
+        """The online account, as a person opens it: read the code on the phone (the SMS the
+        notifications service sent to the registered mobile), give it back."""
+        code = await self.eco.read_code_sms(self.holders[p.index].person_id, self._codes_read)
         await self.eco.call("identity", "POST", "/v1/accounts", json={
             "name": p.name, "id_number": p.id_number, "code": code, "account_number": p.account_number,
             "password": p.password})
@@ -150,7 +229,7 @@ class Driver:
         h = self.holders[p.index]
         card = await self.eco.call("cards", "POST", "/v1/cards", who="clerk", json={"person_id": h.person_id})
         h.card = card["card_number"]
-        self.ledger.cards.add(h.card)
+        self.ledger.note("cards", h.card)
 
     async def _set_pin(self, h: Holder) -> None:
         # The bank learns of the card from its CardIssued event: wait until it has.
@@ -159,35 +238,86 @@ class Driver:
                          f"card {h.card}", tries=200)
 
     # ---- the months ---------------------------------------------------------------------
-    async def run_month(self, index: int, planner: Planner) -> None:
-        first = self.today
-        last = last_day_of_month(f"{first.year:04d}-{first.month:02d}")
-        plan = planner.month(index, first, last)
-        day = first
-        while day <= last:
-            actions = plan.get(day, [])
-            await self._run_day(day, actions, planner)
-            self.progress("days", 1)
+    async def run_days(self, planner: Planner, end: date, *, acted: bool = False,
+                       checkpoint: Callable[[], Awaitable[None]] | None = None,
+                       stopping: Callable[[], bool] = lambda: False) -> None:
+        """Every business day from ``today`` to the day before ``end``; the plan of a month is
+        made on its first day (or again, from ``lives_at_month_start``, when a run resumes).
 
-            async def advance() -> None:
-                await self.eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"days": 1})
-
-            if self.faults is None:
-                await advance()
-            else:
-                await self.faults.around_advance(self.day_number, advance)
+        ``acted``: today's actions were all answered by an earlier run (a resumed one): only
+        the clock's advance past it (unless done) and the drain remain. ``checkpoint`` is
+        awaited once a day's actions are all answered; ``stopping()`` is asked after each
+        day has drained, and a true answer ends the run there (``Stopped``)."""
+        plan = self._month_plan(planner, resumed=True)
+        resumed = acted
+        while self.today < end:
+            day = self.today
+            if day.day == 1 and not resumed:
+                plan = self._month_plan(planner, resumed=False)
+            if not acted:
+                with self._timed("day_actions"):
+                    await self._run_day(day, plan.get(day, []), planner)
+                self.progress("days", 1)
+                if checkpoint is not None:
+                    with self._timed("checkpoints"):
+                        await checkpoint()
+            with self._timed("advances"):
+                if not (resumed and await self._clock() > day):  # a resumed run's clock may be past it
+                    if self.faults is None:
+                        await self._advance()
+                    else:
+                        await self.faults.around_advance(self.day_number, self._advance)
+            acted = resumed = False
             self.day_number += 1
-            self.today = day = day + timedelta(days=1)
+            self.today = day + timedelta(days=1)
             # The next day starts once the day's effects and the clock's (a month end's
             # transfers, replacements becoming ready) have been applied by the services the
             # next day's actions depend on. Nothing depends on the notifications service:
             # its messages go out meanwhile, and the final drain waits for them.
             await self.drain(services=BUSINESS_SERVICES)
+            if stopping() and self.today < end:
+                raise Stopped(self.today)
+
+    def _month_plan(self, planner: Planner, *, resumed: bool) -> dict[date, list[Action]]:
+        first = self.today.replace(day=1)
+        last = last_day_of_month(f"{first.year:04d}-{first.month:02d}")
+        index = (first.year - self.first_day.year) * 12 + first.month - self.first_day.month
+        if resumed and self.lives_at_month_start:  # the plan as it was made, then the lives as they are
+            lives = planner.lives_state()
+            planner.set_lives(self.lives_at_month_start)
+            plan = planner.month(index, first, last)
+            planner.set_lives(lives)
+            return plan
+        self.lives_at_month_start = planner.lives_state()
+        return planner.month(index, first, last)
+
+    async def _advance(self) -> None:
+        await self.eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"days": 1})
+
+    async def _clock(self) -> date:
+        return date.fromisoformat((await self.eco.call("identity", "GET", "/v1/clock", who="operator"))["date"])
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - started
 
     async def _run_day(self, day: date, actions: list[Action], planner: Planner) -> None:
-        contributions = [a for a in actions if a.kind == "pay_contributions"]
-        for a in contributions:
-            await self._pay_contributions(a.note, day)
+        """The day's actions: employers' contributions, then every person's actions (each
+        person's in order, ``concurrency`` persons at once). With a ``journal``, each unit's
+        and person's finished day is recorded, and what it already records for this day (an
+        earlier run that stopped mid-day) is taken back instead of being done again."""
+        done_units, done_persons = self.journal.resume(day, self, planner) if self.journal else (set(), set())
+        units = [a.note for a in actions if a.kind == "pay_contributions" and a.note not in done_units]
+
+        async def unit_day(unit: str) -> None:
+            with self._recorded({"u": unit}):
+                await self._pay_contributions(unit, day)
+
+        await self._each(units, unit_day, None)
         by_person: dict[int, list[Action]] = {}
         for a in actions:
             if a.person >= 0:
@@ -200,18 +330,39 @@ class Driver:
                     by_person.setdefault(index, []).append(Action("collect", index))
 
         async def person_day(index: int, todo: list[Action]) -> None:
-            for a in todo:
-                await self._act(a, day, planner)
+            self.holders[index].pos_calls = 0
+            with self._recorded({"p": index}, planner):
+                for a in todo:
+                    await self._act(a, day, planner)
 
-        await self._each(list(by_person.items()), lambda item: person_day(*item), None)
+        await self._each([item for item in by_person.items() if item[0] not in done_persons],
+                         lambda item: person_day(*item), None)
+
+    @contextlib.contextmanager
+    def _recorded(self, what: dict[str, Any], planner: Planner | None = None) -> Iterator[None]:
+        """Runs the body as one unit of the day's journal (recorded when it ends without error)."""
+        if self.journal is None:
+            yield
+            return
+        doing = Doing()
+        token = DOING.set(doing)
+        try:
+            yield
+        finally:
+            DOING.reset(token)
+        self.journal.done(what, doing, self, planner)
 
     async def _each(self, items: list[Any], fn: Callable[[Any], Awaitable[None]], label: str | None) -> None:
-        async def one(item: Any) -> None:
-            async with self._sem:
+        """``fn(item)`` for every item, ``concurrency`` at a time (workers taking the next item)."""
+        pending = iter(items)
+
+        async def worker() -> None:
+            for item in pending:
                 await fn(item)
-            if label:
-                self.progress(label, 1)
-        await asyncio.gather(*(one(i) for i in items))
+                if label:
+                    self.progress(label, 1)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(items)))))
 
     # ---- actions ---------------------------------------------------------------------------
     async def _act(self, a: Action, day: date, planner: Planner) -> None:
@@ -219,13 +370,13 @@ class Driver:
         h = self.holders[a.person]
         if not h.usable and (a.kind in OWNER_CARD_ACTIONS or a.note == "broken"):
             return  # the plan was made for the month; the card is gone since
-        self.ledger.answers[a.kind] += 1
+        self.ledger.answered(a.kind)
         if a.kind == "purchase":
             if a.note == "typo":
-                await self._pos(h.card, _wrong(h.pin), a.merchant, a.amount_fen, a.txn)
-            await self._pos(h.card, h.pin, a.merchant, a.amount_fen, a.txn)
+                await self._pos(h, _wrong(h.pin), a.merchant, a.amount_fen, a.txn, day, a.person)
+            await self._pos(h, h.pin, a.merchant, a.amount_fen, a.txn, day, a.person)
         elif a.kind == "thief":
-            await self._pos(h.card, h.pin, a.merchant, a.amount_fen, "purchase")
+            await self._pos(h, h.pin, a.merchant, a.amount_fen, "purchase", day, a.person)
         elif a.kind == "report_loss":
             await self._report_loss(p, h, a.channel)
         elif a.kind == "apply_replacement":
@@ -233,13 +384,14 @@ class Driver:
         elif a.kind == "stamp":
             stamp = await self.eco.call("bank", "POST", "/v1/stamps", who="teller", json={
                 "receipt_number": h.receipt, "branch": "中国银行储蓄所", "seal": "业务专用章"})
-            self.ledger.stamps.add(stamp["receipt_number"])
+            self.ledger.note("stamps", stamp["receipt_number"])
             h.stamp_due = None
         elif a.kind == "collect":
             await self._collect(p, h, planner)
         elif a.kind == "forgot_pin":
             for _ in range(self.settings.pin_max_failures):
-                await self._pos(h.card, _wrong(h.pin), self.population.designated[0].merchant_id, 100, "purchase")
+                await self._pos(h, _wrong(h.pin), self.population.designated[0].merchant_id, 100, "purchase", day,
+                                a.person)
             h.pin = f"{(int(h.pin) + 1) % 1_000_000:06d}"
             await self.eco.call("bank", "POST", f"/v1/cards/{h.card}/password/reset", who="teller",
                                 json={"id_number": p.id_number, "new_pin": h.pin})
@@ -267,12 +419,17 @@ class Driver:
                                 json={"id_number": p.id_number, "from": (day - timedelta(days=90)).isoformat(),
                                       "to": day.isoformat()})
 
-    async def _pos(self, card: str, pin: str, merchant: str, amount: int, kind: str) -> dict[str, Any]:
+    async def _pos(self, h: Holder, pin: str, merchant: str, amount: int, kind: str, day: date,
+                   person: int) -> dict[str, Any]:
+        """One swipe of the holder's card. Its transaction id is the terminal's, numbered from
+        the day, the person and the swipe's place in their day: a swipe sent again (a resumed
+        run redoing a day) gets the bank's first answer and is never debited twice."""
+        h.pos_calls += 1
         answer: dict[str, Any] = await self.eco.call("bank", "POST", "/v1/pos/authorisations", who=merchant, json={
-            "transaction_id": new_id("T"), "card_number": card, "pin": pin, "merchant_id": merchant,
-            "amount_fen": amount, "kind": kind})
+            "transaction_id": f"S{day:%Y%m%d}-{person}-{h.pos_calls}", "card_number": h.card, "pin": pin,
+            "merchant_id": merchant, "amount_fen": amount, "kind": kind})
         if answer.get("authorisation_id"):
-            self.ledger.authorisations.add(answer["authorisation_id"])
+            self.ledger.note("authorisations", answer["authorisation_id"])
         return answer
 
     async def _cardholder(self, p: Person, h: Holder) -> str:
@@ -292,8 +449,8 @@ class Driver:
             report = await self.eco.call("cards", "POST", "/v1/loss-reports/bank", who="teller", json={
                 "card_number": h.card, "id_number": p.id_number,
                 "letter_reference": f"LP-{p.index:06d}-{self.today:%Y%m%d}"})
-        self.ledger.vouchers.add(report["voucher"])
-        self.ledger.loss_answers[report["block"]] += 1
+        self.ledger.note("vouchers", report["voucher"])
+        self.ledger.loss_answered(report["block"])
         h.usable = False
 
     async def _apply_replacement(self, p: Person, h: Holder, *, broken: bool, day: date) -> None:
@@ -301,7 +458,7 @@ class Driver:
             "card_number": h.card, "id_number": p.id_number, "broken_card": broken})
         h.receipt = rep["receipt_number"]
         h.usable = False
-        self.ledger.receipts.add(h.receipt)
+        self.ledger.note("receipts", h.receipt)
         h.stamp_due = self.calendar.add_working_days(day, 1)
 
     async def _collect(self, p: Person, h: Holder, planner: Planner) -> None:
@@ -311,7 +468,7 @@ class Driver:
         card = await self.eco.call("cards", "POST", f"/v1/replacements/{h.receipt}/collect", who="clerk",
                                    json={"id_number": p.id_number})
         h.card, h.receipt = card["card_number"], ""
-        self.ledger.cards.add(h.card)
+        self.ledger.note("cards", h.card)
         await self._set_pin(h)
         h.usable = True
         planner.replacement_done(p.index)
@@ -324,23 +481,34 @@ class Driver:
                      for p in members[chunk:chunk + 1000]]
             paid = await self.eco.call("identity", "POST", "/v1/contributions", who="clerk", json={
                 "unit_id": self._units[unit_key], "month": month, "items": items})
-            self.ledger.contributions.update(c["contribution_id"] for c in paid["data"])
+            for c in paid["data"]:
+                self.ledger.note("contributions", c["contribution_id"])
 
     # ---- draining ----------------------------------------------------------------------
     async def drain(self, timeout: float = 600.0, services: tuple[str, ...] | None = None) -> None:
         """Wait until nothing is in flight in the event streams (see ``in_flight``).
 
         ``services``: only those services' outboxes and consumer groups (default: all).
-        Raises UnexpectedAnswer naming what was still in flight after ``timeout`` seconds.
+        Raises UnexpectedAnswer naming what was still in flight once ``timeout`` seconds
+        have passed without any service publishing or applying an event (a long backlog
+        that is being worked off, as at the end of a large run, is waited for).
         """
         found = ["no look at the services and Kafka completed"]
         scope = asyncio.timeout(timeout)
+        loop = asyncio.get_running_loop()
         try:
-            async with scope:
-                await self._kafka_clients()
-                while found := await self._look(services):
-                    # Each look costs the services, the broker and this process CPU the run needs.
-                    await asyncio.sleep(0.05)
+            with self._timed("drains"):
+                async with scope:
+                    await self._kafka_clients()
+                    pause, moved = LOOK_PAUSE[0], self._moved
+                    while found := await self._look(services):
+                        if self._moved != moved:  # the services are working it off
+                            moved = self._moved
+                            scope.reschedule(loop.time() + timeout)
+                        # Each look costs the services, the broker and this process CPU the run
+                        # needs: the longer the streams take, the less often they are looked at.
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, LOOK_PAUSE[1])
         except TimeoutError:
             if not scope.expired():
                 raise
@@ -360,7 +528,9 @@ class Driver:
         The cheap signals first (relays, consumer lag); when they are quiet, everything in
         the order events flow: messages still to be sent, outboxes as the databases count
         them, consumer lag, and the services' counters again, unchanged since the start."""
+        self.timings["drain_looks"] += 1
         before = await self.eco.drain_status(services)
+        self._moved = sum(sum(_progress(status)) for status in before.values())
         groups = {g: t for s in before.values() for g, t in s["groups"].items()}
         if found := in_flight(before, before, lags=await self._lags(groups)):
             return found

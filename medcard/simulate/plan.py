@@ -133,6 +133,20 @@ class Planner:
         life.card_ok = False
         life.waiting = True
 
+    def lives_state(self) -> list[list[bool]]:
+        """Each person's card as the planner sees it ([card_ok, waiting], by index): plain data."""
+        return [[life.card_ok, life.waiting] for _, life in sorted(self.lives.items())]
+
+    def set_lives(self, state: list[list[bool]]) -> None:
+        self.lives = {i: _Life(card_ok, waiting) for i, (card_ok, waiting) in enumerate(state)}
+
+    def life(self, index: int) -> list[bool]:
+        life = self.lives[index]
+        return [life.card_ok, life.waiting]
+
+    def set_life(self, index: int, state: list[bool]) -> None:
+        self.lives[index] = _Life(*state)
+
     def replacement_done(self, index: int) -> None:
         self.lives[index] = _Life()
 

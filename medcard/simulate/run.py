@@ -4,6 +4,8 @@ months, then the verified report."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -20,10 +22,11 @@ from shared.settings import SECRET_SETTINGS, Settings
 
 from . import verify
 from .client import Ecosystem
-from .driver import BUSINESS_SERVICES, Driver, seeded_start
+from .driver import BUSINESS_SERVICES, CONCURRENCY, Driver, Holder, seeded_start
 from .faults import FaultInjector, Servers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
+from .progress import Checkpoint, DayJournal, NothingToResume, ProgressFiles, holder_fields, holder_state
 
 
 SIMULATION_RATES = {
@@ -56,6 +59,12 @@ class Options:
     """The services' log level (their logs: ``<state_dir>/sim/services/logs``)."""
     typed: set[str] | None = None
     """When a set: receives every password, PIN and ID number the simulation sent (leak scans)."""
+    concurrency: int = CONCURRENCY
+    """Persons acting at once (each one's actions in order)."""
+    progress_dir: Path | None = None
+    """Where the run keeps its progress (see progress.py); None: nowhere (not resumable)."""
+    resume: bool = False
+    """Go on with the run whose progress is in ``progress_dir`` (its business options are used)."""
 
 
 def _infrastructure(options: Options) -> tuple[str, str, Servers | None]:
@@ -86,12 +95,57 @@ def peak_memory_mb(pid: int | None) -> float | None:
     return None
 
 
-async def simulate(options: Options, progress: Callable[[str, int], None]) -> dict[str, Any]:
+def _business_options(options: Options) -> dict[str, Any]:
+    return {"persons": options.persons, "months": options.months, "seed": options.seed,
+            "rates": dataclasses.asdict(options.rates), "holidays": options.holidays,
+            "fast_hashing": options.fast_hashing, "faults": options.faults}
+
+
+def _resumed_options(options: Options, saved: dict[str, Any]) -> Options:
+    """The options of the run being resumed: its business options are the saved ones."""
+    return dataclasses.replace(options, persons=saved["persons"], months=saved["months"], seed=saved["seed"],
+                               rates=Rates(**saved["rates"]), holidays=saved["holidays"],
+                               fast_hashing=saved["fast_hashing"], faults=saved["faults"])
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system) the process has used so far, in seconds (this run's part of
+    it for a service started by this run)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
+async def simulate(options: Options, progress: Callable[[str, int], None],
+                   stopping: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """One run, or the rest of one (``options.resume``: from ``options.progress_dir``).
+
+    ``stopping()`` is asked after each business day: true ends the run there, resumable
+    (``Stopped`` is raised once the services are down)."""
     started = time.perf_counter()
+    files = ProgressFiles(options.progress_dir) if options.progress_dir else None
+    checkpoint: Checkpoint | None = None
+    ledger_ids: dict[str, set[str]] = {}
+    if options.resume:
+        if files is None:
+            raise NothingToResume("no progress folder given: nothing to resume")
+        checkpoint, ledger_ids = files.load()
+        options = _resumed_options(options, checkpoint.options)
     kafka, mongo, servers = await asyncio.to_thread(_infrastructure, options)
-    namespace = f"sim{options.seed}x{secrets.token_hex(3)}"
-    operator_password = secrets.token_urlsafe(16)
-    keys = {name: secrets.token_urlsafe(40) for name in SECRET_SETTINGS}
+    if checkpoint is not None:
+        namespace, secret = checkpoint.namespace, checkpoint.secrets
+        operator_password, keys = secret["operator_password"], {k: secret[k] for k in SECRET_SETTINGS}
+    else:
+        namespace = f"sim{options.seed}x{secrets.token_hex(3)}"
+        operator_password = secrets.token_urlsafe(16)
+        keys = {name: secrets.token_urlsafe(40) for name in SECRET_SETTINGS}
+        secret = {**keys, "operator_password": operator_password, "staff_password": secrets.token_urlsafe(12)}
+        if files is not None:
+            files.start_anew()
     env = {
         "MEDCARD_ENVIRONMENT": "development",
         "MEDCARD_NAMESPACE": namespace,
@@ -118,53 +172,154 @@ async def simulate(options: Options, progress: Callable[[str, int], None]) -> di
         if options.faults:
             assert servers is not None
             injector = FaultInjector(plan_faults(options.seed, options.faults, options.months * 28), fleet, servers)
-        report = await _drive(options, settings, eco, progress, injector)
+        run = _Run(options, settings, eco, progress, injector, files, secret, started, stopping)
+        report = await run.drive(checkpoint, ledger_ids)
         if injector is not None:
             report["faults"] = injector.report(all(report["invariants"].values()))
         report["peak_memory_mb"] = {p.name: peak_memory_mb(p.pid()) for p in fleet.processes}
+        report["cpu_seconds"] = {**{p.name: cpu_seconds(p.pid()) for p in fleet.processes},
+                                 "simulator": round(time.process_time(), 2)}
     finally:
         await eco.close()
         if not options.keep:
             await asyncio.to_thread(fleet.down)
-    report["wall_seconds"] = round(time.perf_counter() - started, 2)
+    wall = time.perf_counter() - started + (checkpoint.elapsed_seconds if checkpoint else 0.0)
+    report["wall_seconds"] = round(wall, 2)
     report["events_per_second"] = round(report["events_published"] / report["wall_seconds"], 1)
     report["namespace"] = namespace
     report["fast_hashing"] = options.fast_hashing
+    report["resumed"] = checkpoint is not None
     return report
 
 
-async def _drive(options: Options, settings: Settings, eco: Ecosystem,
-                 progress: Callable[[str, int], None], faults: FaultInjector | None = None) -> dict[str, Any]:
-    population = build_population(options.seed, options.persons)
-    calendar = BusinessCalendar(extra_holidays=parse_holidays(options.holidays))
-    start = seeded_start(options.seed)
-    driver = Driver(eco, population, options.rates, calendar, settings, start, progress, faults=faults)
-    await driver.set_up()
-    # The opening month: employers pay, the month ends, the first transfers land.
-    for unit in population.units:
-        await driver._pay_contributions(unit.key, driver.today)
-    first = _first_of_next_month(driver.today)
-    await eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"to": first.isoformat()})
-    driver.today = first
-    await driver.drain(services=BUSINESS_SERVICES)
-    planner = Planner(population, options.rates, calendar)
-    try:
-        for month in range(options.months):
-            await driver.run_month(month, planner)
-        await driver.drain()
-    finally:
-        await driver.close()
+@dataclass
+class _Run:
+    options: Options
+    settings: Settings
+    eco: Ecosystem
+    progress: Callable[[str, int], None]
+    faults: FaultInjector | None
+    files: ProgressFiles | None
+    secret: dict[str, str]
+    started: float
+    stopping: Callable[[], bool]
+    elapsed_before: float = 0.0
 
-    stream = await verify.read_stream(settings)
-    figures = verify.count(stream)
+    async def drive(self, resumed: Checkpoint | None, ledger_ids: dict[str, set[str]]) -> dict[str, Any]:
+        options, eco = self.options, self.eco
+        population = build_population(options.seed, options.persons)
+        calendar = BusinessCalendar(extra_holidays=parse_holidays(options.holidays))
+        start = seeded_start(options.seed)
+        driver = Driver(eco, population, options.rates, calendar, self.settings, start, self.progress,
+                        faults=self.faults, concurrency=options.concurrency,
+                        staff_password=self.secret["staff_password"])
+        planner = Planner(population, options.rates, calendar)
+        if self.files is not None:
+            driver.journal = DayJournal(self.files.day)
+        phase = time.perf_counter()
+        if resumed is None:
+            await driver.set_up()
+            driver.timings["set_up"] += time.perf_counter() - phase
+            phase = time.perf_counter()
+            # The opening month: employers pay, the month ends, the first transfers land.
+            await driver._each([u.key for u in population.units],
+                               lambda unit: driver._pay_contributions(unit, driver.today), None)
+            first = _first_of_next_month(driver.today)
+            await eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"to": first.isoformat()})
+            driver.today = driver.first_day = first
+            await driver.drain(services=BUSINESS_SERVICES)
+            driver.lives_at_month_start = planner.lives_state()
+            driver.timings["opening_month"] += time.perf_counter() - phase
+            acted = False
+            await self._save(driver, planner, acted=False)
+        else:
+            self.elapsed_before = resumed.elapsed_seconds
+            await self._restore(driver, planner, resumed, ledger_ids)
+            acted = resumed.acted
+            driver.timings["resume"] += time.perf_counter() - phase
+        end = _months_after(driver.first_day, options.months)
+        try:
+            await driver.run_days(planner, end, acted=acted, stopping=self.stopping,
+                                  checkpoint=lambda: self._save(driver, planner, acted=True))
+            phase = time.perf_counter()
+            await driver.drain()
+            driver.timings["final_drain"] += time.perf_counter() - phase
+        finally:
+            await driver.close()
+            if driver.journal is not None:
+                driver.journal.close()
+        phase = time.perf_counter()
+        report = await _verify(options, self.settings, eco, driver, start)
+        driver.timings["verify"] += time.perf_counter() - phase
+        report["timings"] = {k: int(v) if k == "drain_looks" else round(v, 2)
+                             for k, v in sorted(driver.timings.items())}
+        return report
+
+    async def _save(self, driver: Driver, planner: Planner, *, acted: bool) -> None:
+        if self.files is None:
+            driver.ledger.take_new()
+            return
+        persons = self.options.persons
+        checkpoint = Checkpoint(
+            options=_business_options(self.options), namespace=self.settings.namespace, secrets=self.secret,
+            start=driver.start, first_day=driver.first_day, today=driver.today, acted=acted,
+            day_number=driver.day_number, units=dict(driver._units),
+            holders=[holder_state(driver.holders[i], driver.population.persons[i].pin) for i in range(persons)],
+            lives_at_month_start=driver.lives_at_month_start, lives=planner.lives_state(),
+            answers=dict(driver.ledger.answers), loss_answers=dict(driver.ledger.loss_answers),
+            ledger_bytes=self._ledger_bytes,
+            elapsed_seconds=self.elapsed_before + time.perf_counter() - self.started,
+            faults={"injected": dict(self.faults.injected), "log": self.faults.log} if self.faults else {})
+        new = driver.ledger.take_new()
+        await asyncio.to_thread(self.files.save, checkpoint, new)
+        self._ledger_bytes = checkpoint.ledger_bytes
+
+    _ledger_bytes: int = 0
+
+    async def _restore(self, driver: Driver, planner: Planner, saved: Checkpoint,
+                       ledger_ids: dict[str, set[str]]) -> None:
+        """The driver and the planner as they were at the checkpoint; staff logged in again."""
+        await driver.eco.login_operator()
+        await driver.log_staff_in()
+        driver.first_day, driver.today, driver.day_number = saved.first_day, saved.today, saved.day_number
+        for what, done in (("register", len(saved.holders)), ("cards", len(saved.holders)),
+                           ("days", saved.day_number + saved.acted)):
+            self.progress(what, done)
+        driver._units = dict(saved.units)
+        for i, state in enumerate(saved.holders):
+            p = driver.population.persons[i]
+            driver.holders[i] = Holder(id_number=p.id_number, **holder_fields(state, p.pin))
+        driver.lives_at_month_start = saved.lives_at_month_start
+        planner.set_lives(saved.lives)
+        for kind, ids in ledger_ids.items():
+            getattr(driver.ledger, kind).update(ids)
+        driver.ledger.answers.update(saved.answers)
+        driver.ledger.loss_answers.update(saved.loss_answers)
+        self._ledger_bytes = saved.ledger_bytes
+        if self.faults is not None and saved.faults:
+            self.faults.injected.update(saved.faults["injected"])
+            self.faults.log.extend(saved.faults["log"])
+        # Whatever was in flight when the earlier run stopped is applied before anything is done.
+        await driver.drain(services=BUSINESS_SERVICES)
+
+
+def _months_after(first: date, months: int) -> date:
+    total = first.year * 12 + first.month - 1 + months
+    return date(total // 12, total % 12 + 1, 1)
+
+
+async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: Driver, start: date) -> dict[str, Any]:
+    tally = await verify.read_stream(settings, driver.ledger)
+    figures = verify.count(tally)
     people, sampled = verify.sample_people(driver.holders, options.seed)
     cards = await verify.cards_projection(eco, people)
     outboxes = [await eco.call(s, "GET", "/ops/outbox", who="operator") for s in eco.urls]
-    lost_checks = verify.nothing_lost(stream, driver.ledger, sum(o["pending"] for o in outboxes))
-    disagreements = await verify.projection_disagreements(eco, cards)
+    lost_checks = verify.nothing_lost(tally, sum(o["pending"] for o in outboxes))
+    accounts = await verify.bank_accounts(eco, people)
+    disagreements = await verify.projection_disagreements(eco, cards, accounts)
     invariants = {
-        "money_conserved": await verify.money_conserved(eco, stream, people),
-        "no_purchase_after_loss": verify.no_purchase_after_loss(stream),
+        "money_conserved": await verify.money_conserved(eco, tally, people, accounts),
+        "no_purchase_after_loss": verify.no_purchase_after_loss(tally),
         "one_active_card_per_person": verify.one_active_card_per_person(cards),
         "projections_agree": not disagreements,
         "nothing_lost": all(lost_checks.values()) and figures["dead_letters"] == 0,
@@ -173,7 +328,7 @@ async def _drive(options: Options, settings: Settings, eco: Ecosystem,
         "seed": options.seed, "persons": options.persons, "months": options.months,
         "start_date": start.isoformat(), "end_date": driver.today.isoformat(),
         **figures,
-        "loss_to_block": {**verify.loss_window(stream), "answered": dict(driver.ledger.loss_answers)},
+        "loss_to_block": {**verify.loss_window(tally), "answered": dict(driver.ledger.loss_answers)},
         "nothing_lost_detail": lost_checks,
         "projections_checked": {"persons": len(people), "sampled": sampled, "disagreements": disagreements},
         "invariants": invariants,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,115 +23,221 @@ from .driver import Holder, Ledger
 KAFKA_SECONDS = 60.0
 """Longest the topic reader waits for Kafka to let it start, or to stop."""
 READ_SECONDS = 600.0
-"""Longest reading every topic back may take."""
+"""Longest reading a topic back may take, and a millisecond more per record."""
 SAMPLE_LIMIT = 5000
 """Above this many persons, projections are compared on a seeded sample of this size."""
 
 
+LEDGER_EVENTS = {
+    "persons": (("PersonRegistered", "person_id"),),
+    "cards": (("CardIssued", "card_number"),),
+    "vouchers": (("CardLost", "voucher"),),
+    "receipts": (("ReplacementRequested", "receipt_number"),),
+    "stamps": (("BankStamped", "receipt_number"),),
+    "authorisations": (("PurchaseAuthorised", "authorisation_id"), ("PurchaseDeclined", "authorisation_id")),
+    "contributions": (("ContributionPaid", "contribution_id"),),
+}
+"""Which event (and which of its fields) shows that a command the services accepted was published."""
+
+
 @dataclass
-class Stream:
-    """The events of one run, as plain envelopes (attributes + data), in partition order."""
+class Tally:
+    """What the checks need from the topics, folded event by event as they are read (the
+    events themselves are not kept: a year of 100,000 persons is millions of them).
 
-    by_topic: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    The cards topic must be read before the bank's (``loss_window`` keeps only the swipes
+    of cards already known lost). A person's events come in their partition's order; an
+    event whose ``sequence`` is not above the last one seen for that person is a copy
+    published again (a relay resending after a crash) and is counted but not checked again."""
+
+    ledger: dict[str, set[str]] = field(default_factory=dict)
+    """Ids the services accepted, by ledger kind; each one published is taken out (what is
+    left at the end was never published)."""
+    names: Counter[str] = field(default_factory=Counter)
+    declined: Counter[str] = field(default_factory=Counter)
+    losses: Counter[str] = field(default_factory=Counter)
+    collected: int = 0
+    transfers: int = 0
+    credits_fen: int = 0
+    debits_fen: int = 0
+    balance_by_person: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lost_at: dict[str, datetime] = field(default_factory=dict)
+    blocked_at: dict[str, datetime] = field(default_factory=dict)
+    swipes_of_lost_cards: list[tuple[str, datetime]] = field(default_factory=list)
+    blocked_by_person: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    last_sequence: dict[str, int] = field(default_factory=dict)
+    purchase_after_loss: bool = False
     dead_letters: int = 0
+    copies: int = 0
+    """Records that were an event already read (same id), published again: not counted."""
+    _wanted: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
-    def events(self, service: str) -> list[dict[str, Any]]:
-        return self.by_topic.get(service, [])
+    def __post_init__(self) -> None:
+        self.ledger = {kind: set(ids) for kind, ids in self.ledger.items()}
+        for kind, events in LEDGER_EVENTS.items():
+            for name, key in events:
+                self._wanted.setdefault(name, []).append((kind, key))
 
-    def all(self) -> list[dict[str, Any]]:
-        return [e for events in self.by_topic.values() for e in events]
+    def add(self, service: str, attrs: dict[str, str], data: dict[str, Any] | None) -> None:
+        name = attrs.get("type", "...").split(".")[-2]
+        self.names[name] += 1
+        d = data or {}
+        for kind, key in self._wanted.get(name, ()):
+            if key in d:
+                self.ledger[kind].discard(str(d[key]))
+        if service == "cards":
+            if name == "CardLost":
+                self.losses[d["channel"]] += 1
+                self.lost_at[d["card_number"]] = _when(attrs)
+            elif name == "CardCancelled" and d["reason"] == "replaced":
+                self.collected += 1
+        elif service == "bank":
+            self._bank(name, attrs, d)
+
+    def _bank(self, name: str, attrs: dict[str, str], d: dict[str, Any]) -> None:
+        if name == "PurchaseDeclined":
+            self.declined[d["reason_code"]] += 1
+        elif name == "MonthlyTransfer":
+            self.transfers += 1
+            self.credits_fen += d["amount_fen"]
+            self.balance_by_person[d["person_id"]] += d["amount_fen"]
+        elif name == "PurchaseAuthorised":
+            self.debits_fen += d["amount_fen"]
+            self.balance_by_person[d["person_id"]] -= d["amount_fen"]
+            if d["card_number"] in self.lost_at:
+                self.swipes_of_lost_cards.append((d["card_number"], _when(attrs)))
+        elif name == "CardBlocked" and d["reason"] == "lost":
+            self.blocked_at.setdefault(d["card_number"], _when(attrs))
+        # In the bank's own order of one person's events: nothing authorised after a block.
+        person, sequence = attrs.get("partitionkey", ""), int(attrs.get("sequence", 0))
+        if sequence <= self.last_sequence.get(person, -1):
+            return  # a copy of an event already checked in its place
+        self.last_sequence[person] = sequence
+        if name == "CardBlocked":
+            self.blocked_by_person[person].add(d["card_number"])
+        elif name == "PurchaseAuthorised" and d["card_number"] in self.blocked_by_person.get(person, ()):
+            self.purchase_after_loss = True
 
 
-async def read_stream(settings: Settings) -> Stream:
-    """Every event of every topic (and the count of dead letters), read once from the start."""
+RECENT_IDS = 20_000
+"""Event ids remembered per partition to recognise a copy published again (it follows its
+original closely: the relay resends what it had not yet marked published)."""
+
+
+@dataclass
+class _Recent:
+    ids: set[str] = field(default_factory=set)
+    order: deque[str] = field(default_factory=deque)
+
+    def again(self, ident: str | None) -> bool:
+        """Whether ``ident`` was among the partition's last RECENT_IDS events (remembered now)."""
+        if ident is None:
+            return False
+        if ident in self.ids:
+            return True
+        self.ids.add(ident)
+        self.order.append(ident)
+        if len(self.order) > RECENT_IDS:
+            self.ids.discard(self.order.popleft())
+        return False
+
+
+async def read_stream(settings: Settings, ledger: Ledger | None = None) -> Tally:
+    """Every event of every topic (and the count of dead letters), read once from the start
+    and folded into a Tally (the cards topic first). A copy of an event (same CloudEvents id)
+    published again is counted apart (``copies_published_again``), not as another event: the
+    business figures of a run with faults are those of the same run without."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await within(consumer.start(), KAFKA_SECONDS, "the topic reader's start (Kafka)")
-    stream = Stream()
+    tally = Tally(ledger={kind: getattr(ledger, kind) for kind in LEDGER_EVENTS} if ledger else {})
     try:
-        service_of: dict[str, str] = {}
-        parts: list[TopicPartition] = []
-        for service, topic in TOPICS.items():
-            for name in (topic.name(settings.namespace), topic.dlq(settings.namespace)):
-                service_of[name] = service
-                parts += [TopicPartition(name, p) for p in range(topic.partitions)]
-        for record in await _read_all(consumer, parts):
-            if record.topic.endswith(".dlq"):
-                stream.dead_letters += 1
-                continue
-            attrs = {k[3:]: v.decode() for k, v in (record.headers or ()) if k.startswith("ce_")}
-            attrs["data"] = json.loads(record.value) if record.value else None
-            attrs["name"] = attrs.get("type", "...").split(".")[-2]
-            stream.by_topic.setdefault(service_of[record.topic], []).append(attrs)
+        order = sorted(TOPICS.items(), key=lambda item: item[0] != "cards")
+        for service, topic in order:
+            parts = [TopicPartition(name, p) for name in (topic.name(settings.namespace), topic.dlq(settings.namespace))
+                     for p in range(topic.partitions)]
+            recent: dict[tuple[str, int], _Recent] = {}
+            async for records in _batches(consumer, parts):
+                for record in records:
+                    if record.topic.endswith(".dlq"):
+                        tally.dead_letters += 1
+                        continue
+                    attrs = {k[3:]: v.decode() for k, v in (record.headers or ()) if k.startswith("ce_")}
+                    seen = recent.setdefault((record.topic, record.partition), _Recent())
+                    if seen.again(attrs.get("id")):
+                        tally.copies += 1  # published again (a relay resending after a crash or an outage)
+                        continue
+                    tally.add(service, attrs, json.loads(record.value) if record.value else None)
     finally:
         await within(consumer.stop(), KAFKA_SECONDS, "the topic reader's stop (Kafka)")
-    return stream
+    return tally
 
 
-async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition],
-                    timeout: float = READ_SECONDS) -> list[Any]:
-    """Every record of ``parts`` up to their end offsets at the call; TimeoutError naming the
-    partitions still short of their end after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> list[Any]:
+    """Every record of ``parts`` up to their end offsets at the call (held in memory: small runs)."""
+    return [record async for records in _batches(consumer, parts) for record in records]
+
+
+async def _batches(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> AsyncIterator[list[Any]]:
+    """Every record of ``parts`` up to their end offsets at the call, batch by batch (each
+    partition's in order); TimeoutError naming the partitions still short of their end
+    after ``READ_SECONDS`` and a millisecond per record."""
     ends = await consumer.end_offsets(parts)
     wanted = {tp: end for tp, end in ends.items() if end > 0}
     if not wanted:
-        return []
+        return
+    limit = READ_SECONDS + sum(wanted.values()) / 1000
+    deadline = asyncio.get_running_loop().time() + limit
     consumer.assign(list(wanted))
     for tp in wanted:
         consumer.seek(tp, 0)
-    out: dict[TopicPartition, list[Any]] = {tp: [] for tp in wanted}
+    at = dict.fromkeys(wanted, 0)
     done: set[TopicPartition] = set()
     while len(done) < len(wanted):
         if asyncio.get_running_loop().time() > deadline:
-            short = [f"{tp.topic}/{tp.partition} at {out[tp][-1].offset + 1 if out[tp] else 0} of {end}"
-                     for tp, end in wanted.items() if tp not in done]
-            raise TimeoutError(f"reading the topics back: not at their end after {timeout:g} s: {short}")
+            short = [f"{tp.topic}/{tp.partition} at {at[tp]} of {end}" for tp, end in wanted.items() if tp not in done]
+            raise TimeoutError(f"reading the topics back: not at their end after {limit:g} s: {short}")
         batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
         for tp, records in batch.items():
-            out[tp].extend(records)
-            if records and records[-1].offset + 1 >= wanted[tp]:
+            if tp in done:
+                continue
+            records = [r for r in records if r.offset < wanted[tp]]
+            if records:
+                at[tp] = records[-1].offset + 1
+                yield records
+            if at[tp] >= wanted[tp]:
                 done.add(tp)
-    return [r for tp in wanted for r in out[tp]]
+                consumer.pause(tp)
 
 
-def _when(e: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+def _when(attrs: dict[str, str]) -> datetime:
+    return datetime.fromisoformat(attrs["time"].replace("Z", "+00:00"))
 
 
-def count(stream: Stream) -> dict[str, Any]:
+def count(tally: Tally) -> dict[str, Any]:
     """The report's business figures, straight from the topics."""
-    names = Counter(e["name"] for e in stream.all())
-    bank, cards = stream.events("bank"), stream.events("cards")
-    declined = Counter(e["data"]["reason_code"] for e in bank if e["name"] == "PurchaseDeclined")
-    transfers = [e["data"]["amount_fen"] for e in bank if e["name"] == "MonthlyTransfer"]
+    names = tally.names
     return {
         "events_published": sum(names.values()),
         "events_by_type": dict(sorted(names.items())),
-        "purchases": {"authorised": names["PurchaseAuthorised"], "declined": dict(sorted(declined.items()))},
-        "losses": dict(Counter(e["data"]["channel"] for e in cards if e["name"] == "CardLost")),
+        "purchases": {"authorised": names["PurchaseAuthorised"], "declined": dict(sorted(tally.declined.items()))},
+        "losses": dict(tally.losses),
         "fraud_attempts_blocked": names["FraudAlertRaised"],
         "replacements": {
             "requested": names["ReplacementRequested"], "stamped": names["BankStamped"],
-            "ready": names["ReplacementReady"],
-            "collected": sum(1 for e in cards if e["name"] == "CardCancelled" and e["data"]["reason"] == "replaced"),
+            "ready": names["ReplacementReady"], "collected": tally.collected,
         },
-        "monthly_transfers": {"count": len(transfers), "total_fen": sum(transfers)},
-        "dead_letters": stream.dead_letters,
+        "monthly_transfers": {"count": tally.transfers, "total_fen": tally.credits_fen},
+        "dead_letters": tally.dead_letters,
+        "copies_published_again": tally.copies,
     }
 
 
-def loss_window(stream: Stream) -> dict[str, Any]:
+def loss_window(tally: Tally) -> dict[str, Any]:
     """From each loss report to the bank blocking that card: latency, and purchases inside."""
-    lost_at = {e["data"]["card_number"]: _when(e) for e in stream.events("cards") if e["name"] == "CardLost"}
-    blocked_at: dict[str, datetime] = {}
-    for e in stream.events("bank"):
-        if e["name"] == "CardBlocked" and e["data"]["reason"] == "lost":
-            blocked_at.setdefault(e["data"]["card_number"], _when(e))
+    lost_at, blocked_at = tally.lost_at, tally.blocked_at
     latencies = sorted((blocked_at[c] - t).total_seconds() * 1000 for c, t in lost_at.items() if c in blocked_at)
-    inside = sum(1 for e in stream.events("bank") if e["name"] == "PurchaseAuthorised"
-                 and (c := e["data"]["card_number"]) in lost_at and c in blocked_at
-                 and lost_at[c] <= _when(e) < blocked_at[c])
+    inside = sum(1 for c, when in tally.swipes_of_lost_cards if c in blocked_at and lost_at[c] <= when < blocked_at[c])
 
     def pct(q: float) -> float | None:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else None
@@ -139,37 +246,27 @@ def loss_window(stream: Stream) -> dict[str, Any]:
             "latency_ms_p99": pct(0.99), "purchases_inside_window": inside}
 
 
-def no_purchase_after_loss(stream: Stream) -> bool:
+def no_purchase_after_loss(tally: Tally) -> bool:
     """In the bank's own order of events per person, nothing is authorised on a card after
     the bank blocked it."""
-    by_person: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in stream.events("bank"):
-        by_person[e["partitionkey"]].append(e)
-    for events in by_person.values():
-        blocked: set[str] = set()
-        for e in sorted(events, key=lambda e: int(e["sequence"])):
-            if e["name"] == "CardBlocked":
-                blocked.add(e["data"]["card_number"])
-            elif e["name"] == "PurchaseAuthorised" and e["data"]["card_number"] in blocked:
-                return False
-    return True
+    return not tally.purchase_after_loss
 
 
-async def money_conserved(eco: Ecosystem, stream: Stream, person_ids: list[str]) -> bool:
+async def bank_accounts(eco: Ecosystem, person_ids: list[str]) -> list[dict[str, Any]]:
+    """The bank's account of each person (read once for the checks that need it)."""
+    return await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
+
+
+async def money_conserved(eco: Ecosystem, tally: Tally, person_ids: list[str],
+                          accounts: list[dict[str, Any]] | None = None) -> bool:
     """Ledger totals agree with the topics, and every account's balance is credits - debits >= 0."""
-    bank = stream.events("bank")
-    credits = sum(e["data"]["amount_fen"] for e in bank if e["name"] == "MonthlyTransfer")
-    debits = sum(e["data"]["amount_fen"] for e in bank if e["name"] == "PurchaseAuthorised")
+    credits, debits = tally.credits_fen, tally.debits_fen
     totals = await eco.call("bank", "GET", "/v1/ledger/totals", who="operator")
     if (totals["credits_fen"], totals["debits_fen"], totals["balance_fen"]) != (credits, debits, credits - debits):
         return False
-    per_person: dict[str, int] = defaultdict(int)
-    for e in bank:
-        if e["name"] == "MonthlyTransfer":
-            per_person[e["data"]["person_id"]] += e["data"]["amount_fen"]
-        elif e["name"] == "PurchaseAuthorised":
-            per_person[e["data"]["person_id"]] -= e["data"]["amount_fen"]
-    accounts = await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
+    per_person = tally.balance_by_person
+    if accounts is None:
+        accounts = await bank_accounts(eco, person_ids)
     return all(a["balance_fen"] == per_person[a["person_id"]] and a["balance_fen"] >= 0 for a in accounts)
 
 
@@ -185,11 +282,13 @@ def one_active_card_per_person(cards: dict[str, list[dict[str, Any]]]) -> bool:
 
 
 async def projection_disagreements(eco: Ecosystem, cards: dict[str, list[dict[str, Any]]],
+                                   accounts: list[dict[str, Any]] | None = None,
                                    limit: int = 20) -> list[dict[str, Any]]:
     """Where cards, bank and notifications tell different states of a card (the first
-    `limit` of them); empty when every projection agrees."""
+    `limit` of them); empty when every projection agrees. ``accounts``: the bank's, in the
+    order of ``cards`` (read here when not given)."""
     person_ids = list(cards)
-    bank = await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
+    bank = accounts if accounts is not None else await bank_accounts(eco, person_ids)
     recipients = await _gather(eco, "notifications", [f"/v1/recipients/{p}" for p in person_ids])
     out: list[dict[str, Any]] = []
     for pid, account, recipient in zip(person_ids, bank, recipients, strict=True):
@@ -216,25 +315,9 @@ def cards_agree(cards_state: str, bank_state: str | None, note_state: str | None
     return cards_state == bank_state == note_state
 
 
-def nothing_lost(stream: Stream, ledger: Ledger, pending_outbox: int) -> dict[str, bool]:
+def nothing_lost(tally: Tally, pending_outbox: int) -> dict[str, bool]:
     """Every command a service accepted has its events on the topics; no outbox holds anything."""
-    names: dict[str, set[str]] = defaultdict(set)
-    for e in stream.all():
-        d = e["data"] or {}
-        for key in ("person_id", "card_number", "voucher", "receipt_number", "authorisation_id", "contribution_id"):
-            if key in d:
-                names[f"{e['name']}.{key}"].add(str(d[key]))
-    return {
-        "persons": ledger.persons <= names["PersonRegistered.person_id"],
-        "cards": ledger.cards <= names["CardIssued.card_number"],
-        "vouchers": ledger.vouchers <= names["CardLost.voucher"],
-        "receipts": ledger.receipts <= names["ReplacementRequested.receipt_number"],
-        "stamps": ledger.stamps <= names["BankStamped.receipt_number"],
-        "authorisations": ledger.authorisations <= (names["PurchaseAuthorised.authorisation_id"]
-                                                    | names["PurchaseDeclined.authorisation_id"]),
-        "contributions": ledger.contributions <= names["ContributionPaid.contribution_id"],
-        "outboxes_empty": pending_outbox == 0,
-    }
+    return {**{kind: not tally.ledger.get(kind) for kind in LEDGER_EVENTS}, "outboxes_empty": pending_outbox == 0}
 
 
 async def _gather(eco: Ecosystem, service: str, paths: list[str]) -> list[Any]:

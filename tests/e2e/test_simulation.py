@@ -3,6 +3,8 @@ over HTTP against the real Kafka broker and MongoDB-wire server, and every invar
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -139,3 +141,53 @@ async def test_no_id_number_password_or_pin_is_in_any_event_log_or_stored_docume
     weak = [(where, value[:40]) for where, value in found
             if not (m := leak_scan.ARGON2.match(value)) or int(m.group(1)) < 19 * 1024 or int(m.group(2)) < 2]
     assert weak == []
+
+
+async def test_a_run_crashed_mid_way_then_stopped_then_resumed_reports_what_an_uninterrupted_run_does(
+        infra: Any, tmp_path: Path) -> None:
+    """``--resume``: one run goes straight through; another of the same seed dies once a day's
+    actions are all answered but before its progress was saved (its day's journal holds them),
+    is resumed, is asked to stop (as Ctrl-C does) some days later, and is resumed again to the
+    end. Both report the same business outcome, every invariant true."""
+    from medcard.simulate.driver import Stopped
+
+    def options(**changes: Any) -> Options:
+        return Options(persons=12, months=1, seed=31, rates=RATES, kafka_bootstrap=infra.kafka_bootstrap,
+                       mongo_url=infra.mongo_url, port_base=PORT_BASE + 20, state_dir=tmp_path, **changes)
+
+    straight = await simulate(options(), lambda _what, _n: None)
+    progress = tmp_path / "progress"
+    days = 0
+
+    def count_days(crash_on: int | None) -> Any:
+        def progress_of(what: str, n: int) -> None:
+            nonlocal days
+            days += n if what == "days" else 0
+            if days == crash_on:
+                raise RuntimeError("the simulator died")
+        return progress_of
+
+    with pytest.raises(RuntimeError, match="the simulator died"):
+        await simulate(options(progress_dir=progress), count_days(crash_on=6))
+    saved = json.loads((progress / "progress.json").read_text())
+    assert (saved["day_number"], saved["acted"]) == (4, True)  # day 6's actions are only in its journal
+    days = 0
+    with pytest.raises(Stopped):
+        await simulate(options(progress_dir=progress, resume=True), count_days(crash_on=None),
+                       stopping=lambda: days >= 20)
+    assert json.loads((progress / "progress.json").read_text())["day_number"] == 19
+    other_options = dataclasses.replace(options(progress_dir=progress, resume=True), persons=1, seed=1)
+    resumed = await simulate(other_options, lambda _what, _n: None)
+
+    assert resumed["resumed"] and (resumed["seed"], resumed["persons"]) == (31, 12)  # the saved options
+    assert resumed["namespace"] == saved["namespace"] != straight["namespace"]
+    assert all(resumed["invariants"].values()), resumed["invariants"]
+
+    def business(r: dict[str, Any]) -> dict[str, Any]:
+        out = {k: r[k] for k in (*BUSINESS_KEYS, "start_date", "end_date", "nothing_lost_detail")}
+        out["events_by_type"] = {t: n for t, n in r["events_by_type"].items() if not t.startswith("Notification")}
+        out["loss_reports"] = r["loss_to_block"]["reports"]  # (whether each answered its block confirmed is timing)
+        return out
+
+    assert business(resumed) == business(straight)
+    assert straight["purchases"]["authorised"] > 0

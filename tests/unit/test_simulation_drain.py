@@ -103,3 +103,29 @@ async def test_the_drain_waits_for_the_last_message_and_its_event() -> None:
 async def test_a_drain_that_does_not_end_says_what_is_in_flight() -> None:
     with pytest.raises(UnexpectedAnswer, match=r"did not drain in 0 s: notifications has messages still to send"):
         await driver(Notifications()).drain(timeout=0.3)
+
+
+class Backlog(Notifications):
+    """A service working off a backlog: each look sees another event published, for ``left`` looks."""
+
+    def __init__(self, left: int) -> None:
+        super().__init__()
+        self.waiting, self.left = 0, left
+
+    async def drain_status(self, services: Any = None) -> dict[str, dict[str, Any]]:
+        if self.left:
+            self.left -= 1
+            self.published += 1
+        return await super().drain_status(services)
+
+
+async def test_a_drain_waits_past_its_timeout_while_the_services_work_off_a_backlog() -> None:
+    eco = Backlog(left=14)  # seven looks, their pauses (20 ms doubling to 500 ms) longer than the timeout
+    await driver(eco).drain(timeout=1.0)
+    assert eco.left == 0
+
+
+async def test_a_drain_that_sees_nothing_move_still_ends_at_its_timeout() -> None:
+    eco = Notifications()  # its message is never sent: nothing moves
+    with pytest.raises(UnexpectedAnswer, match="did not drain in 1 s"):
+        await driver(eco).drain(timeout=1.0)
