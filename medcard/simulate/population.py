@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from shared.ids import make_id_number
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"  # noqa: E501 - one string of characters
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍鹏辉玲建国红文斌宇浩凯欣怡晨雪梅林海波燕颖琳"
 REGIONS = ("110101", "110105", "110108", "310101", "310104", "440103", "440106", "510104", "330102", "320102")
 COMPANIES = ("科技", "贸易", "制造", "物流", "餐饮", "建设", "医药", "教育", "咨询", "传媒")
@@ -100,7 +100,7 @@ def build_population(seed: int, persons: int, *, online_share: float = 0.7) -> P
         merchants.append(Merchant(
             merchant_id=f"M{seed}-{i:04d}",
             name=f"{rng.choice(('仁和', '同仁', '康泰', '益民', '华润', '天坛'))}"
-                 f"{dict(hospital='医院', pharmacy='大药房', shop='超市')[kind]}{i}",
+                 f"{ {'hospital': '医院', 'pharmacy': '大药房', 'shop': '超市'}[kind]}{i}",
             kind=kind,
             designated=kind != "shop",
         ))

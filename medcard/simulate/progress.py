@@ -72,7 +72,7 @@ class Checkpoint:
     """The fault injector's counts and log so far (a run with ``--faults``)."""
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items()}
+        out = dict(self.__dict__.items())
         for k in ("start", "first_day", "today"):
             out[k] = out[k].isoformat()
         return {"version": VERSION, **out}

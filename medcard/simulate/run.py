@@ -136,6 +136,7 @@ async def simulate(options: Options, progress: Callable[[str, int], None],
         checkpoint, ledger_ids = files.load()
         options = _resumed_options(options, checkpoint.options)
     kafka, mongo, servers = await asyncio.to_thread(_infrastructure, options)
+    keys: dict[str, Any]
     if checkpoint is not None:
         namespace, secret = checkpoint.namespace, checkpoint.secrets
         operator_password, keys = secret["operator_password"], {k: secret[k] for k in SECRET_SETTINGS}

@@ -198,10 +198,10 @@ async def _batches(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> A
             short = [f"{tp.topic}/{tp.partition} at {at[tp]} of {end}" for tp, end in wanted.items() if tp not in done]
             raise TimeoutError(f"reading the topics back: not at their end after {limit:g} s: {short}")
         batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
-        for tp, records in batch.items():
+        for tp, fetched in batch.items():
             if tp in done:
                 continue
-            records = [r for r in records if r.offset < wanted[tp]]
+            records = [r for r in fetched if r.offset < wanted[tp]]
             if records:
                 at[tp] = records[-1].offset + 1
                 yield records
