@@ -1,0 +1,1 @@
+"""``medcard compare``: the same seeded population under two policies, side by side."""
