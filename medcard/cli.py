@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medcard.bench.cli import bench_command
+from medcard.compare.cli import compare_command
 from medcard.ops.cli import app as ops_app
 from medcard.projections import app as projections_app
 from medcard.services import ServiceFleet
@@ -33,6 +34,7 @@ app.add_typer(projections_app, name="projections")
 console = Console()
 app.command("simulate")(simulate_command)
 app.command("bench")(bench_command)
+app.command("compare")(compare_command)
 
 
 @contextmanager

@@ -18,7 +18,8 @@ Progress = Callable[[str, int], None]
 Say = Callable[[str], None]
 
 
-async def run_side(base: Options, side: Side, seeds: Sequence[int], progress: Progress, say: Say) -> list[dict[str, Any]]:
+async def run_side(base: Options, side: Side, seeds: Sequence[int], progress: Progress,
+                   say: Say) -> list[dict[str, Any]]:
     reports = []
     for seed in seeds:
         say(f"{side.label}, seed {seed}")

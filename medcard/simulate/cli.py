@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from medcard.report.html import simulation_html
+
 from .driver import CONCURRENCY, Stopped
 from .plan import Rates
 from .progress import ProgressFiles
@@ -89,8 +91,10 @@ def simulate_command(
             raise typer.Exit(3) from None
         bar.update(tasks["days"], total=bar.tasks[tasks["days"]].completed)
     report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    page = report.with_suffix(".html")
+    page.write_text(simulation_html(result), encoding="utf-8")
     console.print(summary(result))
-    console.print(f"report written to {report}")
+    console.print(f"report written to {report} and {page} (open it in a browser: no network needed)")
     if not all(result["invariants"].values()):
         console.print("[red]some invariants failed[/red]")
         raise typer.Exit(1)

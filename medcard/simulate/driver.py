@@ -369,6 +369,8 @@ class Driver:
         p = self.population.persons[a.person]
         h = self.holders[a.person]
         if not h.usable and (a.kind in OWNER_CARD_ACTIONS or a.note == "broken"):
+            if a.kind == "purchase":
+                self.ledger.answered("purchase_forgone")  # no usable card: the purchase is not made
             return  # the plan was made for the month; the card is gone since
         self.ledger.answered(a.kind)
         if a.kind == "purchase":
@@ -376,7 +378,7 @@ class Driver:
                 await self._pos(h, _wrong(h.pin), a.merchant, a.amount_fen, a.txn, day, a.person)
             await self._pos(h, h.pin, a.merchant, a.amount_fen, a.txn, day, a.person)
         elif a.kind == "thief":
-            await self._pos(h, h.pin, a.merchant, a.amount_fen, "purchase", day, a.person)
+            await self._thief(h, a, day)
         elif a.kind == "report_loss":
             await self._report_loss(p, h, a.channel)
         elif a.kind == "apply_replacement":
@@ -389,12 +391,22 @@ class Driver:
         elif a.kind == "collect":
             await self._collect(p, h, planner)
         elif a.kind == "forgot_pin":
-            for _ in range(self.settings.pin_max_failures):
-                await self._pos(h, _wrong(h.pin), self.population.designated[0].merchant_id, 100, "purchase", day,
-                                a.person)
-            h.pin = f"{(int(h.pin) + 1) % 1_000_000:06d}"
-            await self.eco.call("bank", "POST", f"/v1/cards/{h.card}/password/reset", who="teller",
-                                json={"id_number": p.id_number, "new_pin": h.pin})
+            # Half-remembered: the right PIN comes to mind at a seeded try (1-8), if the card
+            # is not locked before (MEDCARD_PIN_MAX_FAILURES); locked, a teller resets it.
+            remembers_at = pin_try(self.population.seed, a.person, day, "remember")
+            for attempt in range(1, self.settings.pin_max_failures + 1):
+                pin = h.pin if attempt == remembers_at else _wrong(h.pin)
+                answer = await self._pos(h, pin, self.population.designated[0].merchant_id, 100, "purchase", day,
+                                         a.person)
+                if answer.get("response_code") != "55":
+                    break
+            if answer.get("response_code") == "00":
+                self.ledger.answered("holder_remembered")
+            else:
+                self.ledger.answered("holder_locked_out")
+                h.pin = f"{(int(h.pin) + 1) % 1_000_000:06d}"
+                await self.eco.call("bank", "POST", f"/v1/cards/{h.card}/password/reset", who="teller",
+                                    json={"id_number": p.id_number, "new_pin": h.pin})
         elif a.kind == "change_pin":
             new = f"{(int(h.pin) + 7) % 1_000_000:06d}"
             by_phone = a.channel == "phone" and p.online  # by phone: the holder's own call
@@ -418,6 +430,18 @@ class Driver:
             await self.eco.call("bank", "POST", f"/v1/accounts/{h.person_id}/statement", who="teller",
                                 json={"id_number": p.id_number, "from": (day - timedelta(days=90)).isoformat(),
                                       "to": day.isoformat()})
+
+    async def _thief(self, h: Holder, a: Action, day: date) -> None:
+        """Someone with the lost card tries it: guessing the PIN until it works, the card is
+        refused (41 once the loss is applied) or the tries run out (75)."""
+        guessed_at = pin_try(self.population.seed, a.person, day, "guess")
+        answer: dict[str, Any] = {}
+        for attempt in range(1, self.settings.pin_max_failures + 1):
+            pin = h.pin if attempt == guessed_at else _wrong(h.pin)
+            answer = await self._pos(h, pin, a.merchant, a.amount_fen, "purchase", day, a.person)
+            if answer.get("response_code") != "55":
+                break
+        self.ledger.answered("thief_approved" if answer.get("response_code") == "00" else "thief_stopped")
 
     async def _pos(self, h: Holder, pin: str, merchant: str, amount: int, kind: str, day: date,
                    person: int) -> dict[str, Any]:
@@ -587,6 +611,19 @@ async def group_lag(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: 
         end = await ends.end_offsets(parts)
         total += sum(max(0, end[tp] - (committed[tp].offset if tp in committed else 0)) for tp in parts)
     return total
+
+
+GUESSABLE_SHARE = 0.25
+"""Share of lost cards whose PIN a thief can guess (a birthday, 123456...): at a seeded try 1-8."""
+
+
+def pin_try(seed: int, person: int, day: date, what: str) -> int:
+    """The seeded try (1-8) at which the right PIN is typed: a cardholder remembering it, or
+    a thief guessing it (0: the thief never does)."""
+    rng = random.Random(f"pin:{what}:{seed}:{person}:{day.isoformat()}")
+    if what == "guess" and rng.random() >= GUESSABLE_SHARE:
+        return 0
+    return rng.randint(1, 8)
 
 
 def _wrong(pin: str) -> str:

@@ -27,6 +27,7 @@ from .faults import FaultInjector, Servers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
 from .progress import Checkpoint, DayJournal, NothingToResume, ProgressFiles, holder_fields, holder_state
+from .series import Series
 
 
 SIMULATION_RATES = {
@@ -65,6 +66,8 @@ class Options:
     """Where the run keeps its progress (see progress.py); None: nowhere (not resumable)."""
     resume: bool = False
     """Go on with the run whose progress is in ``progress_dir`` (its business options are used)."""
+    service_env: dict[str, str] = field(default_factory=dict)
+    """Settings of the services for this run (``MEDCARD_*``: a policy ``medcard compare`` weighs)."""
 
 
 def _infrastructure(options: Options) -> tuple[str, str, Servers | None]:
@@ -98,14 +101,16 @@ def peak_memory_mb(pid: int | None) -> float | None:
 def _business_options(options: Options) -> dict[str, Any]:
     return {"persons": options.persons, "months": options.months, "seed": options.seed,
             "rates": dataclasses.asdict(options.rates), "holidays": options.holidays,
-            "fast_hashing": options.fast_hashing, "faults": options.faults}
+            "fast_hashing": options.fast_hashing, "faults": options.faults,
+            "service_env": dict(options.service_env)}
 
 
 def _resumed_options(options: Options, saved: dict[str, Any]) -> Options:
     """The options of the run being resumed: its business options are the saved ones."""
     return dataclasses.replace(options, persons=saved["persons"], months=saved["months"], seed=saved["seed"],
                                rates=Rates(**saved["rates"]), holidays=saved["holidays"],
-                               fast_hashing=saved["fast_hashing"], faults=saved["faults"])
+                               fast_hashing=saved["fast_hashing"], faults=saved["faults"],
+                               service_env=saved.get("service_env", {}))
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -155,11 +160,13 @@ async def simulate(options: Options, progress: Callable[[str, int], None],
         "MEDCARD_HOLIDAYS": options.holidays,
         "MEDCARD_LOG_LEVEL": options.log_level,
         **SIMULATION_RATES,
+        **options.service_env,
     }
     if options.fast_hashing:
         env |= {"MEDCARD_ARGON2_MEMORY_KIB": "1024", "MEDCARD_ARGON2_TIME_COST": "1"}
+    policy: dict[str, Any] = {k.removeprefix("MEDCARD_").lower(): v for k, v in options.service_env.items()}
     settings = Settings(environment="development", namespace=namespace, kafka_bootstrap=kafka, mongo_url=mongo,
-                        **keys)
+                        **keys, **policy)
     await ensure_topics(settings)
     ports = {name: options.port_base + i for i, name in enumerate(("identity", "cards", "bank", "notifications"), 1)}
     fleet = ServiceFleet(options.state_dir / "sim", kafka_bootstrap=kafka, mongo_url=mongo, ports=ports,
@@ -310,7 +317,8 @@ def _months_after(first: date, months: int) -> date:
 
 
 async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: Driver, start: date) -> dict[str, Any]:
-    tally = await verify.read_stream(settings, driver.ledger)
+    series = Series(driver.calendar, start)
+    tally = await verify.read_stream(settings, driver.ledger, series)
     figures = verify.count(tally)
     people, sampled = verify.sample_people(driver.holders, options.seed)
     cards = await verify.cards_projection(eco, people)
@@ -333,4 +341,13 @@ async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: 
         "nothing_lost_detail": lost_checks,
         "projections_checked": {"persons": len(people), "sampled": sampled, "disagreements": disagreements},
         "invariants": invariants,
+        "cardless": {"person_days": series.person_days_without_a_card(driver.today),
+                     "purchases_forgone": driver.ledger.answers.get("purchase_forgone", 0)},
+        "pin": {"max_failures": settings.pin_max_failures,
+                "thief_purchases_approved": driver.ledger.answers.get("thief_approved", 0),
+                "thief_purchases_stopped": driver.ledger.answers.get("thief_stopped", 0),
+                "holders_locked_out": driver.ledger.answers.get("holder_locked_out", 0),
+                "holders_remembered": driver.ledger.answers.get("holder_remembered", 0)},
+        "policy": dict(options.service_env),
+        "series": series.result(verify.loss_latencies(tally)),
     }

@@ -19,6 +19,7 @@ from shared.topics import TOPICS
 
 from .client import Ecosystem
 from .driver import Holder, Ledger
+from .series import Series
 
 KAFKA_SECONDS = 60.0
 """Longest the topic reader waits for Kafka to let it start, or to stop."""
@@ -63,11 +64,14 @@ class Tally:
     balance_by_person: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     lost_at: dict[str, datetime] = field(default_factory=dict)
     blocked_at: dict[str, datetime] = field(default_factory=dict)
-    swipes_of_lost_cards: list[tuple[str, datetime]] = field(default_factory=list)
+    swipes_of_lost_cards: list[tuple[str, datetime, int]] = field(default_factory=list)
+    """(card, instant, amount in fen) of each purchase authorised on a card reported lost."""
     blocked_by_person: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     last_sequence: dict[str, int] = field(default_factory=dict)
     purchase_after_loss: bool = False
     dead_letters: int = 0
+    series: Series | None = None
+    """The report's charts, folded from the same events (see series.py)."""
     copies: int = 0
     """Records that were an event already read (same id), published again: not counted."""
     _wanted: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -82,6 +86,8 @@ class Tally:
         name = attrs.get("type", "...").split(".")[-2]
         self.names[name] += 1
         d = data or {}
+        if self.series is not None:
+            self.series.add(service, name, attrs, d)
         for kind, key in self._wanted.get(name, ()):
             if key in d:
                 self.ledger[kind].discard(str(d[key]))
@@ -105,7 +111,7 @@ class Tally:
             self.debits_fen += d["amount_fen"]
             self.balance_by_person[d["person_id"]] -= d["amount_fen"]
             if d["card_number"] in self.lost_at:
-                self.swipes_of_lost_cards.append((d["card_number"], _when(attrs)))
+                self.swipes_of_lost_cards.append((d["card_number"], _when(attrs), int(d["amount_fen"])))
         elif name == "CardBlocked" and d["reason"] == "lost":
             self.blocked_at.setdefault(d["card_number"], _when(attrs))
         # In the bank's own order of one person's events: nothing authorised after a block.
@@ -142,7 +148,7 @@ class _Recent:
         return False
 
 
-async def read_stream(settings: Settings, ledger: Ledger | None = None) -> Tally:
+async def read_stream(settings: Settings, ledger: Ledger | None = None, series: Series | None = None) -> Tally:
     """Every event of every topic (and the count of dead letters), read once from the start
     and folded into a Tally (the cards topic first). A copy of an event (same CloudEvents id)
     published again is counted apart (``copies_published_again``), not as another event: the
@@ -150,9 +156,9 @@ async def read_stream(settings: Settings, ledger: Ledger | None = None) -> Tally
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await within(consumer.start(), KAFKA_SECONDS, "the topic reader's start (Kafka)")
-    tally = Tally(ledger={kind: getattr(ledger, kind) for kind in LEDGER_EVENTS} if ledger else {})
-    try:
-        order = sorted(TOPICS.items(), key=lambda item: item[0] != "cards")
+    tally = Tally(ledger={kind: getattr(ledger, kind) for kind in LEDGER_EVENTS} if ledger else {}, series=series)
+    try:  # the clock first (the series date events by it), then cards (before the bank's)
+        order = sorted(TOPICS.items(), key=lambda item: {"clock": 0, "cards": 1}.get(item[0], 2))
         for service, topic in order:
             parts = [TopicPartition(name, p) for name in (topic.name(settings.namespace), topic.dlq(settings.namespace))
                      for p in range(topic.partitions)]
@@ -237,13 +243,18 @@ def loss_window(tally: Tally) -> dict[str, Any]:
     """From each loss report to the bank blocking that card: latency, and purchases inside."""
     lost_at, blocked_at = tally.lost_at, tally.blocked_at
     latencies = sorted((blocked_at[c] - t).total_seconds() * 1000 for c, t in lost_at.items() if c in blocked_at)
-    inside = sum(1 for c, when in tally.swipes_of_lost_cards if c in blocked_at and lost_at[c] <= when < blocked_at[c])
+    window = [fen for c, when, fen in tally.swipes_of_lost_cards if c in blocked_at and lost_at[c] <= when < blocked_at[c]]
 
     def pct(q: float) -> float | None:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else None
 
     return {"reports": len(lost_at), "applied_by_bank": len(latencies), "latency_ms_p50": pct(0.5),
-            "latency_ms_p99": pct(0.99), "purchases_inside_window": inside}
+            "latency_ms_p99": pct(0.99), "purchases_inside_window": len(window), "fen_inside_window": sum(window)}
+
+
+def loss_latencies(tally: Tally) -> list[float]:
+    """Each applied loss's time from CardLost to the bank's CardBlocked (ms)."""
+    return [(tally.blocked_at[c] - t).total_seconds() * 1000 for c, t in tally.lost_at.items() if c in tally.blocked_at]
 
 
 def no_purchase_after_loss(tally: Tally) -> bool:

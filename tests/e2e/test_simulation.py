@@ -191,3 +191,37 @@ async def test_a_run_crashed_mid_way_then_stopped_then_resumed_reports_what_an_u
 
     assert business(resumed) == business(straight)
     assert straight["purchases"]["authorised"] > 0
+
+
+async def test_the_html_report_draws_every_chart_in_a_browser_without_the_network(small_run: Run,
+                                                                                 tmp_path: Path) -> None:
+    """The report people look at, opened in headless Chromium from a file: every chart is
+    drawn (marks with a size, no "no data"), and the page asks for nothing but itself."""
+    from playwright.async_api import async_playwright, expect
+
+    from medcard.report.html import simulation_html
+    from tests.e2e.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+
+    page_file = tmp_path / "report.html"
+    page_file.write_text(simulation_html(small_run.report), encoding="utf-8")
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await chromium.new_page()
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
+            await page.goto(page_file.as_uri())
+            charts = page.locator("svg.chart")
+            await expect(charts).to_have_count(5)
+            for i in range(5):
+                chart = charts.nth(i)
+                box = await chart.bounding_box()
+                assert box is not None and box["width"] > 300 and box["height"] > 100
+                assert await chart.locator("text.empty").count() == 0, await chart.get_attribute("aria-label")
+                marks = chart.locator("rect[data-series], polyline[data-series]")
+                assert await marks.count() > 0
+                sized = await marks.first.bounding_box()
+                assert sized is not None and sized["width"] > 0 and sized["height"] > 0
+            assert asked == [page_file.as_uri()]
+        finally:
+            await chromium.close()
