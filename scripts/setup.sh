@@ -34,3 +34,5 @@ fi
 .venv/bin/medcard stack install
 # The official AsyncAPI 3.0.0 JSON Schema the contract test validates against (npm, cached).
 .venv/bin/python -m tests.asyncapi_spec >/dev/null
+# The Compose Specification's JSON Schema docker-compose.yml is checked against (Go module proxy, cached).
+.venv/bin/python -m tests.compose_spec >/dev/null

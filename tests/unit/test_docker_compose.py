@@ -7,17 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator
+from typer.main import get_command
 
+from medcard.cli import app
 from medcard.ports import SERVICE_PORTS
 from shared.settings import SECRET_SETTINGS, Settings
+from tests.compose_spec import compose_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = ("identity", "cards", "bank", "notifications")
 
 
-def test_the_stack_has_kafka_mongo_a_topic_step_and_the_four_services() -> None:
-    assert set(COMPOSE["services"]) == {"kafka", "mongo", "topics", *SERVICES}
+def test_the_stack_has_kafka_mongo_a_topic_step_the_four_services_and_the_console() -> None:
+    assert set(COMPOSE["services"]) == {"kafka", "mongo", "topics", *SERVICES, "console"}
     assert COMPOSE["services"]["kafka"]["image"].startswith("apache/kafka:4.")
     assert COMPOSE["services"]["mongo"]["image"].startswith("mongo:")
 
@@ -79,3 +83,29 @@ def test_the_dockerfile_runs_the_service_named_by_the_environment() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "uvicorn --factory services.${SERVICE}.app:create" in dockerfile
     assert (ROOT / "services" / "identity").is_dir()
+
+
+def test_the_file_is_valid_under_the_compose_specification_docker_compose_uses() -> None:
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}"
+              for e in Draft202012Validator(compose_schema()).iter_errors(COMPOSE)]
+    assert errors == []
+    broken = {**COMPOSE, "services": {**COMPOSE["services"], "console": {**COMPOSE["services"]["console"],
+                                                                          "ports": "8105"}}}
+    assert list(Draft202012Validator(compose_schema()).iter_errors(broken)), "the schema check can fail"
+
+
+def cli_accepts(args: list[str]) -> dict[str, object]:
+    """The options ``medcard`` parses from these arguments (as the container would run them)."""
+    command = get_command(app)
+    assert args[0] == "medcard"
+    context = command.make_context("medcard", args[1:], resilient_parsing=False)
+    sub = command.get_command(context, args[1])  # type: ignore[attr-defined]
+    return sub.make_context(args[1], args[2:]).params  # type: ignore[no-any-return]
+
+
+def test_the_console_serves_the_four_services_on_loopback() -> None:
+    console = COMPOSE["services"]["console"]
+    params = cli_accepts(console["command"])
+    assert params["host"] == "0.0.0.0" and params["port"] == 8105
+    assert {params[f"{s}_url"] for s in SERVICES} == {f"http://{s}:8000" for s in SERVICES}
+    assert console["ports"] == [f"{PUBLISH}:8105:8105"]
