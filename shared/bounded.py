@@ -39,6 +39,15 @@ async def wait_event(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
+def stop_if_cancelled(err: BaseException) -> None:
+    """Raise CancelledError when the running task is being cancelled: a library that turned the
+    cancellation into an error of its own (pymongo, a connection error) must not keep a worker
+    loop that catches errors running after its service stopped."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from err
+
+
 async def cancel_and_wait(task: asyncio.Task[Any], seconds: float) -> bool:
     """Cancel ``task`` and wait until it has ended, at most ``seconds``. Returns False when
     it is still running then (it ignored the cancellation); its outcome is consumed."""

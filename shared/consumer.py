@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pymongo.errors import PyMongoError
 
-from .bounded import cancel_and_wait, within
+from .bounded import cancel_and_wait, stop_if_cancelled, within
 from .codec import from_record
 from .events import CloudEvent
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
@@ -168,6 +168,7 @@ class ConsumerRunner:
                     backoff = 0.2
                 await self._poll_once()
             except Exception as err:  # Kafka away (or a bug, which must not end the consumer silently)
+                stop_if_cancelled(err)
                 transient = isinstance(err, TRANSIENT_KAFKA_ERRORS)
                 (log.warning if transient else log.error)(
                     "consumer.kafka_unavailable" if transient else "consumer.failed", group=self.group_id,

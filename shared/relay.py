@@ -35,7 +35,7 @@ from pymongo import UpdateMany
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import NetworkTimeout, PyMongoError
 
-from .bounded import cancel_and_wait, wait_event, within
+from .bounded import cancel_and_wait, stop_if_cancelled, wait_event, within
 from .codec import stored_to_record
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
 from .logging import get_logger
@@ -205,6 +205,7 @@ class OutboxRelay:
                     raise failure
                 moved = await self.publish_pending()
             except Exception as err:  # Kafka or the database away (or a bug): retry after a full scan
+                stop_if_cancelled(err)
                 self.kafka_ok = not isinstance(err, TRANSIENT_KAFKA_ERRORS)
                 transient = isinstance(err, (*TRANSIENT_KAFKA_ERRORS, PyMongoError))
                 (log.warning if transient else log.error)("relay.retry", error=repr(err), retry_in=backoff)

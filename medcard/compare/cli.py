@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medcard.report.html import comparison_html
+from medcard.simulate.plan import Rates
 from medcard.simulate.run import Options
 
 from .policies import POLICIES
@@ -33,14 +34,18 @@ def compare_command(
     mongo: Annotated[str | None, typer.Option(envvar="MEDCARD_MONGO_URL", help="Use this database")] = None,
     port_base: Annotated[int, typer.Option(help="Services listen on port_base+1..+4")] = 8120,
     fast_hashing: Annotated[bool, typer.Option(help="Cheaper argon2 in the services (large runs)")] = True,
+    loss_rate: Annotated[float, typer.Option(min=0, max=1, help="Per person and month")] = Rates.loss_rate,
+    thief_share: Annotated[float, typer.Option(min=0, max=1)] = Rates.thief_share,
+    forgot_pin_rate: Annotated[float, typer.Option(min=0, max=1)] = Rates.forgot_pin_rate,
 ) -> None:
     """Run the same seeded population under two policies and show the differences."""
     chosen = policy or list(POLICIES)
     unknown = [p for p in chosen if p not in POLICIES]
     if unknown:
         raise typer.BadParameter(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    rates = Rates(loss_rate=loss_rate, thief_share=thief_share, forgot_pin_rate=forgot_pin_rate)
     base = Options(persons=persons, months=months, kafka_bootstrap=kafka, mongo_url=mongo, port_base=port_base,
-                   fast_hashing=fast_hashing)
+                   fast_hashing=fast_hashing, rates=rates)
     result = asyncio.run(compare(base, chosen, range(1, seeds + 1), lambda _what, _n: None,
                                  lambda m: console.print(f"[dim]compare:[/dim] {m}", highlight=False)))
     report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -17,7 +17,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.bounded import wait_event, within
+from shared.bounded import stop_if_cancelled, wait_event, within
 from shared.logging import get_logger
 from shared.outbox import AggregateStore
 from shared.security import ONE_TIME_CODE_PURPOSE, SecretBox, UndecryptableSecret
@@ -64,6 +64,7 @@ class SmsDispatcher:
             try:
                 busy = await within(self.dispatch_due(), PASS_SECONDS, f"SMS dispatch pass of up to {BATCH} messages")
             except Exception as err:  # database down or a bug: keep the worker alive
+                stop_if_cancelled(err)  # unless it is stopping (pymongo can turn a cancellation into its error)
                 log.warning("sms.dispatch_failed", error=repr(err))
                 busy = 0
             if not busy:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from shared.bounded import wait_event, within
+from shared.bounded import stop_if_cancelled, wait_event, within
 from shared.logging import get_logger
 from shared.security import UndecryptableSecret
 
@@ -35,15 +35,6 @@ from .webhooks import WebhookHub
 
 log = get_logger("notifications.webhooks")
 LOGGED_ATTEMPTS = 20
-
-
-def stop_if_cancelled(err: BaseException) -> None:
-    """Raise CancelledError when the running task is being cancelled: a library that turned the
-    cancellation into an error of its own (a connection error) must not keep the sender
-    running after its service stopped."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError() from err
 
 
 class WebhookSender:

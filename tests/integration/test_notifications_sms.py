@@ -280,8 +280,9 @@ async def test_a_swipe_of_a_lost_card_sends_the_urgent_alert_only(settings: Sett
         await produce(settings, [person("P10"), event(declined, "P10", sequence=1), event(alert, "P10", sequence=2)])
         await handled(runtime, 3)
 
-        async def delivered() -> bool:
-            return len(await outbox(client, settings, "P10")) == 1
+        async def delivered() -> bool:  # the SMS handed to the gateway, and its message's status written after
+            return (len(await outbox(client, settings, "P10")) == 1
+                    and all(m["status"] != "pending" for m in await messages(client, settings, "P10")))
         await eventually(delivered, timeout=WAIT)
         listed = await messages(client, settings, "P10")
         [sms] = await outbox(client, settings, "P10")

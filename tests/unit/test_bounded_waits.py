@@ -64,3 +64,37 @@ async def test_a_dispatcher_woken_as_it_is_cancelled_stops(turns: int) -> None:
     for _ in range(turns):  # ...and the service stops a few turns of the loop later
         await asyncio.sleep(0)
     assert await cancel_and_wait(task, 2), f"the dispatcher ran on after its cancellation ({turns} turns)"
+
+
+async def test_a_worker_loop_stops_when_a_library_turns_its_cancellation_into_an_error() -> None:
+    """pymongo can raise its own error when the operation it awaits is cancelled: a worker that
+    catches errors to stay alive kept polling after its service stopped, on a closed client."""
+    from shared.bounded import stop_if_cancelled
+
+    async def operation() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("client closed") from None  # the library's own error
+
+    async def worker(guarded: bool) -> int:
+        passes = 0
+        while passes < 3:  # bounded here; a real worker loops for ever
+            passes += 1
+            try:
+                await operation()
+            except Exception as err:
+                if guarded:
+                    stop_if_cancelled(err)
+        return passes
+
+    unguarded = asyncio.create_task(worker(False))
+    await asyncio.sleep(0.01)
+    assert await cancel_and_wait(unguarded, 0.2) is False  # it swallowed the cancellation and went on
+    for _ in range(2):
+        unguarded.cancel()
+        await asyncio.sleep(0.01)
+    assert await unguarded == 3
+    guarded = asyncio.create_task(worker(True))
+    await asyncio.sleep(0.01)
+    assert await cancel_and_wait(guarded, 1.0) is True and guarded.cancelled()
