@@ -127,7 +127,7 @@ def histogram(title: str, samples: Sequence[Series], bins: int = 12, unit: str =
     for s in samples:
         counts = [0] * bins
         for v in s.values:
-            counts[min(bins - 1, int(v / (high / bins)))] += 1
+            counts[max(0, min(bins - 1, int(v / (high / bins))))] += 1  # below zero: the first bin
         shares.append(Series(s.name, [c / max(1, len(s.values)) * 100 for c in counts], s.colour))
     return grouped_bars(title, labels, shares, "%").replace('data-kind="bars"', 'data-kind="histogram"', 1)
 

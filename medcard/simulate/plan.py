@@ -125,9 +125,9 @@ class Planner:
             plan[day].append(Action("thief", index, merchant, _amount(rng, "pharmacy"), note="before"))
         plan[day].append(Action("report_loss", index, channel=channel))
         later = [d for d in working if d > day]
-        if thief and later:
-            plan[rng.choice(later[:3])].append(Action("thief", index, merchant, _amount(rng, "pharmacy"),
-                                                      note="after"))
+        if thief and later:  # after the report: the same day (later on) or one of the next working days
+            when = day if rng.random() < 0.5 else rng.choice(later[:3])
+            plan[when].append(Action("thief", index, merchant, _amount(rng, "pharmacy"), note="after"))
         apply_day = later[0] if later else day
         plan[apply_day].append(Action("apply_replacement", index, note="lost"))
         life.card_ok = False

@@ -253,8 +253,10 @@ def loss_window(tally: Tally) -> dict[str, Any]:
 
 
 def loss_latencies(tally: Tally) -> list[float]:
-    """Each applied loss's time from CardLost to the bank's CardBlocked (ms)."""
-    return [(tally.blocked_at[c] - t).total_seconds() * 1000 for c, t in tally.lost_at.items() if c in tally.blocked_at]
+    """Each applied loss's time from CardLost to the bank's CardBlocked (ms); 0 when the bank
+    stopped the card first (its stamp of a replacement reported the loss)."""
+    return [max(0.0, (tally.blocked_at[c] - t).total_seconds() * 1000)
+            for c, t in tally.lost_at.items() if c in tally.blocked_at]
 
 
 def no_purchase_after_loss(tally: Tally) -> bool:

@@ -12,7 +12,7 @@ SERIES = {
     "days": DAYS,
     "events_by_day": {"PurchaseAuthorised": [40, 52, 38], "CardLost": [1, 0, 2], "<b>odd</b>": [0, 1, 0]},
     "purchases_by_day": {"approved": [40, 52, 38], "41": [0, 1, 1], "55": [2, 3, 1]},
-    "loss_to_block_ms": [12.5, 40.1, 8.0],
+    "loss_to_block_ms": [12.5, 40.1, 8.0, -100.0],  # below zero: the bank stopped the card first
     "balances_at_month_end": {"2026-02": {"accounts": 3, "total_fen": 22150, "median_fen": 9300}},
     "replacement_waits": [21, 22, 15],
 }
