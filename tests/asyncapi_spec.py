@@ -17,13 +17,12 @@ import base64
 import hashlib
 import io
 import json
-import os
 import tarfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from medcard.stack.local import default_cache_dir
+from tests.pinned_files import SpecUnavailable, download, keep
 
 SPECS_VERSION = "6.11.1"
 TARBALL = f"https://registry.npmjs.org/@asyncapi/specs/-/specs-{SPECS_VERSION}.tgz"
@@ -33,34 +32,23 @@ MEMBERS = {"package/LICENSE": "LICENSE", "package/schemas/3.0.0.json": "3.0.0.js
 """Extracted in this order: the schema last, since its presence means the cache is complete."""
 
 
-class SpecUnavailable(RuntimeError):
-    """The schema is not cached and could not be fetched."""
-
-
 def cached_path() -> Path:
     return default_cache_dir() / f"asyncapi-specs-{SPECS_VERSION}" / "3.0.0.json"
 
 
 def _fetch(directory: Path) -> None:
-    try:
-        with urllib.request.urlopen(TARBALL, timeout=60) as response:
-            tarball = response.read()
-    except OSError as err:
-        raise SpecUnavailable(
-            f"the AsyncAPI 3.0.0 JSON Schema is not cached at {cached_path()} and {TARBALL} could not be "
-            f"fetched ({err}); run `python -m tests.asyncapi_spec` once with access to registry.npmjs.org"
-        ) from None
+    tarball = download(TARBALL, cached_path(), "run `python -m tests.asyncapi_spec` once with access to "
+                                               "registry.npmjs.org")
     digest = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
     if digest != INTEGRITY:
         raise SpecUnavailable(f"{TARBALL} does not match its registry integrity {INTEGRITY} (got {digest})")
-    directory.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
+        files = {}
         for member, name in MEMBERS.items():
             source = archive.extractfile(member)
             assert source is not None, member
-            partial = directory / f".{name}.{os.getpid()}"
-            partial.write_bytes(source.read())
-            partial.replace(directory / name)
+            files[name] = source.read()
+    keep(directory, files)
 
 
 def asyncapi_3_schema() -> dict[str, Any]:

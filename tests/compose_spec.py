@@ -16,13 +16,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from medcard.stack.local import default_cache_dir
+from tests.pinned_files import SpecUnavailable, download, keep
 
 VERSION = "v2.16.2"
 MODULE_ZIP = f"https://proxy.golang.org/github.com/compose-spec/compose-go/v2/@v/{VERSION}.zip"
@@ -32,32 +31,21 @@ MEMBERS = {"LICENSE": "LICENSE", "schema/compose-spec.json": "compose-spec.json"
 """Extracted in this order: the schema last, since its presence means the cache is complete."""
 
 
-class SpecUnavailable(RuntimeError):
-    """The schema is not cached and could not be fetched."""
-
-
 def cached_path() -> Path:
     return default_cache_dir() / f"compose-spec-{VERSION}" / "compose-spec.json"
 
 
 def _fetch(directory: Path) -> None:
+    data = download(MODULE_ZIP, cached_path(), "run `python -m tests.compose_spec` once with access to proxy.golang.org")
     try:
-        with urllib.request.urlopen(MODULE_ZIP, timeout=60) as response:
-            archive = zipfile.ZipFile(io.BytesIO(response.read()))
-    except (OSError, zipfile.BadZipFile) as err:
-        raise SpecUnavailable(
-            f"the Compose Specification schema is not cached at {cached_path()} and {MODULE_ZIP} could not be "
-            f"fetched ({err}); run `python -m tests.compose_spec` once with access to proxy.golang.org"
-        ) from None
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as err:
+        raise SpecUnavailable(f"{MODULE_ZIP} is not a zip archive ({err})") from None
     files = {name: archive.read(PREFIX + member) for member, name in MEMBERS.items()}
     digest = hashlib.sha256(files["compose-spec.json"]).hexdigest()
     if digest != SCHEMA_SHA256:
         raise SpecUnavailable(f"compose-spec.json of {MODULE_ZIP} has SHA-256 {digest}, not {SCHEMA_SHA256}")
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        partial = directory / f".{name}.{os.getpid()}"
-        partial.write_bytes(data)
-        partial.replace(directory / name)
+    keep(directory, files)
 
 
 def compose_schema() -> dict[str, Any]:
