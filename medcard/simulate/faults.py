@@ -82,9 +82,11 @@ class FaultInjector:
         started = time.perf_counter()
         if fault.kind == "kafka_outage":
             await asyncio.to_thread(self.servers.stop_kafka)
-            await advance()  # accepted by identity while the broker is down
-            await asyncio.sleep(1.0)
-            await asyncio.to_thread(self.servers.start_kafka)
+            try:
+                await advance()  # accepted by identity while the broker is down
+                await asyncio.sleep(1.0)
+            finally:  # the broker comes back even when the advance failed: nothing after it runs without one
+                await asyncio.to_thread(self.servers.start_kafka)
         else:
             await advance()
             if fault.kind == "kill_service":
