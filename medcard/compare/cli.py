@@ -17,7 +17,7 @@ from medcard.simulate.plan import Rates
 from medcard.simulate.run import Options
 
 from .policies import POLICIES
-from .run import compare
+from .run import Runs, compare
 
 console = Console()
 
@@ -37,6 +37,10 @@ def compare_command(
     loss_rate: Annotated[float, typer.Option(min=0, max=1, help="Per person and month")] = Rates.loss_rate,
     thief_share: Annotated[float, typer.Option(min=0, max=1)] = Rates.thief_share,
     forgot_pin_rate: Annotated[float, typer.Option(min=0, max=1)] = Rates.forgot_pin_rate,
+    runs_dir: Annotated[Path, typer.Option(help="Where each finished run's report is kept")]
+        = Path(".state/compare-runs"),
+    resume: Annotated[bool, typer.Option(help="Reuse the finished runs kept in --runs-dir (the same persons, months, "
+                                         "rates, seed and policy): a stopped comparison goes on")] = False,
 ) -> None:
     """Run the same seeded population under two policies and show the differences."""
     chosen = policy or list(POLICIES)
@@ -47,7 +51,8 @@ def compare_command(
     base = Options(persons=persons, months=months, kafka_bootstrap=kafka, mongo_url=mongo, port_base=port_base,
                    fast_hashing=fast_hashing, rates=rates)
     result = asyncio.run(compare(base, chosen, range(1, seeds + 1), lambda _what, _n: None,
-                                 lambda m: console.print(f"[dim]compare:[/dim] {m}", highlight=False)))
+                                 lambda m: console.print(f"[dim]compare:[/dim] {m}", highlight=False),
+                                 Runs(runs_dir, reuse=resume)))
     report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     html.write_text(comparison_html(result), encoding="utf-8")
     for p in result["policies"]:

@@ -3,7 +3,13 @@ counted only when the seeds' ranges do not overlap."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from medcard.compare.policies import POLICIES, beyond_noise, judge, spread
+from medcard.compare.run import Runs
+from medcard.simulate.plan import Rates
+from medcard.simulate.run import Options
 from shared.settings import Settings
 
 
@@ -35,3 +41,17 @@ def test_a_policy_is_judged_figure_by_figure_from_the_reports() -> None:
     assert (approved["a_mean"], approved["b_mean"], approved["b_spread"]) == (0.0, 3.5, 1.5)
     assert approved["difference"] == 3.5 and approved["outside_noise"] is True
     assert rows["fraud alerts sent"]["difference"] == -2.5 and rows["fraud alerts sent"]["better"] == "higher"
+
+
+def test_a_finished_run_is_found_again_only_by_what_shapes_its_outcome(tmp_path: Path) -> None:
+    runs = Runs(tmp_path, reuse=True)
+    base = Options(persons=50, months=2, seed=1, service_env={"MEDCARD_PIN_MAX_FAILURES": "5"})
+    assert runs.found(base) is None
+    runs.keep(base, {"events_published": 12})
+    assert runs.found(dataclasses.replace(base, port_base=9000)) == {"events_published": 12}
+    for other in (dataclasses.replace(base, seed=2), dataclasses.replace(base, months=3),
+                  dataclasses.replace(base, service_env={"MEDCARD_PIN_MAX_FAILURES": "3"}),
+                  dataclasses.replace(base, rates=Rates(loss_rate=0.5))):
+        assert runs.found(other) is None
+    assert Runs(tmp_path, reuse=False).found(base) is None, "without --resume every run is run again"
+    assert [p.suffix for p in tmp_path.iterdir()] == [".json"]
