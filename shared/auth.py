@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from .errors import DomainError, Forbidden, Unauthorized
+from .domain import DomainError, Forbidden, Unauthorized
 from .settings import Settings, get_settings
 
 Role = Literal["cardholder", "clerk", "teller", "operator", "merchant"]

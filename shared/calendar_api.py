@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .calendar import BusinessCalendar
-from .errors import Invalid, errors
+from .domain import Invalid
+from .errors import errors
 
 MAX_DAYS = 366
 """The longest range one call lists."""

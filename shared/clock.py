@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from .calendar import real_today
 from .events import BusinessDateAdvanced, CloudEvent
 from .projection import apply_once
-from .rebuild import Projection
+from .projection import Projection
 
 CLOCK_GROUPS: dict[str, str] = {"cards": "cards", "bank": "bank.clock", "notifications": "notifications"}
 """Service -> its consumer group (``Settings.group_id`` of this name) that applies the

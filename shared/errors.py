@@ -1,45 +1,38 @@
-"""Domain errors carry their HTTP status and a precise message; they change nothing."""
+"""The HTTP face of the domain's errors: each error's status, and the body of every 4xx answer.
+
+The errors themselves live in ``shared/domain.py`` and know nothing of HTTP; they are
+imported here too, so the API layer has one place to import them from."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from .domain import Conflict, DomainError, Forbidden, Invalid, Locked, NotFound, Unauthorized
 
-class DomainError(Exception):
+__all__ = ["STATUS", "ApiError", "Conflict", "DomainError", "Error", "Forbidden", "Invalid", "Locked", "NotFound",
+           "Unauthorized", "errors", "example", "status_of"]
+
+
+class ApiError(DomainError):
+    """A refusal of the API layer itself (a rate limit, a dependency away), with its status."""
+
     status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
 
 
-class NotFound(DomainError):
-    status, code = 404, "not_found"
+STATUS: dict[type, int] = {
+    NotFound: 404, Conflict: 409, Invalid: 422, Unauthorized: 401, Forbidden: 403, Locked: 423, DomainError: 400,
+}
+"""The HTTP status of each domain error: the one place the domain meets HTTP."""
 
 
-class Conflict(DomainError):
-    """An illegal state transition or a duplicate."""
-
-    status, code = 409, "conflict"
-
-
-class Invalid(DomainError):
-    status, code = 422, "invalid"
-
-
-class Unauthorized(DomainError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(DomainError):
-    status, code = 403, "forbidden"
-
-
-class Locked(DomainError):
-    status, code = 423, "locked"
+def status_of(err: DomainError) -> int:
+    """The status of an error: its own (an ``ApiError``), or its nearest class's in ``STATUS``."""
+    if isinstance(err, ApiError):
+        return err.status
+    for cls in type(err).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
 
 
 class Error(BaseModel):

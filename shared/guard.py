@@ -29,10 +29,10 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from .errors import DomainError
+from .errors import ApiError
 
 
-class TooManyRequests(DomainError):
+class TooManyRequests(ApiError):
     status, code = 429, "too_many_requests"
 
     def __init__(self, retry_after: int) -> None:

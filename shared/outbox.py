@@ -22,6 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from .domain import Decision
 from .events import SPECVERSION, CloudEvent, EventData, new_event
 from .projection import already_applied, seq_key
 
@@ -67,15 +68,6 @@ Decide = Callable[[Any], "Decision[Any]"]
 
 class ConcurrencyConflict(Exception):
     """Another writer changed the aggregate between our read and our write."""
-
-
-@dataclass
-class Decision(Generic[S]):
-    """What a pure domain function decided: the new state, the events, a result."""
-
-    state: S | None
-    events: list[EventData] = field(default_factory=list)
-    result: Any = None
 
 
 @dataclass

@@ -6,9 +6,12 @@ aggregate whose events it has consumed. A repeat or an older event changes nothi
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from .events import CloudEvent
@@ -59,3 +62,18 @@ async def apply_once(
             continue
         return bool(res.modified_count or res.upserted_id is not None)
     return False
+
+
+Apply = Callable[[AsyncDatabase[dict[str, Any]], CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Collections of a service's database derived from other services' events alone."""
+
+    name: str
+    sources: tuple[str, ...]
+    """Services whose topics feed it."""
+    collections: tuple[str, ...]
+    apply: Apply
+    """Applies one event to the collections of the given database (at most once per event)."""

@@ -14,7 +14,7 @@ collections in another database, and skips a record the live consumer would dead
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,30 +26,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from .bounded import within
 from .codec import from_record
 from .database import database_away, mongo_client
-from .events import CloudEvent
+from .projection import Projection
 from .settings import Settings
 from .topics import TOPICS
 
 Doc = dict[str, Any]
 STALL_SECONDS = 60.0
 """Longest reading a topic back may go without getting any nearer its end (Kafka away)."""
-Apply = Callable[[AsyncDatabase[Doc], CloudEvent], Awaitable[None]]
-
-
 class RebuildError(Exception):
     """The rebuild cannot be done as asked (a target that already holds data...)."""
-
-
-@dataclass(frozen=True)
-class Projection:
-    """Collections of a service's database derived from other services' events alone."""
-
-    name: str
-    sources: tuple[str, ...]
-    """Services whose topics feed it."""
-    collections: tuple[str, ...]
-    apply: Apply
-    """Applies one event to the collections of the given database (at most once per event)."""
 
 
 @dataclass

@@ -22,9 +22,9 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .errors import Unauthorized
+from .domain import Unauthorized
 from .events import CloudEvent, OnlineAccountClosed, OnlineAccountLocked
-from .rebuild import Projection
+from .projection import Projection
 
 COLLECTION = "token_revocations"
 REVOKED = "access token issued before the online account was locked or closed; log in again"

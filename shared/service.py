@@ -31,7 +31,8 @@ from .dbstats import DbCommandStats
 from .calendar import BusinessCalendar
 from .calendar_api import calendar_router
 from .contract.router import router as contract_router
-from .errors import DomainError, errors, example
+from .domain import DomainError
+from .errors import errors, example, status_of
 from .kafka import ensure_topics
 from .bounded import cancel_and_wait, within
 from .database import database_away, mongo_client
@@ -357,7 +358,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, err: DomainError) -> JSONResponse:
-        return JSONResponse(error_body(err.code, err.message), status_code=err.status,
+        return JSONResponse(error_body(err.code, err.message), status_code=status_of(err),
                             headers=getattr(err, "headers", None))
 
     @app.exception_handler(RequestValidationError)

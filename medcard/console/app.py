@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from medcard.ops.state import default_urls
-from shared.errors import DomainError
+from shared.domain import DomainError
+from shared.errors import status_of
 from shared.kafka import TRANSIENT_KAFKA_ERRORS
 from shared.service import error_body
 from shared.settings import Settings, get_settings
@@ -46,7 +47,7 @@ def create(settings: Settings | None = None, *, urls: dict[str, str] | None = No
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, err: DomainError) -> JSONResponse:
-        return JSONResponse(error_body(err.code, err.message), status_code=err.status)
+        return JSONResponse(error_body(err.code, err.message), status_code=status_of(err))
 
     async def kafka_down(_: Request, err: Exception) -> JSONResponse:
         return JSONResponse(error_body("kafka_unavailable", f"Kafka did not answer: {err!r}"), status_code=503)

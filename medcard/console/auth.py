@@ -10,13 +10,14 @@ import httpx
 from fastapi import Depends, Request, Response
 
 from shared.auth import Principal, verify_token
-from shared.errors import DomainError, Forbidden, Locked, Unauthorized
+from shared.domain import Forbidden, Locked, Unauthorized
+from shared.errors import ApiError
 from shared.settings import Settings
 
 COOKIE = "medcard_console"
 
 
-class IdentityUnavailable(DomainError):
+class IdentityUnavailable(ApiError):
     status, code = 503, "identity_unavailable"
 
 

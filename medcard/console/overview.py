@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from medcard.ops.lag import SERVICES, group_lag
 from medcard.ops.reader import admin_client, partitions
-from shared.errors import DomainError
+from shared.domain import DomainError
 from shared.kafka import TRANSIENT_KAFKA_ERRORS
 from shared.settings import Settings
 from shared.topics import TOPICS

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from medcard.ops.filters import EventFilter, Start
 from medcard.ops.tail import event_tail
-from shared.errors import DomainError
+from shared.domain import DomainError
 from shared.kafka import TRANSIENT_KAFKA_ERRORS
 from shared.settings import Settings
 

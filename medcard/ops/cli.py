@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from medcard.ports import CONSOLE_PORT
-from shared.errors import DomainError
+from shared.domain import DomainError
 from shared.kafka import TRANSIENT_KAFKA_ERRORS
 from shared.settings import Settings
 

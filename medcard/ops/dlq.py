@@ -17,7 +17,7 @@ from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import BaseModel, Field
 
-from shared.errors import Invalid, NotFound
+from shared.domain import Invalid, NotFound
 from shared.kafka import idempotent_producer
 from shared.settings import Settings
 from shared.topics import RETENTION_FOREVER_MS, TOPICS

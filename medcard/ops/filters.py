@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from shared.errors import Invalid
+from shared.domain import Invalid
 from shared.topics import TOPICS
 
 from .views import EventView

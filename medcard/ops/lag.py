@@ -12,7 +12,7 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import BaseModel, Field
 
 from medcard.ports import SERVICE_PORTS
-from shared.errors import Invalid
+from shared.domain import Invalid
 from shared.settings import Settings
 
 from .reader import admin_client, partitions

@@ -13,7 +13,7 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.errors import NotFound
+from shared.domain import NotFound
 from shared.settings import Settings
 
 from .filters import Start

@@ -39,10 +39,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from shared.errors import Conflict
+from shared.domain import Conflict
 from shared.events import BalanceInquired, EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
 from shared.events.bank import PosKind
-from shared.outbox import Decision
+from shared.domain import Decision
 
 from .domain import Decide, count_wrong_pin
 from .model import Account, LedgerEntry, Merchant, PosAnswerRecord

@@ -10,7 +10,7 @@ from fastapi import Request
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.clock import BusinessClock
-from shared.errors import NotFound
+from shared.domain import NotFound
 from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Literal
 
-from shared.errors import Conflict, Forbidden, Invalid, Locked, NotFound
+from shared.domain import Conflict, Forbidden, Invalid, Locked, NotFound
 from shared.events import (
     AccountMovedToCard,
     AccountOpened,
@@ -25,7 +25,7 @@ from shared.events import (
     MonthlyTransfer,
 )
 from shared.events.bank import BalanceChannel, MerchantKind, PasswordChannel
-from shared.outbox import Decision
+from shared.domain import Decision
 
 from .model import Account, CardState, Contribution, LedgerEntry, Merchant, Receipt, Stamp
 

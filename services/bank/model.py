@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field, model_validator
 
 from shared.card_state import CardState as SharedCardState
-from shared.errors import NotFound
+from shared.domain import NotFound
 from shared.events.bank import MerchantKind
 
 CardStatus = Literal["active", "lost", "cancelled"]

@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError
 from shared.clock import CLOCK_PROJECTION
 from shared.events import CardIssued, CardLost, CloudEvent, ReplacementRequested
 from shared.outbox import BATCH_GROUP
-from shared.rebuild import Projection
+from shared.projection import Projection
 from shared.revocations import REVOCATION_PROJECTION
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.errors import Invalid
+from shared.domain import Invalid
 
 from .model import Account, LedgerEntry
 

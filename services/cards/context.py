@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.calendar import BusinessCalendar
 from shared.clock import BusinessClock
-from shared.errors import Invalid, NotFound
+from shared.domain import Invalid, NotFound
 from shared.guard import RateLimits
 from shared.ids import InvalidIdNumber, id_digest, validate_id_number
 from shared.outbox import AggregateStore, Outcome

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from shared.calendar import BusinessCalendar
-from shared.errors import Conflict, NotFound
+from shared.domain import Conflict, NotFound
 from shared.events import (
     CardActivated,
     CardCancelled,
@@ -33,7 +33,7 @@ from shared.events import (
     ReplacementRequested,
 )
 from shared.events.cards import LossChannel
-from shared.outbox import Decision
+from shared.domain import Decision
 
 from .model import REPLACING, Card, Cardholder, LossReport, Presented, Replacement
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field
 
 from shared.card_state import CardState
-from shared.errors import Forbidden, NotFound
+from shared.domain import Forbidden, NotFound
 from shared.events.cards import LossChannel
 
 Stage = Literal["pending_activation", "active", "lost", "replacement_requested", "in_production",

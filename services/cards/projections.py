@@ -7,7 +7,7 @@ events."""
 from __future__ import annotations
 
 from shared.clock import CLOCK_PROJECTION
-from shared.rebuild import Projection
+from shared.projection import Projection
 from shared.revocations import REVOCATION_PROJECTION
 
 PROJECTIONS: list[Projection] = [CLOCK_PROJECTION, REVOCATION_PROJECTION]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.card_state import STATE_DESCRIPTION, CardState
-from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
+from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes
 from shared.events.cards import LossChannel
 from shared.text import IdNumberText, Text
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from pymongo.errors import PyMongoError
 
 from shared.clock import real_today
-from shared.errors import DomainError
+from shared.domain import DomainError
 from shared.guard import RateLimits
 from shared.ids import new_id
 from shared.logging import get_logger

@@ -10,9 +10,9 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from shared.calendar import last_day_of_month, months_ended
-from shared.errors import Conflict, Invalid
+from shared.domain import Conflict, Invalid
 from shared.events import BusinessDateAdvanced, EventData, MonthEnded
-from shared.outbox import Decision
+from shared.domain import Decision
 
 CLOCK_ID = "clock"
 MAX_DAYS = 3660

@@ -11,7 +11,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from shared.calendar import real_today
-from shared.errors import Conflict
+from shared.domain import Conflict
 from shared.guard import RateLimits
 from shared.outbox import AggregateStore
 from shared.revocations import TokenRevocations, revoke

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-from shared.errors import Conflict, Forbidden, Invalid, Locked, NotFound
+from shared.domain import Conflict, Forbidden, Invalid, Locked, NotFound
 from shared.events import (
     ContributionPaid,
     EventData,
@@ -26,7 +26,7 @@ from shared.events import (
     PersonRegistered,
     StaffUserCreated,
 )
-from shared.outbox import Decision
+from shared.domain import Decision
 
 StaffRole = Literal["clerk", "teller", "operator", "merchant"]
 NO_MATCH = "name and ID number do not match the register"

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Role
-from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes)
+from shared.errors import Error, errors  # noqa: F401  (re-exported for the routes
 from shared.money import FenAmount
 from shared.text import IdNumberText, Secret, Text
 

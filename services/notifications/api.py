@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.auth import CurrentPrincipal, Principal, ensure_owner_or_staff, require_roles
-from shared.errors import Conflict, NotFound, errors
+from shared.domain import Conflict, NotFound
+from shared.errors import errors
 from shared.events import REGISTRY
 from shared.ids import mask_mobile
 from shared.outbox import AggregateStore

@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, PlainSerializer
 
 from shared.card_state import CardState
-from shared.errors import Conflict, Invalid, NotFound
+from shared.domain import Conflict, Invalid, NotFound
 from shared.events import CloudEvent, NotificationFailed, NotificationSent
-from shared.outbox import Decision
+from shared.domain import Decision
 
 from .compose import Draft
 from .templates import Language

@@ -26,7 +26,7 @@ from shared.events import (
     PersonRegistered,
 )
 from shared.projection import apply_once, once_filter, once_update
-from shared.rebuild import Projection
+from shared.projection import Projection
 from shared.revocations import REVOCATION_PROJECTION
 
 

@@ -21,7 +21,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from shared.errors import Conflict, Invalid, NotFound
+from shared.domain import Conflict, Invalid, NotFound
 from shared.events import CloudEvent
 from shared.ids import new_id
 from shared.logging import get_logger

@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from shared.errors import NotFound, errors, example
+from shared.domain import NotFound
+from shared.errors import errors, example
 
 from .asyncapi import build_asyncapi
 from .generate import asyncapi_yaml

@@ -16,7 +16,8 @@ from pymongo import AsyncMongoClient
 from shared.codec import from_record, to_record
 from shared.consumer import ConsumerRunner
 from shared.events import CardIssued, CardLost, CloudEvent, PersonRegistered, new_event
-from shared.outbox import AggregateStore, Decision
+from shared.domain import Decision
+from shared.outbox import AggregateStore
 from shared.projection import apply_once
 from shared.relay import OutboxRelay
 from shared.settings import Settings

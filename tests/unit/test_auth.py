@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.auth import Principal, ensure_owner_or_staff, issue_token, verify_token
-from shared.errors import Forbidden, Unauthorized
+from shared.domain import Forbidden, Unauthorized
 from shared.settings import Settings
 
 SETTINGS = Settings(environment="test", jwt_secret="x" * 40)

@@ -10,7 +10,7 @@ import pytest
 from services.bank import domain
 from services.bank.model import Account, Contribution
 from services.bank.statement import build_statement, default_start, statement_csv
-from shared.errors import Conflict, Forbidden, Invalid, Locked, NotFound
+from shared.domain import Conflict, Forbidden, Invalid, Locked, NotFound
 from shared.events import (
     AccountMovedToCard,
     AccountOpened,

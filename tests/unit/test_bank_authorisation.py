@@ -8,7 +8,7 @@ import pytest
 
 from services.bank.authorisation import REASONS, PosRequest, authorise, inquire
 from services.bank.model import Account, CardState, Merchant
-from shared.errors import Conflict
+from shared.domain import Conflict
 from shared.events import (
     BalanceInquired,
     CardPasswordLocked,
@@ -17,7 +17,7 @@ from shared.events import (
     PurchaseDeclined,
 )
 from shared.events.bank import PosKind
-from shared.outbox import Decision
+from shared.domain import Decision
 
 CARD = "6216610000000000017"
 PHARMACY = Merchant(merchant_id="M-PH", name="Tongrentang", kind="pharmacy", designated=True)

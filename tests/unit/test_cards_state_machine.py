@@ -10,7 +10,7 @@ from services.cards import domain
 from services.cards.model import NO_MATCH, Cardholder, Presented
 from services.cards.schemas import loss_public
 from shared.calendar import BusinessCalendar
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.domain import Conflict, Forbidden, NotFound
 from shared.events import (
     CardActivated,
     CardCancelled,

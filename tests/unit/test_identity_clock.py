@@ -8,7 +8,7 @@ import pytest
 
 from services.identity.clock import ClockState, advance, catch_up
 from services.identity.followers import services_behind
-from shared.errors import Conflict, Invalid
+from shared.domain import Conflict, Invalid
 from shared.events import BusinessDateAdvanced, MonthEnded
 
 TODAY = date(2026, 1, 5)

@@ -9,7 +9,7 @@ import pytest
 
 from services.identity import domain
 from services.identity.domain import LoginPolicy, Person, StaffUser
-from shared.errors import Conflict, Forbidden, Invalid, Locked
+from shared.domain import Conflict, Forbidden, Invalid, Locked
 from shared.events import (
     ContributionPaid,
     EventData,

@@ -23,7 +23,7 @@ from services.notifications.domain import (
     subscribed,
 )
 from services.notifications.signing import new_secret, secret_key, signature, signed_headers
-from shared.errors import Conflict, Invalid, NotFound
+from shared.domain import Conflict, Invalid, NotFound
 from shared.events import CardLost, NotificationFailed, NotificationSent, new_event
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 from services.bank import domain
 from services.bank.model import Account, CardState, Contribution, Receipt
 from shared.events import AccountOpened, CardIssued, ContributionHeld, new_event
-from shared.outbox import AggregateStore, Decision, _uuid4s, event_id
+from shared.domain import Decision
+from shared.outbox import AggregateStore, _uuid4s, event_id
 from tests.unit.memory_collection import MemoryCollection
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)

@@ -7,7 +7,8 @@ from typing import cast
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, require_roles
-from shared.errors import Forbidden, Invalid, Locked, errors
+from shared.domain import Forbidden, Invalid, Locked
+from shared.errors import errors
 from shared.events.bank import PasswordChannel
 from shared.ids import id_digest
 from shared.security import hash_secret_async, verify_secret_async

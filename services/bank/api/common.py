@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 
 from shared.auth import Principal, ensure_owner_or_staff
-from shared.errors import Forbidden
+from shared.domain import Forbidden
 from shared.events.bank import BalanceChannel, PasswordChannel
 
 from ..context import Bank, bank_of, unknown_card

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import CurrentPrincipal, Principal, require_roles
-from shared.errors import Forbidden, errors
+from shared.domain import Forbidden
+from shared.errors import errors
 from shared.events.bank import PosKind
 from shared.ids import new_id
 from shared.security import VerifiedSecrets

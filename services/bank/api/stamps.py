@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request
 
 from shared.auth import require_roles
-from shared.errors import NotFound, errors
+from shared.domain import NotFound
+from shared.errors import errors
 from shared.service import correlation_id
 
 from .. import domain

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from shared.auth import CurrentPrincipal, Principal, Role, ensure_owner_or_staff, require_roles
-from shared.errors import NotFound
+from shared.domain import NotFound
 from shared.ids import new_card_number
 from shared.service import correlation_id
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from shared.auth import Principal, require_roles
-from shared.errors import NotFound
+from shared.domain import NotFound
 from shared.events.cards import LossChannel
 from shared.guard import uniform_answer
 from shared.ids import new_reference

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from shared.auth import Principal, issue_token, require_roles
-from shared.errors import Invalid, Locked, Unauthorized
+from shared.domain import Invalid, Locked, Unauthorized
 from shared.guard import uniform_answer
 from shared.ids import id_digest, new_id
 from shared.revocations import staff_subject

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from shared.auth import CurrentPrincipal, Principal, ensure_owner_or_staff, require_roles
-from shared.errors import Conflict, Invalid, NotFound
+from shared.domain import Conflict, Invalid, NotFound
 from shared.ids import InvalidIdNumber, id_digest, mask_id_number, new_id, validate_id_number, validate_mobile
 from shared.outbox import ConcurrencyConflict
 from shared.service import correlation_id

@@ -1,0 +1,37 @@
+"""The layers hold: a domain module is pure (no database, broker, HTTP or logging library
+gets imported with it), and no service imports another."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("identity", "cards", "bank", "notifications")
+IO_LIBRARIES = ("pymongo", "aiokafka", "fastapi", "starlette", "httpx", "structlog", "prometheus_client", "limits",
+                "uvicorn", "argon2", "jwt")
+PURE = ["shared.domain", *(f"services.{s}.domain" for s in SERVICES), "services.bank.authorisation",
+        "services.identity.clock", "services.notifications.compose"]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_a_domain_module_imports_no_library_that_does_io(module: str) -> None:
+    probe = (f"import sys, {module}; "
+             f"print(','.join(m for m in {IO_LIBRARIES!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "", f"{module} pulls in {loaded.stdout.strip()}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_imports_another(service: str) -> None:
+    others = {f"services.{s}" for s in SERVICES if s != service}
+    for path in (ROOT / "services" / service).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for name in names:
+                assert not any(name == o or name.startswith(o + ".") for o in others), f"{path} imports {name}"
