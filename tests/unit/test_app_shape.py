@@ -1,0 +1,60 @@
+"""The one shape of a service: a subscription's table decides which events it applies and
+which topics it reads; every service's app is built from a ``ServiceSpec``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+from shared.app import Subscription
+from shared.topics import TOPICS
+from shared.events import BusinessDateAdvanced, CardLost, CloudEvent, PersonRegistered, new_event
+
+
+def _event(data: object) -> CloudEvent:
+    return new_event(data, source="test", subject="P1", partitionkey="P1", sequence=1, correlationid="c1")  # type: ignore[arg-type]
+
+
+LOST = CardLost(person_id="P1", card_number="6216610000000000017", channel="online", voucher="V1",
+                business_date=date(2026, 3, 2))
+DAY = BusinessDateAdvanced(date=date(2026, 3, 3), previous_date=date(2026, 3, 2))
+
+
+def test_the_table_decides_the_topics_and_the_handler_each_event_meets() -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def on_lost(ctx: str, event: CloudEvent) -> None:
+        seen.append((ctx, "lost"))
+
+    async def on_day(ctx: str, event: CloudEvent) -> None:
+        seen.append((ctx, "day"))
+
+    sub: Subscription[str] = Subscription({CardLost: on_lost, BusinessDateAdvanced: on_day})
+    assert sorted(sub.services()) == ["cards", "clock"]
+    assert sub.event_types() == sorted([CardLost.event_type(), BusinessDateAdvanced.event_type()])
+    handle = sub.handler("ctx")
+
+    async def run() -> None:
+        await handle(_event(LOST))
+        await handle(_event(DAY))
+        await handle(_event(PersonRegistered(person_id="P1", unit_id="U1", name="Li", id_number_digest="d",
+                                             id_number_masked="1101**********0017", mobile="13800000000")))
+
+    asyncio.run(run())
+    assert seen == [("ctx", "lost"), ("ctx", "day")], "an event outside the table is passed over"
+    assert sub.batch_handler("ctx") is None
+
+
+def test_every_event_reads_every_topic_and_follows_the_types_own_handler() -> None:
+    seen: list[str] = []
+
+    async def on_lost(ctx: None, event: CloudEvent) -> None:
+        seen.append("lost")
+
+    async def log(ctx: None, event: CloudEvent) -> None:
+        seen.append(event.type)
+
+    sub: Subscription[None] = Subscription({CardLost: on_lost}, every_event=log)
+    assert sub.services() == list(TOPICS)
+    asyncio.run(sub.handler(None)(_event(LOST)))
+    assert seen == ["lost", CardLost.event_type()]
