@@ -1,7 +1,8 @@
 """An in-memory stand-in for the part of pymongo's AsyncCollection that the outbox relay and
 the aggregate store's reads use: ``find`` (``limit``, ``batch_size``, a cursor read a page at a
-time with ``to_list(length)``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of ``UpdateOne`` and ``UpdateMany``
-(answering ``matched_count``), on equality, ``$in``, ``$set`` and ``$max``. Every read yields to the event loop,
+time with ``to_list(length)``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of ``InsertOne`` (a taken ``_id``
+is the server's duplicate-key write error), ``UpdateOne`` and ``UpdateMany`` (answering ``matched_count``), on
+equality, ``$in``, ``$set`` (dotted paths one level deep), ``$push`` with ``$each`` and ``$max``. Every read yields to the event loop,
 and a test can hold the next read at its start (``hold_next_read``) to act meanwhile."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import asyncio
 import copy
 from typing import Any
 
-from pymongo import UpdateMany, UpdateOne
+from pymongo import InsertOne, UpdateMany, UpdateOne
+from pymongo.errors import BulkWriteError
 
 Doc = dict[str, Any]
 
@@ -86,10 +88,18 @@ class MemoryCollection:
         await self.reading()
         return next((copy.deepcopy(d) for d in self.docs.values() if matches(d, query)), None)
 
-    async def bulk_write(self, requests: list[UpdateOne | UpdateMany], ordered: bool = True) -> BulkResult:
+    async def bulk_write(self, requests: list[InsertOne[Doc] | UpdateOne | UpdateMany],
+                         ordered: bool = True) -> BulkResult:
         await asyncio.sleep(0)
         result = BulkResult()
-        for request in requests:
+        for index, request in enumerate(requests):
+            if isinstance(request, InsertOne):
+                doc = copy.deepcopy(request._doc)
+                if doc["_id"] in self.docs:
+                    raise BulkWriteError({"writeErrors": [{"index": index, "code": 11000,
+                                                           "errmsg": f"duplicate key {doc['_id']}"}]})
+                self.docs[doc["_id"]] = doc
+                continue
             by_id = request._filter.get("_id")
             if isinstance(by_id, str):
                 candidates = [self.docs[by_id]] if by_id in self.docs else []
@@ -101,7 +111,13 @@ class MemoryCollection:
             for doc in found if isinstance(request, UpdateMany) else found[:1]:
                 result.matched_count += 1
                 for field, value in request._doc.get("$set", {}).items():
-                    doc[field] = value
+                    head, _, rest = field.partition(".")
+                    if rest:
+                        doc.setdefault(head, {})[rest] = copy.deepcopy(value)
+                    else:
+                        doc[field] = copy.deepcopy(value)
+                for field, value in request._doc.get("$push", {}).items():
+                    doc.setdefault(field, []).extend(copy.deepcopy(value["$each"]))
                 for field, value in request._doc.get("$max", {}).items():
                     doc[field] = max(doc.get(field, value), value)
         return result
