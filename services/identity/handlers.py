@@ -81,7 +81,7 @@ CODE_SENT = "if the name and ID number match the register, a code was sent by SM
 # The register.
 
 async def create_unit(ctx: Identity, body: UnitCreate, correlation_id: str) -> InsuredUnit:
-    """Register an insured unit (an employer)."""
+    """A new insured unit (an employer) in the register."""
     unit = InsuredUnit(unit_id=new_id("U"), name=body.name.strip())
     await ctx.units.execute(unit.unit_id, register_unit(unit), correlation_id=correlation_id)
     return unit
@@ -95,7 +95,8 @@ async def find_unit(ctx: Identity, unit_id: str) -> InsuredUnit:
 
 
 async def create_person(ctx: Identity, body: PersonCreate, correlation_id: str) -> Person:
-    """Register an insured person; one person per resident ID number."""
+    """A new person in the register: a valid ID number and mobile, a registered unit (or
+    none), and no one registered with that ID number already."""
     id_number = checked_id_number(body.id_number)
     mobile = checked_mobile(body.mobile)
     if body.unit_id is not None:
@@ -116,7 +117,7 @@ async def create_person(ctx: Identity, body: PersonCreate, correlation_id: str) 
 
 
 async def find_person(ctx: Identity, principal: Principal, person_id: str) -> Person:
-    """A person's register entry: the person themself, or agency and bank staff."""
+    """A person's register entry, for the person themself or agency and bank staff."""
     ensure_owner_or_staff(principal, person_id, "clerk", "teller", "operator")
     person = await ctx.persons.get(person_id)
     if person is None:
@@ -125,7 +126,8 @@ async def find_person(ctx: Identity, principal: Principal, person_id: str) -> Pe
 
 
 async def pay_contributions(ctx: Identity, body: ContributionCreate, correlation_id: str) -> ContributionsPublic:
-    """Record what an insured unit paid for a month: one personal-account share per employee."""
+    """Pay each person's share of a unit's month: every item is checked before any is
+    written, so a refused contribution pays no one."""
     if await ctx.units.get(body.unit_id) is None:
         raise NotFound(f"insured unit {body.unit_id} is not registered")
     person_ids = [item.person_id for item in body.items]
@@ -149,8 +151,9 @@ async def pay_contributions(ctx: Identity, body: ContributionCreate, correlation
 
 async def send_account_code(ctx: Identity, body: AccountCodeRequest, request: Request,
                             correlation_id: str) -> AccountCodeSent:
-    """Opening an online account, step 1: a one-time code goes by SMS to the mobile registered
-    for the ID number. The same answer, in the same time, whether or not name and ID match."""
+    """Step 1 of an online account: a code for the person registered with the ID number, if
+    the name matches. The answer is the same, in the same time, either way: it must not
+    tell who is registered."""
     async with uniform_answer(ctx.settings.uniform_answer_seconds):
         digest = id_digest(ctx.settings.id_digest_key, checked_id_number(body.id_number))
         await ctx.limits.admit("account-codes", request, subject=("id", digest),
@@ -167,8 +170,9 @@ async def send_account_code(ctx: Identity, body: AccountCodeRequest, request: Re
 
 
 async def create_account(ctx: Identity, body: AccountCreate, request: Request, correlation_id: str) -> AccountPublic:
-    """Opening an online account, step 2: name and ID number as registered, and the code sent
-    to the registered mobile. Every refusal before the code is checked is the same answer."""
+    """Step 2: the account, if name, ID number and code match. Every refusal before the code
+    is checked is the one ``CodeRefused``, and the password is hashed on every path, so
+    that each costs the same."""
     async with uniform_answer(ctx.settings.uniform_answer_seconds):
         digest = id_digest(ctx.settings.id_digest_key, checked_id_number(body.id_number))
         await ctx.limits.admit("accounts", request, subject=("id", digest),
@@ -192,8 +196,8 @@ async def create_account(ctx: Identity, body: AccountCreate, request: Request, c
 
 
 async def recover_account(ctx: Identity, person_id: str, body: AccountRecovery, correlation_id: str) -> AccountClosed:
-    """At the agency counter, on the holder's ID card: close an online account someone else
-    opened; the holder then opens their own with a code sent to their mobile."""
+    """Close, on the holder's ID card, an online account someone else opened: its earlier
+    tokens are refused and its number is freed for the holder's own."""
     presented = id_digest(ctx.settings.id_digest_key, checked_id_number(body.id_number))
     outcome = await ctx.persons.execute(person_id, close_account_at_counter(presented),
                                         correlation_id=correlation_id)
@@ -203,8 +207,8 @@ async def recover_account(ctx: Identity, person_id: str, body: AccountRecovery, 
 
 
 async def login(ctx: Identity, body: Login, request: Request, correlation_id: str) -> TokenPublic:
-    """Log in with account number and password. Every refusal is the same 401, in the same
-    time: an unknown account, a wrong password, and an account locked after repeated failures."""
+    """A cardholder's token for account number and password. An unknown account, a wrong
+    password and a lock all get the same 401, in the same time."""
     async with uniform_answer(ctx.settings.uniform_answer_seconds):
         await ctx.limits.admit("login", request, subject=("account", body.account_number),
                                per_subject=ctx.settings.rate_limit_per_account_number)
@@ -238,8 +242,8 @@ async def create_staff_user(ctx: Identity, body: StaffCreate, correlation_id: st
 
 
 async def staff_login(ctx: Identity, body: StaffLogin, request: Request, correlation_id: str) -> TokenPublic:
-    """Log a staff user in; a merchant terminal's token carries the merchant id as subject.
-    Every refusal is the same 401: unknown user, wrong password, or locked."""
+    """A staff user's token (a merchant terminal's carries the merchant id as subject);
+    every refusal is the same 401."""
     await ctx.limits.admit("staff-login", request, subject=("staff", body.username),
                            per_subject=ctx.settings.rate_limit_per_account_number)
     user = await ctx.staff.get(staff_key(body.username))
@@ -265,7 +269,7 @@ async def staff_login(ctx: Identity, body: StaffLogin, request: Request, correla
 # The business clock.
 
 async def clock_now(ctx: Identity) -> ClockPublic:
-    """The business date (the real date in China until the clock is first advanced)."""
+    """The clock's date, and whether it was ever advanced (until then, the real date in China)."""
     state = await ctx.clock.get(CLOCK_ID)
     return ClockPublic(date=state.date if state else real_today(), simulated=state is not None)
 
@@ -277,9 +281,8 @@ async def published(ctx: Identity, sequence: int) -> bool:
 
 
 async def advance_clock(ctx: Identity, body: ClockAdvance, correlation_id: str) -> ClockAdvanced:
-    """Advance the business date: one BusinessDateAdvanced per day, a MonthEnded per month
-    crossed; answer once every service has applied the new date, or when
-    ``MEDCARD_IDENTITY_CLOCK_FOLLOWERS_WAIT_SECONDS`` have passed, naming those behind."""
+    """Move the clock, then wait (at most ``identity_clock_followers_wait_seconds``) until
+    every service's clock group has applied the new date; the answer names those behind."""
     outcome = await ctx.clock.execute(
         CLOCK_ID, advance(today=real_today(), start=body.start, days=body.days, to=body.to),
         correlation_id=correlation_id,
