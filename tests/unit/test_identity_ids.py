@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from services.identity.api.register import checked_id_number
+from services.identity.domain import checked_id_number
 from shared.domain import Invalid
 from shared.ids import id_check_digit, id_digest, make_id_number, mask_id_number, presented_digest
 
