@@ -115,14 +115,17 @@ class Ecosystem:
         body = {"username": "operator", "password": self.operator_password}
         self.tokens["operator"] = (await self.call("identity", "POST", "/v1/staff/login", json=body))["access_token"]
 
-    async def create_staff(self, username: str, role: str, password: str, merchant_id: str | None = None) -> None:
+    async def create_staff(self, username: str, role: str, password: str, merchant_id: str | None = None, *,
+                           who: str | None = None) -> None:
+        """The staff user (created unless it exists) logged in: its token is kept as ``who``
+        (default: the merchant id of a terminal, else the username)."""
         body: dict[str, Any] = {"username": username, "password": password, "role": role}
         if merchant_id:
             body["merchant_id"] = merchant_id
         await self.call("identity", "POST", "/v1/staff", who="operator", json=body, expect=(201, 409))
         token = await self.call("identity", "POST", "/v1/staff/login",
                                 json={"username": username, "password": password})
-        self.tokens[merchant_id or username] = token["access_token"]
+        self.tokens[who or merchant_id or username] = token["access_token"]
 
     async def read_code_sms(self, person_id: str, seen: set[str], timeout: float = 120.0) -> str:
         """The one-time code of the newest account-code SMS to the person that is not in ``seen``
