@@ -61,6 +61,9 @@ class Ecosystem:
     typed: set[str] | None = None
     """When a set: every password, PIN and ID number sent to a service is added to it,
     so that a test can look for them where they must not be (see SENSITIVE)."""
+    headers: Callable[[], dict[str, str]] | None = None
+    """Headers every request carries besides the token, made afresh for each (a run against
+    running services: the proof that lets it past their rate limits, see ``running.py``)."""
 
     async def open(self) -> None:
         """Keep-alive clients, made once: ``POOLS`` per service of ``POOL_CONNECTIONS`` each.
@@ -89,7 +92,7 @@ class Ecosystem:
         is safe: a read, or a command the service says it did not apply. A command whose
         outcome the service cannot tell (its database connection was lost mid-write) is
         not retried blindly: it could be applied twice."""
-        headers = self.auth(who) if who else {}
+        headers = {**(self.headers() if self.headers else {}), **(self.auth(who) if who else {})}
         if self.typed is not None:
             for values in (kwargs.get("json"), kwargs.get("params")):
                 if isinstance(values, dict):
