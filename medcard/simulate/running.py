@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from services.identity.api.access import staff_key
+from services.identity.domain import staff_key
 from services.identity.config import OPERATOR_PASSWORD_KEY
 from shared.guard import EXEMPTION_HEADER, exemption_proof
 from shared.keys import existing_keys
