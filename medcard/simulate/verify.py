@@ -11,25 +11,26 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from shared.bounded import within
 from shared.settings import Settings
+from shared.topic_reader import batches_to_end, topic_reader
 from shared.topics import TOPICS
 
 from .client import Ecosystem
 from .driver import Holder, Ledger
 from .series import Series
 
-KAFKA_SECONDS = 60.0
-"""Longest the topic reader waits for Kafka to let it start, or to stop."""
-READ_SECONDS = 600.0
-"""Longest reading a topic back may take, and a millisecond more per record."""
+STALL_SECONDS = 120.0
+"""Longest reading the topics back may go without a record before it fails (naming the
+partitions short of their end)."""
+FETCH_BYTES = 8 * 1024 * 1024
+"""Per partition and fetch: the verifier reads whole topics, in few round trips."""
 SAMPLE_LIMIT = 5000
 """Above this many persons, projections are compared on a seeded sample of this size."""
 Offsets = dict[TopicPartition, int]
@@ -171,13 +172,9 @@ def _partitions(settings: Settings) -> list[tuple[str, list[TopicPartition]]]:
 async def end_offsets(settings: Settings) -> Offsets:
     """Where every topic and dead-letter topic ends now: a run against a running stack
     reads from there (``read_stream``'s ``since``)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await within(consumer.start(), KAFKA_SECONDS, "the topic reader's start (Kafka)")
-    try:
+    async with topic_reader(settings, "verify") as consumer:
         parts = [tp for _, service_parts in _partitions(settings) for tp in service_parts]
         return dict(await consumer.end_offsets(parts))
-    finally:
-        await within(consumer.stop(), KAFKA_SECONDS, "the topic reader's stop (Kafka)")
 
 
 async def read_stream(settings: Settings, ledger: Ledger | None = None, series: Series | None = None, *,
@@ -191,15 +188,13 @@ async def read_stream(settings: Settings, ledger: Ledger | None = None, series: 
     see ``end_offsets``); ``ours``: fold only the events it accepts, the others into
     ``Tally.others`` (every dead letter since is counted: one that came while the run ran
     is worth a look whoever caused it)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
-    await within(consumer.start(), KAFKA_SECONDS, "the topic reader's start (Kafka)")
     tally = Tally(ledger={kind: getattr(ledger, kind) for kind in LEDGER_EVENTS} if ledger else {}, series=series)
     others = tally.others = Tally() if ours is not None else None
-    try:
+    async with topic_reader(settings, "verify", max_partition_fetch_bytes=FETCH_BYTES) as consumer:
         for service, parts in _partitions(settings):
             recent: dict[tuple[str, int], _Recent] = {}
-            async for records in _batches(consumer, parts, since):
+            async for records in batches_to_end(consumer, parts, start=since, max_records=20_000,
+                                                stall_seconds=STALL_SECONDS):
                 for record in records:
                     if record.topic.endswith(".dlq"):
                         tally.dead_letters += 1
@@ -212,48 +207,7 @@ async def read_stream(settings: Settings, ledger: Ledger | None = None, series: 
                         into.copies += 1  # published again (a relay resending after a crash or an outage)
                         continue
                     into.add(service, attrs, data)
-    finally:
-        await within(consumer.stop(), KAFKA_SECONDS, "the topic reader's stop (Kafka)")
     return tally
-
-
-async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> list[Any]:
-    """Every record of ``parts`` up to their end offsets at the call (held in memory: small runs)."""
-    return [record async for records in _batches(consumer, parts) for record in records]
-
-
-async def _batches(consumer: AIOKafkaConsumer, parts: list[TopicPartition],
-                   since: Mapping[TopicPartition, int] | None = None) -> AsyncIterator[list[Any]]:
-    """Every record of ``parts`` from ``since`` (default: their first offset) up to their end
-    offsets at the call, batch by batch (each partition's in order); TimeoutError naming the
-    partitions still short of their end after ``READ_SECONDS`` and a millisecond per record."""
-    ends = await consumer.end_offsets(parts)
-    start = {tp: (since or {}).get(tp, 0) for tp in parts}
-    wanted = {tp: end for tp, end in ends.items() if end > start[tp]}
-    if not wanted:
-        return
-    limit = READ_SECONDS + sum(end - start[tp] for tp, end in wanted.items()) / 1000
-    deadline = asyncio.get_running_loop().time() + limit
-    consumer.assign(list(wanted))
-    for tp in wanted:
-        consumer.seek(tp, start[tp])
-    at = {tp: start[tp] for tp in wanted}
-    done: set[TopicPartition] = set()
-    while len(done) < len(wanted):
-        if asyncio.get_running_loop().time() > deadline:
-            short = [f"{tp.topic}/{tp.partition} at {at[tp]} of {end}" for tp, end in wanted.items() if tp not in done]
-            raise TimeoutError(f"reading the topics back: not at their end after {limit:g} s: {short}")
-        batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
-        for tp, fetched in batch.items():
-            if tp in done:
-                continue
-            records = [r for r in fetched if r.offset < wanted[tp]]
-            if records:
-                at[tp] = records[-1].offset + 1
-                yield records
-            if at[tp] >= wanted[tp]:
-                done.add(tp)
-                consumer.pause(tp)
 
 
 def _when(attrs: dict[str, str]) -> datetime:

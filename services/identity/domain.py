@@ -26,7 +26,7 @@ from shared.events import (
     PersonRegistered,
     StaffUserCreated,
 )
-from shared.ids import InvalidIdNumber, validate_id_number, validate_mobile
+from shared.ids import validate_mobile
 
 StaffRole = Literal["clerk", "teller", "operator", "merchant"]
 NO_MATCH = "name and ID number do not match the register"
@@ -190,14 +190,6 @@ class LoginResult:
 
 
 C = TypeVar("C", bound=Credentials)
-
-
-def checked_id_number(value: str) -> str:
-    """The normalised ID number, or a 422 saying precisely what is wrong with it."""
-    try:
-        return validate_id_number(value)
-    except InvalidIdNumber as err:
-        raise Invalid(str(err)) from None
 
 
 def checked_mobile(value: str) -> str:

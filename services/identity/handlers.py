@@ -15,7 +15,7 @@ from shared.auth import Principal, ensure_owner_or_staff, issue_token
 from shared.clock import real_today
 from shared.domain import Locked, NotFound, Unauthorized
 from shared.guard import uniform_answer
-from shared.ids import id_digest, mask_id_number, new_id
+from shared.ids import checked_id_number, id_digest, mask_id_number, new_id, presented_digest
 from shared.outbox import ConcurrencyConflict
 from shared.revocations import staff_subject
 from shared.security import hash_secret_async, spend_a_verification_async, verify_secret_async
@@ -34,7 +34,6 @@ from .domain import (
     check_id_number_free,
     check_unit_registered,
     check_unlocked,
-    checked_id_number,
     checked_mobile,
     close_account_at_counter,
     code_digest,
@@ -155,7 +154,7 @@ async def send_account_code(ctx: Identity, body: AccountCodeRequest, request: Re
     the name matches. The answer is the same, in the same time, either way: it must not
     tell who is registered."""
     async with uniform_answer(ctx.settings.uniform_answer_seconds):
-        digest = id_digest(ctx.settings.id_digest_key, checked_id_number(body.id_number))
+        digest = presented_digest(ctx.settings.id_digest_key, body.id_number)
         await ctx.limits.admit("account-codes", request, subject=("id", digest),
                                per_subject=ctx.settings.rate_limit_per_id_number)
         person = await ctx.person_by_digest(digest)
@@ -174,7 +173,7 @@ async def create_account(ctx: Identity, body: AccountCreate, request: Request, c
     is checked is the one ``CodeRefused``, and the password is hashed on every path, so
     that each costs the same."""
     async with uniform_answer(ctx.settings.uniform_answer_seconds):
-        digest = id_digest(ctx.settings.id_digest_key, checked_id_number(body.id_number))
+        digest = presented_digest(ctx.settings.id_digest_key, body.id_number)
         await ctx.limits.admit("accounts", request, subject=("id", digest),
                                per_subject=ctx.settings.rate_limit_per_id_number)
         password_hash = await hash_secret_async(body.password)  # on every path: the same cost
@@ -198,7 +197,7 @@ async def create_account(ctx: Identity, body: AccountCreate, request: Request, c
 async def recover_account(ctx: Identity, person_id: str, body: AccountRecovery, correlation_id: str) -> AccountClosed:
     """Close, on the holder's ID card, an online account someone else opened: its earlier
     tokens are refused and its number is freed for the holder's own."""
-    presented = id_digest(ctx.settings.id_digest_key, checked_id_number(body.id_number))
+    presented = presented_digest(ctx.settings.id_digest_key, body.id_number)
     outcome = await ctx.persons.execute(person_id, close_account_at_counter(presented),
                                         correlation_id=correlation_id)
     await ctx.revoke_tokens(person_id, outcome.events[0].time)  # the moment of OnlineAccountClosed

@@ -6,9 +6,8 @@ from datetime import date
 
 import pytest
 
-from services.identity.domain import checked_id_number
 from shared.domain import Invalid
-from shared.ids import id_check_digit, id_digest, make_id_number, mask_id_number, presented_digest
+from shared.ids import checked_id_number, id_check_digit, id_digest, make_id_number, mask_id_number, presented_digest
 
 VALID = "11010519491231002X"
 
