@@ -15,13 +15,13 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.calendar import BusinessCalendar
 from shared.clock import BusinessClock
-from shared.domain import Invalid, NotFound
+from shared.domain import Invalid
 from shared.guard import RateLimits
 from shared.ids import InvalidIdNumber, id_digest, validate_id_number
 from shared.outbox import AggregateStore, Outcome
 from shared.settings import Settings
 
-from .domain import Decide, known
+from .domain import Decide, known, unknown
 from .model import Card, Cardholder
 
 Index = AsyncCollection[dict[str, Any]]
@@ -132,11 +132,6 @@ class Cards:
         if doc is None:
             raise unknown(what, number)
         return str(doc["person_id"])
-
-
-def unknown(what: str, number: str) -> NotFound:
-    """The answer for a number nobody has, and for a cardholder asking about someone else's."""
-    return NotFound(f"no {what} {number}")
 
 
 async def cards(request: Request) -> Cards:
