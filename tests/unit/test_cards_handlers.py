@@ -92,6 +92,20 @@ async def holder_with_card(ctx: Cards) -> str:
     return card.card_number
 
 
+async def broken_card_applied_for(ctx: Cards) -> tuple[str, BankStamped]:
+    """An active card brought in broken and applied for: its number, and the bank's stamp of the receipt."""
+    number = await holder_with_card(ctx)
+    await handlers.on_card_password_set(ctx, event(CardPasswordSet(person_id=PID, card_number=number,
+                                                                   channel="counter")))
+    _, card = await handlers.request_replacement(
+        ctx, ReplacementCreate(card_number=number, id_number=ID_NUMBER, broken_card=True), "c8")
+    assert card.replacement is not None
+    stamp = BankStamped(person_id=PID, card_number=number, receipt_number=card.replacement.receipt_number,
+                        branch="B1", seal="S1", processed_at=datetime(2026, 1, 5, 3, tzinfo=UTC),
+                        business_date=TODAY, loss_reported=True)
+    return number, stamp
+
+
 async def holder(ctx: Cards, person_id: str = PID) -> Cardholder:
     found = await ctx.holders.get(person_id)
     assert found is not None
@@ -195,15 +209,7 @@ def test_the_password_set_activates_the_card_once() -> None:
 def test_the_banks_stamp_starts_production_and_reports_a_broken_card_lost() -> None:
     async def run() -> None:
         ctx = context()
-        number = await holder_with_card(ctx)
-        await handlers.on_card_password_set(ctx, event(CardPasswordSet(person_id=PID, card_number=number,
-                                                                       channel="counter")))
-        _, card = await handlers.request_replacement(
-            ctx, ReplacementCreate(card_number=number, id_number=ID_NUMBER, broken_card=True), "c8")
-        assert card.replacement is not None
-        stamp = BankStamped(person_id=PID, card_number=number, receipt_number=card.replacement.receipt_number,
-                            branch="B1", seal="S1", processed_at=datetime(2026, 1, 5, 3, tzinfo=UTC),
-                            business_date=TODAY, loss_reported=True)
+        number, stamp = await broken_card_applied_for(ctx)
         await handlers.on_bank_stamped(ctx, event(stamp, sequence=2))
         made = (await holder(ctx)).card(number)
         assert made.state == "in_production" and made.loss is not None and made.loss.channel == "bank"
@@ -230,15 +236,7 @@ def test_an_online_accounts_lock_refuses_the_holders_earlier_tokens() -> None:
 def test_a_batch_saves_its_cardholders_events_at_once_and_hands_the_others_to_their_handlers() -> None:
     async def run() -> None:
         ctx = context()
-        number = await holder_with_card(ctx)
-        await handlers.on_card_password_set(ctx, event(CardPasswordSet(person_id=PID, card_number=number,
-                                                                       channel="counter")))
-        _, card = await handlers.request_replacement(
-            ctx, ReplacementCreate(card_number=number, id_number=ID_NUMBER, broken_card=True), "c8")
-        assert card.replacement is not None
-        stamp = BankStamped(person_id=PID, card_number=number, receipt_number=card.replacement.receipt_number,
-                            branch="B1", seal="S1", processed_at=datetime(2026, 1, 5, 3, tzinfo=UTC),
-                            business_date=TODAY, loss_reported=True)
+        number, stamp = await broken_card_applied_for(ctx)
         batch = [
             registered("P2"),
             event(stamp, sequence=2),  # needs a voucher number: through its handler
