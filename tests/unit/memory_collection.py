@@ -2,10 +2,10 @@
 the aggregate store use: ``find`` (``limit``, ``batch_size``, a cursor read a page at a
 time with ``to_list(length)``; ``sort`` ignored), ``find_one``, ``insert_one`` (a duplicate
 ``_id`` raises ``DuplicateKeyError``), ``update_one`` (``upsert`` too) and ``bulk_write`` of
-``InsertOne`` (a taken ``_id``: the server's duplicate-key write error), ``UpdateOne`` and ``UpdateMany`` (answering ``matched_count``), on equality,
-``$in``, ``$set`` (of dotted paths too), ``$max`` and ``$push`` with ``$each``. Every read
-yields to the event loop, and a test can hold the next read at its start
-(``hold_next_read``) to act meanwhile."""
+``InsertOne`` (a taken ``_id``: the server's duplicate-key write error), ``UpdateOne`` and
+``UpdateMany`` (answering ``matched_count``), on equality, ``$in``, ``$set`` (of dotted paths
+too), ``$max`` and ``$push`` with ``$each``. Every read yields to the event loop, and a test
+can hold the next read at its start (``hold_next_read``) to act meanwhile."""
 
 from __future__ import annotations
 
