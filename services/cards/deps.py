@@ -17,9 +17,8 @@ from shared.app import configure
 from shared.auth import Principal, Role, require_roles
 from shared.calendar import BusinessCalendar
 from shared.clock import BusinessClock
-from shared.domain import Invalid
 from shared.guard import RateLimits
-from shared.ids import InvalidIdNumber, id_digest, validate_id_number
+from shared.ids import presented_digest
 from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
 from shared.settings import Settings
@@ -104,10 +103,7 @@ class Cards:
 
     def presented_digest(self, id_number: str) -> str:
         """The digest of an ID number shown at a counter or online; 422 if it is malformed."""
-        try:
-            return id_digest(self.settings.id_digest_key, validate_id_number(id_number))
-        except InvalidIdNumber as err:
-            raise Invalid(str(err)) from None
+        return presented_digest(self.settings.id_digest_key, id_number)
 
     async def person_of(self, index: Index, number: str, what: str) -> str:
         doc = await index.find_one({"_id": number})
