@@ -96,7 +96,7 @@ async def notifications_of(request: Request) -> Notifications:
 
 NotificationsDep = Annotated[Notifications, Depends(notifications_of)]
 Operator = Annotated[Principal, Depends(require_roles("operator"))]
-SignedIn = CurrentPrincipal
+Anyone = CurrentPrincipal
 """Any signed-in caller: the route's own rule says who may see what (a cardholder their
 own messages, an operator anyone's)."""
 Limit = Annotated[int, Query(ge=1, le=500)]

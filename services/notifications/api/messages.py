@@ -13,7 +13,7 @@ from shared.ids import mask_mobile
 from shared.service import correlation_id
 
 from .. import handlers
-from ..deps import Limit, NotificationsDep, Operator, SignedIn
+from ..deps import Anyone, Limit, NotificationsDep, Operator
 from ..domain import Message, Status
 from ..schemas import MessagePublic, MessagesPublic, RecipientCard, RecipientPublic
 
@@ -28,7 +28,7 @@ def _page(messages: list[Message], *, staff_names: bool = True) -> MessagesPubli
 
 
 @router.get("/persons/{person_id}/messages", responses=errors(422))
-async def person_messages(person_id: str, principal: SignedIn, ctx: NotificationsDep,
+async def person_messages(person_id: str, principal: Anyone, ctx: NotificationsDep,
                           status: Status | None = None, limit: Limit = 100) -> MessagesPublic:
     """A person's messages, newest first (the cardholder themself or an operator)."""
     ensure_owner_or_staff(principal, person_id, "operator")
