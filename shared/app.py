@@ -61,7 +61,8 @@ class Subscription(Generic[C]):
     """One consumer group of a service: the events it applies, by model, each with its handler.
 
     Events of other types on the same topics are passed over. ``every_event`` sees every
-    event of every topic, after its type's handler (the notifications' webhook log)."""
+    event of every topic, before its type's handler (the notifications' webhook log: an
+    event is recorded for the subscriptions even if its own handler refuses it)."""
 
     handlers: Mapping[type[EventData], EventHandler[C]]
     batch: EventBatchHandler[C] | None = None
@@ -82,16 +83,16 @@ class Subscription(Generic[C]):
         return sorted(model.event_type() for model in self.handlers)
 
     def handler(self, ctx: C) -> Handler:
-        """One event at a time: the table's handler for its type, if any, then ``every_event``."""
+        """One event at a time: ``every_event``, then the table's handler for its type, if any."""
         table = dict(self.handlers)
         every = self.every_event
 
         async def handle(event: CloudEvent) -> None:
+            if every is not None:
+                await every(ctx, event)
             own = table.get(type(event.data))
             if own is not None:
                 await own(ctx, event)
-            if every is not None:
-                await every(ctx, event)
 
         return handle
 

@@ -191,6 +191,16 @@ def contact_arrived(*, now: datetime) -> Callable[[Message | None], Decision[Mes
     return decide
 
 
+class NotFailed(Conflict):
+    """Only a failed message is sent again: a pending one is still being tried, a sent one
+    reached the phone, a waiting one waits for the person's contact details."""
+
+
+def check_only_failed_resent(message: Message) -> None:
+    if message.status != "failed":
+        raise NotFailed(f"message {message.message_id} is {message.status}: only a failed message can be resent")
+
+
 def resend_failed(message_id: str, *, now: datetime, by: str) -> Callable[[Message | None], Decision[Message]]:
     """An operator sends a failed message again: due now, its attempts reset.
 
@@ -200,8 +210,7 @@ def resend_failed(message_id: str, *, now: datetime, by: str) -> Callable[[Messa
     def decide(state: Message | None) -> Decision[Message]:
         if state is None:
             raise NotFound(f"no message {message_id}")
-        if state.status != "failed":
-            raise Conflict(f"message {message_id} is {state.status}: only a failed message can be resent")
+        check_only_failed_resent(state)
         note = f"resent after {state.attempts} failed attempts; last error: {state.last_error}"
         return Decision(state.changed(now, "pending", note, by=by, attempts=0, next_attempt_at=now,
                                       last_error=None))
@@ -218,16 +227,43 @@ def event_type_index(type_strings: list[str]) -> dict[str, set[str]]:
     return index
 
 
+class UnknownEventTypes(Invalid):
+    """A webhook asks for event types the catalogue (``/asyncapi.json``) does not have."""
+
+
+def check_known_event_types(requested: list[str], index: dict[str, set[str]]) -> None:
+    unknown = [t for t in requested if t not in index]
+    if unknown:
+        raise UnknownEventTypes(f"unknown event types: {', '.join(unknown)}; see /asyncapi.json for the catalogue")
+
+
 def normalise_event_types(requested: list[str], index: dict[str, set[str]]) -> list[str]:
     """Webhook event types as full type strings; names (``CardLost``) are accepted too.
 
     Raises Invalid naming the unknown entries. An empty list means every type.
     """
-    unknown = [t for t in requested if t not in index]
-    if unknown:
-        raise Invalid(f"unknown event types: {', '.join(unknown)}; see /asyncapi.json for the catalogue")
+    check_known_event_types(requested, index)
     return sorted({full for t in requested for full in index[t]})
 
 
 def subscribed(event_types: list[str], event_type: str) -> bool:
     return not event_types or event_type in event_types
+
+
+class EmptyReplayRange(Invalid):
+    """A replay covers [since, until): nothing if ``since`` is not before ``until``."""
+
+
+def check_replay_range(since: datetime, until: datetime) -> None:
+    if since >= until:
+        raise EmptyReplayRange("the replay range is empty: 'since' must be before 'until'")
+
+
+class ReplayTooLong(Invalid):
+    """One replay queues at most a bounded number of events: a longer range is replayed in parts."""
+
+
+def check_replay_size(found: int, limit: int) -> None:
+    """``found`` events in the range (read up to ``limit + 1``) are at most ``limit``."""
+    if found > limit:
+        raise ReplayTooLong(f"more than {limit} events in that range; replay a shorter one")

@@ -27,7 +27,7 @@ from shared.ids import new_id
 from shared.logging import get_logger
 from shared.security import SecretBox
 
-from .domain import stamp, subscribed
+from .domain import check_replay_range, check_replay_size, stamp, subscribed
 from .signing import new_secret
 from .targets import Networks, RefusedTarget, check_url
 
@@ -240,13 +240,11 @@ class WebhookHub:
 
     async def replay(self, webhook_id: str, since: datetime, until: datetime) -> int:
         """Enqueue again every kept event of [since, until) that the subscription wants, oldest first."""
-        if since >= until:
-            raise Invalid("the replay range is empty: 'since' must be before 'until'")
+        check_replay_range(since, until)
         sub = await self.get(webhook_id)
         found = await self.events.find({"time": {"$gte": stamp(since), "$lt": stamp(until)}}, {"type": 1}).sort(
             [("time", 1), ("received_at", 1)]).limit(REPLAY_LIMIT + 1).to_list()
-        if len(found) > REPLAY_LIMIT:
-            raise Invalid(f"more than {REPLAY_LIMIT} events in that range; replay a shorter one")
+        check_replay_size(len(found), REPLAY_LIMIT)
         count = 0
         for event in found:
             if subscribed(sub["event_types"], event["type"]):

@@ -158,8 +158,10 @@ def build_asyncapi(consumers: Mapping[str, Iterable[str]] | None = None) -> dict
                 "action": "receive",
                 "channel": {"$ref": f"#/channels/{service}"},
                 "title": f"The {consumer} service applies",
-                "summary": f"Events of the {service} topic the {consumer} service applies (its handler table); "
-                           f"it passes over the others.",
+                "summary": (f"Every event of the {service} topic: the {consumer} service applies each one."
+                            if len(wanted) == sum(REGISTRY[t].service == service for t in schemas) else
+                            f"Events of the {service} topic the {consumer} service applies (its handler table); "
+                            f"it passes over the others."),
                 "messages": [{"$ref": f"#/channels/{service}/messages/{t}"} for t in wanted],
             }
     return {

@@ -45,7 +45,7 @@ def test_the_table_decides_the_topics_and_the_handler_each_event_meets() -> None
     assert sub.batch_handler("ctx") is None
 
 
-def test_every_event_reads_every_topic_and_follows_the_types_own_handler() -> None:
+def test_every_event_reads_every_topic_and_comes_before_the_types_own_handler() -> None:
     seen: list[str] = []
 
     async def on_lost(ctx: None, event: CloudEvent) -> None:
@@ -57,4 +57,4 @@ def test_every_event_reads_every_topic_and_follows_the_types_own_handler() -> No
     sub: Subscription[None] = Subscription({CardLost: on_lost}, every_event=log)
     assert sub.services() == list(TOPICS)
     asyncio.run(sub.handler(None)(_event(LOST)))
-    assert seen == ["lost", CardLost.event_type()]
+    assert seen == [CardLost.event_type(), "lost"]

@@ -1,4 +1,5 @@
-"""A message's delivery state, retries and outcome events; webhook types and signatures (pure)."""
+"""A message's delivery state, retries and outcome events; webhook types and signatures; the
+rules' named guards (pure)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ import pytest
 
 from services.notifications.compose import draft_for
 from services.notifications.domain import (
+    EmptyReplayRange,
     Message,
+    NotFailed,
+    ReplayTooLong,
+    UnknownEventTypes,
     await_contact,
     backoff,
+    check_known_event_types,
+    check_only_failed_resent,
+    check_replay_range,
+    check_replay_size,
     contact_arrived,
     create_message,
     event_type_index,
@@ -209,3 +218,39 @@ def test_the_recipient_view_follows_each_card_event_in_the_shared_vocabulary() -
         LOST.data,
         CardCancelled(person_id="P1", card_number=card, reason="replaced"),
     )] == ["pending_activation", "active", "lost", "cancelled"]
+
+
+# The rules, each a named guard refusing with its own error (the message and code the API
+# has always answered with) and admitting the rest.
+@pytest.mark.parametrize("status", ["pending", "awaiting_contact", "sent"])
+def test_only_a_failed_message_is_resent(status: str) -> None:
+    refused = pending().model_copy(update={"status": status})
+    with pytest.raises(NotFailed, match=f"message {refused.message_id} is {status}: only a failed message") as err:
+        check_only_failed_resent(refused)
+    assert isinstance(err.value, Conflict) and err.value.code == "conflict"
+    check_only_failed_resent(failed_for_good())
+
+
+def test_a_webhook_names_only_event_types_of_the_catalogue() -> None:
+    index = event_type_index(["cn.medcard.cards.CardLost.v1", "cn.medcard.bank.MonthlyTransfer.v1"])
+    with pytest.raises(UnknownEventTypes, match="unknown event types: CardStolen, x; see /asyncapi.json") as err:
+        check_known_event_types(["CardLost", "CardStolen", "x"], index)
+    assert isinstance(err.value, Invalid) and err.value.code == "invalid"
+    check_known_event_types(["CardLost", "cn.medcard.bank.MonthlyTransfer.v1"], index)
+    check_known_event_types([], index)  # every type
+
+
+def test_a_replay_range_is_not_empty() -> None:
+    for until in (NOW, NOW - timedelta(seconds=1)):
+        with pytest.raises(EmptyReplayRange, match="the replay range is empty: 'since' must be before 'until'") as err:
+            check_replay_range(NOW, until)
+        assert isinstance(err.value, Invalid) and err.value.code == "invalid"
+    check_replay_range(NOW, NOW + timedelta(microseconds=1))
+
+
+def test_a_replay_queues_at_most_its_limit_of_events() -> None:
+    with pytest.raises(ReplayTooLong, match="more than 10000 events in that range; replay a shorter one") as err:
+        check_replay_size(10_001, 10_000)
+    assert isinstance(err.value, Invalid) and err.value.code == "invalid"
+    check_replay_size(10_000, 10_000)
+    check_replay_size(0, 10_000)
