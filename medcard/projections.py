@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from medcard.ports import SERVICE_PORTS
-from shared.rebuild import Projection, RebuildError, compare, rebuild
+from shared.projection import Projection
+from shared.rebuild import RebuildError, compare, rebuild
 from shared.settings import get_settings
 
 app = typer.Typer(help="Projections of the event log: rebuild and compare.", no_args_is_help=True)

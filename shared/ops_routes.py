@@ -48,7 +48,7 @@ class _RuntimeCollector:
 def metrics_registry(runtime: ServiceRuntime) -> CollectorRegistry:
     """The service's own registry, with the runtime's counters read at each scrape."""
     registry = CollectorRegistry()
-    registry.register(_RuntimeCollector(runtime))  # type: ignore[arg-type]
+    registry.register(_RuntimeCollector(runtime))
     return registry
 
 

@@ -86,7 +86,7 @@ async def first_timestamp(settings: Settings, topic: str) -> float:
         consumer.assign(parts)
         for tp in parts:
             consumer.seek(tp, 0)
-        return min([(await consumer.getone(tp)).timestamp for tp in parts]) / 1000
+        return float(min([(await consumer.getone(tp)).timestamp for tp in parts])) / 1000
     finally:
         await consumer.stop()
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from medcard.simulate.run import peak_memory_mb
 from medcard.stack.local import LocalStack
 from shared.kafka import ensure_topics
 from shared.topics import topic_for_service
@@ -34,7 +35,6 @@ from .common import (
     machine,
     meter,
     open_ecosystem,
-    peak_memory_mb,
     ports_from,
     start,
     stop,

@@ -4,6 +4,7 @@ the end offset and how many records wait between them."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -74,7 +75,8 @@ async def _committed_offsets(admin: AIOKafkaAdminClient, group: str,
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
-            return await admin.list_consumer_group_offsets(group)
+            offsets: dict[Any, Any] = await admin.list_consumer_group_offsets(group)
+            return offsets
         except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
             if asyncio.get_running_loop().time() > deadline:
                 raise

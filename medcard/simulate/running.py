@@ -66,7 +66,7 @@ def running_stack(urls: Mapping[str, str | None], keys_file: Path, namespace: st
     if missing:
         raise ValueError(f"give all four services' URLs or none: {', '.join(f'--{m}-url' for m in missing)} "
                          f"missing (with none, the run starts services of its own)")
-    return RunningStack({name: given[name].rstrip("/") for name in SERVICES}, keys_file, namespace)  # type: ignore[union-attr]
+    return RunningStack({name: given[name].rstrip("/") for name in SERVICES}, keys_file, namespace)
 
 
 REFUSED = {

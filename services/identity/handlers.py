@@ -12,7 +12,7 @@ from fastapi import Request
 
 from shared.app import Subscription
 from shared.auth import Principal, ensure_owner_or_staff, issue_token
-from shared.clock import real_today
+from shared.calendar import real_today
 from shared.domain import Locked, NotFound, Unauthorized
 from shared.guard import uniform_answer
 from shared.ids import checked_id_number, id_digest, mask_id_number, new_id, presented_digest

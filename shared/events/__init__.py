@@ -41,7 +41,7 @@ class InvalidEvent(ValueError):
 
 
 def _envelope_for(type_string: str, data_cls: type[EventData]) -> type[CloudEvent]:
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         f"{data_cls.__name__}Event",
         __base__=CloudEvent,
         type=(cast(Any, Literal[type_string]), ...),  # a Literal of a value known only at run time

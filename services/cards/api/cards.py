@@ -9,7 +9,8 @@ from shared.service import correlation_id
 
 from .. import handlers
 from ..deps import CardsDep, Clerk, HolderOrStaff
-from ..schemas import CardCreate, CardPublic, CardsPublic, card_public, errors
+from ..schemas import CardCreate, CardPublic, CardsPublic, card_public
+from shared.errors import errors
 
 router = APIRouter(prefix="/v1", tags=["cards"], responses=errors(401, 403))
 

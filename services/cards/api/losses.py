@@ -16,10 +16,10 @@ from ..schemas import (
     LossReportPublic,
     LossReportQuery,
     LossReportStatus,
-    errors,
     loss_public,
     loss_status,
 )
+from shared.errors import errors
 
 router = APIRouter(prefix="/v1/loss-reports", tags=["loss reports"])
 REPEAT_EXAMPLE = {

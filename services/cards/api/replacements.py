@@ -15,9 +15,9 @@ from ..schemas import (
     ReplacementCreate,
     ReplacementPublic,
     card_public,
-    errors,
     replacement_public,
 )
+from shared.errors import errors
 
 router = APIRouter(prefix="/v1/replacements", tags=["replacements"], responses=errors(401, 403))
 

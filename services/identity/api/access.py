@@ -20,8 +20,8 @@ from ..schemas import (
     StaffLogin,
     StaffPublic,
     TokenPublic,
-    errors,
 )
+from shared.errors import errors
 
 router = APIRouter(prefix="/v1", tags=["access"])
 

@@ -8,7 +8,8 @@ from shared.service import correlation_id
 
 from .. import handlers
 from ..deps import IdentityDep, Operator
-from ..schemas import ClockAdvance, ClockAdvanced, ClockPublic, errors
+from ..schemas import ClockAdvance, ClockAdvanced, ClockPublic
+from shared.errors import errors
 
 router = APIRouter(prefix="/v1/clock", tags=["clock"])
 

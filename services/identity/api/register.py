@@ -16,8 +16,8 @@ from ..schemas import (
     PersonPublic,
     UnitCreate,
     UnitPublic,
-    errors,
 )
+from shared.errors import errors
 
 router = APIRouter(prefix="/v1", tags=["register"], responses=errors(401, 403))
 
