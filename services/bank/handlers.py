@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from shared.app import EventHandler, Subscription
+from shared.clock import CLOCK_GROUPS
 from shared.events import (
     BusinessDateAdvanced,
     CardCancelled,
@@ -14,7 +16,10 @@ from shared.events import (
     CardLost,
     CloudEvent,
     ContributionPaid,
+    EventData,
     MonthEnded,
+    OnlineAccountClosed,
+    OnlineAccountLocked,
     PersonRegistered,
     ReplacementRequested,
 )
@@ -23,7 +28,7 @@ from shared.outbox import BATCH_GROUP
 from shared.revocations import project as project_revocation
 
 from . import domain, projections
-from .context import Bank
+from .deps import Bank
 from .domain import Decide
 
 log = get_logger("bank.handlers")
@@ -55,10 +60,6 @@ def decision_for(event: CloudEvent, now: datetime, nightly: bool = False) -> Dec
     return None
 
 
-def nightly(bank: Bank) -> bool:
-    return bank.runtime.settings.bank_loss_propagation == "nightly"
-
-
 def _log_loss(event: CloudEvent, now: datetime, kept: bool = False) -> None:
     if isinstance(event.data, CardLost) and not kept:  # kept for the night: applied later
         # The ids given here, not bound: in a batch the consumer has no one event to bind.
@@ -66,34 +67,83 @@ def _log_loss(event: CloudEvent, now: datetime, kept: bool = False) -> None:
                  event_type=event.name, latency_ms=round((now - event.time).total_seconds() * 1000, 3))
 
 
-async def on_identity_or_cards(bank: Bank, event: CloudEvent) -> None:
-    """Persons, contributions and the card lifecycle, applied to the person's account."""
-    now = datetime.now(UTC)
-    # The indexes first: a lookup never misses a card or receipt the account knows.
-    await projections.index(bank.runtime.db, event)
-    await project_revocation(bank.runtime.db, event)  # a lock or closure refuses the holder's old tokens
-    decide = decision_for(event, now, nightly(bank))
-    if decide is None:
-        return
+async def _apply(bank: Bank, event: CloudEvent, now: datetime) -> None:
+    """The event's decision (``decision_for``) applied to the person's account."""
+    decide = decision_for(event, now, bank.nightly)
+    assert decide is not None, f"{event.name} asks nothing of an account"
     outcome = await bank.accounts.execute(event.data.person_id, decide,  # type: ignore[attr-defined]
                                           correlation_id=event.correlationid, cause=event)
     if not outcome.duplicate:
-        _log_loss(event, now, nightly(bank))
+        _log_loss(event, now, bank.nightly)
 
 
-async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> list[Exception | None]:
+# --- events of identity and cards: persons, contributions and the card lifecycle ------
+
+async def on_person_registered(bank: Bank, event: CloudEvent) -> None:
+    """The name and ID digest a teller checks the ID card against."""
+    await _apply(bank, event, datetime.now(UTC))
+
+
+async def on_contribution_paid(bank: Bank, event: CloudEvent) -> None:
+    """A contribution waits for the month end (held while the person has no account)."""
+    await _apply(bank, event, datetime.now(UTC))
+
+
+async def on_card_issued(bank: Bank, event: CloudEvent) -> None:
+    """A first card opens the account; a later one takes it over."""
+    now = datetime.now(UTC)
+    # The index first: a lookup never misses a card the account knows.
+    await projections.index(bank.runtime.db, event)
+    await _apply(bank, event, now)
+
+
+async def on_card_lost(bank: Bank, event: CloudEvent) -> None:
+    """A loss report stops the card (or, under the nightly policy, is kept for the day's end)."""
+    now = datetime.now(UTC)
+    await projections.index(bank.runtime.db, event)
+    await _apply(bank, event, now)
+
+
+async def on_card_cancelled(bank: Bank, event: CloudEvent) -> None:
+    """A cancelled card stops working."""
+    await _apply(bank, event, datetime.now(UTC))
+
+
+async def on_replacement_requested(bank: Bank, event: CloudEvent) -> None:
+    """A replacement receipt the agency issued, for a teller to stamp."""
+    now = datetime.now(UTC)
+    # The index first: a lookup never misses a receipt the account knows.
+    await projections.index(bank.runtime.db, event)
+    await _apply(bank, event, now)
+
+
+async def on_online_account_locked(bank: Bank, event: CloudEvent) -> None:
+    """A lock refuses the holder's old tokens."""
+    await project_revocation(bank.runtime.db, event)
+
+
+async def on_online_account_closed(bank: Bank, event: CloudEvent) -> None:
+    """A closure refuses the holder's old tokens."""
+    await project_revocation(bank.runtime.db, event)
+
+
+async def apply_batch(bank: Bank, events: list[CloudEvent]) -> list[Exception | None]:
     """A consumer batch at once: the indexes by one bulk write, and every account the
     batch touches read once (meanwhile) and saved, after the indexes, by one guarded write
-    (``execute_batch``)."""
+    (``execute_batch``). The events that ask nothing of an account (a lock, a closure: rare)
+    go to their handlers in ``HANDLERS``, one write each; events of other types are passed over."""
     now = datetime.now(UTC)
-    for event in events:  # rare events (a lock, a closure): one write each
-        await project_revocation(bank.runtime.db, event)
+    nightly = bank.nightly
     items, where = [], []
     for k, event in enumerate(events):
-        decide = decision_for(event, now, nightly(bank))
+        decide = decision_for(event, now, nightly)
         if decide is not None:
             items.append((event.data.person_id, decide, event))  # type: ignore[attr-defined]
             where.append(k)
+    batched = set(where)
+    for k, event in enumerate(events):
+        if k not in batched and (handler := HANDLERS.get(type(event.data))) is not None:
+            await handler(bank, event)
     # The indexes are written while the accounts are read, and before those are written.
     indexed = asyncio.ensure_future(projections.index_many(bank.runtime.db, events))
     try:
@@ -107,18 +157,21 @@ async def on_identity_or_cards_batch(bank: Bank, events: list[CloudEvent]) -> li
     for k, applied in zip(where, done, strict=True):
         errors[k] = applied.error
         if applied.error is None and not applied.duplicate:
-            _log_loss(events[k], now, nightly(bank))
+            _log_loss(events[k], now, nightly)
     return errors
 
 
-async def on_clock(bank: Bank, event: CloudEvent) -> None:
-    """Follow the business date; at a month end, run the monthly transfer."""
-    data = event.data
-    if isinstance(data, BusinessDateAdvanced):
-        await apply_pending_losses(bank, event)  # the day ended: its kept loss reports first
-        await bank.clock.apply(event)
-    elif isinstance(data, MonthEnded):
-        await run_month_end(bank, event, data)
+# --- events of the clock: the business day and the month end --------------------------
+
+async def on_business_date_advanced(bank: Bank, event: CloudEvent) -> None:
+    """Follow the business date; the day that ended has its kept loss reports applied first."""
+    await apply_pending_losses(bank, event)
+    await bank.clock.apply(event)
+
+
+async def on_month_ended(bank: Bank, event: CloudEvent) -> None:
+    """At a month end, run the monthly transfer."""
+    await run_month_end(bank, event, cast(MonthEnded, event.data))
 
 
 async def apply_pending_losses(bank: Bank, event: CloudEvent) -> int:
@@ -169,3 +222,29 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
         docs = await following if following is not None else []
     log.info("bank.month_end", month=data.month, accounts=seen)
     return seen
+
+
+HANDLERS: dict[type[EventData], EventHandler[Bank]] = {
+    PersonRegistered: on_person_registered,
+    ContributionPaid: on_contribution_paid,
+    OnlineAccountLocked: on_online_account_locked,
+    OnlineAccountClosed: on_online_account_closed,
+    CardIssued: on_card_issued,
+    CardLost: on_card_lost,
+    CardCancelled: on_card_cancelled,
+    ReplacementRequested: on_replacement_requested,
+}
+"""Persons, contributions and online-account locks (identity), the card lifecycle (cards)."""
+CLOCK_HANDLERS: dict[type[EventData], EventHandler[Bank]] = {
+    BusinessDateAdvanced: on_business_date_advanced,
+    MonthEnded: on_month_ended,
+}
+CONSUMERS = [
+    Subscription(HANDLERS, batch=apply_batch),
+    # The month end runs in its own consumer group, so a long transfer never delays a loss report.
+    # One MonthEnded credits every account in one handler call: at 100,000 accounts that is
+    # longer than Kafka's default 5 minutes between polls, after which the group would evict
+    # the consumer and replay the batch. Its limit is an hour (a dead process is still found
+    # by the session timeout; only a handler stuck for an hour goes unnoticed that long).
+    Subscription(CLOCK_HANDLERS, group=CLOCK_GROUPS["bank"], max_poll_interval_ms=3_600_000),
+]

@@ -23,8 +23,7 @@ from ..schemas import (
     LedgerTotalsPublic,
 )
 from ..statement import DEFAULT_START, EXAMPLE, Statement, build_statement, default_start, statement_csv
-from ..context import Bank
-from .common import BankDep
+from ..deps import Bank, BankDep
 
 router = APIRouter(prefix="/v1", tags=["accounts"], responses=errors(401, 403))
 

@@ -17,7 +17,8 @@ from shared.service import correlation_id
 from .. import domain
 from ..model import Account
 from ..schemas import BalancePublic, PasswordChange, PasswordPublic, PasswordReset, PasswordSet
-from .common import AskedChannel, BankDep, CardNumberPath, card_account, channel_for
+from ..deps import BankDep
+from .common import AskedChannel, CardNumberPath, card_account, channel_for
 
 router = APIRouter(prefix="/v1/cards", tags=["cards"], responses=errors(401, 403, 404, 409, 422))
 holder_or_teller = [Depends(require_roles("cardholder", "teller"))]

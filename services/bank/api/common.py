@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Path
 
 from shared.auth import Principal, ensure_owner_or_staff
 from shared.domain import Forbidden
 from shared.events.bank import BalanceChannel, PasswordChannel
 
-from ..context import Bank, bank_of, unknown_card
+from ..deps import Bank, unknown_card
 from ..model import Account
 
-BankDep = Annotated[Bank, Depends(bank_of)]
 AskedChannel = PasswordChannel
 """The channels a balance is asked through without the card password: online, phone,
 counter (the POS asks with it: POST /v1/pos/balance-inquiries)."""

@@ -19,7 +19,7 @@ from shared.service import correlation_id
 
 from .. import domain
 from ..authorisation import PosAnswer, PosRequest, answer, authorise, inquire, repeated, screen
-from ..context import Bank
+from ..deps import Bank, BankDep
 from ..domain import Decide
 from ..schemas import (
     MerchantCreate,
@@ -30,7 +30,6 @@ from ..schemas import (
     PosBalanceInquiryCreate,
     PosBalanceInquiryPublic,
 )
-from .common import BankDep
 
 merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"], responses=errors(401, 403))
 pos = APIRouter(prefix="/v1/pos", tags=["pos"], responses=errors(401, 403))

@@ -13,7 +13,7 @@ from shared.service import correlation_id
 
 from .. import domain
 from ..schemas import StampCreate, StampPublic
-from .common import BankDep
+from ..deps import BankDep
 
 router = APIRouter(prefix="/v1/stamps", tags=["stamps"], responses=errors(401, 403))
 
