@@ -108,6 +108,28 @@ class Bank:
             raise NotFound(f"no personal medical account is open for person {person_id}")
         return account
 
+    async def registered_merchants(self) -> list[dict[str, Any]]:
+        """Every registered merchant, by id: its id, name, kind and designation."""
+        fields = {"_id": 0, "merchant_id": 1, "name": 1, "kind": 1, "designated": 1}
+        return await self.merchants.collection.find({}, fields).sort("_id").to_list()
+
+    async def held_contributions(self) -> list[dict[str, Any]]:
+        """Contributions paid for persons without a personal account yet, by person: each
+        ``{person_id, contribution_id, month, amount_fen}``."""
+        docs = await self.accounts.collection.find({"held": True}, {"contributions": 1}).sort("_id").to_list()
+        return [{"person_id": d["_id"], **{k: c[k] for k in ("contribution_id", "month", "amount_fen")}}
+                for d in docs for c in d["contributions"]]
+
+    async def ledger_totals(self) -> tuple[int, int, int]:
+        """Sum of all balances, credits and debits."""
+        coll = self.accounts.collection
+        balances = await (await coll.aggregate([{"$group": {"_id": None, "sum": {"$sum": "$balance_fen"}}}])).to_list()
+        postings = await (await coll.aggregate([
+            {"$unwind": "$ledger"}, {"$group": {"_id": "$ledger.kind", "sum": {"$sum": "$ledger.amount_fen"}}},
+        ])).to_list()
+        by_kind = {p["_id"]: p["sum"] for p in postings}
+        return balances[0]["sum"] if balances else 0, by_kind.get("credit", 0), by_kind.get("debit", 0)
+
 
 KNOWN_LIMIT = 200_000
 """At most this many cards and merchants are remembered (the oldest are forgotten first)."""
