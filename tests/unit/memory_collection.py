@@ -1,7 +1,8 @@
 """An in-memory stand-in for the part of pymongo's AsyncCollection that the outbox relay and
 the aggregate store's reads use: ``find`` (``limit``, ``batch_size``, a cursor read a page at a
-time with ``to_list(length)``; ``sort`` ignored), ``find_one`` and ``bulk_write`` of ``UpdateOne`` and ``UpdateMany``
-(answering ``matched_count``), on equality, ``$in``, ``$set`` and ``$max``. Every read yields to the event loop,
+time with ``to_list(length)``; ``sort`` ignored), ``find_one``, ``insert_one``, ``update_one`` and ``bulk_write`` of
+``UpdateOne`` and ``UpdateMany`` (answering ``matched_count``), on equality, ``$in``, ``$set`` (also of a
+``field.key``), ``$max`` and ``$push`` of ``$each``: enough for ``AggregateStore.execute``. Every read yields to the event loop,
 and a test can hold the next read at its start (``hold_next_read``) to act meanwhile."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 from typing import Any
 
 from pymongo import UpdateMany, UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 Doc = dict[str, Any]
 
@@ -101,7 +103,19 @@ class MemoryCollection:
             for doc in found if isinstance(request, UpdateMany) else found[:1]:
                 result.matched_count += 1
                 for field, value in request._doc.get("$set", {}).items():
-                    doc[field] = value
+                    parent, _, key = field.rpartition(".")
+                    (doc.setdefault(parent, {}) if parent else doc)[key] = copy.deepcopy(value)
                 for field, value in request._doc.get("$max", {}).items():
                     doc[field] = max(doc.get(field, value), value)
+                for field, value in request._doc.get("$push", {}).items():
+                    doc.setdefault(field, []).extend(copy.deepcopy(value["$each"]))
         return result
+
+    async def update_one(self, query: Doc, update: Doc) -> BulkResult:
+        return await self.bulk_write([UpdateOne(query, update)])
+
+    async def insert_one(self, doc: Doc) -> None:
+        await asyncio.sleep(0)
+        if doc["_id"] in self.docs:
+            raise DuplicateKeyError(f"duplicate _id {doc['_id']}")
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
