@@ -102,6 +102,14 @@ async def _apply(bank: Bank, event: CloudEvent, now: datetime) -> None:
 
 # --- events of identity and cards: persons, contributions and the card lifecycle ------
 
+async def _indexed_and_applied(bank: Bank, event: CloudEvent) -> None:
+    """The number's index first (a lookup never misses a card or receipt the account
+    knows), then the account."""
+    now = datetime.now(UTC)
+    await projections.index(bank.runtime.db, event)
+    await _apply(bank, event, now)
+
+
 async def on_person_registered(bank: Bank, event: CloudEvent) -> None:
     """The name and ID digest a teller checks the ID card against."""
     await _apply(bank, event, datetime.now(UTC))
@@ -114,17 +122,12 @@ async def on_contribution_paid(bank: Bank, event: CloudEvent) -> None:
 
 async def on_card_issued(bank: Bank, event: CloudEvent) -> None:
     """A first card opens the account; a later one takes it over."""
-    now = datetime.now(UTC)
-    # The index first: a lookup never misses a card the account knows.
-    await projections.index(bank.runtime.db, event)
-    await _apply(bank, event, now)
+    await _indexed_and_applied(bank, event)
 
 
 async def on_card_lost(bank: Bank, event: CloudEvent) -> None:
     """A loss report stops the card (or, under the nightly policy, is kept for the day's end)."""
-    now = datetime.now(UTC)
-    await projections.index(bank.runtime.db, event)
-    await _apply(bank, event, now)
+    await _indexed_and_applied(bank, event)
 
 
 async def on_card_cancelled(bank: Bank, event: CloudEvent) -> None:
@@ -134,10 +137,7 @@ async def on_card_cancelled(bank: Bank, event: CloudEvent) -> None:
 
 async def on_replacement_requested(bank: Bank, event: CloudEvent) -> None:
     """A replacement receipt the agency issued, for a teller to stamp."""
-    now = datetime.now(UTC)
-    # The index first: a lookup never misses a receipt the account knows.
-    await projections.index(bank.runtime.db, event)
-    await _apply(bank, event, now)
+    await _indexed_and_applied(bank, event)
 
 
 async def on_online_account_locked(bank: Bank, event: CloudEvent) -> None:
