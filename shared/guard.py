@@ -7,6 +7,13 @@ the service's MongoDB database (``rate_limits``), so that several replicas of a 
 count together and a restart forgets nothing. A subject (an ID number, account number or
 voucher) is counted under a keyed digest, never in clear; a refusal is a 429 with
 ``Retry-After`` and the same body whether the subject exists or not.
+
+One caller is let through uncounted: the simulation driving a running installation
+(``medcard simulate --identity-url ...``), which plays every cardholder from one address.
+It proves it holds the installation's keys with a header (``EXEMPTION_HEADER``): a recent
+time and an HMAC of it under a key derived from the services' ID-digest key for this
+purpose alone. Without a valid proof nothing changes: the header is ignored and the
+request is counted as any other.
 """
 
 from __future__ import annotations
@@ -30,6 +37,41 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import ApiError
+
+
+EXEMPTION_HEADER = "X-Medcard-Rate-Exemption"
+EXEMPTION_PURPOSE = b"medcard rate-limit exemption v1"
+"""Mixed into the ID-digest key to make the exemption's own key: a proof never doubles
+as an ID number's digest, nor a digest as a proof."""
+EXEMPTION_SECONDS = 300
+"""How far a proof's time may be from the service's clock: a proof seen on the wire is
+of no use for long."""
+
+
+def exemption_key(key: str) -> bytes:
+    """The exemption's key, derived from the installation's ID-digest key."""
+    return hmac.new(key.encode(), EXEMPTION_PURPOSE, hashlib.sha256).digest()
+
+
+def exemption_proof(key: str, now: float | None = None) -> str:
+    """The header value that lets a holder of ``key`` past the rate limits: ``<unix
+    seconds>.<HMAC-SHA256 of them, hex>``."""
+    moment = str(int(time.time() if now is None else now))
+    return f"{moment}.{hmac.new(exemption_key(key), moment.encode(), hashlib.sha256).hexdigest()}"
+
+
+def exemption_holds(key: str, proof: str | None, now: float | None = None) -> bool:
+    """Whether ``proof`` was made with ``key`` within ``EXEMPTION_SECONDS`` of ``now``
+    (compared in constant time)."""
+    if not proof or not key:
+        return False
+    moment, _, mac = proof.partition(".")
+    if not moment.isascii() or not moment.isdigit() or len(moment) > 12:
+        return False
+    if abs(int(moment) - (time.time() if now is None else now)) > EXEMPTION_SECONDS:
+        return False
+    expected = hmac.new(exemption_key(key), moment.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), mac.encode(errors="replace"))
 
 
 class TooManyRequests(ApiError):
@@ -110,6 +152,7 @@ class RateLimits:
         self.strategy = FixedWindowRateLimiter(self.storage)
         self.per_client = parse(per_client)
         self._key = key.encode()
+        self._exemption = key
 
     async def create_indexes(self) -> None:
         await self.storage.create_indexes()
@@ -122,7 +165,10 @@ class RateLimits:
                     per_subject: str | None = None) -> None:
         """Count one request of ``route`` for its client and, given one, its subject
         (``(kind, value)`` under the ``per_subject`` rate); 429 when either is over its limit.
-        Both are counted before either is judged, so a refusal costs what an answer does."""
+        Both are counted before either is judged, so a refusal costs what an answer does.
+        A request proving it holds the installation's keys (``EXEMPTION_HEADER``) is not counted."""
+        if exemption_holds(self._exemption, request.headers.get(EXEMPTION_HEADER)):
+            return
         client = request.client.host if request.client else "unknown"
         checks: list[tuple[RateLimitItem, tuple[str, ...]]] = [(self.per_client, (route, "client", client))]
         if subject is not None and per_subject is not None:

@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from .calendar import real_today
+from .domain import Invalid
 from .text import IdNumberText
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -70,6 +71,20 @@ normalised: a well-formed number of someone else is then the service's 403."""
 def id_digest(key: str, id_number: str) -> str:
     """Keyed digest of a (normalised) ID number: comparable, not reversible without the key."""
     return hmac.new(key.encode(), id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def checked_id_number(value: str) -> str:
+    """The normalised ID number, or ``Invalid`` (a 422) saying precisely what is wrong with it."""
+    try:
+        return validate_id_number(value)
+    except InvalidIdNumber as err:
+        raise Invalid(str(err)) from None
+
+
+def presented_digest(key: str, id_number: str) -> str:
+    """The digest of an ID number a person presents (at a counter, online, at the bank), to
+    compare with the one on record; ``Invalid`` if it is malformed."""
+    return id_digest(key, checked_id_number(id_number))
 
 
 def make_id_number(region: str, birth: date, serial: int) -> str:

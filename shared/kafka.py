@@ -66,3 +66,20 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+async def delete_topics(settings: Settings) -> None:
+    """Delete every topic of the namespace and its dead-letter topic (a finished test's or
+    run's): a broker that lives for weeks keeps only the namespaces in use, not thousands of
+    partitions it must load at each start and hold in its heap."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [n for t in TOPICS.values() for n in (t.name(settings.namespace), t.dlq(settings.namespace))
+                 if n in existing]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+

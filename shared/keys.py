@@ -110,6 +110,30 @@ def installation_keys(path: Path, names: Iterable[str]) -> dict[str, str]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class KeysUnavailable(RuntimeError):
+    """The installation's key file cannot give the keys asked for."""
+
+
+def existing_keys(path: Path, names: Iterable[str]) -> dict[str, str]:
+    """The installation's keys from ``path`` as they are, for a process that uses an
+    installation without being part of it (a simulation driving a running stack, from a
+    read-only mount): nothing is created, locked or changed, and a missing file or key is
+    a ``KeysUnavailable`` naming it (never a value)."""
+    wanted = tuple(names)
+    try:
+        keys = json.loads(path.read_text())
+    except OSError as err:
+        raise KeysUnavailable(f"cannot read the installation's keys at {path}: {err.strerror or err}") from None
+    except ValueError:
+        raise KeysUnavailable(f"{path} is not a JSON object of keys") from None
+    if not isinstance(keys, dict):
+        raise KeysUnavailable(f"{path} is not a JSON object of keys")
+    missing = [name for name in wanted if not isinstance(keys.get(name), str) or not keys[name]]
+    if missing:
+        raise KeysUnavailable(f"{path} has no {', '.join(missing)}: is it the keys file of the running services?")
+    return {name: keys[name] for name in wanted}
+
+
 def _write_private(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -20,14 +20,15 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo import InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from .domain import Decision
-from .events import SPECVERSION, CloudEvent, EventData, new_event
+from .events import ENVELOPES, SPECVERSION, CloudEvent, EventData
 from .projection import already_applied, seq_key
 
 S = TypeVar("S", bound=BaseModel)
 META_FIELDS = ("_id", "version", "rev", "outbox", "pending", "outbox_done", "seq")
+DUPLICATE_KEY = 11000
 BULK_GROUP = 100
 """Index entries written by one ``bulk_write`` (``services/bank/projections.index_many``)."""
 BATCH_GROUP = 1000
@@ -101,6 +102,15 @@ class _Fold:
     marks: dict[str, int] = field(default_factory=dict)
     items: list[int] = field(default_factory=list)
 
+    def add(self, stored: list[dict[str, Any]], decision: Decision[Any], key: str | None, sequence: int) -> None:
+        """One decision applied: its events appended, its cause marked, its state taken."""
+        self.stored += stored
+        self.version += len(stored)
+        if key is not None:
+            self.seq[key] = self.marks[key] = sequence
+        if decision.state is not None:
+            self.state, self.changed = decision.state, True
+
 
 class AggregateStore(Generic[S]):
     """Loads and saves one kind of aggregate with its embedded outbox."""
@@ -173,14 +183,20 @@ class AggregateStore(Generic[S]):
             if cause is not None and doc is not None and already_applied(doc, cause):
                 return Outcome(self._state(doc), [], None, duplicate=True)
             first = attempt == 0 and loaded is not None and loaded_state is not None
-            decision = decide(loaded_state if first else self._state(doc))
+            state = loaded_state if first else self._state(doc)
+            decision = decide(state)
+            fold = self._fold_one(aggregate_id, doc, state, decision, correlation_id, cause)
+            write = self._write_of(aggregate_id, fold)
+            if write is None:
+                return Outcome(decision.state, [], decision.result)
             try:
-                events, handed = await self._save(aggregate_id, doc, decision, correlation_id, cause)
+                await self._write_one(aggregate_id, write)
             except ConcurrencyConflict:
                 await asyncio.sleep(0)
                 continue
+            events = self._envelopes(fold.stored, decision.events)
             if events and self.on_saved:
-                self.on_saved(self.collection.name, aggregate_id, handed)
+                self.on_saved(self.collection.name, aggregate_id, handed_outbox(doc, fold.stored, fold.version))
             return Outcome(decision.state, events, decision.result)
         raise ConcurrencyConflict(f"{self.service} aggregate {aggregate_id} kept changing; gave up after {retries} tries")
 
@@ -199,18 +215,17 @@ class AggregateStore(Generic[S]):
         (another writer got there first), the whole group is applied again one by one with
         ``execute``, where the mark of ``cause`` on each aggregate that the bulk write did
         change makes it a no-op. Returns how many aggregates were written."""
-        writes: list[UpdateOne] = []
+        writes: list[InsertOne[dict[str, Any]] | UpdateOne] = []
         ids: list[str] = []
-        key = seq_key(cause)
         for doc in docs:
-            if int((doc.get("seq") or {}).get(key, 0)) >= cause.sequence:
-                continue  # already applied
-            decision = decide(self._state(doc))
-            version = doc["version"]
-            stored = self._stored(doc["_id"], version, decision.events, correlation_id, cause.id)
-            state = decision.state.model_dump(mode="json") if decision.state is not None else None
-            writes.append(self._update(doc, state, {key: cause.sequence}, stored, version + len(stored)))
-            ids.append(doc["_id"])
+            if already_applied(doc, cause):
+                continue
+            state = self._state(doc)
+            fold = self._fold_one(doc["_id"], doc, state, decide(state), correlation_id, cause)
+            write = self._write_of(doc["_id"], fold)
+            if write is not None:
+                writes.append(write)
+                ids.append(doc["_id"])
         if not writes:
             return 0
         result = await self.collection.bulk_write(writes, ordered=False)
@@ -286,12 +301,19 @@ class AggregateStore(Generic[S]):
                 continue
             if doc is None and fold.state is None and decision.state is None:
                 continue  # like ``execute``: nothing to create
-            stored = self._stored(aggregate_id, fold.version, decision.events, cause.correlationid, cause.id)
-            fold.stored += stored
-            fold.version += len(stored)
-            fold.seq[key] = fold.marks[key] = cause.sequence
-            if decision.state is not None:
-                fold.state, fold.changed = decision.state, True
+            fold.add(self._stored(aggregate_id, fold.version, decision.events, cause.correlationid, cause.id),
+                     decision, key, cause.sequence)
+        return fold
+
+    def _fold_one(self, aggregate_id: str, doc: dict[str, Any] | None, state: S | None, decision: Decision[S],
+                  correlation_id: str, cause: CloudEvent | None) -> _Fold:
+        """One decision over ``doc``, as ``_fold`` keeps a batch's: what ``_write_of`` saves."""
+        fold = _Fold(doc=doc, state=state, version=doc["version"] if doc else 0,
+                     seq=dict((doc or {}).get("seq") or {}))
+        if doc is None and decision.state is None:
+            return fold  # nothing to create (its events, if any, go nowhere)
+        stored = self._stored(aggregate_id, fold.version, decision.events, correlation_id, cause.id if cause else None)
+        fold.add(stored, decision, seq_key(cause) if cause else None, cause.sequence if cause else 0)
         return fold
 
     def _write_of(self, aggregate_id: str, fold: _Fold) -> InsertOne[dict[str, Any]] | UpdateOne | None:
@@ -346,44 +368,6 @@ class AggregateStore(Generic[S]):
                 # A repeat only if it was one before the bulk write (which may have saved it).
                 results[i] = Applied(duplicate=outcome.duplicate and results[i].duplicate)
 
-    def _prepare(
-        self,
-        aggregate_id: str,
-        doc: dict[str, Any],
-        decision: Decision[S],
-        correlation_id: str,
-        cause: CloudEvent | None,
-    ) -> tuple[dict[str, Any], dict[str, Any], list[CloudEvent]] | None:
-        """The guarded update (filter, update, events) that saves ``decision`` over an
-        existing ``doc``; None when it changes nothing."""
-        version, rev = doc["version"], doc.get("rev", 0)
-        envelopes = self._envelopes(aggregate_id, version, decision, correlation_id, cause)
-        stored = [e.model_dump(mode="json") for e in envelopes]
-        state = decision.state.model_dump(mode="json") if decision.state is not None else {}
-        marks = {f"seq.{seq_key(cause)}": cause.sequence} if cause else {}
-        if not (state or marks or stored):
-            return None
-        update: dict[str, Any] = {"$set": {**state, **marks, "version": version + len(envelopes), "rev": rev + 1}}
-        if stored:
-            update["$set"]["pending"] = True
-            update["$push"] = {"outbox": {"$each": stored}}
-        return {"_id": aggregate_id, "rev": rev}, update, envelopes
-
-    def _envelopes(self, aggregate_id: str, version: int, decision: Decision[S], correlation_id: str,
-                   cause: CloudEvent | None) -> list[CloudEvent]:
-        return [
-            new_event(
-                data,
-                source=self.source,
-                partitionkey=aggregate_id,
-                sequence=version + i,
-                correlationid=correlation_id,
-                causationid=cause.id if cause else None,
-                subject=getattr(data, "card_number", None) or aggregate_id,
-            )
-            for i, data in enumerate(decision.events, start=1)
-        ]
-
     def _stored(self, aggregate_id: str, version: int, events: list[EventData], correlation_id: str,
                 cause_id: str | None) -> list[dict[str, Any]]:
         """``events`` as the outbox keeps them: what ``[e.model_dump(mode="json") for e in
@@ -402,37 +386,26 @@ class AggregateStore(Generic[S]):
             for i, data in enumerate(events, start=1)
         ]
 
-    async def _save(
-        self,
-        aggregate_id: str,
-        doc: dict[str, Any] | None,
-        decision: Decision[S],
-        correlation_id: str,
-        cause: CloudEvent | None,
-    ) -> tuple[list[CloudEvent], dict[str, Any] | None]:
-        """Save; returns the new events and the outbox as the write left it (``handed``)."""
-        if doc is not None:
-            prepared = self._prepare(aggregate_id, doc, decision, correlation_id, cause)
-            if prepared is None:
-                return [], None
-            query, update, envelopes = prepared
-            res = await self.collection.update_one(query, update)
-            if res.matched_count == 0:
-                raise ConcurrencyConflict(aggregate_id)
-            pushed = update.get("$push", {}).get("outbox", {}).get("$each", [])
-            return envelopes, handed_outbox(doc, pushed, update["$set"]["version"])
-        if decision.state is None:
-            return [], None
-        envelopes = self._envelopes(aggregate_id, 0, decision, correlation_id, cause)
-        stored = [e.model_dump(mode="json") for e in envelopes]
-        new_doc = {"_id": aggregate_id, **decision.state.model_dump(mode="json"), "version": len(envelopes),
-                   "rev": 1, "outbox": stored, "pending": bool(stored), "outbox_done": 0,
-                   "seq": {seq_key(cause): cause.sequence} if cause else {}}
+    async def _write_one(self, aggregate_id: str, write: InsertOne[dict[str, Any]] | UpdateOne) -> None:
+        """One aggregate's write (``_write_of``'s); ConcurrencyConflict when another writer
+        got there first (its ``rev`` moved, or it created the aggregate meanwhile)."""
         try:
-            await self.collection.insert_one(new_doc)
-        except DuplicateKeyError:
-            raise ConcurrencyConflict(aggregate_id) from None
-        return envelopes, handed_outbox(None, stored, len(envelopes))
+            result = await self.collection.bulk_write([write], ordered=True)
+        except BulkWriteError as err:
+            if all(e.get("code") == DUPLICATE_KEY for e in err.details.get("writeErrors", [])):
+                raise ConcurrencyConflict(aggregate_id) from None
+            raise
+        if isinstance(write, UpdateOne) and result.matched_count == 0:
+            raise ConcurrencyConflict(aggregate_id)
+
+    def _envelopes(self, stored: list[dict[str, Any]], events: list[EventData]) -> list[CloudEvent]:
+        """The saved events as envelopes (for the command's caller), made from what the
+        outbox keeps without validating it again: the payloads are the decision's models."""
+        if not stored:
+            return []
+        at = datetime.fromisoformat(stored[0]["time"].replace("Z", "+00:00"))
+        return [ENVELOPES[data.event_type()].model_construct(**{**doc, "time": at, "data": data})
+                for doc, data in zip(stored, events, strict=True)]
 
 
 def handed_outbox(doc: dict[str, Any] | None, pushed: list[dict[str, Any]], version: int) -> dict[str, Any] | None:

@@ -13,21 +13,20 @@ collections in another database, and skips a record the live consumer would dead
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .bounded import within
 from .codec import from_record
 from .database import database_away, mongo_client
 from .projection import Projection
 from .settings import Settings
+from .topic_reader import batches_to_end, topic_reader
 from .topics import TOPICS
 
 Doc = dict[str, Any]
@@ -129,31 +128,7 @@ async def records(settings: Settings, service: str) -> AsyncGenerator[Any, None]
     it had at the call (no consumer group: the services' offsets are never touched)."""
     topic = TOPICS[service]
     parts = [TopicPartition(topic.name(settings.namespace), p) for p in range(topic.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                                isolation_level="read_committed", client_id=f"{settings.namespace}-rebuild")
-    await within(consumer.start(), STALL_SECONDS, f"the rebuild's reader of {service} starting (Kafka)")
-    try:
-        starts = await consumer.beginning_offsets(parts)
-        ends = {tp: end for tp, end in (await consumer.end_offsets(parts)).items() if end > starts[tp]}
-        consumer.assign(list(ends))
-        for tp in ends:
-            consumer.seek(tp, starts[tp])
-        remaining = set(ends)
-        stalled_since = asyncio.get_running_loop().time()
-        while remaining:
-            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=1000)
-            for tp, batch in fetched.items():
-                for record in batch:
-                    if record.offset < ends[tp]:
-                        yield record
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-            if fetched:
-                stalled_since = asyncio.get_running_loop().time()
-            elif remaining and asyncio.get_running_loop().time() - stalled_since > STALL_SECONDS:
-                short = sorted(f"{tp.topic}/{tp.partition}" for tp in remaining)
-                raise TimeoutError(f"reading {service}'s topic back: nothing fetched for {STALL_SECONDS:g} s "
-                                   f"while {short} are short of their end")
-    finally:
-        await consumer.stop()
+    async with topic_reader(settings, "rebuild") as consumer:
+        async for batch in batches_to_end(consumer, parts, max_records=1000, stall_seconds=STALL_SECONDS):
+            for record in batch:
+                yield record

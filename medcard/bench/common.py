@@ -27,6 +27,7 @@ from medcard.simulate.run import SIMULATION_RATES, peak_memory_mb
 from medcard.stack.process import HOST
 from shared.auth import issue_token
 from shared.settings import SECRET_SETTINGS, Settings
+from shared.topic_reader import batches_to_end, topic_reader
 from shared.topics import partitions_of
 
 SERVICE_ORDER = ("identity", "cards", "bank", "notifications")
@@ -235,34 +236,19 @@ async def read_topic(settings: Settings, topic: str, *, start: dict[TopicPartiti
                      types: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Every record of a topic (from ``start`` offsets, else the beginning) up to its end now,
     as {type, time, subject, key, timestamp_ms}; only the given event names if ``types``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(partitions_of(topic, settings.namespace))]
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        for tp in parts:
-            consumer.seek(tp, (start or {}).get(tp, 0))
-        out: list[dict[str, Any]] = []
-        remaining = {tp for tp in parts if ends[tp] > (start or {}).get(tp, 0)}
-        while remaining:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for tp, records in batches.items():
-                for r in records:
-                    if r.offset >= ends[tp]:
-                        continue
-                    headers = {k: v.decode() for k, v in r.headers or ()}
-                    name = headers.get("ce_type", "").split(".")[-2:-1]
-                    name_s = name[0] if name else ""
-                    if not types or name_s in types:
-                        out.append({"type": name_s, "time": headers.get("ce_time"),
-                                    "subject": headers.get("ce_subject"), "key": (r.key or b"").decode(),
-                                    "timestamp_ms": r.timestamp})
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        return out
-    finally:
-        await consumer.stop()
+    parts = [TopicPartition(topic, p) for p in range(partitions_of(topic, settings.namespace))]
+    out: list[dict[str, Any]] = []
+    async with topic_reader(settings, "bench") as consumer:
+        async for batch in batches_to_end(consumer, parts, start=start, max_records=5000):
+            for r in batch:
+                headers = {k: v.decode() for k, v in r.headers or ()}
+                name = headers.get("ce_type", "").split(".")[-2:-1]
+                name_s = name[0] if name else ""
+                if not types or name_s in types:
+                    out.append({"type": name_s, "time": headers.get("ce_time"),
+                                "subject": headers.get("ce_subject"), "key": (r.key or b"").decode(),
+                                "timestamp_ms": r.timestamp})
+    return out
 
 
 async def gather_limited(items: Iterable[Any], fn: Callable[[Any], Awaitable[Any]], limit: int) -> list[Any]:

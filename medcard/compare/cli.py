@@ -20,6 +20,11 @@ from .policies import POLICIES
 from .run import Runs, compare
 
 console = Console()
+NO_RUNNING_SERVICES = (
+    "compare sets each policy's side on the services it starts (MEDCARD_BANK_LOSS_PROPAGATION and the like), and "
+    "services that are already running cannot be reconfigured: it refuses their URLs. Give it the stack's broker and "
+    "database instead (--kafka, --mongo): each run starts services of its own on them, in a namespace of its own. "
+    "`medcard simulate` with the URLs runs the stack's own rules.")
 
 
 def compare_command(
@@ -41,8 +46,18 @@ def compare_command(
         = Path(".state/compare-runs"),
     resume: Annotated[bool, typer.Option(help="Reuse the finished runs kept in --runs-dir (the same persons, months, "
                                          "rates, seed and policy): a stopped comparison goes on")] = False,
+    identity_url: Annotated[str | None, typer.Option(help="Refused: " + NO_RUNNING_SERVICES)] = None,
+    cards_url: Annotated[str | None, typer.Option(help="Refused (see --identity-url)")] = None,
+    bank_url: Annotated[str | None, typer.Option(help="Refused (see --identity-url)")] = None,
+    notifications_url: Annotated[str | None, typer.Option(help="Refused (see --identity-url)")] = None,
 ) -> None:
-    """Run the same seeded population under two policies and show the differences."""
+    """Run the same seeded population under two policies and show the differences.
+
+    Each run starts the four services itself, set to one side of a policy: it cannot use
+    services that are already running (their URLs are refused, saying so)."""
+    if identity_url or cards_url or bank_url or notifications_url:
+        console.print(f"[red]error:[/red] {NO_RUNNING_SERVICES}", highlight=False)
+        raise typer.Exit(2)
     chosen = policy or list(POLICIES)
     unknown = [p for p in chosen if p not in POLICIES]
     if unknown:

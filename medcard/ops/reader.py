@@ -3,8 +3,6 @@ so the operators' tools never disturb the services' consumer groups."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -15,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.domain import NotFound
 from shared.settings import Settings
+from shared.topic_reader import records_to_end, topic_reader
 
 from .filters import Start
 
@@ -50,17 +49,9 @@ async def reader(settings: Settings, topics: list[str], *, missing_ok: bool = Fa
     """A started consumer without group, assigned every partition of the topics that exist."""
     async with admin_client(settings) as admin:
         tps = await partitions(admin, topics, missing_ok=missing_ok)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed", client_id=f"{settings.namespace}-ops",
-    )
-    await consumer.start()
-    await asyncio.sleep(0)  # let the consumer's own tasks begin: one cancelled unstarted makes stop() raise
-    try:
+    async with topic_reader(settings, "ops", auto_offset_reset="earliest") as consumer:
         consumer.assign(tps)
         yield consumer, tps
-    finally:
-        await consumer.stop()
 
 
 async def seek(consumer: AIOKafkaConsumer, tps: list[TopicPartition], start: Start) -> None:
@@ -95,16 +86,4 @@ async def read_to_end(settings: Settings, topics: list[str], *, missing_ok: bool
     async with reader(settings, topics, missing_ok=missing_ok) as (consumer, tps):
         if not tps:
             return []
-        ends = await consumer.end_offsets(tps)
-        await seek(consumer, tps, "start")
-        records: list[Record] = []
-        deadline = time.monotonic() + timeout
-        while True:
-            behind = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
-            if not behind:
-                return records
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"read of {', '.join(topics)} did not reach the end in {timeout:.0f}s")
-            batches = await consumer.getmany(*behind, timeout_ms=500)
-            for tp, recs in batches.items():
-                records.extend(r for r in recs if r.offset < ends[tp])
+        return await records_to_end(consumer, tps, stall_seconds=timeout, timeout=timeout)

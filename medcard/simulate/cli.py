@@ -16,13 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medcard.report.html import simulation_html
+from shared.keys import KeysUnavailable, default_keys_file
 
 from .driver import CONCURRENCY, Stopped
 from .plan import Rates
 from .progress import ProgressFiles
 from .run import Options, simulate
+from .running import CannotDrive, refusals, running_stack
 
 console = Console()
+URL_HELP = ("all four URLs or none; with them --keys-file, --namespace and --kafka say where the stack's keys, "
+            "topics and broker are")
 
 
 def simulate_command(
@@ -37,7 +41,8 @@ def simulate_command(
     cash_share: Annotated[float, typer.Option(min=0, max=1)] = Rates.cash_share,
     forgot_pin_rate: Annotated[float, typer.Option(min=0, max=1)] = Rates.forgot_pin_rate,
     holidays: Annotated[str, typer.Option(help="Extra public holidays, comma-separated ISO dates")] = "",
-    kafka: Annotated[str | None, typer.Option(envvar="MEDCARD_KAFKA_BOOTSTRAP", help="Use this broker")] = None,
+    kafka: Annotated[str | None, typer.Option(envvar="MEDCARD_KAFKA_BOOTSTRAP", help="Use this broker (with the "
+                                              "services' URLs: their broker, default 127.0.0.1:19092)")] = None,
     mongo: Annotated[str | None, typer.Option(envvar="MEDCARD_MONGO_URL", help="Use this database")] = None,
     port_base: Annotated[int, typer.Option(help="Services listen on port_base+1..+4")] = 8110,
     fast_hashing: Annotated[bool, typer.Option(help="Cheaper argon2 in the services (large runs)")] = False,
@@ -51,17 +56,37 @@ def simulate_command(
     resume: Annotated[bool, typer.Option(help="Go on with the stopped or crashed run kept in --progress-dir, from "
                                          "its last completed business day (its persons, months, seed and rates)")]
         = False,
+    identity_url: Annotated[str | None, typer.Option(help=f"Drive services that are already running ({URL_HELP})")]
+        = None,
+    cards_url: Annotated[str | None, typer.Option(help="cards' URL (with --identity-url)")] = None,
+    bank_url: Annotated[str | None, typer.Option(help="bank's URL (with --identity-url)")] = None,
+    notifications_url: Annotated[str | None, typer.Option(help="notifications' URL (with --identity-url)")] = None,
+    keys_file: Annotated[Path | None, typer.Option(envvar="MEDCARD_KEYS_FILE", help="With the URLs: the "
+                                                   "installation's keys file (default: the local stack's)")] = None,
+    namespace: Annotated[str, typer.Option(envvar="MEDCARD_NAMESPACE", help="With the URLs: their namespace")]
+        = "medcard",
 ) -> None:
     """Simulate months of the card ecosystem through the services' APIs and verify it.
 
     Ctrl-C (or SIGTERM) stops the run at the end of the business day under way; `--resume`
     then goes on from there (so does it after a crash), and the report is the one an
-    uninterrupted run would have written."""
+    uninterrupted run would have written.
+
+    With the four services' URLs the run drives a stack that is already running (`medcard
+    up`, `docker compose up`) instead of starting its own: from the stack's business date,
+    with identifiers of its own, judged on its own events; not resumable."""
     rates = Rates(purchases_per_month=purchases_per_month, loss_rate=loss_rate, thief_share=thief_share,
                   shop_share=shop_share, cash_share=cash_share, forgot_pin_rate=forgot_pin_rate)
+    try:
+        stack = running_stack({"identity": identity_url, "cards": cards_url, "bank": bank_url,
+                               "notifications": notifications_url}, keys_file or default_keys_file(), namespace)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     options = Options(persons=persons, months=months, seed=seed, rates=rates, kafka_bootstrap=kafka,
                       mongo_url=mongo, port_base=port_base, holidays=holidays, fast_hashing=fast_hashing, keep=keep,
-                      faults=faults, concurrency=concurrency, progress_dir=progress_dir, resume=resume)
+                      faults=faults, concurrency=concurrency, progress_dir=progress_dir, resume=resume, stack=stack)
+    if stack is not None and (refused := refusals(options)):
+        raise typer.BadParameter("; ".join(refused))
     if resume:
         saved = ProgressFiles(progress_dir)
         if not saved.progress.exists():
@@ -85,19 +110,29 @@ def simulate_command(
         try:
             with stop.installed():
                 result = asyncio.run(simulate(options, progress, stop.asked))
+        except (CannotDrive, KeysUnavailable) as err:
+            console.print(f"[red]error:[/red] {err}", highlight=False)
+            raise typer.Exit(2) from None
         except Stopped as stopped:
-            console.print(f"stopped before {stopped.day.isoformat()}; go on with "
-                          f"`medcard simulate --resume --progress-dir {progress_dir}`")
+            console.print(f"stopped before {stopped.day.isoformat()}; " + (
+                "a run against running services cannot be resumed" if stack is not None else
+                f"go on with `medcard simulate --resume --progress-dir {progress_dir}`"))
             raise typer.Exit(3) from None
         bar.update(tasks["days"], total=bar.tasks[tasks["days"]].completed)
-    report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    page = report.with_suffix(".html")
-    page.write_text(simulation_html(result), encoding="utf-8")
+    page = write_reports(result, report)
     console.print(summary(result))
     console.print(f"report written to {report} and {page} (open it in a browser: no network needed)")
     if not all(result["invariants"].values()):
         console.print("[red]some invariants failed[/red]")
         raise typer.Exit(1)
+
+
+def write_reports(result: dict[str, Any], report: Path) -> Path:
+    """The JSON report at ``report`` and the HTML one beside it (returned)."""
+    report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    page = report.with_suffix(".html")
+    page.write_text(simulation_html(result), encoding="utf-8")
+    return page
 
 
 def load_options(files: ProgressFiles) -> tuple[int, int]:

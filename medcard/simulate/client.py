@@ -61,6 +61,9 @@ class Ecosystem:
     typed: set[str] | None = None
     """When a set: every password, PIN and ID number sent to a service is added to it,
     so that a test can look for them where they must not be (see SENSITIVE)."""
+    headers: Callable[[], dict[str, str]] | None = None
+    """Headers every request carries besides the token, made afresh for each (a run against
+    running services: the proof that lets it past their rate limits, see ``running.py``)."""
 
     async def open(self) -> None:
         """Keep-alive clients, made once: ``POOLS`` per service of ``POOL_CONNECTIONS`` each.
@@ -89,7 +92,7 @@ class Ecosystem:
         is safe: a read, or a command the service says it did not apply. A command whose
         outcome the service cannot tell (its database connection was lost mid-write) is
         not retried blindly: it could be applied twice."""
-        headers = self.auth(who) if who else {}
+        headers = {**(self.headers() if self.headers else {}), **(self.auth(who) if who else {})}
         if self.typed is not None:
             for values in (kwargs.get("json"), kwargs.get("params")):
                 if isinstance(values, dict):
@@ -115,14 +118,17 @@ class Ecosystem:
         body = {"username": "operator", "password": self.operator_password}
         self.tokens["operator"] = (await self.call("identity", "POST", "/v1/staff/login", json=body))["access_token"]
 
-    async def create_staff(self, username: str, role: str, password: str, merchant_id: str | None = None) -> None:
+    async def create_staff(self, username: str, role: str, password: str, merchant_id: str | None = None, *,
+                           who: str | None = None) -> None:
+        """The staff user (created unless it exists) logged in: its token is kept as ``who``
+        (default: the merchant id of a terminal, else the username)."""
         body: dict[str, Any] = {"username": username, "password": password, "role": role}
         if merchant_id:
             body["merchant_id"] = merchant_id
         await self.call("identity", "POST", "/v1/staff", who="operator", json=body, expect=(201, 409))
         token = await self.call("identity", "POST", "/v1/staff/login",
                                 json={"username": username, "password": password})
-        self.tokens[merchant_id or username] = token["access_token"]
+        self.tokens[who or merchant_id or username] = token["access_token"]
 
     async def read_code_sms(self, person_id: str, seen: set[str], timeout: float = 120.0) -> str:
         """The one-time code of the newest account-code SMS to the person that is not in ``seen``

@@ -191,8 +191,9 @@ class Driver:
     async def log_staff_in(self) -> None:
         """The clerk, the teller and each merchant's terminal (created the first time)."""
         eco = self.eco
-        await asyncio.gather(eco.create_staff("clerk", "clerk", self.staff_password),
-                             eco.create_staff("teller", "teller", self.staff_password))
+        staff = self.population.staff
+        await asyncio.gather(eco.create_staff(staff("clerk"), "clerk", self.staff_password, who="clerk"),
+                             eco.create_staff(staff("teller"), "teller", self.staff_password, who="teller"))
 
         async def merchant(m: Any) -> None:
             await eco.call("bank", "POST", "/v1/merchants", who="operator", expect=(201, 409),

@@ -1,5 +1,6 @@
 """One simulation run: servers, a fresh namespace, the four services as processes, the
-months, then the verified report."""
+months, then the verified report; or the months and the report on services that are
+already running, given by URL (``running.py``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .faults import FaultInjector, Servers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
 from .progress import Checkpoint, DayJournal, NothingToResume, ProgressFiles, holder_fields, holder_state
+from .running import CannotDrive, RunningStack, RunScope, business_date, new_run_tag, open_ecosystem, refusals, stack_settings
 from .series import Series
 
 
@@ -68,6 +70,21 @@ class Options:
     """Go on with the run whose progress is in ``progress_dir`` (its business options are used)."""
     service_env: dict[str, str] = field(default_factory=dict)
     """Settings of the services for this run (``MEDCARD_*``: a policy ``medcard compare`` weighs)."""
+    stack: RunningStack | None = None
+    """Drive these running services instead of starting a fleet (``--identity-url`` ...):
+    ``kafka_bootstrap`` is then their broker (default: the settings'), and the fleet's own
+    options (``mongo_url``, ``port_base``, ``keep``, ``state_dir``) do not apply."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Where a running stack stood when a run against it began: its business date, each
+    topic's end, the bank's ledger totals; and the run's tag (see ``running.py``)."""
+
+    tag: str
+    start: date
+    offsets: verify.Offsets
+    totals: dict[str, int]
 
 
 def _infrastructure(options: Options) -> tuple[str, str, Servers | None]:
@@ -131,6 +148,8 @@ async def simulate(options: Options, progress: Callable[[str, int], None],
 
     ``stopping()`` is asked after each business day: true ends the run there, resumable
     (``Stopped`` is raised once the services are down)."""
+    if options.stack is not None:
+        return await _simulate_on_stack(options, options.stack, progress, stopping)
     started = time.perf_counter()
     files = ProgressFiles(options.progress_dir) if options.progress_dir else None
     checkpoint: Checkpoint | None = None
@@ -192,12 +211,45 @@ async def simulate(options: Options, progress: Callable[[str, int], None],
         if not options.keep:
             await asyncio.to_thread(fleet.down)
     wall = time.perf_counter() - started + (checkpoint.elapsed_seconds if checkpoint else 0.0)
+    return _finished(report, wall, namespace, options.fast_hashing, resumed=checkpoint is not None)
+
+
+def _finished(report: dict[str, Any], wall: float, namespace: str, fast_hashing: bool, *,
+              resumed: bool) -> dict[str, Any]:
     report["wall_seconds"] = round(wall, 2)
     report["events_per_second"] = round(report["events_published"] / report["wall_seconds"], 1)
     report["namespace"] = namespace
-    report["fast_hashing"] = options.fast_hashing
-    report["resumed"] = checkpoint is not None
+    report["fast_hashing"] = fast_hashing
+    report["resumed"] = resumed
     return report
+
+
+async def _simulate_on_stack(options: Options, stack: RunningStack, progress: Callable[[str, int], None],
+                             stopping: Callable[[], bool]) -> dict[str, Any]:
+    """One run on services that are already running: from their business date, with a run
+    tag of its own, judged on its own events (see ``running.py``). Not resumable: nothing
+    is kept in ``progress_dir``, and a stop (``stopping()``) ends the run where it is."""
+    if refused := refusals(options):
+        raise CannotDrive("; ".join(refused))
+    started = time.perf_counter()
+    settings, operator_password = stack_settings(stack, options.kafka_bootstrap)
+    if options.holidays and parse_holidays(options.holidays) != parse_holidays(settings.holidays):
+        raise CannotDrive("--holidays differs from the running services' MEDCARD_HOLIDAYS: the run's calendar is "
+                         "theirs (set MEDCARD_HOLIDAYS here as it is set where they run)")
+    options = dataclasses.replace(options, holidays=settings.holidays, progress_dir=None)
+    eco = await open_ecosystem(stack, settings, operator_password, options.typed)
+    try:
+        start = await business_date(eco)
+        baseline = Baseline(new_run_tag(), start, await verify.end_offsets(settings),
+                            await verify.ledger_totals(eco))
+        run = _Run(options, settings, eco, progress, None, None, {"staff_password": secrets.token_urlsafe(12)},
+                   started, stopping, baseline=baseline)
+        report = await run.drive(None, {})
+    finally:
+        await eco.close()
+    report["cpu_seconds"] = {"simulator": round(time.process_time(), 2)}
+    report["stack"] = {"urls": dict(stack.urls), "run_tag": baseline.tag}
+    return _finished(report, time.perf_counter() - started, settings.namespace, False, resumed=False)
 
 
 @dataclass
@@ -212,12 +264,15 @@ class _Run:
     started: float
     stopping: Callable[[], bool]
     elapsed_before: float = 0.0
+    baseline: Baseline | None = None
+    """A run on running services: where they stood (its start date and tag come from it)."""
 
     async def drive(self, resumed: Checkpoint | None, ledger_ids: dict[str, set[str]]) -> dict[str, Any]:
         options, eco = self.options, self.eco
-        population = build_population(options.seed, options.persons)
+        population = build_population(options.seed, options.persons,
+                                      tag=self.baseline.tag if self.baseline else "")
         calendar = BusinessCalendar(extra_holidays=parse_holidays(options.holidays))
-        start = seeded_start(options.seed)
+        start = self.baseline.start if self.baseline else seeded_start(options.seed)
         driver = Driver(eco, population, options.rates, calendar, self.settings, start, self.progress,
                         faults=self.faults, concurrency=options.concurrency,
                         staff_password=self.secret["staff_password"])
@@ -257,7 +312,7 @@ class _Run:
             if driver.journal is not None:
                 driver.journal.close()
         phase = time.perf_counter()
-        report = await _verify(options, self.settings, eco, driver, start)
+        report = await _verify(options, self.settings, eco, driver, start, self.baseline)
         driver.timings["verify"] += time.perf_counter() - phase
         report["timings"] = {k: int(v) if k == "drain_looks" else round(v, 2)
                              for k, v in sorted(driver.timings.items())}
@@ -316,9 +371,14 @@ def _months_after(first: date, months: int) -> date:
     return date(total // 12, total % 12 + 1, 1)
 
 
-async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: Driver, start: date) -> dict[str, Any]:
+async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: Driver, start: date,
+                  baseline: Baseline | None = None) -> dict[str, Any]:
+    """The report. On running services (``baseline``) only what the run did counts: the
+    topics from where they ended when it began, its own aggregates' events, and what the
+    bank's ledger moved since."""
     series = Series(driver.calendar, start)
-    tally = await verify.read_stream(settings, driver.ledger, series)
+    tally = await verify.read_stream(settings, driver.ledger, series, since=baseline.offsets if baseline else None,
+                                     ours=RunScope.of(driver) if baseline else None)
     figures = verify.count(tally)
     people, sampled = verify.sample_people(driver.holders, options.seed)
     cards = await verify.cards_projection(eco, people)
@@ -327,7 +387,8 @@ async def _verify(options: Options, settings: Settings, eco: Ecosystem, driver: 
     accounts = await verify.bank_accounts(eco, people)
     disagreements = await verify.projection_disagreements(eco, cards, accounts)
     invariants = {
-        "money_conserved": await verify.money_conserved(eco, tally, people, accounts),
+        "money_conserved": await verify.money_conserved(eco, tally, people, accounts,
+                                                        before=baseline.totals if baseline else None),
         "no_purchase_after_loss": verify.no_purchase_after_loss(tally),
         "one_active_card_per_person": verify.one_active_card_per_person(cards),
         "projections_agree": not disagreements,

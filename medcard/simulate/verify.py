@@ -1,32 +1,41 @@
 """After the streams have drained: read every topic from the start and the services'
-projections, count what happened, and check the domain's invariants."""
+projections, count what happened, and check the domain's invariants.
+
+A run against services that were already running reads the topics from where they ended
+when it started (``end_offsets``), and only the events of its own aggregates (its persons,
+units, merchants, staff and the clock it moved): what earlier runs' people go on causing
+as the clock moves (a replacement becoming ready, a month end's transfer) is not its own."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from shared.bounded import within
 from shared.settings import Settings
+from shared.topic_reader import batches_to_end, topic_reader
 from shared.topics import TOPICS
 
 from .client import Ecosystem
 from .driver import Holder, Ledger
 from .series import Series
 
-KAFKA_SECONDS = 60.0
-"""Longest the topic reader waits for Kafka to let it start, or to stop."""
-READ_SECONDS = 600.0
-"""Longest reading a topic back may take, and a millisecond more per record."""
+STALL_SECONDS = 120.0
+"""Longest reading the topics back may go without a record before it fails (naming the
+partitions short of their end)."""
+FETCH_BYTES = 8 * 1024 * 1024
+"""Per partition and fetch: the verifier reads whole topics, in few round trips."""
 SAMPLE_LIMIT = 5000
 """Above this many persons, projections are compared on a seeded sample of this size."""
+Offsets = dict[TopicPartition, int]
+Ours = Callable[[dict[str, str], dict[str, Any]], bool]
+"""Whether an event (its CloudEvents attributes and data) is of this run's aggregates."""
 
 
 LEDGER_EVENTS = {
@@ -74,6 +83,9 @@ class Tally:
     """The report's charts, folded from the same events (see series.py)."""
     copies: int = 0
     """Records that were an event already read (same id), published again: not counted."""
+    others: Tally | None = None
+    """A run on running services: the events that were not its own, folded apart (the
+    bank's ledger moved by them too, see ``money_conserved``)."""
     _wanted: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -148,72 +160,54 @@ class _Recent:
         return False
 
 
-async def read_stream(settings: Settings, ledger: Ledger | None = None, series: Series | None = None) -> Tally:
+def _partitions(settings: Settings) -> list[tuple[str, list[TopicPartition]]]:
+    """Each service's topic and dead-letter topic partitions: the clock first (the series
+    date events by it), then cards (before the bank's), then the others."""
+    order = sorted(TOPICS.items(), key=lambda item: {"clock": 0, "cards": 1}.get(item[0], 2))
+    return [(service, [TopicPartition(name, p) for name in (topic.name(settings.namespace),
+                                                            topic.dlq(settings.namespace))
+                       for p in range(topic.partitions)]) for service, topic in order]
+
+
+async def end_offsets(settings: Settings) -> Offsets:
+    """Where every topic and dead-letter topic ends now: a run against a running stack
+    reads from there (``read_stream``'s ``since``)."""
+    async with topic_reader(settings, "verify") as consumer:
+        parts = [tp for _, service_parts in _partitions(settings) for tp in service_parts]
+        return dict(await consumer.end_offsets(parts))
+
+
+async def read_stream(settings: Settings, ledger: Ledger | None = None, series: Series | None = None, *,
+                      since: Mapping[TopicPartition, int] | None = None, ours: Ours | None = None) -> Tally:
     """Every event of every topic (and the count of dead letters), read once from the start
     and folded into a Tally (the cards topic first). A copy of an event (same CloudEvents id)
     published again is counted apart (``copies_published_again``), not as another event: the
-    business figures of a run with faults are those of the same run without."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
-    await within(consumer.start(), KAFKA_SECONDS, "the topic reader's start (Kafka)")
+    business figures of a run with faults are those of the same run without.
+
+    ``since``: read each partition from this offset instead (a run against a running stack,
+    see ``end_offsets``); ``ours``: fold only the events it accepts, the others into
+    ``Tally.others`` (every dead letter since is counted: one that came while the run ran
+    is worth a look whoever caused it)."""
     tally = Tally(ledger={kind: getattr(ledger, kind) for kind in LEDGER_EVENTS} if ledger else {}, series=series)
-    try:  # the clock first (the series date events by it), then cards (before the bank's)
-        order = sorted(TOPICS.items(), key=lambda item: {"clock": 0, "cards": 1}.get(item[0], 2))
-        for service, topic in order:
-            parts = [TopicPartition(name, p) for name in (topic.name(settings.namespace), topic.dlq(settings.namespace))
-                     for p in range(topic.partitions)]
+    others = tally.others = Tally() if ours is not None else None
+    async with topic_reader(settings, "verify", max_partition_fetch_bytes=FETCH_BYTES) as consumer:
+        for service, parts in _partitions(settings):
             recent: dict[tuple[str, int], _Recent] = {}
-            async for records in _batches(consumer, parts):
+            async for records in batches_to_end(consumer, parts, start=since, max_records=20_000,
+                                                stall_seconds=STALL_SECONDS):
                 for record in records:
                     if record.topic.endswith(".dlq"):
                         tally.dead_letters += 1
                         continue
                     attrs = {k[3:]: v.decode() for k, v in (record.headers or ()) if k.startswith("ce_")}
+                    data = json.loads(record.value) if record.value else None
+                    into = others if others is not None and ours is not None and not ours(attrs, data or {}) else tally
                     seen = recent.setdefault((record.topic, record.partition), _Recent())
                     if seen.again(attrs.get("id")):
-                        tally.copies += 1  # published again (a relay resending after a crash or an outage)
+                        into.copies += 1  # published again (a relay resending after a crash or an outage)
                         continue
-                    tally.add(service, attrs, json.loads(record.value) if record.value else None)
-    finally:
-        await within(consumer.stop(), KAFKA_SECONDS, "the topic reader's stop (Kafka)")
+                    into.add(service, attrs, data)
     return tally
-
-
-async def _read_all(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> list[Any]:
-    """Every record of ``parts`` up to their end offsets at the call (held in memory: small runs)."""
-    return [record async for records in _batches(consumer, parts) for record in records]
-
-
-async def _batches(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> AsyncIterator[list[Any]]:
-    """Every record of ``parts`` up to their end offsets at the call, batch by batch (each
-    partition's in order); TimeoutError naming the partitions still short of their end
-    after ``READ_SECONDS`` and a millisecond per record."""
-    ends = await consumer.end_offsets(parts)
-    wanted = {tp: end for tp, end in ends.items() if end > 0}
-    if not wanted:
-        return
-    limit = READ_SECONDS + sum(wanted.values()) / 1000
-    deadline = asyncio.get_running_loop().time() + limit
-    consumer.assign(list(wanted))
-    for tp in wanted:
-        consumer.seek(tp, 0)
-    at = dict.fromkeys(wanted, 0)
-    done: set[TopicPartition] = set()
-    while len(done) < len(wanted):
-        if asyncio.get_running_loop().time() > deadline:
-            short = [f"{tp.topic}/{tp.partition} at {at[tp]} of {end}" for tp, end in wanted.items() if tp not in done]
-            raise TimeoutError(f"reading the topics back: not at their end after {limit:g} s: {short}")
-        batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
-        for tp, fetched in batch.items():
-            if tp in done:
-                continue
-            records = [r for r in fetched if r.offset < wanted[tp]]
-            if records:
-                at[tp] = records[-1].offset + 1
-                yield records
-            if at[tp] >= wanted[tp]:
-                done.add(tp)
-                consumer.pause(tp)
 
 
 def _when(attrs: dict[str, str]) -> datetime:
@@ -270,12 +264,26 @@ async def bank_accounts(eco: Ecosystem, person_ids: list[str]) -> list[dict[str,
     return await _gather(eco, "bank", [f"/v1/accounts/{p}" for p in person_ids])
 
 
-async def money_conserved(eco: Ecosystem, tally: Tally, person_ids: list[str],
-                          accounts: list[dict[str, Any]] | None = None) -> bool:
-    """Ledger totals agree with the topics, and every account's balance is credits - debits >= 0."""
-    credits, debits = tally.credits_fen, tally.debits_fen
+async def ledger_totals(eco: Ecosystem) -> dict[str, int]:
+    """The bank's ledger totals now (``credits_fen``, ``debits_fen``, ``balance_fen``)."""
     totals = await eco.call("bank", "GET", "/v1/ledger/totals", who="operator")
-    if (totals["credits_fen"], totals["debits_fen"], totals["balance_fen"]) != (credits, debits, credits - debits):
+    return {k: int(totals[k]) for k in ("credits_fen", "debits_fen", "balance_fen")}
+
+
+async def money_conserved(eco: Ecosystem, tally: Tally, person_ids: list[str],
+                          accounts: list[dict[str, Any]] | None = None,
+                          before: Mapping[str, int] | None = None) -> bool:
+    """Ledger totals agree with the topics, and every account's balance is credits - debits >= 0.
+    ``before``: the totals when the run started (a running stack's ledger holds earlier runs
+    too): what the ledger moved since must be what the events since say, the run's and the
+    others' (``tally.others``: a transfer to an earlier run's person under the run's clock,
+    someone else's purchase meanwhile)."""
+    credits, debits = tally.credits_fen, tally.debits_fen
+    if tally.others is not None:
+        credits, debits = credits + tally.others.credits_fen, debits + tally.others.debits_fen
+    totals = await ledger_totals(eco)
+    moved = {k: v - (before or {}).get(k, 0) for k, v in totals.items()}
+    if (moved["credits_fen"], moved["debits_fen"], moved["balance_fen"]) != (credits, debits, credits - debits):
         return False
     per_person = tally.balance_by_person
     if accounts is None:

@@ -51,6 +51,144 @@ def known(state: Cardholder | None, person_id: str) -> Cardholder:
     return state
 
 
+def unknown(what: str, number: str) -> NotFound:
+    """The answer for a number nobody has, and for a cardholder asking about someone else's."""
+    return NotFound(f"no {what} {number}")
+
+
+# The rules: each a guard named for it, refusing with its own kind of Conflict (code "conflict").
+
+class ReplacementUnderWay(Conflict):
+    """A card is being replaced: its replacement comes first."""
+
+
+class LostCardIsReplaced(Conflict):
+    """A card reported lost is followed by a replacement, not by a new card."""
+
+
+class AlreadyHasCard(Conflict):
+    """At most one card per person that is not cancelled."""
+
+
+class NotPendingActivation(Conflict):
+    """Only a card pending activation can be activated."""
+
+
+class NothingToBlock(Conflict):
+    """A cancelled card cannot be reported lost."""
+
+
+class ActiveCardNotBroken(Conflict):
+    """An active card is replaced only when it is brought in broken."""
+
+
+class NotReplaceable(Conflict):
+    """Only a lost card or a broken one can be replaced."""
+
+
+class ReplacementNotRequested(Conflict):
+    """The bank stamps only a requested replacement."""
+
+
+class AlreadyCollected(Conflict):
+    """A replacement card is handed out once."""
+
+
+class NotReadyToCollect(Conflict):
+    """A replacement card is handed out once it is ready."""
+
+
+def check_not_being_replaced(card: Card) -> None:
+    """No new card while one of the person's cards is being replaced."""
+    if card.state in REPLACING:
+        assert card.replacement is not None
+        raise ReplacementUnderWay(f"a replacement of card {card.card_number} is under way "
+                                  f"(receipt {card.replacement.receipt_number})")
+
+
+def check_lost_card_is_replaced(card: Card) -> None:
+    """A card reported lost is followed by its replacement, never by a new issue."""
+    if card.state == "lost":
+        raise LostCardIsReplaced(f"card {card.card_number} was reported lost: a new card comes through a replacement")
+
+
+def check_card_is_cancelled(person_id: str, card: Card) -> None:
+    """An earlier card is no obstacle to a new one once it is cancelled."""
+    if card.state != "cancelled":
+        raise AlreadyHasCard(f"person {person_id} already has card {card.card_number} ({card.state}): "
+                             "at most one active card per person")
+
+
+def check_one_active_card(holder: Cardholder) -> None:
+    """A person gets a new card only when every card they held is cancelled (a lost one or
+    one being replaced is followed by its replacement)."""
+    for old in holder.cards:
+        check_not_being_replaced(old)
+        check_lost_card_is_replaced(old)
+        check_card_is_cancelled(holder.person_id, old)
+
+
+def check_pending_activation(card: Card) -> None:
+    """Only a card pending activation becomes active."""
+    if card.state != "pending_activation":
+        raise NotPendingActivation(
+            f"card {card.card_number} is {card.state}: only a card pending activation can be activated")
+
+
+def check_not_cancelled(card: Card) -> None:
+    """A cancelled card has nothing left to block."""
+    if card.state == "cancelled":
+        raise NothingToBlock(f"card {card.card_number} is cancelled: there is nothing to block")
+
+
+def check_no_replacement_under_way(card: Card) -> None:
+    """One replacement at a time for a card."""
+    if card.state in REPLACING:
+        assert card.replacement is not None
+        raise ReplacementUnderWay(f"a replacement of card {card.card_number} is already under way "
+                                  f"(receipt {card.replacement.receipt_number})")
+
+
+def check_broken_if_active(card: Card, broken_card: bool) -> None:
+    """An active card is replaced only when presented broken (otherwise it is reported lost first)."""
+    if card.state == "active" and not broken_card:
+        raise ActiveCardNotBroken(
+            f"card {card.card_number} is active: report it lost first, or present the broken card")
+
+
+def check_lost_or_active(card: Card) -> None:
+    """Only a lost card, or an active one brought in broken, can be replaced."""
+    if card.state not in ("lost", "active"):
+        raise NotReplaceable(
+            f"card {card.card_number} is {card.state}: only a lost card or a broken one can be replaced")
+
+
+def check_replacement_requested(card: Card, receipt_number: str) -> Replacement:
+    """The bank stamps a replacement that was requested and is not yet stamped; returns it."""
+    if card.state != "replacement_requested" or card.replacement is None:
+        raise ReplacementNotRequested(
+            f"replacement {receipt_number} is {card.state}: only a requested replacement is stamped")
+    return card.replacement
+
+
+def check_not_collected(holder: Cardholder, card: Card, receipt_number: str) -> None:
+    """A replacement card is handed out once (the answer names the card handed out and when)."""
+    rep = card.replacement
+    if rep is not None and rep.new_card_number is not None:
+        new_card = holder.card(rep.new_card_number)
+        raise AlreadyCollected(f"replacement {receipt_number} was already collected: the new card "
+                               f"{new_card.card_number} was handed out on {new_card.issued_on}")
+
+
+def check_ready_to_collect(card: Card, receipt_number: str) -> Replacement:
+    """A replacement card is handed out once it is ready; returns the replacement."""
+    rep = card.replacement
+    if card.state != "replacement_ready" or rep is None:
+        when = f", ready on {rep.ready_on}" if rep and rep.ready_on else ""
+        raise NotReadyToCollect(f"replacement {receipt_number} is not ready to collect: the card is {card.state}{when}")
+    return rep
+
+
 def ready_on(calendar: BusinessCalendar, stamped_on: date, wait_working_days: int) -> date:
     """The day a replacement card is ready: that many working days after the bank's stamp."""
     return calendar.add_working_days(stamped_on, wait_working_days)
@@ -69,16 +207,7 @@ def issue_card(*, person_id: str, card_number: str, agent_bank: str, today: date
     """A person's first card (or one after all theirs were closed), pending activation."""
     def decide(state: Cardholder | None) -> Decision[Cardholder]:
         holder = known(state, person_id)
-        for old in holder.cards:
-            if old.state in REPLACING:
-                assert old.replacement is not None
-                raise Conflict(f"a replacement of card {old.card_number} is under way "
-                               f"(receipt {old.replacement.receipt_number})")
-            if old.state == "lost":
-                raise Conflict(f"card {old.card_number} was reported lost: a new card comes through a replacement")
-            if old.state != "cancelled":
-                raise Conflict(f"person {person_id} already has card {old.card_number} ({old.state}): "
-                               "at most one active card per person")
+        check_one_active_card(holder)
         card = Card(card_number=card_number, agent_bank=agent_bank, state="pending_activation", issued_on=today)
         event = CardIssued(person_id=person_id, card_number=card_number, agent_bank=agent_bank, replaces=None)
         return Decision(holder.with_card(card), [event], card)
@@ -92,8 +221,7 @@ def activate(*, person_id: str, card_number: str) -> Decide:
         card = holder.card(card_number)
         if card.state == "active":
             return Decision(holder, [], card)
-        if card.state != "pending_activation":
-            raise Conflict(f"card {card_number} is {card.state}: only a card pending activation can be activated")
+        check_pending_activation(card)
         card = card.model_copy(update={"state": "active"})
         return Decision(holder.with_card(card), [CardActivated(person_id=person_id, card_number=card_number)], card)
     return decide
@@ -107,8 +235,7 @@ def report_loss(*, person_id: str, card_number: str | None, presented: Presented
         holder = known(state, person_id)
         holder.verify(presented)
         card = holder.card(card_number) if card_number else holder.current_card()
-        if card.state == "cancelled":
-            raise Conflict(f"card {card.card_number} is cancelled: there is nothing to block")
+        check_not_cancelled(card)
         if card.loss is not None:
             return Decision(holder, [], card)
         loss = LossReport(voucher=voucher, channel=channel, business_date=today, reported_at=now,
@@ -140,14 +267,9 @@ def request_replacement(*, person_id: str, card_number: str, presented: Presente
         holder = known(state, person_id)
         holder.verify(presented)
         card = holder.card(card_number)
-        if card.state in REPLACING:
-            assert card.replacement is not None
-            raise Conflict(f"a replacement of card {card_number} is already under way "
-                           f"(receipt {card.replacement.receipt_number})")
-        if card.state == "active" and not broken_card:
-            raise Conflict(f"card {card_number} is active: report it lost first, or present the broken card")
-        if card.state not in ("lost", "active"):
-            raise Conflict(f"card {card_number} is {card.state}: only a lost card or a broken one can be replaced")
+        check_no_replacement_under_way(card)
+        check_broken_if_active(card, broken_card)
+        check_lost_or_active(card)
         documents = APPLICATION_DOCUMENTS + ([BROKEN_CARD] if broken_card else [])
         replacement = Replacement(receipt_number=receipt_number, documents=documents, requested_on=today)
         card = card.model_copy(update={"state": "replacement_requested", "replacement": replacement})
@@ -176,8 +298,7 @@ def start_production(*, person_id: str, receipt_number: str, stamped_on: date, c
     def decide(state: Cardholder | None) -> Decision[Cardholder]:
         holder = known(state, person_id)
         card = holder.by_receipt(receipt_number)
-        if card.state != "replacement_requested" or card.replacement is None:
-            raise Conflict(f"replacement {receipt_number} is {card.state}: only a requested replacement is stamped")
+        requested = check_replacement_requested(card, receipt_number)
         events: list[EventData] = []
         loss = card.loss
         if loss is None:
@@ -185,7 +306,7 @@ def start_production(*, person_id: str, receipt_number: str, stamped_on: date, c
             events.append(CardLost(person_id=person_id, card_number=card.card_number, channel="bank",
                                    voucher=voucher, business_date=stamped_on, letter_reference=None))
         ready = ready_on(calendar, stamped_on, wait_working_days)
-        replacement = card.replacement.model_copy(update={"stamped_on": stamped_on, "ready_on": ready})
+        replacement = requested.model_copy(update={"stamped_on": stamped_on, "ready_on": ready})
         card = card.model_copy(update={"state": "in_production", "loss": loss, "replacement": replacement})
         events.append(ReplacementProductionStarted(person_id=person_id, card_number=card.card_number,
                                                    receipt_number=receipt_number, stamped_on=stamped_on,
@@ -210,14 +331,8 @@ def collect(*, person_id: str, receipt_number: str, presented: Presented, new_ca
         holder = known(state, person_id)
         old = holder.by_receipt(receipt_number)
         holder.verify(presented)
-        rep = old.replacement
-        if rep is not None and rep.new_card_number is not None:
-            new_card = holder.card(rep.new_card_number)
-            raise Conflict(f"replacement {receipt_number} was already collected: the new card "
-                           f"{new_card.card_number} was handed out on {new_card.issued_on}")
-        if old.state != "replacement_ready" or rep is None:
-            when = f", ready on {rep.ready_on}" if rep and rep.ready_on else ""
-            raise Conflict(f"replacement {receipt_number} is not ready to collect: the card is {old.state}{when}")
+        check_not_collected(holder, old, receipt_number)
+        rep = check_ready_to_collect(old, receipt_number)
         old = old.model_copy(update={"state": "cancelled", "replaced_by": new_card_number,
                                      "replacement": rep.model_copy(update={"new_card_number": new_card_number})})
         new = Card(card_number=new_card_number, agent_bank=old.agent_bank, state="pending_activation", issued_on=today,

@@ -10,9 +10,8 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from shared.calendar import last_day_of_month, months_ended
-from shared.domain import Conflict, Invalid
+from shared.domain import Conflict, Decision, Invalid
 from shared.events import BusinessDateAdvanced, EventData, MonthEnded
-from shared.domain import Decision
 
 CLOCK_ID = "clock"
 MAX_DAYS = 3660
@@ -33,22 +32,70 @@ class Advanced:
     months_ended: list[str]
 
 
+class ClockRunning(Conflict):
+    """The clock is started once: ``start`` is for its first advance only."""
+
+    def __init__(self, current: date) -> None:
+        super().__init__(f"the clock is already running (business date {current}); 'start' is for the first call")
+
+
+class PastLastDate(Invalid):
+    """The clock stops at ``LAST_DATE``."""
+
+    def __init__(self, current: date) -> None:
+        super().__init__(f"the business clock stops at {LAST_DATE}: it is {current}")
+
+
+class ClockBackwards(Conflict):
+    """The clock only moves forward."""
+
+    def __init__(self, current: date, target: date) -> None:
+        super().__init__(f"the business clock cannot move backwards: it is {current}, asked for {target}")
+
+
+class AdvanceTooLong(Invalid):
+    """At most ``MAX_DAYS`` in one advance."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the clock advances at most {MAX_DAYS} days in one call")
+
+
+def check_start_on_first_call(state: ClockState | None, start: date | None) -> None:
+    """Raise if a running clock is given another ``start`` than its date."""
+    if state is not None and start is not None and start != state.date:
+        raise ClockRunning(state.date)
+
+
+def check_before_last_date(current: date, days: int | None, to: date | None) -> None:
+    """Raise if the clock is, or would be moved, past ``LAST_DATE``."""
+    room = (LAST_DATE - current).days
+    if (to is None and (days or 0) > room) or (to is not None and to > LAST_DATE) or current > LAST_DATE:
+        raise PastLastDate(current)
+
+
+def check_forward(current: date, target: date) -> None:
+    """Raise if ``target`` is before the clock's date."""
+    if target < current:
+        raise ClockBackwards(current, target)
+
+
+def check_advance_length(current: date, target: date) -> None:
+    """Raise if the advance is longer than ``MAX_DAYS``."""
+    if (target - current).days > MAX_DAYS:
+        raise AdvanceTooLong()
+
+
 def advance(*, today: date, start: date | None = None, days: int | None = None,
             to: date | None = None) -> Callable[[ClockState | None], Decision[ClockState]]:
     """Move the clock ``days`` forward or ``to`` a date; the first call starts it at
     ``start`` (or ``today``, the real date in China)."""
     def decide(state: ClockState | None) -> Decision[ClockState]:
-        if state is not None and start is not None and start != state.date:
-            raise Conflict(f"the clock is already running (business date {state.date}); 'start' is for the first call")
+        check_start_on_first_call(state, start)
         current = state.date if state is not None else (start or today)
-        room = (LAST_DATE - current).days
-        if (to is None and (days or 0) > room) or (to is not None and to > LAST_DATE) or current > LAST_DATE:
-            raise Invalid(f"the business clock stops at {LAST_DATE}: it is {current}")
+        check_before_last_date(current, days, to)
         target = to if to is not None else current + timedelta(days=days or 0)
-        if target < current:
-            raise Conflict(f"the business clock cannot move backwards: it is {current}, asked for {target}")
-        if (target - current).days > MAX_DAYS:
-            raise Invalid(f"the clock advances at most {MAX_DAYS} days in one call")
+        check_forward(current, target)
+        check_advance_length(current, target)
         events: list[EventData] = []
         ended: list[str] = []
         day = current

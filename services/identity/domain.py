@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-from shared.domain import Conflict, Forbidden, Invalid, Locked, NotFound
+from shared.domain import Conflict, Decision, Forbidden, Invalid, Locked, NotFound
 from shared.events import (
     ContributionPaid,
     EventData,
@@ -26,7 +26,7 @@ from shared.events import (
     PersonRegistered,
     StaffUserCreated,
 )
-from shared.domain import Decision
+from shared.ids import validate_mobile
 
 StaffRole = Literal["clerk", "teller", "operator", "merchant"]
 NO_MATCH = "name and ID number do not match the register"
@@ -37,6 +37,97 @@ or mistyped it is not told."""
 ACCOUNT_EXISTS = ("this person already has an online account; if you did not open it, have it closed at the "
                   "agency counter with your ID card, then open yours")
 CODE_DIGITS = 6
+
+
+class IdNumberTaken(Conflict):
+    """One person per resident ID number."""
+
+    def __init__(self) -> None:
+        super().__init__("a person with this ID number is already registered")
+
+
+class UnknownUnit(Invalid):
+    """A person belongs to a registered insured unit, or to none."""
+
+    def __init__(self, unit_id: str) -> None:
+        super().__init__(f"insured unit {unit_id} is not registered")
+
+
+class CodeRefused(Invalid):
+    """The one answer to every refused account opening (see ``CODE_REFUSED``)."""
+
+    def __init__(self) -> None:
+        super().__init__(CODE_REFUSED)
+
+
+class AccountExists(Conflict):
+    """One online account per person."""
+
+    def __init__(self) -> None:
+        super().__init__(ACCOUNT_EXISTS)
+
+
+class IdCardMismatch(Forbidden):
+    """The counter closes an account only on the holder's own ID card."""
+
+    def __init__(self) -> None:
+        super().__init__("the ID number does not match the person")
+
+
+class NoOnlineAccount(Conflict):
+    """Only an open online account can be closed."""
+
+    def __init__(self) -> None:
+        super().__init__("this person has no online account")
+
+
+class LoginLocked(Locked):
+    """Too many failed logins in a row: no login while the lock lasts."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"too many failed logins: locked until {until.isoformat()}")
+
+
+class UsernameTaken(Conflict):
+    """One staff user per username."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"username {username} is taken")
+
+
+class MerchantIdMismatch(Invalid):
+    """A merchant's terminal has its merchant's id, and no other staff user has one."""
+
+    def __init__(self) -> None:
+        super().__init__("a merchant_id is required for the merchant role and only for it")
+
+
+class RepeatedPerson(Invalid):
+    """A unit's contribution for a month names each of its persons once."""
+
+    def __init__(self) -> None:
+        super().__init__("each person may appear only once in a contribution")
+
+
+class UnregisteredPerson(Invalid):
+    """A contribution is paid for a registered person."""
+
+    def __init__(self, person_id: str) -> None:
+        super().__init__(f"person {person_id} is not registered")
+
+
+class NotInUnit(Invalid):
+    """A contribution is paid by the person's own unit."""
+
+    def __init__(self, person_id: str, unit_id: str) -> None:
+        super().__init__(f"person {person_id} does not belong to insured unit {unit_id}")
+
+
+class MonthAlreadyPaid(Conflict):
+    """One contribution per person per month."""
+
+    def __init__(self, person_id: str, month: str) -> None:
+        super().__init__(f"the contribution for {month} is already paid for person {person_id}")
 
 
 class InsuredUnit(BaseModel):
@@ -99,6 +190,31 @@ class LoginResult:
 
 
 C = TypeVar("C", bound=Credentials)
+
+
+def checked_mobile(value: str) -> str:
+    """The normalised mobile number, or a 422 saying what is wrong with it."""
+    try:
+        return validate_mobile(value)
+    except ValueError as err:
+        raise Invalid(str(err)) from None
+
+
+def staff_key(username: str) -> str:
+    """Aggregate id (and Kafka key) of a staff user: never equal to a person or unit id."""
+    return f"staff:{username}"
+
+
+def check_id_number_free(registered: Person | None) -> None:
+    """Raise unless no person is registered with the ID number (``registered``: who is)."""
+    if registered is not None:
+        raise IdNumberTaken()
+
+
+def check_unit_registered(unit: InsuredUnit | None, unit_id: str) -> None:
+    """Raise unless the insured unit ``unit_id`` (``unit`` as found) is registered."""
+    if unit is None:
+        raise UnknownUnit(unit_id)
 
 
 def register_unit(unit: InsuredUnit) -> Callable[[InsuredUnit | None], Decision[InsuredUnit]]:
@@ -173,21 +289,45 @@ def check_account_code(*, name: str, digest: str, now: datetime,
     return decide
 
 
+def check_code(person: Person | None, name: str, digest: str, now: datetime) -> Person:
+    """Raise unless the name is the registered one and the code is right and live."""
+    code = _live_code(person, now) if person is not None else None
+    if person is None or not _names_match(person, name) or code is None \
+            or not hmac.compare_digest(code.code_digest, digest):
+        raise CodeRefused()
+    return person
+
+
+def check_one_online_account(person: Person) -> None:
+    """Raise if the person already has an online account."""
+    if person.account is not None:
+        raise AccountExists()
+
+
 def open_account(*, name: str, account_number: str, password_hash: str, digest: str,
                  now: datetime) -> Callable[[Person | None], Decision[Person]]:
     """Step 2: the name is the registered one for the ID number and the code sent to the
     registered mobile is right and live; the code is used up."""
-    def decide(person: Person | None) -> Decision[Person]:
-        code = _live_code(person, now) if person is not None else None
-        if person is None or not _names_match(person, name) or code is None \
-                or not hmac.compare_digest(code.code_digest, digest):
-            raise Invalid(CODE_REFUSED)
-        if person.account is not None:
-            raise Conflict(ACCOUNT_EXISTS)
+    def decide(state: Person | None) -> Decision[Person]:
+        person = check_code(state, name, digest, now)
+        check_one_online_account(person)
         account = OnlineAccount(account_number=account_number, password_hash=password_hash)
         new = person.model_copy(update={"account": account, "account_code": None})
         return Decision(new, [OnlineAccountOpened(person_id=person.person_id, account_number=account_number)], new)
     return decide
+
+
+def check_id_card_matches(person: Person, presented_digest: str) -> None:
+    """Raise unless the ID card presented (its digest) is the person's."""
+    if not hmac.compare_digest(person.id_number_digest, presented_digest):
+        raise IdCardMismatch()
+
+
+def check_has_online_account(person: Person) -> OnlineAccount:
+    """The person's online account; raise if they have none."""
+    if person.account is None:
+        raise NoOnlineAccount()
+    return person.account
 
 
 def close_account_at_counter(presented_digest: str) -> Callable[[Person | None], Decision[Person]]:
@@ -196,25 +336,22 @@ def close_account_at_counter(presented_digest: str) -> Callable[[Person | None],
     def decide(person: Person | None) -> Decision[Person]:
         if person is None:
             raise NotFound("no such person")
-        if not hmac.compare_digest(person.id_number_digest, presented_digest):
-            raise Forbidden("the ID number does not match the person")
-        if person.account is None:
-            raise Conflict("this person has no online account")
-        number = person.account.account_number
+        check_id_card_matches(person, presented_digest)
+        number = check_has_online_account(person).account_number
         new = person.model_copy(update={"account": None, "account_code": None})
         return Decision(new, [OnlineAccountClosed(person_id=person.person_id, account_number=number)], number)
     return decide
 
 
-def ensure_unlocked(credentials: Credentials, now: datetime) -> None:
+def check_unlocked(credentials: Credentials, now: datetime) -> None:
     """Raise Locked while a lock set by too many failed logins lasts."""
     if credentials.locked_until is not None and credentials.locked_until > now:
-        raise Locked(f"too many failed logins: locked until {credentials.locked_until.isoformat()}")
+        raise LoginLocked(credentials.locked_until)
 
 
 def login_attempt(credentials: C, ok: bool, now: datetime, policy: LoginPolicy) -> tuple[C, LoginResult]:
     """Count a login attempt: success clears the count, the n-th failure in a row locks."""
-    ensure_unlocked(credentials, now)
+    check_unlocked(credentials, now)
     if ok:
         return credentials.model_copy(update={"failures": 0, "locked_until": None}), LoginResult(True)
     failures = credentials.failures + 1
@@ -238,12 +375,22 @@ def person_login(ok: bool, now: datetime, policy: LoginPolicy) -> Callable[[Pers
     return decide
 
 
+def check_username_free(existing: StaffUser | None, username: str) -> None:
+    """Raise if a staff user has the username (``existing``: who has it)."""
+    if existing is not None:
+        raise UsernameTaken(username)
+
+
+def check_merchant_id_for_role(user: StaffUser) -> None:
+    """Raise unless the user has a merchant id exactly when their role is merchant."""
+    if (user.role == "merchant") != (user.merchant_id is not None):
+        raise MerchantIdMismatch()
+
+
 def create_staff(user: StaffUser) -> Callable[[StaffUser | None], Decision[StaffUser]]:
     def decide(state: StaffUser | None) -> Decision[StaffUser]:
-        if state is not None:
-            raise Conflict(f"username {user.username} is taken")
-        if (user.role == "merchant") != (user.merchant_id is not None):
-            raise Invalid("a merchant_id is required for the merchant role and only for it")
+        check_username_free(state, user.username)
+        check_merchant_id_for_role(user)
         event = StaffUserCreated(user_id=user.user_id, username=user.username, role=user.role,
                                  merchant_id=user.merchant_id)
         return Decision(user, [event], user)
@@ -264,15 +411,37 @@ def contribution_id(month: str, person_id: str) -> str:
     return f"C{month.replace('-', '')}{person_id}"
 
 
+def check_each_person_once(person_ids: list[str]) -> None:
+    """Raise if a contribution names a person more than once."""
+    if len(set(person_ids)) != len(person_ids):
+        raise RepeatedPerson()
+
+
+def check_person_registered(person: Person | None, person_id: str) -> Person:
+    """``person``; raise if no person ``person_id`` is registered."""
+    if person is None:
+        raise UnregisteredPerson(person_id)
+    return person
+
+
+def check_member_of_unit(person: Person, unit_id: str) -> None:
+    """Raise unless the person belongs to the insured unit."""
+    if person.unit_id != unit_id:
+        raise NotInUnit(person.person_id, unit_id)
+
+
+def check_month_unpaid(person: Person, month: str) -> None:
+    """Raise if the person's contribution for the month is paid already."""
+    if month in person.contributions:
+        raise MonthAlreadyPaid(person.person_id, month)
+
+
 def check_contribution(person: Person | None, person_id: str, unit_id: str, month: str) -> Person:
     """Raise unless ``person`` may have a contribution for ``month`` paid by ``unit_id``."""
-    if person is None:
-        raise Invalid(f"person {person_id} is not registered")
-    if person.unit_id != unit_id:
-        raise Invalid(f"person {person_id} does not belong to insured unit {unit_id}")
-    if month in person.contributions:
-        raise Conflict(f"the contribution for {month} is already paid for person {person_id}")
-    return person
+    registered = check_person_registered(person, person_id)
+    check_member_of_unit(registered, unit_id)
+    check_month_unpaid(registered, month)
+    return registered
 
 
 def pay_contribution(*, person_id: str, unit_id: str, month: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.codec import ATTRIBUTES
@@ -119,8 +120,10 @@ def _message(event_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_asyncapi() -> dict[str, Any]:
-    """The whole document, built from ``REGISTRY`` and the topic registry."""
+def build_asyncapi(consumers: Mapping[str, Iterable[str]] | None = None) -> dict[str, Any]:
+    """The whole document, built from ``REGISTRY`` and the topic registry; ``consumers``
+    (service -> the event types its handler tables apply, ``medcard.contract``) adds each
+    service's ``receive`` operations: who applies what, channel by channel."""
     schemas = all_event_schemas()
     payloads = {t: {k: v for k, v in s.items() if k != "$schema"} for t, s in schemas.items()}
     channels: dict[str, Any] = {}
@@ -145,6 +148,20 @@ def build_asyncapi() -> dict[str, Any]:
             "summary": f"Events produced by the {topic.produced_by} service, keyed by {_key(service)}.",
             "messages": [{"$ref": f"#/channels/{service}/messages/{t}"} for t in types],
         }
+    for consumer, applied_types in sorted((consumers or {}).items()):
+        applied = set(applied_types)
+        for service in TOPICS:
+            wanted = [t for t in schemas if REGISTRY[t].service == service and t in applied]
+            if not wanted:
+                continue
+            operations[f"{consumer}.receive.{service}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{service}"},
+                "title": f"The {consumer} service applies",
+                "summary": f"Events of the {service} topic the {consumer} service applies (its handler table); "
+                           f"it passes over the others.",
+                "messages": [{"$ref": f"#/channels/{service}/messages/{t}"} for t in wanted],
+            }
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {

@@ -1,7 +1,10 @@
 """Write or check the committed contract under ``contract/``.
 
-    python -m shared.contract.generate          # write the files; refuses a breaking change
-    python -m shared.contract.generate --check  # exit 1 when the files are stale or a change breaks
+    python -m medcard.contract          # write the files; refuses a breaking change
+    python -m medcard.contract --check  # exit 1 when the files are stale or a change breaks
+
+(``medcard.contract`` adds what only the layer above the services knows: which service
+applies which events, from their handler tables.)
 
 Files: ``schemas/<event type>.json`` (one per type; files of retired versions stay),
 ``asyncapi.yaml`` and ``asyncapi.json`` (the same document).
@@ -16,6 +19,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
@@ -50,18 +54,22 @@ def asyncapi_yaml(doc: dict[str, Any]) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def render() -> dict[str, str]:
+Consumers = Mapping[str, Iterable[str]]
+"""Service -> the event types it applies (see ``build_asyncapi``)."""
+
+
+def render(consumers: Consumers | None = None) -> dict[str, str]:
     """Every generated file's text, by path relative to the contract directory."""
     files = {f"schemas/{t}.json": _json(s) for t, s in all_event_schemas().items()}
-    doc = build_asyncapi()
+    doc = build_asyncapi(consumers)
     files["asyncapi.json"] = _json(doc)
     files["asyncapi.yaml"] = asyncapi_yaml(doc)
     return files
 
 
-def stale_files(directory: Path) -> list[str]:
+def stale_files(directory: Path, consumers: Consumers | None = None) -> list[str]:
     """Generated files that are missing or differ on disk."""
-    return [rel for rel, text in render().items()
+    return [rel for rel, text in render(consumers).items()
             if not (directory / rel).is_file() or (directory / rel).read_text(encoding="utf-8") != text]
 
 
@@ -74,13 +82,13 @@ def breaking(directory: Path) -> list[str]:
     return check_contract(directory / "schemas", all_event_schemas())
 
 
-def write(directory: Path) -> list[str]:
+def write(directory: Path, consumers: Consumers | None = None) -> list[str]:
     """Write the files that changed; return their relative paths. Raises
     :class:`BreakingChange`, writing nothing, when a change would break a consumer."""
     if breaks := breaking(directory):
         raise BreakingChange(breaks)
-    changed = stale_files(directory)
-    files = render()
+    changed = stale_files(directory, consumers)
+    files = render(consumers)
     for rel in changed:
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,8 +96,9 @@ def write(directory: Path) -> list[str]:
     return changed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.contract.generate", description=__doc__,
+def main(argv: list[str] | None = None, consumers: Consumers | None = None,
+         prog: str = "python -m medcard.contract") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=CONTRACT_DIR, help="contract directory (default: %(default)s)")
     parser.add_argument("--check", action="store_true", help="write nothing; fail if stale or breaking")
@@ -101,16 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         print("raise the event's version (a new type string) instead of changing it in place", file=sys.stderr)
         return 1
     if args.check:
-        stale = stale_files(args.out)
+        stale = stale_files(args.out, consumers)
         for rel in stale:
             print(f"STALE {rel}", file=sys.stderr)
         if stale:
-            print("run: python -m shared.contract.generate", file=sys.stderr)
+            print(f"run: {prog}", file=sys.stderr)
         return 1 if stale else 0
-    for rel in write(args.out):
+    for rel in write(args.out, consumers):
         print(f"wrote {args.out / rel}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,13 @@
 """Serves the contract from a service: the AsyncAPI document and each event type's schema.
 
-Built from the running code's models (identical to the committed files while
-``python -m shared.contract.generate --check`` passes).
+The document is the committed one (``contract/asyncapi.json`` and ``.yaml``: what is
+published is what is served); the schemas are built from the running code's models,
+identical to the committed files while ``python -m medcard.contract --check`` passes.
 """
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -15,8 +17,7 @@ from fastapi.responses import Response
 from shared.domain import NotFound
 from shared.errors import errors, example
 
-from .asyncapi import build_asyncapi
-from .generate import asyncapi_yaml
+from .generate import CONTRACT_DIR
 from .schemas import all_event_schemas
 
 router = APIRouter(tags=["contract"])
@@ -40,7 +41,12 @@ SCHEMA_EXAMPLE = {
 
 @cache
 def _document() -> dict[str, Any]:
-    return build_asyncapi()
+    return json.loads((CONTRACT_DIR / "asyncapi.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@cache
+def _document_yaml() -> str:
+    return (CONTRACT_DIR / "asyncapi.yaml").read_text(encoding="utf-8")
 
 
 @cache
@@ -59,7 +65,7 @@ async def asyncapi_json() -> dict[str, Any]:
                               "  version: 1.0.0\n", media_type="application/yaml"))
 async def asyncapi_yaml_document() -> Response:
     """The AsyncAPI 3.0 document of every topic and event (YAML)."""
-    return Response(asyncapi_yaml(_document()), media_type="application/yaml")
+    return Response(_document_yaml(), media_type="application/yaml")
 
 
 @router.get("/schemas/{event_type}.json", responses={**example(SCHEMA_EXAMPLE), **errors(404, 422)})

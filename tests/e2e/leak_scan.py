@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from pymongo import AsyncMongoClient
 
 from medcard.simulate.client import SENSITIVE
-from medcard.simulate.verify import _read_all
+from shared.settings import Settings
+from shared.topic_reader import records_to_end, topic_reader
 from shared.topics import TOPICS
 
 PIN = re.compile(r"^\d{6}$")
@@ -84,15 +85,11 @@ def scan_document(doc: Any, secrets: Secrets, where: str) -> list[str]:
 
 async def topic_records(kafka: str, namespace: str) -> list[Any]:
     """Every record of every topic of the namespace, dead-letter topics included."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(name, p) for t in TOPICS.values()
-                 for name in (t.name(namespace), t.dlq(namespace)) for p in range(t.partitions)]
-        return await _read_all(consumer, parts)
-    finally:
-        await consumer.stop()
+    parts = [TopicPartition(name, p) for t in TOPICS.values()
+             for name in (t.name(namespace), t.dlq(namespace)) for p in range(t.partitions)]
+    settings = Settings(namespace=namespace, kafka_bootstrap=kafka)
+    async with topic_reader(settings, "leak-scan", max_partition_fetch_bytes=8 * 1024 * 1024) as consumer:
+        return await records_to_end(consumer, parts)
 
 
 def scan_records(records: list[Any], secrets: Secrets) -> list[str]:

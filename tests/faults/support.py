@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from shared.bounded import cancel_and_wait, within
 from shared.codec import from_record
 from shared.events import CloudEvent
 from shared.settings import SECRET_SETTINGS, Settings
+from shared.topic_reader import records_to_end, topic_reader
 from shared.topics import TOPICS
 from tests.helpers import STOP_SECONDS, auth, eventually
 from tests.infra import REPO_ROOT
@@ -154,28 +154,12 @@ async def read_topics(settings: Settings, services: list[str], *, dlq: bool = Fa
     offsets seen at the call, in partition order. Main topics come back parsed (a record that
     does not parse fails the test: the services only publish valid events); dead letters raw.
     Fails naming the partitions short of their end after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
     names = [TOPICS[s].dlq(settings.namespace) if dlq else TOPICS[s].name(settings.namespace) for s in services]
     parts = [TopicPartition(n, p) for n, s in zip(names, services, strict=True) for p in range(TOPICS[s].partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
-    await within(consumer.start(), timeout, "a topic reader starting (Kafka)")
-    try:
-        ends = {tp: end for tp, end in (await consumer.end_offsets(parts)).items() if end > 0}
-        if not ends:
-            return []
-        consumer.assign(list(ends))
-        for tp in ends:
-            consumer.seek(tp, 0)
-        got: dict[TopicPartition, list[Any]] = {tp: [] for tp in ends}
-        while short := [tp for tp, end in ends.items() if not got[tp] or got[tp][-1].offset + 1 < end]:
-            assert time.monotonic() < deadline, f"{short} not read to their end ({ends}) in {timeout:g} s"
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            for tp, records in batch.items():
-                got[tp].extend(r for r in records if r.offset < ends[tp])
-    finally:
-        await within(consumer.stop(), STOP_SECONDS, "a topic reader stopping (Kafka)")
-    records = [r for tp in ends for r in got[tp]]
+    async with topic_reader(settings, "test") as consumer:
+        fetched = await records_to_end(consumer, parts, stall_seconds=timeout, timeout=timeout)
+    place = {(tp.topic, tp.partition): k for k, tp in enumerate(parts)}
+    records = sorted(fetched, key=lambda r: (place[(r.topic, r.partition)], r.offset))
     if dlq:
         return records
     return [Read(r.topic, r.partition, r.offset, from_record(r)) for r in records]

@@ -16,7 +16,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.bank.app import create as create_bank
-from services.identity.api.access import WRONG_LOGIN, WRONG_STAFF_LOGIN
+from services.identity.handlers import WRONG_LOGIN, WRONG_STAFF_LOGIN
 from services.identity.app import create as create_identity
 from services.identity.domain import Person
 from shared import security

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.identity.api.access import WRONG_LOGIN
+from services.identity.handlers import WRONG_LOGIN
 from services.identity.app import create
 from services.identity.domain import CODE_REFUSED
 from shared.auth import verify_token

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 
 from services.bank.app import create as create_bank
 from services.cards.app import create as create_cards
-from services.identity.api.access import CODE_SENT, WRONG_LOGIN
+from services.identity.handlers import CODE_SENT, WRONG_LOGIN
 from services.identity.app import create as create_identity
 from services.identity.domain import ACCOUNT_EXISTS, CODE_REFUSED
 from shared.settings import Settings

@@ -1,9 +1,11 @@
 """An in-memory stand-in for the part of pymongo's AsyncCollection that the outbox relay and
-the aggregate store's reads use: ``find`` (``limit``, ``batch_size``, a cursor read a page at a
-time with ``to_list(length)``; ``sort`` ignored), ``find_one``, ``insert_one``, ``update_one`` and ``bulk_write`` of
-``UpdateOne`` and ``UpdateMany`` (answering ``matched_count``), on equality, ``$in``, ``$set`` (also of a
-``field.key``), ``$max`` and ``$push`` of ``$each``: enough for ``AggregateStore.execute``. Every read yields to the event loop,
-and a test can hold the next read at its start (``hold_next_read``) to act meanwhile."""
+the aggregate store use: ``find`` (``limit``, ``batch_size``, a cursor read a page at a
+time with ``to_list(length)``; ``sort`` ignored), ``find_one``, ``insert_one`` (a duplicate
+``_id`` raises ``DuplicateKeyError``), ``update_one`` (``upsert`` too) and ``bulk_write`` of
+``InsertOne`` (a taken ``_id``: the server's duplicate-key write error), ``UpdateOne`` and
+``UpdateMany`` (answering ``matched_count``), on equality, ``$in``, ``$set`` (of dotted paths
+too), ``$max`` and ``$push`` with ``$each``. Every read yields to the event loop, and a test
+can hold the next read at its start (``hold_next_read``) to act meanwhile."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import asyncio
 import copy
 from typing import Any
 
-from pymongo import UpdateMany, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import InsertOne, UpdateMany, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 Doc = dict[str, Any]
 
@@ -27,9 +29,25 @@ def matches(doc: Doc, query: Doc) -> bool:
     return True
 
 
+def apply_update(doc: Doc, update: Any) -> None:
+    """``$set`` (a dotted path sets a field of a sub-document), ``$max`` and ``$push`` of ``$each``."""
+    for field, value in update.get("$set", {}).items():
+        *parents, last = field.split(".")
+        target = doc
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[last] = value
+    for field, value in update.get("$max", {}).items():
+        doc[field] = max(doc.get(field, value), value)
+    for field, value in update.get("$push", {}).items():
+        doc.setdefault(field, []).extend(copy.deepcopy(value["$each"]))
+
+
 class BulkResult:
     def __init__(self) -> None:
         self.matched_count = 0
+        self.modified_count = 0
+        self.upserted_id: Any = None
 
 
 class MemoryCursor:
@@ -88,10 +106,40 @@ class MemoryCollection:
         await self.reading()
         return next((copy.deepcopy(d) for d in self.docs.values() if matches(d, query)), None)
 
-    async def bulk_write(self, requests: list[UpdateOne | UpdateMany], ordered: bool = True) -> BulkResult:
+    async def insert_one(self, doc: Doc) -> None:
+        await asyncio.sleep(0)
+        self._insert(doc)
+
+    def _insert(self, doc: Doc) -> None:
+        if doc["_id"] in self.docs:
+            raise DuplicateKeyError(f"duplicate key: {doc['_id']}")
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    async def update_one(self, query: Doc, update: Doc, upsert: bool = False) -> BulkResult:
         await asyncio.sleep(0)
         result = BulkResult()
-        for request in requests:
+        doc = next((d for d in self.docs.values() if matches(d, query)), None)
+        if doc is None and upsert:
+            doc = {field: value for field, value in query.items() if not isinstance(value, dict)}
+            self._insert(doc)
+            doc, result.upserted_id = self.docs[doc["_id"]], doc["_id"]
+        elif doc is not None:
+            result.matched_count = result.modified_count = 1
+        if doc is not None:
+            apply_update(doc, update)
+        return result
+
+    async def bulk_write(self, requests: list[InsertOne[Doc] | UpdateOne | UpdateMany],
+                         ordered: bool = True) -> BulkResult:
+        await asyncio.sleep(0)
+        result = BulkResult()
+        for index, request in enumerate(requests):
+            if isinstance(request, InsertOne):
+                if request._doc["_id"] in self.docs:  # as the server answers a bulk write
+                    raise BulkWriteError({"writeErrors": [{"index": index, "code": 11000,
+                                                           "errmsg": f"duplicate key {request._doc['_id']}"}]})
+                self._insert(request._doc)
+                continue
             by_id = request._filter.get("_id")
             if isinstance(by_id, str):
                 candidates = [self.docs[by_id]] if by_id in self.docs else []
@@ -102,20 +150,5 @@ class MemoryCollection:
             found = [d for d in candidates if matches(d, request._filter)]
             for doc in found if isinstance(request, UpdateMany) else found[:1]:
                 result.matched_count += 1
-                for field, value in request._doc.get("$set", {}).items():
-                    parent, _, key = field.rpartition(".")
-                    (doc.setdefault(parent, {}) if parent else doc)[key] = copy.deepcopy(value)
-                for field, value in request._doc.get("$max", {}).items():
-                    doc[field] = max(doc.get(field, value), value)
-                for field, value in request._doc.get("$push", {}).items():
-                    doc.setdefault(field, []).extend(copy.deepcopy(value["$each"]))
+                apply_update(doc, request._doc)
         return result
-
-    async def update_one(self, query: Doc, update: Doc) -> BulkResult:
-        return await self.bulk_write([UpdateOne(query, update)])
-
-    async def insert_one(self, doc: Doc) -> None:
-        await asyncio.sleep(0)
-        if doc["_id"] in self.docs:
-            raise DuplicateKeyError(f"duplicate _id {doc['_id']}")
-        self.docs[doc["_id"]] = copy.deepcopy(doc)

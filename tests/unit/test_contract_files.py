@@ -10,7 +10,8 @@ import yaml
 from services.identity.clock import advance
 from shared.codec import ATTRIBUTES
 from shared.contract.compat import check_contract
-from shared.contract.generate import CONTRACT_DIR, main, stale_files
+from medcard.contract import consumers, main
+from shared.contract.generate import CONTRACT_DIR, stale_files
 from shared.events import REGISTRY
 from shared.topics import TOPICS
 
@@ -22,7 +23,7 @@ def test_no_event_model_breaks_a_consumer_of_the_committed_schemas() -> None:
 
 
 def test_the_committed_files_are_what_the_models_generate() -> None:
-    assert stale_files(CONTRACT_DIR) == [], "run: python -m shared.contract.generate"
+    assert stale_files(CONTRACT_DIR, consumers()) == [], "run: python -m medcard.contract"
     assert main(["--check"]) == 0
 
 
@@ -80,3 +81,15 @@ def test_each_operation_names_the_service_that_really_publishes_its_topic() -> N
     assert "clock service" not in json.dumps(ASYNCAPI)
     for service in set(TOPICS) - {"clock"}:
         assert ASYNCAPI["operations"][f"{service}.publish"]["title"] == f"The {service} service publishes"
+
+
+def test_each_consuming_service_has_a_receive_operation_per_topic_it_applies_events_of() -> None:
+    applied = consumers()
+    receives = {k: v for k, v in ASYNCAPI["operations"].items() if v["action"] == "receive"}
+    expected = {f"{c}.receive.{REGISTRY[t].service}" for c, types in applied.items() for t in types}
+    assert set(receives) == expected
+    for key, operation in receives.items():
+        consumer, _, channel = key.split(".")
+        assert operation["channel"] == {"$ref": f"#/channels/{channel}"}
+        listed = {m["$ref"].rsplit("/", 1)[1] for m in operation["messages"]}
+        assert listed == {t for t in applied[consumer] if REGISTRY[t].service == channel}

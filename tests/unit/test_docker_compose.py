@@ -21,7 +21,7 @@ SERVICES = ("identity", "cards", "bank", "notifications")
 
 
 def test_the_stack_has_kafka_mongo_a_topic_step_the_four_services_and_the_console() -> None:
-    assert set(COMPOSE["services"]) == {"kafka", "mongo", "topics", *SERVICES, "console"}
+    assert set(COMPOSE["services"]) == {"kafka", "mongo", "topics", *SERVICES, "console", "simulate"}
     assert COMPOSE["services"]["kafka"]["image"].startswith("apache/kafka:4.")
     assert COMPOSE["services"]["mongo"]["image"].startswith("mongo:")
 
@@ -109,3 +109,40 @@ def test_the_console_serves_the_four_services_on_loopback() -> None:
     assert params["host"] == "0.0.0.0" and params["port"] == 8105
     assert {params[f"{s}_url"] for s in SERVICES} == {f"http://{s}:8000" for s in SERVICES}
     assert console["ports"] == [f"{PUBLISH}:8105:8105"]
+
+
+def test_the_main_job_runs_on_demand_against_the_four_services_and_writes_its_reports_to_the_host() -> None:
+    """`docker compose run --rm simulate --persons 1000 --months 3`: the real `medcard simulate`
+    takes every option the service gives it, drives the four services where they listen, with
+    the stack's keys (read-only), broker and namespace, and writes both reports into the
+    host folder it mounts."""
+    simulate = COMPOSE["services"]["simulate"]
+    assert simulate["profiles"] == ["simulate"]  # not started by `docker compose up`
+    assert simulate["build"] == "." and "command" not in simulate
+    assert simulate["depends_on"] == {name: {"condition": "service_healthy"} for name in SERVICES}
+    args = [*simulate["entrypoint"], "--persons", "1000", "--months", "3"]
+    params = cli_accepts(args)
+    assert (params["persons"], params["months"]) == (1000, 3)
+    for name in SERVICES:
+        svc = COMPOSE["services"][name]
+        port = svc["environment"]["PORT"]
+        assert f"http://127.0.0.1:{port}/ready" in " ".join(svc["healthcheck"]["test"])  # where it listens
+        assert params[f"{name}_url"] == f"http://{name}:{port}"
+    mounts = dict(volume.split(":", 1) for volume in simulate["volumes"])
+    keys_volume = next(v for v in COMPOSE["services"]["identity"]["volumes"] if v.startswith("medcard-keys:"))
+    keys_folder = keys_volume.split(":")[1]
+    assert mounts["medcard-keys"] == f"{keys_folder}:ro"
+    assert str(params["keys_file"]) == simulate["environment"]["MEDCARD_KEYS_FILE"] == f"{keys_folder}/keys.json"
+    host_folder = next(source for source in mounts if source.startswith("./"))
+    assert Path(params["report"]).parent == Path(mounts[host_folder])
+    assert (ROOT / host_folder).resolve().name in (ROOT / ".gitignore").read_text()
+    # The stack's broker (inside the network) and namespace, as every service reads them.
+    assert simulate["environment"] == COMPOSE["services"]["topics"]["environment"]
+    for name in SERVICES:
+        env = COMPOSE["services"][name]["environment"]
+        assert all(env[k] == v for k, v in simulate["environment"].items() if k.startswith("MEDCARD_"))
+    # The broker and the namespace come from that environment (the options' variables).
+    options = {p.name: p for p in get_command(app).get_command(None, "simulate").params}  # type: ignore[attr-defined]
+    assert options["kafka"].envvar == "MEDCARD_KAFKA_BOOTSTRAP" and "kafka" not in " ".join(args)
+    assert options["namespace"].envvar == "MEDCARD_NAMESPACE" and "--namespace" not in args
+    assert simulate["environment"]["MEDCARD_KAFKA_BOOTSTRAP"] == "kafka:9092"

@@ -6,9 +6,8 @@ from datetime import date
 
 import pytest
 
-from services.identity.api.register import checked_id_number
 from shared.domain import Invalid
-from shared.ids import id_check_digit, make_id_number, mask_id_number
+from shared.ids import checked_id_number, id_check_digit, id_digest, make_id_number, mask_id_number, presented_digest
 
 VALID = "11010519491231002X"
 
@@ -59,3 +58,10 @@ def test_an_implausible_id_number_is_a_422_saying_why(number: str, reason: str) 
     first17 = number[:17]
     with pytest.raises(Invalid, match=reason):
         checked_id_number(first17 + id_check_digit(first17))
+
+
+def test_a_presented_id_number_is_checked_then_digested_the_one_way_every_service_does() -> None:
+    number = make_id_number("110101", date(1990, 1, 1), 123)
+    assert presented_digest("k", number.lower()) == id_digest("k", number)
+    with pytest.raises(Invalid, match="check digit"):
+        presented_digest("k", number[:17] + ("0" if number[17] != "0" else "1"))

@@ -28,8 +28,12 @@ def test_stored_events_are_the_envelopes_json_dump() -> None:
     events = [AccountOpened(person_id="P1", account_id="PMA-P1", card_number="6216610000000000017"),
               ContributionHeld(person_id="P1", contribution_id="C1", month="2026-01", amount_fen=5, reason="r")]
     decision: Decision[Account] = Decision(Account(person_id="P1"), events)
-    expected = [e.model_dump(mode="json") for e in store._envelopes("P1", 3, decision, "corr", cause)]
+    expected = [new_event(data, source=store.source, partitionkey="P1", sequence=3 + i, correlationid="corr",
+                          causationid=cause.id, subject="6216610000000000017" if i == 1 else "P1"
+                          ).model_dump(mode="json") for i, data in enumerate(decision.events, start=1)]
     stored = store._stored("P1", 3, events, "corr", cause.id)
+    # The envelopes a command's caller gets are the stored events, field for field.
+    assert [e.model_dump(mode="json") for e in store._envelopes(stored, events)] == stored
     assert [{**s, "id": None, "time": None} for s in stored] == [{**e, "id": None, "time": None} for e in expected]
     assert [list(s) for s in stored] == [list(e) for e in expected]  # the same fields, in the same order
     for s in stored:

@@ -72,3 +72,31 @@ def test_thieves_try_before_or_after_the_report_and_never_on_a_card_not_lost() -
     thieves = [a for a in actions if a.kind == "thief"]
     assert {a.note for a in thieves} == {"before", "after"}
     assert {a.person for a in thieves} <= lost
+
+
+def test_a_run_tag_changes_only_the_identifiers_a_running_stack_keeps_unique() -> None:
+    """Runs against services that keep every earlier run's registers: with a tag the ID numbers,
+    account numbers, merchant ids and staff usernames differ from the seed's (and between
+    tags), everything the plan and the outcome draw is the seed's; without one nothing moves."""
+    plain, first, second = build_population(7, 400), build_population(7, 400, tag="a1b2c3d4"), \
+        build_population(7, 400, tag="e5f6a7b8")
+    assert plain == build_population(7, 400, tag="") and plain.staff("clerk") == "clerk"
+    assert first == build_population(7, 400, tag="a1b2c3d4")  # reproducible from seed and tag
+    identifiers = ("id_number", "account_number")
+    for p, a, b in zip(plain.persons, first.persons, second.persons, strict=True):
+        assert len({getattr(x, k) for x in (p, a, b) for k in identifiers}) == 6
+        validate_id_number(a.id_number)
+        unchanged = {k: v for k, v in vars(p).items() if k not in identifiers}
+        assert unchanged == {k: v for k, v in vars(a).items() if k not in identifiers}
+    for run in (plain, first, second):
+        assert len({p.id_number for p in run.persons}) == 400
+    assert not {p.id_number for p in first.persons} & {p.id_number for p in second.persons}
+    assert not {m.merchant_id for m in first.merchants} & {m.merchant_id for m in plain.merchants}
+    assert [(m.name, m.kind) for m in first.merchants] == [(m.name, m.kind) for m in plain.merchants]
+    assert first.staff("clerk") != second.staff("clerk") != "clerk"
+    assert [u.key for u in first.units] == [u.key for u in plain.units]
+    # The plan of a month: the same actions, by the same persons, at the tag's merchants.
+    def actions(population: object) -> list[tuple[str, int, int, str]]:
+        plan = Planner(population, Rates(), CAL).month(0, date(2026, 3, 1), date(2026, 3, 31))  # type: ignore[arg-type]
+        return [(a.kind, a.person, a.amount_fen, a.merchant.split("-")[-1]) for d in sorted(plan) for a in plan[d]]
+    assert actions(first) == actions(plain)

@@ -2,4 +2,7 @@
 
 from . import cards, losses, replacements
 
-routers = [cards.router, losses.router, replacements.router]
+TITLE = "Cards service"
+DESCRIPTION = ("The medical insurance card lifecycle: issue, activation, loss reports online and at the "
+               "bank, replacement cards from application to hand-over.")
+ROUTERS = [cards.router, losses.router, replacements.router]

@@ -2,4 +2,7 @@
 
 from . import access, clock, register
 
-routers = [register.router, access.router, clock.router]
+TITLE = "Identity service"
+DESCRIPTION = ("The medical insurance agency's register: insured units and persons, online accounts, "
+               "staff users, access tokens, monthly contributions, and the business clock.")
+ROUTERS = [register.router, access.router, clock.router]
