@@ -39,13 +39,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from shared.domain import Conflict
+from shared.domain import Conflict, Forbidden
 from shared.events import BalanceInquired, EventData, FraudAlertRaised, PurchaseAuthorised, PurchaseDeclined
 from shared.events.bank import PosKind
 from shared.domain import Decision
 
-from .domain import Decide, count_wrong_pin
-from .model import Account, LedgerEntry, Merchant, PosAnswerRecord
+from .domain import Decide, PasswordChangedMeanwhile, count_wrong_pin
+from .model import Account, CardState, LedgerEntry, Merchant, PosAnswerRecord
 
 APPROVED = "00"
 REASONS: dict[str, str] = {
@@ -65,17 +65,36 @@ REPEAT_WINDOW = timedelta(days=1)
 """How long an answered authorisation is kept for a resend of the same transaction."""
 
 
-@dataclass(frozen=True)
-class PosRequest:
+class TransactionReused(Conflict):
+    """A terminal's transaction id names one request (card, amount, kind)."""
+
+
+class NotThisTerminal(Forbidden):
+    """A terminal speaks only for its own merchant."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Swipe:
+    """What a terminal sends, before the bank dates it with its business date."""
+
     card_number: str
     merchant_id: str
     amount_fen: int
     kind: PosKind
     authorisation_id: str
     at: datetime
-    business_date: date
     transaction_id: str | None = None
     """The terminal's own number of the transaction (authorisations; not balance inquiries)."""
+
+    def dated(self, business_date: date) -> PosRequest:
+        return PosRequest(**vars(self), business_date=business_date)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosRequest(Swipe):
+    """A swipe dated with the bank's business date: what the rules decide."""
+
+    business_date: date
 
     @property
     def key(self) -> str:
@@ -108,7 +127,7 @@ def repeated(account: Account | None, request: PosRequest) -> PosAnswer | None:
     for record in account.pos_answers:
         if record.key == request.key:
             if record.request != request.asked:
-                raise Conflict(f"transaction {request.transaction_id} of merchant {request.merchant_id} was "
+                raise TransactionReused(f"transaction {request.transaction_id} of merchant {request.merchant_id} was "
                                "already answered for another card, amount or kind: number each transaction anew")
             return PosAnswer(record.authorisation_id, record.approved, record.response_code, record.reason,
                              record.balance_after_fen)
@@ -126,26 +145,71 @@ def remember(acc: Account, request: PosRequest, said: PosAnswer) -> PosAnswer:
     return said
 
 
+def check_own_terminal(role: str, sub: str, merchant_id: str) -> None:
+    """A terminal speaks only for its own merchant (an operator for any)."""
+    if role == "merchant" and sub != merchant_id:
+        raise NotThisTerminal(f"this terminal belongs to merchant {sub}, not {merchant_id}")
+
+
+# The screening rules, in the order of the table above: each the refusal's code, or None.
+
+def check_card_known(account: Account | None, card_number: str) -> str | None:
+    """14: the bank knows the card."""
+    return None if account is not None and account.has_card(card_number) else "14"
+
+
+def check_card_not_lost(card: CardState) -> str | None:
+    """41: a card reported lost never works again (even once replaced)."""
+    return "41" if card.reported_lost else None
+
+
+def check_card_not_cancelled(account: Account, card: CardState) -> str | None:
+    """43: a cancelled or replaced card does not work."""
+    return "43" if card.status == "cancelled" or account.current_card != card.number else None
+
+
+def check_merchant_registered(merchant: Merchant | None) -> str | None:
+    """03: the terminal's merchant is registered."""
+    return "03" if merchant is None else None
+
+
+def check_designated_merchant(merchant: Merchant) -> str | None:
+    """58: only a designated hospital or pharmacy takes the card."""
+    return None if merchant.designated else "58"
+
+
+def check_medical_use(kind: PosKind) -> str | None:
+    """57: the card buys medicine (and tells its balance); no cash, no transfer."""
+    return None if kind in ("purchase", "balance_inquiry") else "57"
+
+
+def check_pin_set(account: Account) -> str | None:
+    """62: a card whose password was never set is not yet active."""
+    return "62" if account.pin_hash is None else None
+
+
+def check_pin_tries_left(account: Account) -> str | None:
+    """75: a password locked by wrong tries refuses every try until a teller resets it."""
+    return "75" if account.pin_locked else None
+
+
+def check_balance_sufficient(account: Account, amount_fen: int) -> str | None:
+    """51: a purchase is at most the balance."""
+    return "51" if amount_fen > account.balance_fen else None
+
+
 def screen(account: Account | None, request: PosRequest, merchant: Merchant | None) -> str | None:
     """The refusal due before the PIN is looked at, if any."""
-    if account is None or not account.has_card(request.card_number):
-        return "14"
+    if (code := check_card_known(account, request.card_number)) is not None:
+        return code
+    assert account is not None
     card = account.card(request.card_number)
-    if card.reported_lost:
-        return "41"
-    if card.status == "cancelled" or account.current_card != card.number:
-        return "43"
-    if merchant is None:
-        return "03"
-    if not merchant.designated:
-        return "58"
-    if request.kind not in ("purchase", "balance_inquiry"):
-        return "57"
-    if account.pin_hash is None:
-        return "62"
-    if account.pin_locked:
-        return "75"
-    return None
+    if (code := check_card_not_lost(card) or check_card_not_cancelled(account, card)
+            or check_merchant_registered(merchant)) is not None:
+        return code
+    assert merchant is not None
+    return (check_designated_merchant(merchant) or check_medical_use(request.kind) or check_pin_set(account)
+            or check_pin_tries_left(account))
 
 
 def authorise(request: PosRequest, merchant: Merchant | None, *, checked_hash: str | None, pin_ok: bool,
@@ -215,7 +279,7 @@ def _screened(state: Account | None, request: PosRequest, merchant: Merchant | N
     events: list[EventData] = []
     if code is None:
         if acc.pin_hash != checked_hash:
-            raise Conflict("the card password changed during this request: send it again")
+            raise PasswordChangedMeanwhile("the card password changed during this request: send it again")
         code = check(acc, events)
     return acc, events, code
 
@@ -250,4 +314,4 @@ def _check_pin_and_funds(acc: Account, request: PosRequest, pin_ok: bool, max_fa
     refused = _check_pin(acc, request, pin_ok, max_failures, events)
     if refused:
         return refused
-    return "51" if request.amount_fen > acc.balance_fen else APPROVED
+    return check_balance_sufficient(acc, request.amount_fen) or APPROVED

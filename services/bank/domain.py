@@ -42,6 +42,72 @@ def _copy(state: Account | None, person_id: str) -> Account:
     return state.clone() if state else Account(person_id=person_id)
 
 
+# --- the rules' refusals --------------------------------------------------------------
+
+class CardStopped(Conflict):
+    """The card is lost or cancelled: its password can no longer be managed."""
+
+
+class NotCurrentCard(Conflict):
+    """A replaced card: the password belongs to the account's current card."""
+
+
+class PasswordAlreadySet(Conflict):
+    """A card's first password is set once; later it is changed or reset."""
+
+
+class PasswordNotSet(Conflict):
+    """The card password was never set (setting it activates the card)."""
+
+
+class PasswordLocked(Locked):
+    """Too many wrong tries in a row lock the card password until a teller resets it."""
+
+
+class PasswordChangedMeanwhile(Conflict):
+    """The password was changed since it was checked: the request is sent again."""
+
+
+class WrongPassword(Forbidden):
+    """The old password given to change it is wrong."""
+
+
+class IdNotReceived(Conflict):
+    """The bank has no ID digest of the person yet (their register entry has not arrived)."""
+
+
+class IdCardMismatch(Forbidden):
+    """The ID card shown at the counter is not the cardholder's."""
+
+
+class IdNumberRequired(Invalid):
+    """At the counter a teller acts on the holder's ID card."""
+
+
+class IdNumberNotExpected(Invalid):
+    """Only a teller at the counter gives the ID number."""
+
+
+class SamePassword(Invalid):
+    """A new password must differ from the old one."""
+
+
+class ChannelNotOpen(Forbidden):
+    """The channel is not open to the asker's role."""
+
+
+class AlreadyStamped(Conflict):
+    """A replacement receipt is stamped once."""
+
+
+class MerchantExists(Conflict):
+    """A merchant is registered once."""
+
+
+class ShopNotDesignated(Invalid):
+    """Only hospitals and pharmacies can be designated."""
+
+
 def _open(state: Account | None) -> Account:
     if state is None or state.account_id is None:
         raise NotFound("no personal medical account is open for this person")
@@ -198,11 +264,96 @@ def credit_month_end(month: str, closing_date: date, at: datetime) -> Decide:
 
 def _usable_card(acc: Account, card_number: str) -> CardState:
     card = acc.card(card_number)
-    if card.status != "active":
-        raise Conflict(f"card {card_number} is {card.status}; its password can no longer be managed")
-    if acc.current_card != card_number:
-        raise Conflict(f"card {card_number} is no longer the account's current card")
+    check_card_active(card)
+    check_current_card(acc, card_number)
     return card
+
+
+def check_card_active(card: CardState) -> None:
+    """A lost or cancelled card's password can no longer be managed."""
+    if card.status != "active":
+        raise CardStopped(f"card {card.number} is {card.status}; its password can no longer be managed")
+
+
+def check_current_card(acc: Account, card_number: str) -> None:
+    """The password belongs to the account's current card, not to one it replaced."""
+    if acc.current_card != card_number:
+        raise NotCurrentCard(f"card {card_number} is no longer the account's current card")
+
+
+def check_password_not_set(acc: Account) -> None:
+    """A first password is set once: later it is changed with the old one, or reset."""
+    if acc.pin_hash is not None:
+        raise PasswordAlreadySet(
+            "the card password is already set: change it with the old one, or have a teller reset it")
+
+
+def check_password_set(acc: Account) -> None:
+    """A password is changed only once it was set."""
+    if acc.pin_hash is None:
+        raise PasswordNotSet("the card password is not set yet: set it first")
+
+
+def check_password_not_locked(acc: Account) -> None:
+    """A locked password is not changed: a teller resets it."""
+    if acc.pin_locked:
+        raise PasswordLocked("the card password is locked after too many wrong tries: a teller must reset it")
+
+
+def check_password_unchanged(acc: Account, verified_hash: str) -> None:
+    """The password the caller verified is still the account's (else it changed meanwhile)."""
+    if acc.pin_hash != verified_hash:
+        raise PasswordChangedMeanwhile("the card password changed meanwhile: try again")
+
+
+def check_password_resettable(acc: Account, card_number: str) -> None:
+    """A password never set is set, not reset: setting it is what activates the card."""
+    if acc.pin_hash is None:
+        raise PasswordNotSet(f"the card password was never set: set it (PUT /v1/cards/{card_number}/password), "
+                             "which activates the card")
+
+
+def check_id_number_for_first_password(by_teller: bool, id_number_given: bool) -> None:
+    """A teller sets a first password on the holder's ID card; the holder online gives none."""
+    if by_teller and not id_number_given:
+        raise IdNumberRequired("body.id_number: a teller sets a card's first password on the holder's ID card")
+    if not by_teller and id_number_given:
+        raise IdNumberNotExpected("body.id_number: only a teller at the counter gives the ID number")
+
+
+def check_id_card_shown(by_teller: bool, id_number_given: bool) -> None:
+    """At the counter the holder shows the ID card to change the password."""
+    if by_teller and not id_number_given:
+        raise IdNumberRequired("at the counter the holder shows the ID card: id_number is required")
+
+
+def check_new_password_differs(old_pin: str, new_pin: str) -> None:
+    """A changed password is a different one."""
+    if new_pin == old_pin:
+        raise SamePassword("the new password must differ from the old one")
+
+
+def wrong_old_password(locked: bool) -> WrongPassword | PasswordLocked:
+    """The refusal of a wrong old password: locked now, or only wrong."""
+    if locked:
+        return PasswordLocked("the old password is wrong, and too many wrong tries lock the card password: "
+                              "a teller must reset it")
+    return WrongPassword("the old password is wrong")
+
+
+CHANNELS: dict[str, tuple[BalanceChannel, ...]] = {"cardholder": ("online", "phone"), "teller": ("counter",)}
+"""Channels open to each role; the first is the default (the POS channel is
+POST /v1/pos/balance-inquiries, with the card password)."""
+
+
+def check_channel_open(role: str, requested: BalanceChannel | None) -> BalanceChannel:
+    """The channel a request comes through: the role's default, or one open to the role."""
+    allowed = CHANNELS.get(role, ())
+    if requested is None and allowed:
+        return allowed[0]
+    if requested not in allowed:
+        raise ChannelNotOpen(f"channel {requested} is not open to role {role}; use {', '.join(allowed)}")
+    return requested
 
 
 def set_pin(card_number: str, pin_hash: str, channel: PasswordChannel, presented_digest: str | None = None) -> Decide:
@@ -213,8 +364,7 @@ def set_pin(card_number: str, pin_hash: str, channel: PasswordChannel, presented
         _usable_card(acc, card_number)
         if presented_digest is not None:
             check_id_card(acc, presented_digest)
-        if acc.pin_hash is not None:
-            raise Conflict("the card password is already set: change it with the old one, or have a teller reset it")
+        check_password_not_set(acc)
         acc.pin_hash = pin_hash
         return Decision(acc, [CardPasswordSet(person_id=acc.person_id, card_number=card_number, channel=channel)])
     return decide
@@ -225,12 +375,9 @@ def change_pin(card_number: str, verified_hash: str, new_hash: str, channel: Pas
     def decide(state: Account | None) -> Decision[Account]:
         acc = _open(state).model_copy(deep=True)
         _usable_card(acc, card_number)
-        if acc.pin_hash is None:
-            raise Conflict("the card password is not set yet: set it first")
-        if acc.pin_locked:
-            raise Locked("the card password is locked after too many wrong tries: a teller must reset it")
-        if acc.pin_hash != verified_hash:
-            raise Conflict("the card password changed meanwhile: try again")
+        check_password_set(acc)
+        check_password_not_locked(acc)
+        check_password_unchanged(acc, verified_hash)
         acc.pin_hash, acc.pin_failures = new_hash, 0
         return Decision(acc, [CardPasswordChanged(person_id=acc.person_id, card_number=card_number,
                                                   channel=channel)])
@@ -256,8 +403,7 @@ def wrong_pin(card_number: str, verified_hash: str, max_failures: int) -> Decide
         _usable_card(acc, card_number)
         if acc.pin_locked:
             return Decision(None, [], True)
-        if acc.pin_hash != verified_hash:
-            raise Conflict("the card password changed meanwhile: try again")
+        check_password_unchanged(acc, verified_hash)
         events: list[EventData] = []
         return Decision(acc, events, count_wrong_pin(acc, card_number, max_failures, events))
     return decide
@@ -266,9 +412,9 @@ def wrong_pin(card_number: str, verified_hash: str, max_failures: int) -> Decide
 def check_id_card(acc: Account, presented_digest: str) -> None:
     """At the counter the holder shows the ID card: its number must be the cardholder's."""
     if acc.id_number_digest is None:
-        raise Conflict("the bank has not yet received this person's register entry; the ID cannot be checked")
+        raise IdNotReceived("the bank has not yet received this person's register entry; the ID cannot be checked")
     if acc.id_number_digest != presented_digest:
-        raise Forbidden("the ID number does not match the cardholder")
+        raise IdCardMismatch("the ID number does not match the cardholder")
 
 
 def reset_pin(card_number: str, presented_digest: str, new_hash: str) -> Decide:
@@ -278,9 +424,7 @@ def reset_pin(card_number: str, presented_digest: str, new_hash: str) -> Decide:
         acc = _open(state).model_copy(deep=True)
         _usable_card(acc, card_number)
         check_id_card(acc, presented_digest)
-        if acc.pin_hash is None:
-            raise Conflict(f"the card password was never set: set it (PUT /v1/cards/{card_number}/password), "
-                           "which activates the card")
+        check_password_resettable(acc, card_number)
         acc.pin_hash, acc.pin_failures, acc.pin_locked = new_hash, 0, False
         return Decision(acc, [CardPasswordReset(person_id=acc.person_id, card_number=card_number)])
     return decide
@@ -308,8 +452,7 @@ def stamp_receipt(receipt_number: str, branch: str, seal: str, now: datetime, to
             raise NotFound(f"replacement receipt {receipt_number} is unknown to the bank")
         acc = state.model_copy(deep=True)
         receipt = acc.receipt(receipt_number)
-        if receipt.stamp is not None:
-            raise Conflict(f"receipt {receipt_number} was already stamped at {receipt.stamp.processed_at.isoformat()}")
+        check_not_stamped(receipt)
         loss_reported = acc.has_card(receipt.card_number) and acc.card(receipt.card_number).status == "active"
         blocked = _block(acc, receipt.card_number, "lost", now) if loss_reported else []
         receipt.stamp = Stamp(branch=branch, seal=seal, processed_at=now, business_date=today,
@@ -321,16 +464,33 @@ def stamp_receipt(receipt_number: str, branch: str, seal: str, now: datetime, to
     return decide
 
 
+def check_not_stamped(receipt: Receipt) -> None:
+    """A replacement receipt is stamped once."""
+    if receipt.stamp is not None:
+        raise AlreadyStamped(f"receipt {receipt.receipt_number} was already stamped at "
+                             f"{receipt.stamp.processed_at.isoformat()}")
+
+
 # --- merchants -----------------------------------------------------------------------
 
 def register_merchant(merchant_id: str, name: str, kind: MerchantKind, designated: bool
                       ) -> Callable[[Merchant | None], Decision[Merchant]]:
     """Add a merchant to the registry; only hospitals and pharmacies can be designated."""
     def decide(state: Merchant | None) -> Decision[Merchant]:
-        if state is not None:
-            raise Conflict(f"merchant {merchant_id} is already registered")
-        if designated and kind == "shop":
-            raise Invalid("only hospitals and pharmacies can be designated for the medical insurance card")
+        check_new_merchant(state, merchant_id)
+        check_designation(kind, designated)
         merchant = Merchant(merchant_id=merchant_id, name=name, kind=kind, designated=designated)
         return Decision(merchant, [MerchantRegistered(**merchant.model_dump())], merchant)
     return decide
+
+
+def check_new_merchant(state: Merchant | None, merchant_id: str) -> None:
+    """A merchant is registered once (and never changed)."""
+    if state is not None:
+        raise MerchantExists(f"merchant {merchant_id} is already registered")
+
+
+def check_designation(kind: MerchantKind, designated: bool) -> None:
+    """Only hospitals and pharmacies can be designated for the medical insurance card."""
+    if designated and kind == "shop":
+        raise ShopNotDesignated("only hospitals and pharmacies can be designated for the medical insurance card")

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.bank.context import Bank
+from services.bank.deps import Bank
 from services.bank.model import Account, Merchant
 from shared.outbox import AggregateStore
+from shared.settings import Settings
 from tests.unit.memory_collection import MemoryCollection
 
 
@@ -18,7 +19,8 @@ def bank() -> tuple[Bank, MemoryCollection, MemoryCollection]:
     accounts = AggregateStore(memory, service="bank", state_type=Account)  # type: ignore[arg-type]
     b = Bank(runtime=None, accounts=accounts,  # type: ignore[arg-type]
              merchants=AggregateStore(merchants, service="bank", state_type=Merchant),  # type: ignore[arg-type]
-             card_index=cards, receipt_index=MemoryCollection("receipt_index"), clock=None)  # type: ignore[arg-type]
+             card_index=cards, receipt_index=MemoryCollection("receipt_index"), clock=None,  # type: ignore[arg-type]
+             settings=Settings())
     return b, cards, merchants
 
 

@@ -1,18 +1,23 @@
 """What the bank's routes and handlers work with: the account and merchant stores, the
-lookup indexes (card number -> person, receipt number -> person) and the business clock."""
+lookup indexes (card number -> person, receipt number -> person), the business clock and
+the settings its rules read; and the FastAPI dependencies that hand them, and the caller's
+role, to a route."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Self
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.app import configure
+from shared.auth import Principal, require_roles
 from shared.clock import BusinessClock
 from shared.domain import NotFound
 from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
+from shared.settings import Settings
 
 from .model import Account, Merchant
 
@@ -25,6 +30,9 @@ class Bank:
     card_index: AsyncCollection[dict[str, Any]]
     receipt_index: AsyncCollection[dict[str, Any]]
     clock: BusinessClock
+    settings: Settings
+    """The service's settings (``runtime.settings``): the PIN tries allowed, the ID digest
+    key, the loss-report policy."""
     known_cards: dict[str, str] = field(default_factory=dict)
     """Card number -> person, as read from ``card_index``: a number belongs to one person for
     ever (see ``projections.index``), so a number found once needs no second read."""
@@ -34,15 +42,28 @@ class Bank:
     merchant or card is read every time (it may be registered or issued meanwhile)."""
 
     @classmethod
-    def wire(cls, runtime: ServiceRuntime) -> Bank:
-        return cls(
+    def configure(cls, settings: Settings | None) -> Settings:
+        return configure(settings)
+
+    @classmethod
+    def wire(cls, runtime: ServiceRuntime) -> Self:
+        bank = cls(
             runtime=runtime,
             accounts=runtime.store("accounts", Account),
             merchants=runtime.store("merchants", Merchant),
             card_index=runtime.db["card_index"],
             receipt_index=runtime.db["receipt_index"],
             clock=BusinessClock(runtime.db),
+            settings=runtime.settings,
         )
+        runtime.setup_hooks.append(bank.setup)
+        runtime.business_date = bank.clock.current
+        return bank
+
+    @property
+    def nightly(self) -> bool:
+        """Loss reports are kept for the business day's end (the ``nightly`` policy)."""
+        return self.settings.bank_loss_propagation == "nightly"
 
     async def setup(self) -> None:
         """Indexes for the month end and the held list; load the business date."""
@@ -87,6 +108,28 @@ class Bank:
             raise NotFound(f"no personal medical account is open for person {person_id}")
         return account
 
+    async def registered_merchants(self) -> list[dict[str, Any]]:
+        """Every registered merchant, by id: its id, name, kind and designation."""
+        fields = {"_id": 0, "merchant_id": 1, "name": 1, "kind": 1, "designated": 1}
+        return await self.merchants.collection.find({}, fields).sort("_id").to_list()
+
+    async def held_contributions(self) -> list[dict[str, Any]]:
+        """Contributions paid for persons without a personal account yet, by person: each
+        ``{person_id, contribution_id, month, amount_fen}``."""
+        docs = await self.accounts.collection.find({"held": True}, {"contributions": 1}).sort("_id").to_list()
+        return [{"person_id": d["_id"], **{k: c[k] for k in ("contribution_id", "month", "amount_fen")}}
+                for d in docs for c in d["contributions"]]
+
+    async def ledger_totals(self) -> tuple[int, int, int]:
+        """Sum of all balances, credits and debits."""
+        coll = self.accounts.collection
+        balances = await (await coll.aggregate([{"$group": {"_id": None, "sum": {"$sum": "$balance_fen"}}}])).to_list()
+        postings = await (await coll.aggregate([
+            {"$unwind": "$ledger"}, {"$group": {"_id": "$ledger.kind", "sum": {"$sum": "$ledger.amount_fen"}}},
+        ])).to_list()
+        by_kind = {p["_id"]: p["sum"] for p in postings}
+        return balances[0]["sum"] if balances else 0, by_kind.get("credit", 0), by_kind.get("debit", 0)
+
 
 KNOWN_LIMIT = 200_000
 """At most this many cards and merchants are remembered (the oldest are forgotten first)."""
@@ -103,5 +146,20 @@ def unknown_card(card_number: str) -> NotFound:
     return NotFound(f"card {card_number} is not linked to a personal account of this bank")
 
 
-async def bank_of(request: Request) -> Bank:
-    return request.app.state.bank  # type: ignore[no-any-return]
+def bank_of(request: Request) -> Bank:
+    return request.app.state.context  # type: ignore[no-any-return]
+
+
+BankDep = Annotated[Bank, Depends(bank_of)]
+Operator = Annotated[Principal, Depends(require_roles("operator"))]
+Teller = Annotated[Principal, Depends(require_roles("teller"))]
+CardholderRole = Annotated[Principal, Depends(require_roles("cardholder"))]
+HolderOrTeller = Annotated[Principal, Depends(require_roles("cardholder", "teller"))]
+"""A card's holder logged in, or a teller at the counter (passwords, balances)."""
+HolderOrStaff = Annotated[Principal, Depends(require_roles("cardholder", "teller", "operator"))]
+"""A holder (their own account), or a teller or operator (anyone's)."""
+TellerOrOperator = Annotated[Principal, Depends(require_roles("teller", "operator"))]
+Staff = Annotated[Principal, Depends(require_roles("operator", "teller", "clerk"))]
+"""Every staff role (the merchant registry is read at the counters too)."""
+Terminal = Annotated[Principal, Depends(require_roles("merchant", "operator"))]
+"""A merchant's POS terminal (or an operator testing one)."""
