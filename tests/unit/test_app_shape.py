@@ -58,3 +58,17 @@ def test_every_event_reads_every_topic_and_comes_before_the_types_own_handler() 
     assert sub.services() == list(TOPICS)
     asyncio.run(sub.handler(None)(_event(LOST)))
     assert seen == [CardLost.event_type(), "lost"]
+
+
+def test_the_four_app_modules_differ_only_in_names() -> None:
+    import ast
+    from pathlib import Path
+
+    services = {"identity": "Identity", "cards": "Cards", "bank": "Bank", "notifications": "Notifications"}
+    shapes = set()
+    for name, context in services.items():
+        tree = ast.parse((Path(__file__).resolve().parents[2] / "services" / name / "app.py").read_text())
+        tree.body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value,
+                                                                                                 ast.Constant))]
+        shapes.add(ast.dump(tree).replace(repr(name), "'NAME'").replace(repr(context), "'CONTEXT'"))
+    assert len(shapes) == 1, "an app.py wires its service its own way: wiring belongs in deps.py and handlers.py"
