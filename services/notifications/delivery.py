@@ -15,6 +15,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.bounded import stop_if_cancelled, wait_event, within
@@ -71,32 +72,53 @@ class SmsDispatcher:
                 await wait_event(self._wake, self.settings.worker_poll_seconds)
 
     async def dispatch_due(self) -> int:
-        """One pass over the due messages (urgent ones first); returns how many were tried."""
+        """One pass over the due messages (urgent ones first); returns how many were tried.
+
+        The pass reads its messages, claims them and looks up their recipients in one round
+        trip each, whatever their number; then each message costs its send and one guarded
+        write (the claimed document is the one the write is guarded on: no read again)."""
         now = datetime.now(UTC)
         docs = await self.messages.collection.find(
             {"status": "pending", "next_attempt_at": {"$lte": stamp(now)}}
         ).sort([("urgent", -1), ("next_attempt_at", 1)]).limit(BATCH).to_list()
-        tried = 0
-        for doc in docs:
-            if await self._claim(doc, now):
-                await self._deliver(Message.model_validate(doc))
-                tried += 1
-        return tried
+        if not docs:
+            return 0
+        claimed = await self._claim(docs, now)
+        contacts = await self._contacts({doc["person_id"] for doc in claimed})
+        for doc in claimed:
+            await self._deliver(Message.model_validate(doc), doc, contacts.get(doc["person_id"]))
+        return len(claimed)
 
-    async def _claim(self, doc: dict[str, Any], now: datetime) -> bool:
-        res = await self.messages.collection.update_one(
-            {"_id": doc["_id"], "status": "pending", "next_attempt_at": doc["next_attempt_at"]},
-            {"$set": {"next_attempt_at": stamp(now + LEASE)}},
-        )
-        return res.modified_count == 1
+    async def _claim(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """The messages of ``docs`` this pass holds: each one's next attempt moved one lease
+        ahead by one guarded write, all in one ``bulk_write``. When another replica took some
+        first, the messages are read again and those carrying this pass's lease are kept."""
+        lease = stamp(now + LEASE)
+        writes = [UpdateOne({"_id": d["_id"], "status": "pending", "next_attempt_at": d["next_attempt_at"]},
+                            {"$set": {"next_attempt_at": lease}}) for d in docs]
+        result = await self.messages.collection.bulk_write(writes, ordered=False)
+        if result.modified_count < len(docs):
+            ours = {d["_id"] for d in await self.messages.collection.find(
+                {"_id": {"$in": [d["_id"] for d in docs]}, "next_attempt_at": lease}, {"_id": 1}).to_list()}
+            docs = [d for d in docs if d["_id"] in ours]
+        for doc in docs:
+            doc["next_attempt_at"] = lease  # as the claim left it: the later write is guarded on it
+        return docs
+
+    async def _contacts(self, person_ids: set[str]) -> dict[str, tuple[str, str, Language]]:
+        """(name, mobile, language) of each person whose contact details are known."""
+        if not person_ids:
+            return {}
+        out = {}
+        for doc in await self.recipients.find({"_id": {"$in": sorted(person_ids)}}).to_list():
+            recipient = Recipient.model_validate(doc)
+            if recipient.mobile and recipient.name:
+                out[str(doc["_id"])] = (recipient.name, recipient.mobile, recipient.language)
+        return out
 
     async def _contact(self, person_id: str) -> tuple[str, str, Language] | None:
         """(name, mobile, language) of the person, or None if not known yet."""
-        doc = await self.recipients.find_one({"_id": person_id})
-        recipient = Recipient.model_validate(doc) if doc else None
-        if recipient is None or not recipient.mobile or not recipient.name:
-            return None
-        return recipient.name, recipient.mobile, recipient.language
+        return (await self._contacts({person_id})).get(person_id)
 
     async def contact_arrived(self, person_id: str) -> int:
         """Make the person's waiting messages due now (their contact details are known); how many."""
@@ -118,8 +140,10 @@ class SmsDispatcher:
         if await self._contact(message.person_id) is not None:
             await self.contact_arrived(message.person_id)
 
-    async def _deliver(self, message: Message) -> None:
-        contact = await self._contact(message.person_id)
+    async def _deliver(self, message: Message, doc: dict[str, Any],
+                       contact: tuple[str, str, Language] | None) -> None:
+        """Send one claimed message (``doc``: as the claim left it) to ``contact``, and record
+        the outcome; a message whose recipient is not known yet waits for their details."""
         if contact is None:
             await self._await_contact(message)
             return
@@ -132,13 +156,14 @@ class SmsDispatcher:
             s = self.settings
             outcome = await self.messages.execute(message.message_id, record_failure(
                 now=datetime.now(UTC), channel=self.channel.name, error=str(err), max_attempts=s.sms_max_attempts,
-                base=s.sms_backoff_seconds, cap=s.sms_backoff_max_seconds), correlation_id=message.correlation_id)
+                base=s.sms_backoff_seconds, cap=s.sms_backoff_max_seconds), correlation_id=message.correlation_id,
+                loaded=doc)
             log.warning("sms.attempt_failed", message_id=message.message_id, error=str(err),
                         status=outcome.state.status if outcome.state else None)
             return
         await self.messages.execute(message.message_id, record_sent(
             now=datetime.now(UTC), channel=self.channel.name, language=language, text=kept, mobile=mobile),
-            correlation_id=message.correlation_id)
+            correlation_id=message.correlation_id, loaded=doc)
 
     def _texts(self, message: Message, name: str, language: Language) -> tuple[str, str]:
         """The text for the phone, and the text kept with the message: the same, except that

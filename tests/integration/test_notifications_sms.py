@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
+
+from services.notifications.channels import SmsGatewaySimulator
+from services.notifications.compose import draft_for
+from services.notifications.config import notification_settings
+from services.notifications.delivery import SmsDispatcher
+from services.notifications.domain import Message, create_message
 
 from shared.codec import from_record
 from shared.events import (
@@ -21,7 +29,9 @@ from shared.events import (
     MerchantRegistered,
     PurchaseAuthorised,
     PurchaseDeclined,
+    new_event,
 )
+from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 from tests.helpers import auth, eventually, read_service_topic
@@ -327,3 +337,43 @@ async def test_the_recipient_view_follows_each_card_and_messages_tell_their_busi
     # The loss's own business date; the hand-over's is the business clock's when it was told.
     assert told == {"card_lost": "2026-02-27", "card_handed_out": "2026-03-02"}
     assert sorted(sms.values()) == ["2026-02-27", "2026-03-02"]
+
+
+async def test_two_dispatchers_racing_over_the_same_messages_send_each_once(settings: Settings) -> None:
+    """Replicas of notifications share the messages: a pass claims its messages in one
+    write, and a message another replica claimed first is left to it (each sent once)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        db = client[settings.database("notifications")]
+        store = AggregateStore(db["messages"], service="notifications", state_type=Message)
+        config = notification_settings(settings)
+        dispatchers = [SmsDispatcher(config, messages=store, recipients=db["recipients"],
+                                     channel=SmsGatewaySimulator(db["sms_outbox"])) for _ in range(2)]
+        count = 120
+        await db["recipients"].insert_many([{"_id": f"P{k}", "person_id": f"P{k}", "name": f"Li {k}",
+                                             "mobile": f"1380000{k:04d}", "language": "zh"} for k in range(count)])
+        now = datetime.now(UTC)
+        for k in range(count):
+            data = CardLost(person_id=f"P{k}", card_number=CARD, channel="online", voucher=f"V{k}",
+                            business_date=date(2026, 3, 2))
+            cause = new_event(data, source="/medcard/cards", partitionkey=f"P{k}", sequence=1, correlationid=f"c{k}")
+            draft = draft_for(data)
+            assert draft is not None
+            await store.execute(f"M{k}", create_message(draft, cause, now), correlation_id=f"c{k}")
+
+        async def drain(dispatcher: SmsDispatcher) -> int:
+            tried = 0
+            while n := await dispatcher.dispatch_due():
+                tried += n
+            return tried
+
+        tried = await asyncio.gather(*(drain(d) for d in dispatchers))
+        assert sum(tried) == count, f"each message tried once in all, by one replica: {tried}"
+        docs = await db["messages"].find({}).to_list()
+        assert len(docs) == count and {d["status"] for d in docs} == {"sent"}
+        assert all(d["attempts"] == 1 for d in docs)
+        sent_events = [e for d in docs for e in d.get("outbox", []) if e["type"].endswith("NotificationSent.v1")]
+        assert len(sent_events) == count, "one NotificationSent per message"
+        assert await db["sms_outbox"].count_documents({}) == count
+    finally:
+        await client.close()
