@@ -23,7 +23,7 @@ from .bounded import cancel_and_wait, stop_if_cancelled, within
 from .codec import from_record
 from .events import CloudEvent
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
-from .database import database_away
+from .database import transient
 from .logging import EVENT_KEYS, bind, get_logger, unbind
 from .settings import Settings
 
@@ -276,7 +276,7 @@ class ConsumerRunner:
             try:
                 return await call()
             except PyMongoError as err:
-                if not database_away(err):
+                if not transient(err):
                     raise
                 log.warning("consumer.database_unavailable", error=repr(err), retry_in=backoff)
                 await asyncio.sleep(backoff)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, WriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, OperationFailure, WriteError
 
 STOPPING_CODES = frozenset({
     91,     # ShutdownInProgress
@@ -36,6 +36,13 @@ AWAY_WORDS = (
     "conn closed",                                        # a pooled connection PostgreSQL dropped
 )
 """What FerretDB's code-1 answers say when the storage behind it is away, not the request wrong."""
+CONFLICT_WORDS = (
+    "deadlock detected",            # PostgreSQL 40P01: two writes locked rows in opposite orders
+    "could not serialize access",   # PostgreSQL 40001
+)
+"""What FerretDB says when PostgreSQL aborted a write because another write held what it
+needed (seen here: a month end's bulk credit and a batch of contributions on the same
+accounts at once). Nothing of the aborted write was applied; the same write again succeeds."""
 ANSWER_SECONDS = 60.0
 """Longest the client waits for the server's answer to one request (``socketTimeoutMS``):
 a server that stalls fails the operation with ``NetworkTimeout``, which is an outage
@@ -60,3 +67,19 @@ def database_away(err: BaseException) -> bool:
     if isinstance(err, OperationFailure) and not isinstance(err, WriteError):
         return err.code in STOPPING_CODES or (err.code == 1 and any(words in str(err) for words in AWAY_WORDS))
     return False
+
+
+def write_conflict(err: BaseException) -> bool:
+    """True when ``err`` is a write the storage aborted for another write's locks (a
+    deadlock): nothing was applied, and trying again mends it. For a bulk write, true when
+    every refused operation was aborted so (the others were applied)."""
+    if isinstance(err, BulkWriteError):
+        refused = err.details.get("writeErrors") or []
+        return bool(refused) and all(any(w in str(e.get("errmsg", "")) for w in CONFLICT_WORDS) for e in refused)
+    return isinstance(err, OperationFailure) and any(words in str(err) for words in CONFLICT_WORDS)
+
+
+def transient(err: BaseException) -> bool:
+    """The database is away, or aborted the write for another's: try the same again later."""
+    return database_away(err) or write_conflict(err)
+

@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .database import database_away
+from .database import database_away, write_conflict
 from .domain import DomainError
 from .errors import status_of
 from .logging import bind, clear
@@ -206,6 +206,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PyMongoError)
     async def db_down(_: Request, err: PyMongoError) -> JSONResponse:
+        if write_conflict(err):  # aborted for another write's locks: nothing of it was applied
+            return JSONResponse(error_body("unavailable", "a concurrent write got in the way; nothing was "
+                                           "changed; try again"), status_code=503)
         if not database_away(err):
             raise err  # a bug, not an outage: a 500, logged with its traceback
         # No server found: nothing was sent. A connection lost (or a server stopping) in the

@@ -22,6 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from .database import write_conflict
 from .domain import Decision
 from .events import ENVELOPES, SPECVERSION, CloudEvent, EventData
 from .projection import already_applied, seq_key
@@ -228,8 +229,14 @@ class AggregateStore(Generic[S]):
                 ids.append(doc["_id"])
         if not writes:
             return 0
-        result = await self.collection.bulk_write(writes, ordered=False)
-        if result.matched_count < len(writes):
+        try:
+            result = await self.collection.bulk_write(writes, ordered=False)
+            conflict = result.matched_count < len(writes)
+        except BulkWriteError as err:
+            if not write_conflict(err):
+                raise
+            conflict = True  # some writes aborted for another's locks (the others landed)
+        if conflict:
             for aggregate_id in ids:
                 await self.execute(aggregate_id, decide, correlation_id=correlation_id, cause=cause)
         if self.on_saved:
@@ -392,8 +399,8 @@ class AggregateStore(Generic[S]):
         try:
             result = await self.collection.bulk_write([write], ordered=True)
         except BulkWriteError as err:
-            if all(e.get("code") == DUPLICATE_KEY for e in err.details.get("writeErrors", [])):
-                raise ConcurrencyConflict(aggregate_id) from None
+            if write_conflict(err) or all(e.get("code") == DUPLICATE_KEY for e in err.details.get("writeErrors", [])):
+                raise ConcurrencyConflict(aggregate_id) from None  # nothing written: read again, decide again
             raise
         if isinstance(write, UpdateOne) and result.matched_count == 0:
             raise ConcurrencyConflict(aggregate_id)

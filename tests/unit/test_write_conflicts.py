@@ -1,0 +1,73 @@
+"""A write the storage aborted for another's locks (a PostgreSQL deadlock, as FerretDB
+reports it) is a conflict to try again, never a refusal: the aggregate store applies a
+many-aggregate write one by one after it, and consumers retry the batch (no dead letter)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+from pymongo import InsertOne, UpdateMany, UpdateOne
+from pymongo.errors import BulkWriteError, OperationFailure
+
+from services.bank.model import Account
+from shared.database import transient, write_conflict
+from shared.domain import Decision
+from shared.events import MonthEnded, new_event
+from shared.outbox import AggregateStore
+from tests.unit.memory_collection import BulkResult, MemoryCollection
+
+DEADLOCK = {"index": 0, "code": 16908292, "errmsg": "deadlock detected"}
+
+
+def test_a_deadlock_is_a_write_conflict_and_transient_and_a_refusal_is_neither() -> None:
+    assert write_conflict(BulkWriteError({"writeErrors": [DEADLOCK, {**DEADLOCK, "index": 3}]}))
+    assert write_conflict(OperationFailure("ERROR: could not serialize access due to concurrent update", 1))
+    assert transient(BulkWriteError({"writeErrors": [DEADLOCK]}))
+    mixed = BulkWriteError({"writeErrors": [DEADLOCK, {"index": 1, "code": 11000, "errmsg": "duplicate key"}]})
+    assert not write_conflict(mixed), "a duplicate key among them is a real refusal"
+    assert not write_conflict(BulkWriteError({"writeErrors": []}))
+    assert not transient(OperationFailure("document too large", 10334))
+
+
+class DeadlockOnce(MemoryCollection):
+    """Its first many-document write applies all but the first update, which PostgreSQL
+    aborted as a deadlock victim."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.aborted = False
+
+    async def bulk_write(self, requests: list[InsertOne[dict[str, Any]] | UpdateOne | UpdateMany],
+                         ordered: bool = True) -> BulkResult:
+        if self.aborted or len(requests) < 2:
+            return await super().bulk_write(requests, ordered)
+        self.aborted = True
+        await super().bulk_write(requests[1:], ordered)
+        raise BulkWriteError({"writeErrors": [DEADLOCK], "nInserted": 0, "nModified": len(requests) - 1})
+
+
+def test_a_month_end_write_that_deadlocks_credits_every_account_once() -> None:
+    collection = DeadlockOnce("accounts")
+    store: AggregateStore[Account] = AggregateStore(collection, service="bank", state_type=Account)  # type: ignore[arg-type]
+    cause = new_event(MonthEnded(month="2026-01", closing_date=date(2026, 1, 31)),
+                      source="/medcard/identity", partitionkey="clock", sequence=7, correlationid="c")
+
+    def credit(state: Account | None) -> Decision[Account]:
+        assert state is not None
+        return Decision(state.model_copy(update={"balance_fen": state.balance_fen + 100}))
+
+    async def run() -> None:
+        for k in range(4):
+            opened = Account(person_id=f"P{k}")
+            await store.execute(f"P{k}", lambda _, a=opened: Decision(a), correlation_id="open")
+        docs = await collection.find({}).to_list()
+        assert await store.execute_many(docs, credit, correlation_id="c", cause=cause) == 4
+        assert collection.aborted
+        # Delivered again (a consumer retrying its batch): nothing more.
+        assert await store.execute_many(await collection.find({}).to_list(), credit, correlation_id="c",
+                                        cause=cause) == 0
+
+    asyncio.run(run())
+    assert sorted(d["balance_fen"] for d in collection.docs.values()) == [100, 100, 100, 100]
