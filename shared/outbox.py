@@ -109,7 +109,7 @@ class _Fold:
         self.version += len(stored)
         if key is not None:
             self.seq[key] = self.marks[key] = sequence
-        if decision.state is not None:
+        if decision.state is not None and decision.state is not self.state:  # the very state given: no change
             self.state, self.changed = decision.state, True
 
 
@@ -243,6 +243,41 @@ class AggregateStore(Generic[S]):
             for aggregate_id in ids:
                 self.on_saved(self.collection.name, aggregate_id)
         return len(ids)
+
+    async def execute_loaded(self, items: list[tuple[dict[str, Any], S, Callable[[S | None], Decision[S]], str]]) -> int:
+        """Commands on aggregates just read, ``(document, its state, decide, correlation id)``,
+        saved by one ``bulk_write`` of guarded writes (``execute``'s, one per aggregate).
+
+        If any guard failed (another writer got there first), each item is executed again
+        by ``execute`` on a fresh read: ``decide`` must then decide nothing for an aggregate
+        it has already changed (as a command that acts only in one status does). Returns
+        how many aggregates the bulk write saved (0 after a fall-back)."""
+        writes: list[InsertOne[dict[str, Any]] | UpdateOne] = []
+        saved: list[tuple[str, _Fold]] = []
+        for doc, state, decide, correlation_id in items:
+            fold = self._fold_one(doc["_id"], doc, state, decide(state), correlation_id, None)
+            write = self._write_of(doc["_id"], fold)
+            if write is not None:
+                writes.append(write)
+                saved.append((doc["_id"], fold))
+        if not writes:
+            return 0
+        try:
+            result = await self.collection.bulk_write(writes, ordered=False)
+            conflict = result.matched_count < len(writes)
+        except BulkWriteError as err:
+            if not write_conflict(err):
+                raise
+            conflict = True
+        if conflict:
+            for doc, _, decide, correlation_id in items:
+                await self.execute(doc["_id"], decide, correlation_id=correlation_id)
+            return 0
+        if self.on_saved:
+            for aggregate_id, fold in saved:
+                if fold.stored:
+                    self.on_saved(self.collection.name, aggregate_id, handed_outbox(fold.doc, fold.stored, fold.version))
+        return len(writes)
 
     async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]],
                             before_write: Awaitable[Any] | None = None) -> list[Applied]:

@@ -109,15 +109,20 @@ class Identity:
         await self.account_numbers.delete_one({"_id": account_number, "person_id": person_id})
 
     async def person_by_digest(self, digest: str) -> Person | None:
-        doc = await self.persons.collection.find_one({"id_number_digest": digest}, {"_id": 1})
-        return await self.persons.get(doc["_id"]) if doc else None
+        return self.persons.state_of(await self.persons.collection.find_one({"id_number_digest": digest}))
 
     async def person_by_account(self, account_number: str) -> Person | None:
-        doc = await self.account_numbers.find_one({"_id": account_number})
-        person = await self.persons.get(doc["person_id"]) if doc else None
-        if person is None or person.account is None or person.account.account_number != account_number:
+        found = await self.holder_of(account_number)
+        return found[0] if found else None
+
+    async def holder_of(self, account_number: str) -> tuple[Person, dict[str, Any]] | None:
+        """The person whose online account has this number, and their document as read."""
+        claim = await self.account_numbers.find_one({"_id": account_number})
+        doc = await self.persons.get_doc(claim["person_id"]) if claim else None
+        person = self.persons.state_of(doc)
+        if person is None or doc is None or person.account is None or person.account.account_number != account_number:
             return None
-        return person
+        return person, doc
 
     async def claim_account_number(self, account_number: str, person_id: str) -> None:
         """Reserve an account number for a person. A claim that no account uses a minute

@@ -366,6 +366,8 @@ def person_login(ok: bool, now: datetime, policy: LoginPolicy) -> Callable[[Pers
         if person is None or person.account is None:
             raise NotFound("no such online account")
         account, result = login_attempt(person.account, ok, now, policy)
+        if account == person.account:
+            return Decision(person, [], result)  # a success with nothing to clear: nothing to write
         new = person.model_copy(update={"account": account})
         events: list[EventData] = []
         if result.locked_until is not None:

@@ -211,16 +211,18 @@ async def login(ctx: Identity, body: Login, request: Request, correlation_id: st
     async with uniform_answer(ctx.settings.uniform_answer_seconds):
         await ctx.limits.admit("login", request, subject=("account", body.account_number),
                                per_subject=ctx.settings.rate_limit_per_account_number)
-        person = await ctx.person_by_account(body.account_number)
-        if person is None or person.account is None:
+        found = await ctx.holder_of(body.account_number)
+        if found is None or found[0].account is None:
             await spend_a_verification_async(body.password)  # as slow as a wrong password: no account probing
             raise Unauthorized(WRONG_LOGIN, code="bad_credentials")
+        person, doc = found
+        assert person.account is not None
         now = datetime.now(UTC)
         ok = await verify_secret_async(person.account.password_hash, body.password)  # also while locked
         try:
             check_unlocked(person.account, now)
             outcome = await ctx.persons.execute(person.person_id, person_login(ok, now, ctx.login_policy),
-                                                correlation_id=correlation_id)
+                                                correlation_id=correlation_id, loaded=doc, loaded_state=person)
             if outcome.result.locked_until is not None:  # the moment of OnlineAccountLocked
                 await ctx.revoke_tokens(person.person_id, outcome.events[0].time)
         except Locked:

@@ -8,9 +8,11 @@ from typing import Any, Protocol
 
 import httpx
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from shared.bounded import within
+
+DUPLICATE_KEY = 11000
 
 
 class SmsDeliveryError(Exception):
@@ -28,12 +30,16 @@ class Sms:
 
 
 class SmsChannel(Protocol):
-    """Delivers one SMS or raises SmsDeliveryError. Sending the same message id twice must
-    not reach the phone twice (the id is the idempotency key)."""
+    """Delivers SMS. Sending the same message id twice must not reach the phone twice (the
+    id is the idempotency key)."""
 
     name: str
 
-    async def send(self, sms: Sms) -> None: ...
+    async def send(self, sms: Sms) -> None:
+        """Deliver one SMS or raise SmsDeliveryError."""
+
+    async def send_many(self, batch: list[Sms]) -> list[SmsDeliveryError | None]:
+        """Deliver a dispatch pass's SMS; for each, None (accepted) or why it was not."""
 
 
 class SmsGatewaySimulator:
@@ -50,16 +56,32 @@ class SmsGatewaySimulator:
         await self.collection.create_index([("person_id", 1), ("sent_at", 1)])
 
     async def send(self, sms: Sms) -> None:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise SmsDeliveryError(f"simulated gateway failure ({self.fail_next} more to come)")
-        try:
-            await self.collection.insert_one({
-                "_id": sms.message_id, "person_id": sms.person_id, "mobile": sms.mobile, "text": sms.text,
-                "urgent": sms.urgent, "sent_at": datetime.now(UTC),
-                "business_date": sms.business_date.isoformat() if sms.business_date else None})
-        except DuplicateKeyError:
-            return  # already delivered: the phone gets it once
+        error = (await self.send_many([sms]))[0]
+        if error is not None:
+            raise error
+
+    async def send_many(self, batch: list[Sms]) -> list[SmsDeliveryError | None]:
+        """The first ``fail_next`` fail; the others are recorded by one insert (a message
+        recorded already was delivered: the phone gets it once)."""
+        errors: list[SmsDeliveryError | None] = []
+        for _ in batch:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                errors.append(SmsDeliveryError(f"simulated gateway failure ({self.fail_next} more to come)"))
+            else:
+                errors.append(None)
+        now = datetime.now(UTC)
+        docs = [{"_id": sms.message_id, "person_id": sms.person_id, "mobile": sms.mobile, "text": sms.text,
+                 "urgent": sms.urgent, "sent_at": now,
+                 "business_date": sms.business_date.isoformat() if sms.business_date else None}
+                for sms, error in zip(batch, errors, strict=True) if error is None]
+        if docs:
+            try:
+                await self.collection.insert_many(docs, ordered=False)
+            except BulkWriteError as err:
+                if any(e.get("code") != DUPLICATE_KEY for e in err.details.get("writeErrors", [])):
+                    raise
+        return errors
 
     async def sent_to(self, person_id: str | None, limit: int) -> list[dict[str, Any]]:
         """What the gateway delivered, oldest first (optionally to one person)."""
@@ -90,3 +112,15 @@ class HttpSmsProvider:
             raise SmsDeliveryError(f"provider unreachable: {type(err).__name__}: {err}") from None
         if not response.is_success:
             raise SmsDeliveryError(f"provider answered {response.status_code}: {response.text[:200]}")
+
+    async def send_many(self, batch: list[Sms]) -> list[SmsDeliveryError | None]:
+        """One request per SMS, one after the other (the provider's API takes one at a time)."""
+        errors: list[SmsDeliveryError | None] = []
+        for sms in batch:
+            try:
+                await self.send(sms)
+            except SmsDeliveryError as err:
+                errors.append(err)
+            else:
+                errors.append(None)
+        return errors

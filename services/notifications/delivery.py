@@ -74,9 +74,11 @@ class SmsDispatcher:
     async def dispatch_due(self) -> int:
         """One pass over the due messages (urgent ones first); returns how many were tried.
 
-        The pass reads its messages, claims them and looks up their recipients in one round
-        trip each, whatever their number; then each message costs its send and one guarded
-        write (the claimed document is the one the write is guarded on: no read again)."""
+        Whatever their number, the pass reads its messages, claims them, looks up their
+        recipients, hands them to the channel and records them sent, one round trip each
+        (the claimed documents are the ones the last write is guarded on: no read again).
+        A failed send is recorded on its own (its backoff), a message whose recipient is
+        not known yet waits for their details."""
         now = datetime.now(UTC)
         docs = await self.messages.collection.find(
             {"status": "pending", "next_attempt_at": {"$lte": stamp(now)}}
@@ -85,8 +87,30 @@ class SmsDispatcher:
             return 0
         claimed = await self._claim(docs, now)
         contacts = await self._contacts({doc["person_id"] for doc in claimed})
+        ready: list[tuple[Message, dict[str, Any], str, str, Language, Sms]] = []
         for doc in claimed:
-            await self._deliver(Message.model_validate(doc), doc, contacts.get(doc["person_id"]))
+            message = Message.model_validate(doc)
+            contact = contacts.get(doc["person_id"])
+            if contact is None:
+                await self._await_contact(message)
+                continue
+            name, mobile, language = contact
+            try:
+                text, kept = self._texts(message, name, language)
+            except SmsDeliveryError as err:
+                await self._record_failure(message, doc, err)
+                continue
+            ready.append((message, doc, kept, mobile, language, Sms(
+                message.message_id, message.person_id, mobile, text, message.urgent, message.business_date)))
+        errors = await self.channel.send_many([r[-1] for r in ready]) if ready else []
+        sent = []
+        for (message, doc, kept, mobile, language, _), error in zip(ready, errors, strict=True):
+            if error is not None:
+                await self._record_failure(message, doc, error)
+                continue
+            sent.append((doc, message, record_sent(now=datetime.now(UTC), channel=self.channel.name, language=language,
+                                                   text=kept, mobile=mobile), message.correlation_id))
+        await self.messages.execute_loaded(sent)
         return len(claimed)
 
     async def _claim(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
@@ -140,30 +164,15 @@ class SmsDispatcher:
         if await self._contact(message.person_id) is not None:
             await self.contact_arrived(message.person_id)
 
-    async def _deliver(self, message: Message, doc: dict[str, Any],
-                       contact: tuple[str, str, Language] | None) -> None:
-        """Send one claimed message (``doc``: as the claim left it) to ``contact``, and record
-        the outcome; a message whose recipient is not known yet waits for their details."""
-        if contact is None:
-            await self._await_contact(message)
-            return
-        name, mobile, language = contact
-        try:
-            text, kept = self._texts(message, name, language)
-            await self.channel.send(Sms(message.message_id, message.person_id, mobile, text, message.urgent,
-                                        message.business_date))
-        except SmsDeliveryError as err:
-            s = self.settings
-            outcome = await self.messages.execute(message.message_id, record_failure(
-                now=datetime.now(UTC), channel=self.channel.name, error=str(err), max_attempts=s.sms_max_attempts,
-                base=s.sms_backoff_seconds, cap=s.sms_backoff_max_seconds), correlation_id=message.correlation_id,
-                loaded=doc)
-            log.warning("sms.attempt_failed", message_id=message.message_id, error=str(err),
-                        status=outcome.state.status if outcome.state else None)
-            return
-        await self.messages.execute(message.message_id, record_sent(
-            now=datetime.now(UTC), channel=self.channel.name, language=language, text=kept, mobile=mobile),
-            correlation_id=message.correlation_id, loaded=doc)
+    async def _record_failure(self, message: Message, doc: dict[str, Any], err: SmsDeliveryError) -> None:
+        """The attempt failed: tried again after its backoff, or failed for good."""
+        s = self.settings
+        outcome = await self.messages.execute(message.message_id, record_failure(
+            now=datetime.now(UTC), channel=self.channel.name, error=str(err), max_attempts=s.sms_max_attempts,
+            base=s.sms_backoff_seconds, cap=s.sms_backoff_max_seconds), correlation_id=message.correlation_id,
+            loaded=doc)
+        log.warning("sms.attempt_failed", message_id=message.message_id, error=str(err),
+                    status=outcome.state.status if outcome.state else None)
 
     def _texts(self, message: Message, name: str, language: Language) -> tuple[str, str]:
         """The text for the phone, and the text kept with the message: the same, except that

@@ -17,6 +17,7 @@ from services.notifications.delivery import SmsDispatcher
 from services.notifications.domain import Message, create_message
 
 from shared.codec import from_record
+from shared.dbstats import DbCommandStats
 from shared.events import (
     BusinessDateAdvanced,
     CardActivated,
@@ -375,5 +376,40 @@ async def test_two_dispatchers_racing_over_the_same_messages_send_each_once(sett
         sent_events = [e for d in docs for e in d.get("outbox", []) if e["type"].endswith("NotificationSent.v1")]
         assert len(sent_events) == count, "one NotificationSent per message"
         assert await db["sms_outbox"].count_documents({}) == count
+    finally:
+        await client.close()
+
+
+async def test_a_dispatch_pass_costs_the_same_few_database_commands_whatever_its_size(settings: Settings) -> None:
+    """A pass of 50 due messages: read, claim, recipients, the gateway's record and the
+    outcomes, one command each (not one or more per message)."""
+    stats = DbCommandStats()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, event_listeners=[stats])
+    try:
+        db = client[settings.database("notifications")]
+        store = AggregateStore(db["messages"], service="notifications", state_type=Message)
+        dispatcher = SmsDispatcher(notification_settings(settings), messages=store, recipients=db["recipients"],
+                                   channel=SmsGatewaySimulator(db["sms_outbox"]))
+        count = 50
+        await db["recipients"].insert_many([{"_id": f"P{k}", "person_id": f"P{k}", "name": f"Li {k}",
+                                             "mobile": f"1380000{k:04d}", "language": "zh"} for k in range(count)])
+        now = datetime.now(UTC)
+        for k in range(count):
+            data = CardLost(person_id=f"P{k}", card_number=CARD, channel="online", voucher=f"V{k}",
+                            business_date=date(2026, 3, 2))
+            cause = new_event(data, source="/medcard/cards", partitionkey=f"P{k}", sequence=1, correlationid=f"c{k}")
+            draft = draft_for(data)
+            assert draft is not None
+            await store.execute(f"M{k}", create_message(draft, cause, now), correlation_id=f"c{k}")
+        stats.counts.clear()
+        assert await dispatcher.dispatch_due() == count
+        commands = {k: n for k, n in stats.counts.items() if k[1] in ("messages", "recipients", "sms_outbox")}
+        assert sum(commands.values()) == 5, commands
+        assert {(name, collection) for name, collection, _ in commands} == {
+            ("find", "messages"), ("update", "messages"), ("find", "recipients"), ("insert", "sms_outbox")}
+        docs = await db["messages"].find({}).to_list()
+        assert {d["status"] for d in docs} == {"sent"} and all(d["attempts"] == 1 for d in docs)
+        assert await db["sms_outbox"].count_documents({}) == count
+        assert sum(1 for d in docs for e in d["outbox"] if e["type"].endswith("NotificationSent.v1")) == count
     finally:
         await client.close()

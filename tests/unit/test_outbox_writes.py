@@ -4,15 +4,17 @@ the fields that changed, and an account's cheap copy is as independent as a deep
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 from services.bank import domain
 from services.bank.model import Account, CardState, Contribution, Receipt
 from shared.events import AccountOpened, CardIssued, ContributionHeld, new_event
 from shared.domain import Decision
 from shared.outbox import AggregateStore, _uuid4s, event_id
-from tests.unit.memory_collection import MemoryCollection
+from tests.unit.memory_collection import BulkResult, MemoryCollection
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -91,3 +93,53 @@ def test_an_accounts_copy_changes_nothing_of_the_original() -> None:
     copy.balance_fen = 5
     assert acc.model_dump() == before
     assert acc.clone().model_dump() == before == acc.model_copy(deep=True).model_dump()
+
+
+class CountingWrites(MemoryCollection):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.bulk_writes = 0
+
+    async def bulk_write(self, requests: list[Any], ordered: bool = True) -> BulkResult:
+        self.bulk_writes += 1
+        return await super().bulk_write(requests, ordered)
+
+
+def _hold_once(state: Account | None) -> Decision[Account]:
+    """Acts only on an account that holds nothing yet (a second try decides nothing)."""
+    assert state is not None
+    if state.contributions:
+        return Decision(state)
+    held = Contribution(contribution_id="C1", month="2026-01", amount_fen=5)
+    return Decision(state.model_copy(update={"contributions": [held]}), [ContributionHeld(
+        person_id=state.person_id, contribution_id="C1", month="2026-01", amount_fen=5, reason="r")])
+
+
+def test_commands_on_documents_just_read_are_saved_by_one_write_and_a_lost_guard_decides_again() -> None:
+    collection = CountingWrites("accounts")
+    store: AggregateStore[Account] = AggregateStore(collection, service="bank", state_type=Account)  # type: ignore[arg-type]
+    ids = ["P1", "P2", "P3"]
+
+    async def run() -> None:
+        for person in ids:
+            opened = Account(person_id=person)
+            await store.execute(person, lambda _, a=opened: Decision(a), correlation_id="open")
+        docs = await collection.find({}).to_list()
+        collection.bulk_writes = 0
+        items = [(doc, store.state_of(doc), _hold_once, "c") for doc in docs]
+        assert await store.execute_loaded(items) == 3
+        assert collection.bulk_writes == 1
+
+        # Another writer moves P2 after the read: the batch falls back to reading and deciding
+        # again, and what the bulk write did save is not decided twice.
+        for doc in collection.docs.values():
+            doc["contributions"] = []
+        docs = await collection.find({}).to_list()
+        await collection.update_one({"_id": "P2"}, {"$set": {"rev": docs[1]["rev"] + 1}})
+        assert await store.execute_loaded([(doc, store.state_of(doc), _hold_once, "c") for doc in docs]) == 0
+
+    asyncio.run(run())
+    for person in ids:
+        held = [e for e in collection.docs[person]["outbox"] if ".ContributionHeld." in e["type"]]
+        assert len(held) == 2, (person, held)  # one from each round, never a third
+        assert len(collection.docs[person]["contributions"]) == 1
