@@ -244,40 +244,44 @@ class AggregateStore(Generic[S]):
                 self.on_saved(self.collection.name, aggregate_id)
         return len(ids)
 
-    async def execute_loaded(self, items: list[tuple[dict[str, Any], S, Callable[[S | None], Decision[S]], str]]) -> int:
+    async def execute_loaded(self, items: list[tuple[dict[str, Any], S | None, Callable[[S | None], Decision[S]], str]]
+                             ) -> list[Any]:
         """Commands on aggregates just read, ``(document, its state, decide, correlation id)``,
         saved by one ``bulk_write`` of guarded writes (``execute``'s, one per aggregate).
+        Returns each decision's result, in order.
 
         If any guard failed (another writer got there first), each item is executed again
-        by ``execute`` on a fresh read: ``decide`` must then decide nothing for an aggregate
-        it has already changed (as a command that acts only in one status does). Returns
-        how many aggregates the bulk write saved (0 after a fall-back)."""
+        by ``execute`` on a fresh read: ``decide`` must then decide nothing new for an
+        aggregate it has already changed (as a command that acts only in one status, or
+        that recognises its own effect, does)."""
         writes: list[InsertOne[dict[str, Any]] | UpdateOne] = []
         saved: list[tuple[str, _Fold]] = []
+        results = []
         for doc, state, decide, correlation_id in items:
-            fold = self._fold_one(doc["_id"], doc, state, decide(state), correlation_id, None)
+            decision = decide(state)
+            results.append(decision.result)
+            fold = self._fold_one(doc["_id"], doc, state, decision, correlation_id, None)
             write = self._write_of(doc["_id"], fold)
             if write is not None:
                 writes.append(write)
                 saved.append((doc["_id"], fold))
         if not writes:
-            return 0
+            return results
         try:
             result = await self.collection.bulk_write(writes, ordered=False)
-            conflict = result.matched_count < len(writes)
+            conflict = result.matched_count < sum(isinstance(w, UpdateOne) for w in writes)
         except BulkWriteError as err:
             if not write_conflict(err):
                 raise
             conflict = True
         if conflict:
-            for doc, _, decide, correlation_id in items:
-                await self.execute(doc["_id"], decide, correlation_id=correlation_id)
-            return 0
+            return [(await self.execute(doc["_id"], decide, correlation_id=correlation_id)).result
+                    for doc, _, decide, correlation_id in items]
         if self.on_saved:
             for aggregate_id, fold in saved:
                 if fold.stored:
                     self.on_saved(self.collection.name, aggregate_id, handed_outbox(fold.doc, fold.stored, fold.version))
-        return len(writes)
+        return results
 
     async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]],
                             before_write: Awaitable[Any] | None = None) -> list[Applied]:

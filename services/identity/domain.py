@@ -446,13 +446,18 @@ def check_contribution(person: Person | None, person_id: str, unit_id: str, mont
     return registered
 
 
-def pay_contribution(*, person_id: str, unit_id: str, month: str,
-                     amount_fen: int) -> Callable[[Person | None], Decision[Person]]:
+def pay_contribution(*, person_id: str, unit_id: str, month: str, amount_fen: int,
+                     checked: bool = False) -> Callable[[Person | None], Decision[Person]]:
+    """Pay the person's share of ``month``. ``checked``: the caller checked the month unpaid
+    before deciding to pay it; finding it paid now by this contribution (the command's own
+    write, or one made at the same moment) is then that payment, not a second one."""
     def decide(state: Person | None) -> Decision[Person]:
-        person = check_contribution(state, person_id, unit_id, month)
         cid = contribution_id(month, person_id)
-        new = person.model_copy(update={"contributions": {**person.contributions, month: cid}})
         event = ContributionPaid(contribution_id=cid, person_id=person_id, unit_id=unit_id, month=month,
                                  amount_fen=amount_fen)
+        if checked and state is not None and state.contributions.get(month) == cid:
+            return Decision(state, [], event)
+        person = check_contribution(state, person_id, unit_id, month)
+        new = person.model_copy(update={"contributions": {**person.contributions, month: cid}})
         return Decision(new, [event], event)
     return decide

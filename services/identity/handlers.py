@@ -131,18 +131,16 @@ async def pay_contributions(ctx: Identity, body: ContributionCreate, correlation
         raise NotFound(f"insured unit {body.unit_id} is not registered")
     person_ids = [item.person_id for item in body.items]
     check_each_person_once(person_ids)
-    for pid in person_ids:  # check every item before writing any
-        check_contribution(await ctx.persons.get(pid), pid, body.unit_id, body.month)
-    paid = []
-    for item in body.items:
-        outcome = await ctx.persons.execute(
-            item.person_id,
-            pay_contribution(person_id=item.person_id, unit_id=body.unit_id, month=body.month,
-                             amount_fen=item.amount_fen),
-            correlation_id=correlation_id,
-        )
-        paid.append(ContributionPublic(contribution_id=outcome.result.contribution_id, person_id=item.person_id,
-                                       amount_fen=item.amount_fen))
+    docs = await ctx.persons.get_docs(person_ids)  # one read for all
+    states = [ctx.persons.state_of(doc) for doc in docs]
+    for pid, state in zip(person_ids, states, strict=True):  # check every item before writing any
+        check_contribution(state, pid, body.unit_id, body.month)
+    results = await ctx.persons.execute_loaded([  # one write for all
+        (doc, state, pay_contribution(person_id=item.person_id, unit_id=body.unit_id, month=body.month,
+                                      amount_fen=item.amount_fen, checked=True), correlation_id)
+        for item, doc, state in zip(body.items, docs, states, strict=True) if doc is not None])
+    paid = [ContributionPublic(contribution_id=result.contribution_id, person_id=item.person_id,
+                               amount_fen=item.amount_fen) for item, result in zip(body.items, results, strict=True)]
     return ContributionsPublic(unit_id=body.unit_id, month=body.month, data=paid, count=len(paid))
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.domain import Decision
 from shared.bounded import stop_if_cancelled, wait_event, within
 from shared.logging import get_logger
 from shared.outbox import AggregateStore
@@ -103,7 +105,7 @@ class SmsDispatcher:
             ready.append((message, doc, kept, mobile, language, Sms(
                 message.message_id, message.person_id, mobile, text, message.urgent, message.business_date)))
         errors = await self.channel.send_many([r[-1] for r in ready]) if ready else []
-        sent = []
+        sent: list[tuple[dict[str, Any], Message | None, Callable[[Message | None], Decision[Message]], str]] = []
         for (message, doc, kept, mobile, language, _), error in zip(ready, errors, strict=True):
             if error is not None:
                 await self._record_failure(message, doc, error)

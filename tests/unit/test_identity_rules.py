@@ -125,6 +125,21 @@ def test_a_contribution_is_for_a_registered_person_of_the_paying_unit_once_a_mon
     assert isinstance(paid.value, Conflict)
 
 
+def test_a_checked_contribution_found_paid_by_its_own_id_is_that_payment_not_a_second() -> None:
+    """A batch's write that fell back to one by one finds its own effect: no second event;
+    a month paid under another id, or an unchecked payment, is still refused."""
+    pay = {"person_id": "P1", "unit_id": "U1", "month": "2026-01", "amount_fen": 500}
+    first = domain.pay_contribution(**pay, checked=True)(person())  # type: ignore[arg-type]
+    assert first.state is not None and len(first.events) == 1
+    again = domain.pay_contribution(**pay, checked=True)(first.state)  # type: ignore[arg-type]
+    assert again.state is first.state and again.events == []
+    assert again.result.contribution_id == first.result.contribution_id
+    with pytest.raises(domain.MonthAlreadyPaid):
+        domain.pay_contribution(**pay)(first.state)  # type: ignore[arg-type]
+    with pytest.raises(domain.MonthAlreadyPaid):
+        domain.pay_contribution(**pay, checked=True)(person(contributions={"2026-01": "C-other"}))  # type: ignore[arg-type]
+
+
 def test_the_clock_is_started_once() -> None:
     running = clock.ClockState(date=date(2026, 3, 2))
     clock.check_start_on_first_call(None, date(2026, 1, 1))
