@@ -28,7 +28,17 @@ from .faults import FaultInjector, Servers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
 from .progress import Checkpoint, DayJournal, NothingToResume, ProgressFiles, holder_fields, holder_state
-from .running import CannotDrive, RunningStack, RunScope, business_date, new_run_tag, open_ecosystem, refusals, stack_settings
+from .running import (
+    CannotDrive,
+    RunningStack,
+    RunScope,
+    business_date,
+    exemption_headers,
+    new_run_tag,
+    open_ecosystem,
+    refusals,
+    stack_settings,
+)
 from .series import Series
 
 
@@ -192,7 +202,9 @@ async def simulate(options: Options, progress: Callable[[str, int], None],
                          extra_env=env)
     await asyncio.to_thread(fleet.down)
     await asyncio.to_thread(fleet.up)
-    eco = Ecosystem(fleet.urls(), operator_password, typed=options.typed)
+    # The simulator stands for many clients: like a run against running services, it passes
+    # the rate limits with the installation's proof (the limits keep their counters for others).
+    eco = Ecosystem(fleet.urls(), operator_password, typed=options.typed, headers=lambda: exemption_headers(settings))
     await eco.open()
     try:
         injector = None

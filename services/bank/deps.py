@@ -146,7 +146,8 @@ def unknown_card(card_number: str) -> NotFound:
     return NotFound(f"card {card_number} is not linked to a personal account of this bank")
 
 
-def bank_of(request: Request) -> Bank:
+async def bank_of(request: Request) -> Bank:
+    """The service's context (async: FastAPI runs a plain function in a worker thread)."""
     return request.app.state.context  # type: ignore[no-any-return]
 
 

@@ -113,7 +113,7 @@ class Cards:
 
 
 async def cards_of(request: Request) -> Cards:
-    """The service's context (async, as before: FastAPI runs a plain function in a thread)."""
+    """The service's context (async: FastAPI runs a plain function in a worker thread)."""
     return request.app.state.context  # type: ignore[no-any-return]
 
 

@@ -183,7 +183,8 @@ async def _quietly(step: Awaitable[T]) -> T | None:
         return None
 
 
-def identity_of(request: Request) -> Identity:
+async def identity_of(request: Request) -> Identity:
+    """The service's context (async: FastAPI runs a plain function in a worker thread)."""
     return request.app.state.context  # type: ignore[no-any-return]
 
 

@@ -91,6 +91,7 @@ class Notifications:
 
 
 async def notifications_of(request: Request) -> Notifications:
+    """The service's context (async: FastAPI runs a plain function in a worker thread)."""
     return request.app.state.context  # type: ignore[no-any-return]
 
 
