@@ -39,12 +39,6 @@ SETTINGS = {
     "documentdb.enableBypassDocumentValidation": "true",
     "documentdb.enableUserCrud": "true",
     "documentdb.maxUserLimit": "100",
-    # A query DocumentDB answers with a "persisted" cursor (a find with a limit or a sort, a
-    # count, an aggregation) otherwise hands FerretDB its connection to keep, and FerretDB
-    # closes it when the cursor is drained at once: a new PostgreSQL backend for nearly
-    # every such query (about 20 ms and 2 ms of FerretDB's CPU each, measured). Cursors kept
-    # in files leave the connection in the pool.
-    "documentdb.useFileBasedPersistedCursors": "on",
     "logging_collector": "off",
 }
 

@@ -26,7 +26,7 @@ from typer.testing import CliRunner, Result
 
 from medcard import cli
 from medcard.stack import LocalStack, StackError, port_is_free
-from medcard.stack.documentdb import PG_BIN, PG_LIB, install_extensions, stage_dir
+from medcard.stack.documentdb import PG_LIB, install_extensions, stage_dir
 from medcard.stack.ferretdb import FERRETDB_VERSION, ensure_ferretdb
 from medcard.stack.kafka import ensure_kafka
 from medcard.stack.local import REPO_ROOT, default_cache_dir
@@ -114,34 +114,6 @@ async def test_up_serves_real_requests(stack: LocalStack) -> None:
         }
     finally:
         await client.close()
-
-
-def _postgres_sessions(stack: LocalStack) -> int:
-    """Backends PostgreSQL has started for clients of its database so far."""
-    out = subprocess.run(
-        [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(POSTGRES_PORT), "-U", "postgres", "-d", "postgres",
-         "-Atc", "select sessions from pg_stat_database where datname = 'postgres'"],
-        capture_output=True, text=True, check=True, timeout=30)
-    return int(out.stdout)
-
-
-async def test_reads_with_a_limit_a_count_or_a_pipeline_keep_their_postgresql_connection(stack: LocalStack) -> None:
-    """DocumentDB answers these with a "persisted" cursor; unless kept in files, FerretDB
-    takes the connection out of its pool for it and closes it: a new backend each time."""
-    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_url)
-    try:
-        docs = client.stacktest.cursors
-        await docs.insert_many([{"_id": k, "status": "pending", "due": k} for k in range(120)])
-        await docs.find({"status": "pending"}).sort("due", 1).limit(50).to_list()  # the pool warmed
-        before = _postgres_sessions(stack)
-        for _ in range(20):
-            assert len(await docs.find({"status": "pending"}).sort("due", 1).limit(50).to_list()) == 50
-            assert await docs.count_documents({"status": "pending"}) == 120
-            assert len(await (await docs.aggregate([{"$match": {"status": "pending"}}])).to_list()) == 120
-        opened = _postgres_sessions(stack) - before
-    finally:
-        await client.close()
-    assert opened <= 3, f"{opened} PostgreSQL backends started for 60 reads"
 
 
 def test_status_reports_running(stack: LocalStack) -> None:
