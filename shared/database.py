@@ -15,7 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, OperationFailure, WriteError
+
+Doc = dict[str, Any]
 
 STOPPING_CODES = frozenset({
     91,     # ShutdownInProgress
@@ -57,6 +61,27 @@ def mongo_client(url: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
     defaults: dict[str, Any] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000,
                                 "socketTimeoutMS": int(ANSWER_SECONDS * 1000), "tz_aware": True}
     return AsyncMongoClient(url, **{**defaults, **options})
+
+
+def one_batch(cursor: AsyncCursor[Doc], limit: int) -> AsyncCursor[Doc]:
+    """``cursor`` limited to its first ``limit`` documents, answered in one batch (a batch
+    stops at 16 MiB: a caller that must see everything pages on from the last document).
+
+    DocumentDB answers a read that may take more than one batch and has a limit or a sort
+    with a cursor that holds its PostgreSQL connection; FerretDB takes that connection out
+    of its pool and closes it once the cursor is drained, often at once: PostgreSQL starts
+    a new backend for nearly every such read (6-20 ms each, measured; a 1,000-person
+    simulation started 24 a second). A single batch needs no cursor and keeps the
+    connection. (DocumentDB's file-based cursors would also keep it, but they crashed
+    PostgreSQL, signal 11, under concurrent counts and writes.)"""
+    return cursor.limit(-limit)
+
+
+async def count(collection: AsyncCollection[Doc], query: dict[str, Any]) -> int:
+    """How many documents match ``query``, by the ``count`` command: ``count_documents``
+    runs an aggregation, which costs a PostgreSQL backend as a cursor does (``one_batch``)."""
+    answer = await collection.database.command("count", collection.name, query=query)
+    return int(answer["n"])
 
 
 def database_away(err: BaseException) -> bool:

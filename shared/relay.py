@@ -37,6 +37,7 @@ from pymongo.errors import NetworkTimeout, PyMongoError
 
 from .bounded import cancel_and_wait, stop_if_cancelled, wait_event, within
 from .codec import stored_to_record
+from .database import one_batch
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
 from .logging import get_logger
 from .settings import Settings
@@ -319,7 +320,7 @@ class OutboxRelay:
             known[doc["_id"]] = doc
 
     async def _read(self, coll: AsyncCollection[Doc], query: Doc) -> list[Doc]:
-        return await within(coll.find(query, FIELDS).limit(BATCH_DOCS).to_list(), STEP_SECONDS,
+        return await within(one_batch(coll.find(query, FIELDS), BATCH_DOCS).to_list(), STEP_SECONDS,
                             f"relay {self.name}: reading pending events of {coll.name}", NetworkTimeout)
 
     async def _hand_over(self, name: str, docs: list[Doc]) -> int:

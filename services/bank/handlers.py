@@ -12,6 +12,7 @@ from typing import Any, cast
 from shared.app import EventHandler, Subscription
 from shared.auth import Principal, ensure_owner_or_staff
 from shared.clock import CLOCK_GROUPS
+from shared.database import one_batch
 from shared.domain import NotFound
 from shared.events import (
     BankStamped,
@@ -203,8 +204,8 @@ async def apply_pending_losses(bank: Bank, event: CloudEvent) -> int:
     Returns how many accounts it applied. Under the instant policy none holds one."""
     accounts, seen, after = bank.accounts, 0, ""
     decide = domain.apply_pending_losses(datetime.now(UTC))
-    while docs := await (accounts.collection.find({"losses_pending": True, "_id": {"$gt": after}})
-                         .sort("_id", 1).limit(MONTH_END_GROUP).to_list()):
+    while docs := await one_batch(accounts.collection.find({"losses_pending": True, "_id": {"$gt": after}})
+                                  .sort("_id", 1), MONTH_END_GROUP).to_list():
         seen += await accounts.execute_many(docs, decide, correlation_id=event.correlationid, cause=event)
         after = docs[-1]["_id"]
     if seen:
@@ -228,8 +229,8 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
     async def page(after: str | None) -> list[dict[str, Any]]:
         query = {**due, "_id": {"$gt": after}} if after is not None else due
         # By the _id index: each page goes on from the last, whatever the other index holds.
-        return await (accounts.collection.find(query).sort("_id", 1).hint([("_id", 1)])
-                      .limit(MONTH_END_GROUP).batch_size(MONTH_END_GROUP).to_list())
+        return await one_batch(accounts.collection.find(query).sort("_id", 1).hint([("_id", 1)]),
+                               MONTH_END_GROUP).to_list()
 
     seen = 0
     docs = await page(None)

@@ -11,6 +11,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from shared.bounded import within
+from shared.database import one_batch
 
 DUPLICATE_KEY = 11000
 
@@ -86,7 +87,7 @@ class SmsGatewaySimulator:
     async def sent_to(self, person_id: str | None, limit: int) -> list[dict[str, Any]]:
         """What the gateway delivered, oldest first (optionally to one person)."""
         query = {"person_id": person_id} if person_id else {}
-        return await self.collection.find(query).sort("sent_at", 1).limit(limit).to_list()
+        return await one_batch(self.collection.find(query).sort("sent_at", 1), limit).to_list()
 
 
 class HttpSmsProvider:

@@ -19,6 +19,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.database import one_batch
 from shared.domain import Decision
 from shared.bounded import stop_if_cancelled, wait_event, within
 from shared.logging import get_logger
@@ -82,9 +83,9 @@ class SmsDispatcher:
         A failed send is recorded on its own (its backoff), a message whose recipient is
         not known yet waits for their details."""
         now = datetime.now(UTC)
-        docs = await self.messages.collection.find(
+        docs = await one_batch(self.messages.collection.find(
             {"status": "pending", "next_attempt_at": {"$lte": stamp(now)}}
-        ).sort([("urgent", -1), ("next_attempt_at", 1)]).limit(BATCH).to_list()
+        ).sort([("urgent", -1), ("next_attempt_at", 1)]), BATCH).to_list()
         if not docs:
             return 0
         claimed = await self._claim(docs, now)

@@ -13,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.clock import BusinessClock
+from shared.database import one_batch
 from shared.domain import Conflict, NotFound
 from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
@@ -74,7 +75,7 @@ class Notifications:
 
     async def messages_where(self, query: dict[str, Any], limit: int) -> list[Message]:
         """Messages matching ``query``, newest first."""
-        docs = await self.messages.collection.find(query).sort("created_at", -1).limit(limit).to_list()
+        docs = await one_batch(self.messages.collection.find(query).sort("created_at", -1), limit).to_list()
         return [Message.model_validate(d) for d in docs]
 
     async def recipient(self, person_id: str) -> Recipient:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from shared.bounded import stop_if_cancelled, wait_event, within
+from shared.database import one_batch
 from shared.logging import get_logger
 from shared.security import UndecryptableSecret
 
@@ -62,8 +63,8 @@ class WebhookSender:
         """Deliver the subscription's due head, and the next, until one fails or none is due."""
         delivered = False
         while True:
-            heads = await self.hub.deliveries.find(
-                {"webhook_id": sub["_id"], "status": "pending"}).sort("seq", 1).limit(1).to_list()
+            heads = await one_batch(self.hub.deliveries.find(
+                {"webhook_id": sub["_id"], "status": "pending"}).sort("seq", 1), 1).to_list()
             head = heads[0] if heads else None
             now = datetime.now(UTC)
             if head is None or head["next_attempt_at"] > now or not await self._claim(head, now):

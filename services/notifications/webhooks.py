@@ -21,6 +21,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from shared.database import one_batch
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import CloudEvent
 from shared.ids import new_id
@@ -218,7 +219,7 @@ class WebhookHub:
         query: dict[str, Any] = {"webhook_id": webhook_id}
         if status:
             query["status"] = status
-        return await self.deliveries.find(query).sort("seq", -1).limit(limit).to_list()
+        return await one_batch(self.deliveries.find(query).sort("seq", -1), limit).to_list()
 
     async def resend(self, webhook_id: str, delivery_id: str) -> dict[str, Any]:
         """A pending delivery is tried now; a delivered or cancelled one is enqueued again."""
@@ -242,8 +243,8 @@ class WebhookHub:
         """Enqueue again every kept event of [since, until) that the subscription wants, oldest first."""
         check_replay_range(since, until)
         sub = await self.get(webhook_id)
-        found = await self.events.find({"time": {"$gte": stamp(since), "$lt": stamp(until)}}, {"type": 1}).sort(
-            [("time", 1), ("received_at", 1)]).limit(REPLAY_LIMIT + 1).to_list()
+        found = await one_batch(self.events.find({"time": {"$gte": stamp(since), "$lt": stamp(until)}}, {"type": 1})
+                                .sort([("time", 1), ("received_at", 1)]), REPLAY_LIMIT + 1).to_list()
         check_replay_size(len(found), REPLAY_LIMIT)
         count = 0
         for event in found:

@@ -14,7 +14,7 @@ import pwd
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +26,11 @@ from typer.testing import CliRunner, Result
 
 from medcard import cli
 from medcard.stack import LocalStack, StackError, port_is_free
-from medcard.stack.documentdb import PG_LIB, install_extensions, stage_dir
+from medcard.stack.documentdb import PG_BIN, PG_LIB, install_extensions, stage_dir
 from medcard.stack.ferretdb import FERRETDB_VERSION, ensure_ferretdb
 from medcard.stack.kafka import ensure_kafka
 from medcard.stack.local import REPO_ROOT, default_cache_dir
+from shared.database import count, one_batch
 
 pytestmark = pytest.mark.infra
 
@@ -112,6 +113,43 @@ async def test_up_serves_real_requests(stack: LocalStack) -> None:
         assert await client.stacktest.docs.find_one({"_id": "card-1"}) == {
             "_id": "card-1", "holder": "Ada"
         }
+    finally:
+        await client.close()
+
+
+def _postgres_sessions(stack: LocalStack) -> int:
+    """Backends PostgreSQL has started for clients of its database so far."""
+    out = subprocess.run(
+        [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(POSTGRES_PORT), "-U", "postgres", "-d", "postgres",
+         "-Atc", "select sessions from pg_stat_database where datname = 'postgres'"],
+        capture_output=True, text=True, check=True, timeout=30)
+    return int(out.stdout)
+
+
+async def test_reads_in_one_batch_and_counts_keep_their_postgresql_connection(stack: LocalStack) -> None:
+    """A read with a limit and a sort that may take several batches costs FerretDB a
+    PostgreSQL connection (a new backend each time); ``one_batch`` and ``count`` do not."""
+    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_url)
+    try:
+        docs = client.stacktest.cursors
+        await docs.insert_many([{"_id": k, "status": "pending", "due": k} for k in range(120)])
+        await count(docs, {"status": "pending"})  # the pool warmed
+
+        async def opened(read: Callable[[], Awaitable[object]]) -> int:
+            before = _postgres_sessions(stack)
+            for _ in range(20):
+                await read()
+            return _postgres_sessions(stack) - before
+
+        async def ours() -> None:
+            assert len(await one_batch(docs.find({"status": "pending"}).sort("due", 1), 50).to_list()) == 50
+            assert await count(docs, {"status": "pending"}) == 120
+
+        async def theirs() -> None:
+            assert len(await docs.find({"status": "pending"}).sort("due", 1).limit(50).to_list()) == 50
+
+        assert await opened(ours) <= 2
+        assert await opened(theirs) >= 10, "the cost one_batch avoids is gone: its reason may be too"
     finally:
         await client.close()
 

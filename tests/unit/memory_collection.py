@@ -58,7 +58,7 @@ class MemoryCursor:
         self.found: list[Doc] | None = None
 
     def limit(self, n: int) -> MemoryCursor:
-        self.most = n
+        self.most = abs(n)  # negative: the same documents, in one batch (as pymongo sends it)
         return self
 
     def sort(self, *_: Any) -> MemoryCursor:

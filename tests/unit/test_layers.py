@@ -35,3 +35,18 @@ def test_no_service_imports_another(service: str) -> None:
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
             for name in names:
                 assert not any(name == o or name.startswith(o + ".") for o in others), f"{path} imports {name}"
+
+
+def test_reads_with_a_limit_and_counts_go_through_the_helpers_that_keep_connections() -> None:
+    """``.limit(n)`` and ``count_documents`` cost FerretDB a PostgreSQL backend per call
+    (``shared.database.one_batch``): the services and the shared library use the helpers."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offline = {root / "shared" / "database.py", root / "shared" / "rebuild.py"}
+    found = [f"{path.relative_to(root)}:{n}" for folder in ("shared", "services") for path in (root / folder).rglob("*.py")
+             if path not in offline
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"\.limit\((?!-)|count_documents\(", line)]
+    assert found == []
