@@ -74,7 +74,7 @@ def one_batch(cursor: AsyncCursor[Doc], limit: int) -> AsyncCursor[Doc]:
     simulation started 24 a second). A single batch needs no cursor and keeps the
     connection. (DocumentDB's file-based cursors would also keep it, but they crashed
     PostgreSQL, signal 11, under concurrent counts and writes.)"""
-    return cursor.limit(-limit)
+    return cursor.limit(-limit).batch_size(limit)  # without the batch size, a first batch: 101
 
 
 async def count(collection: AsyncCollection[Doc], query: dict[str, Any]) -> int:

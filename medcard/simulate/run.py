@@ -299,6 +299,10 @@ class _Run:
             # The opening month: employers pay, the month ends, the first transfers land.
             await driver._each([u.key for u in population.units],
                                lambda unit: driver._pay_contributions(unit, driver.today), None)
+            # Paid during the month, received before it ends: a contribution the bank learns of
+            # only after the month end waits for the next one (the outcome must not hang on
+            # which of identity's topics the bank reads first).
+            await driver.drain(services=BUSINESS_SERVICES)
             first = _first_of_next_month(driver.today)
             await eco.call("identity", "POST", "/v1/clock/advance", who="operator", json={"to": first.isoformat()})
             driver.today = driver.first_day = first

@@ -132,7 +132,7 @@ async def test_reads_in_one_batch_and_counts_keep_their_postgresql_connection(st
     client: AsyncMongoClient = AsyncMongoClient(stack.mongo_url)
     try:
         docs = client.stacktest.cursors
-        await docs.insert_many([{"_id": k, "status": "pending", "due": k} for k in range(120)])
+        await docs.insert_many([{"_id": k, "status": "pending", "due": k} for k in range(300)])
         await count(docs, {"status": "pending"})  # the pool warmed
 
         async def opened(read: Callable[[], Awaitable[object]]) -> int:
@@ -142,8 +142,9 @@ async def test_reads_in_one_batch_and_counts_keep_their_postgresql_connection(st
             return _postgres_sessions(stack) - before
 
         async def ours() -> None:
-            assert len(await one_batch(docs.find({"status": "pending"}).sort("due", 1), 50).to_list()) == 50
-            assert await count(docs, {"status": "pending"}) == 120
+            # More than a first batch's 101: one batch holds them all.
+            assert len(await one_batch(docs.find({"status": "pending"}).sort("due", 1), 250).to_list()) == 250
+            assert await count(docs, {"status": "pending"}) == 300
 
         async def theirs() -> None:
             assert len(await docs.find({"status": "pending"}).sort("due", 1).limit(50).to_list()) == 50

@@ -61,6 +61,9 @@ class MemoryCursor:
         self.most = abs(n)  # negative: the same documents, in one batch (as pymongo sends it)
         return self
 
+    def batch_size(self, _: int) -> MemoryCursor:
+        return self
+
     def sort(self, *_: Any) -> MemoryCursor:
         return self  # the order is not what these tests are about
 
