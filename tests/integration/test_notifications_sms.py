@@ -340,6 +340,20 @@ async def test_the_recipient_view_follows_each_card_and_messages_tell_their_busi
     assert sorted(sms.values()) == ["2026-02-27", "2026-03-02"]
 
 
+async def due_messages(db: Any, store: AggregateStore[Message], count: int) -> None:
+    """``count`` persons with contact details, and a loss message due for each."""
+    await db["recipients"].insert_many([{"_id": f"P{k}", "person_id": f"P{k}", "name": f"Li {k}",
+                                         "mobile": f"1380000{k:04d}", "language": "zh"} for k in range(count)])
+    now = datetime.now(UTC)
+    for k in range(count):
+        data = CardLost(person_id=f"P{k}", card_number=CARD, channel="online", voucher=f"V{k}",
+                        business_date=date(2026, 3, 2))
+        cause = new_event(data, source="/medcard/cards", partitionkey=f"P{k}", sequence=1, correlationid=f"c{k}")
+        draft = draft_for(data)
+        assert draft is not None
+        await store.execute(f"M{k}", create_message(draft, cause, now), correlation_id=f"c{k}")
+
+
 async def test_two_dispatchers_racing_over_the_same_messages_send_each_once(settings: Settings) -> None:
     """Replicas of notifications share the messages: a pass claims its messages in one
     write, and a message another replica claimed first is left to it (each sent once)."""
@@ -351,16 +365,7 @@ async def test_two_dispatchers_racing_over_the_same_messages_send_each_once(sett
         dispatchers = [SmsDispatcher(config, messages=store, recipients=db["recipients"],
                                      channel=SmsGatewaySimulator(db["sms_outbox"])) for _ in range(2)]
         count = 120
-        await db["recipients"].insert_many([{"_id": f"P{k}", "person_id": f"P{k}", "name": f"Li {k}",
-                                             "mobile": f"1380000{k:04d}", "language": "zh"} for k in range(count)])
-        now = datetime.now(UTC)
-        for k in range(count):
-            data = CardLost(person_id=f"P{k}", card_number=CARD, channel="online", voucher=f"V{k}",
-                            business_date=date(2026, 3, 2))
-            cause = new_event(data, source="/medcard/cards", partitionkey=f"P{k}", sequence=1, correlationid=f"c{k}")
-            draft = draft_for(data)
-            assert draft is not None
-            await store.execute(f"M{k}", create_message(draft, cause, now), correlation_id=f"c{k}")
+        await due_messages(db, store, count)
 
         async def drain(dispatcher: SmsDispatcher) -> int:
             tried = 0
@@ -391,16 +396,7 @@ async def test_a_dispatch_pass_costs_the_same_few_database_commands_whatever_its
         dispatcher = SmsDispatcher(notification_settings(settings), messages=store, recipients=db["recipients"],
                                    channel=SmsGatewaySimulator(db["sms_outbox"]))
         count = 50
-        await db["recipients"].insert_many([{"_id": f"P{k}", "person_id": f"P{k}", "name": f"Li {k}",
-                                             "mobile": f"1380000{k:04d}", "language": "zh"} for k in range(count)])
-        now = datetime.now(UTC)
-        for k in range(count):
-            data = CardLost(person_id=f"P{k}", card_number=CARD, channel="online", voucher=f"V{k}",
-                            business_date=date(2026, 3, 2))
-            cause = new_event(data, source="/medcard/cards", partitionkey=f"P{k}", sequence=1, correlationid=f"c{k}")
-            draft = draft_for(data)
-            assert draft is not None
-            await store.execute(f"M{k}", create_message(draft, cause, now), correlation_id=f"c{k}")
+        await due_messages(db, store, count)
         stats.counts.clear()
         assert await dispatcher.dispatch_due() == count
         commands = {k: n for k, n in stats.counts.items() if k[1] in ("messages", "recipients", "sms_outbox")}
