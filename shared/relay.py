@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from pymongo import UpdateMany
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import NetworkTimeout, PyMongoError
 
@@ -48,8 +48,6 @@ BATCH_DOCS = 500
 """Aggregates of one collection read (and handed to the producer) by one pass."""
 SCAN_DOCS = 1000
 """Pending documents of one collection a page of the full scan reads (and hands over)."""
-CLEAR_IDS = 1000
-"""Aggregates one update of a clean-up names (``_id`` ``$in``)."""
 CLEAR_LAG_SECONDS = 1.0
 """Longest a clean-up waits for a full scan that is reading to end."""
 MAX_FLIGHTS = 8
@@ -422,27 +420,23 @@ class OutboxRelay:
 
     async def _clear(self, coll: AsyncCollection[Doc], versions: dict[str, int]) -> None:
         """Empty each outbox whose version is still the one published, and record how far
-        it was published (``outbox_done``): one ``bulk_write`` whose updates each take the
-        aggregates published at one version (``$in``, at most ``CLEAR_IDS``), the version
-        guarding each document's change. Where newer events came meanwhile (a guard failed),
-        only ``outbox_done`` is raised, by one more ``bulk_write``."""
+        it was published (``outbox_done``): one ``bulk_write`` of one update per aggregate,
+        by ``_id`` and guarded by the version. Where newer events came meanwhile (a guard
+        failed), only ``outbox_done`` is raised, by one more ``bulk_write``.
+
+        One update per ``_id``, never one update of many ``_id`` ``$in``: DocumentDB applies a
+        multi-document update by scanning the whole collection, decompressing every document
+        (70-120 ms on 10,000 accounts, measured, against 3-13 ms for eight updates by ``_id``;
+        it grows with the collection)."""
         what = f"relay {self.name}: marking {len(versions)} {coll.name} published"
         result = await within(coll.bulk_write(
-            [UpdateMany({"_id": {"$in": ids}, "version": v},
-                        {"$set": {"outbox": [], "pending": False}, "$max": {"outbox_done": v}})
-             for v, ids in by_version(versions)],
+            [UpdateOne({"_id": aggregate_id, "version": v},
+                       {"$set": {"outbox": [], "pending": False}, "$max": {"outbox_done": v}})
+             for aggregate_id, v in versions.items()],
             ordered=False,
         ), STEP_SECONDS, what, NetworkTimeout)
         if result.matched_count < len(versions):
             await within(coll.bulk_write(
-                [UpdateMany({"_id": {"$in": ids}}, {"$max": {"outbox_done": v}}) for v, ids in by_version(versions)],
+                [UpdateOne({"_id": aggregate_id}, {"$max": {"outbox_done": v}}) for aggregate_id, v in versions.items()],
                 ordered=False,
             ), STEP_SECONDS, what, NetworkTimeout)
-
-
-def by_version(versions: dict[str, int]) -> list[tuple[int, list[str]]]:
-    """The aggregates of ``versions`` grouped by version, at most ``CLEAR_IDS`` a group."""
-    groups: dict[int, list[str]] = {}
-    for aggregate_id, version in versions.items():
-        groups.setdefault(version, []).append(aggregate_id)
-    return [(v, ids[k:k + CLEAR_IDS]) for v, ids in groups.items() for k in range(0, len(ids), CLEAR_IDS)]
