@@ -12,6 +12,7 @@ restart, and "context canceled" for a request cut short by its own shutdown.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -77,11 +78,27 @@ def one_batch(cursor: AsyncCursor[Doc], limit: int) -> AsyncCursor[Doc]:
     return cursor.limit(-limit).batch_size(limit)  # without the batch size, a first batch: 101
 
 
+COUNT_TRIES = 6
+
+
 async def count(collection: AsyncCollection[Doc], query: dict[str, Any]) -> int:
     """How many documents match ``query``, by the ``count`` command: ``count_documents``
-    runs an aggregation, which costs a PostgreSQL backend as a cursor does (``one_batch``)."""
-    answer = await collection.database.command("count", collection.name, query=query)
-    return int(answer["n"])
+    runs an aggregation, which costs a PostgreSQL backend as a cursor does (``one_batch``).
+
+    DocumentDB (0.106) now and then fails a count over an index that concurrent writes are
+    changing with "tuple offset out of range" (in bursts of a few tenths of a second, seen
+    in simulations): such a count is asked again, up to ``COUNT_TRIES`` times in 0.6 s."""
+    delay = 0.02
+    for attempt in range(1, COUNT_TRIES + 1):
+        try:
+            answer = await collection.database.command("count", collection.name, query=query)
+            return int(answer["n"])
+        except OperationFailure as err:
+            if "tuple offset out of range" not in str(err) or attempt == COUNT_TRIES:
+                raise
+        await asyncio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
 
 
 def database_away(err: BaseException) -> bool:

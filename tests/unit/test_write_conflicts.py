@@ -71,3 +71,42 @@ def test_a_month_end_write_that_deadlocks_credits_every_account_once() -> None:
 
     asyncio.run(run())
     assert sorted(d["balance_fen"] for d in collection.docs.values()) == [100, 100, 100, 100]
+
+
+class FlakyCount:
+    """A collection whose server fails the first ``fails`` counts as DocumentDB sometimes does."""
+
+    name = "accounts"
+
+    def __init__(self, fails: int, message: str = "tuple offset out of range: 0") -> None:
+        self.fails, self.message, self.asked = fails, message, 0
+        self.database = self
+
+    async def command(self, name: str, collection: str, query: dict[str, Any]) -> dict[str, Any]:
+        assert (name, collection, query) == ("count", "accounts", {"pending": True})
+        self.asked += 1
+        if self.asked <= self.fails:
+            raise OperationFailure(self.message, 1)
+        return {"n": 7, "ok": 1.0}
+
+
+def test_a_count_the_server_fails_with_its_known_glitch_is_asked_again_and_others_are_not() -> None:
+    from shared.database import COUNT_TRIES, count
+
+    flaky = FlakyCount(fails=3)
+    assert asyncio.run(count(flaky, {"pending": True})) == 7  # type: ignore[arg-type]
+    assert flaky.asked == 4
+    stuck = FlakyCount(fails=COUNT_TRIES)
+    try:
+        asyncio.run(count(stuck, {"pending": True}))  # type: ignore[arg-type]
+    except OperationFailure:
+        assert stuck.asked == COUNT_TRIES
+    else:
+        raise AssertionError("a count that keeps failing must fail")
+    other = FlakyCount(fails=1, message="some other failure")
+    try:
+        asyncio.run(count(other, {"pending": True}))  # type: ignore[arg-type]
+    except OperationFailure:
+        assert other.asked == 1
+    else:
+        raise AssertionError("another failure is not asked again")
