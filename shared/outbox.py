@@ -229,14 +229,7 @@ class AggregateStore(Generic[S]):
                 ids.append(doc["_id"])
         if not writes:
             return 0
-        try:
-            result = await self.collection.bulk_write(writes, ordered=False)
-            conflict = result.matched_count < len(writes)
-        except BulkWriteError as err:
-            if not write_conflict(err):
-                raise
-            conflict = True  # some writes aborted for another's locks (the others landed)
-        if conflict:
+        if not await self._all_landed(writes):
             for aggregate_id in ids:
                 await self.execute(aggregate_id, decide, correlation_id=correlation_id, cause=cause)
         if self.on_saved:
@@ -267,14 +260,7 @@ class AggregateStore(Generic[S]):
                 saved.append((doc["_id"], fold))
         if not writes:
             return results
-        try:
-            result = await self.collection.bulk_write(writes, ordered=False)
-            conflict = result.matched_count < sum(isinstance(w, UpdateOne) for w in writes)
-        except BulkWriteError as err:
-            if not write_conflict(err):
-                raise
-            conflict = True
-        if conflict:
+        if not await self._all_landed(writes):
             return [(await self.execute(doc["_id"], decide, correlation_id=correlation_id)).result
                     for doc, _, decide, correlation_id in items]
         if self.on_saved:
@@ -282,6 +268,18 @@ class AggregateStore(Generic[S]):
                 if fold.stored:
                     self.on_saved(self.collection.name, aggregate_id, handed_outbox(fold.doc, fold.stored, fold.version))
         return results
+
+    async def _all_landed(self, writes: list[InsertOne[dict[str, Any]] | UpdateOne]) -> bool:
+        """One unordered ``bulk_write`` of guarded writes; False when a guard failed (another
+        writer got there first) or the storage aborted some for another's locks (the others
+        landed): the caller then applies its items one by one. A refusal raises."""
+        try:
+            result = await self.collection.bulk_write(writes, ordered=False)
+        except BulkWriteError as err:
+            if not write_conflict(err):
+                raise
+            return False
+        return result.matched_count >= sum(isinstance(w, UpdateOne) for w in writes)
 
     async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]],
                             before_write: Awaitable[Any] | None = None) -> list[Applied]:
