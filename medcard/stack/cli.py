@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medcard.stack.local import LocalStack
+from medcard.stack.prune import current_names, plan, resumable_namespaces, running_namespaces
 from medcard.stack.process import StackError, tail
 
 app = typer.Typer(help="Local stack of real servers: Kafka (KRaft), and FerretDB 2 on PostgreSQL with DocumentDB.",
@@ -97,6 +99,39 @@ def status(ctx: typer.Context) -> None:
             if info["running"] else "[red]stopped[/red]"
         table.add_row(name, state, str(info["pid"] or "-"), info["version"] or "-", info["address"], info["log"])
     console.print(table)
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    keep: Annotated[list[str] | None, typer.Option(help="Keep this namespace too (repeat for more).")] = None,
+    namespace: Annotated[str, typer.Option(envvar="MEDCARD_NAMESPACE", help="The stack's own namespace (kept).")]
+        = "medcard",
+    yes: Annotated[bool, typer.Option("--yes", help="Drop them (without it, only list what would go).")] = False,
+) -> None:
+    """Drop the databases and topics that finished runs left (every namespace but the stack's
+    own, --keep's, those of resumable simulations (a progress.json under the state folder's
+    parent names them) and those of running services (their MEDCARD_NAMESPACE). Lists them first; drops only with --yes."""
+    stack: LocalStack = ctx.obj
+    kept = {namespace, *(keep or []), *resumable_namespaces(stack.state_dir.parent), *running_namespaces()}
+    try:
+        databases, topics = asyncio.run(current_names(stack.mongo_url, stack.kafka_bootstrap))
+    except Exception as exc:  # any failure to reach the servers gets the same answer
+        err_console.print(f"[red]error:[/red] cannot list the stack's databases and topics ({exc!r}); "
+                          "is it up (`medcard stack up`)?", highlight=False)
+        raise typer.Exit(1) from None
+    todo = plan(databases, topics, kept)
+    table = Table(title=f"{len(todo.drop)} namespaces to drop" + ("" if yes else " (listed only: --yes drops them)"))
+    for column in ("namespace", "databases", "topics"):
+        table.add_column(column)
+    for ns, left in todo.drop.items():
+        table.add_row(ns, str(len(left.databases)), str(len(left.topics)))
+    console.print(table)
+    console.print("kept: " + (", ".join(todo.kept) or "-"), highlight=False)
+    if yes and todo.drop:
+        with console.status(f"dropping {len(todo.databases)} databases and {len(todo.topics)} topics..."):
+            asyncio.run(todo.apply(stack.mongo_url, stack.kafka_bootstrap))
+        console.print(f"[green]dropped[/green] {len(todo.databases)} databases and {len(todo.topics)} topics")
 
 
 @app.command()

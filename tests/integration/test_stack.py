@@ -208,6 +208,57 @@ def test_the_stack_command_reports_status_and_logs(stack: LocalStack) -> None:
     assert again.exit_code == 0 and f"kafka {stack.kafka_bootstrap}" in again.output
 
 
+async def _names(stack: LocalStack) -> tuple[set[str], set[str]]:
+    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_url)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        return set(await client.list_database_names()), set(await admin.list_topics())
+    finally:
+        await admin.close()
+        await client.close()
+
+
+async def _leave_runs(stack: LocalStack, namespaces: list[str]) -> None:
+    """What finished runs leave: a database per service and topics with their dead letters."""
+    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_url)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        for ns in namespaces:
+            for service in ("bank", "cards"):
+                await client[f"{ns}_{service}"].accounts.insert_one({"_id": ns})
+        await client.notarun.docs.insert_one({"_id": 1})
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)
+                                   for ns in namespaces for name in (f"{ns}.bank", f"{ns}.bank.dlq")])
+    finally:
+        await admin.close()
+        await client.close()
+
+
+def test_prune_drops_what_finished_runs_left_and_keeps_the_rest(stack: LocalStack) -> None:
+    asyncio.run(_leave_runs(stack, ["prunedone", "prunekept", "pruneresumable"]))
+    progress = stack.state_dir.parent / "a-simulation" / "progress.json"
+    progress.parent.mkdir(exist_ok=True)
+    progress.write_text('{"namespace": "pruneresumable"}')
+
+    listed = _stack_command(stack, "prune", "--keep", "prunekept")
+    assert listed.exit_code == 0, listed.output
+    assert "prunedone" in listed.output and "--yes drops them" in listed.output
+    assert "prunekept" in listed.output.split("kept:")[1] and "pruneresumable" in listed.output.split("kept:")[1]
+    databases, topics = asyncio.run(_names(stack))
+    assert {"prunedone_bank", "prunedone_cards"} <= databases and "prunedone.bank.dlq" in topics  # listed only
+
+    dropped = _stack_command(stack, "prune", "--keep", "prunekept", "--yes")
+    assert dropped.exit_code == 0, dropped.output
+    assert "dropped 2 databases and 2 topics" in dropped.output
+    databases, topics = asyncio.run(_names(stack))
+    assert not {"prunedone_bank", "prunedone_cards"} & databases
+    assert not {"prunedone.bank", "prunedone.bank.dlq"} & topics
+    assert {"prunekept_bank", "pruneresumable_cards", "notarun"} <= databases
+    assert {"prunekept.bank", "pruneresumable.bank.dlq"} <= topics
+
+
 def _stack_command(stack: LocalStack, *args: str) -> Result:
     """``medcard stack --state-dir ... --ports ... <args>`` as a user types it."""
     return CliRunner().invoke(cli.app, [
