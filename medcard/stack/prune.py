@@ -8,7 +8,9 @@ except the stack's own namespace, those asked to be kept, and those of a resumab
 (any ``progress.json`` under the state folder names its namespace).
 
 ``plan`` is pure (names in, names out, unit-tested); ``PrunePlan.apply`` does the dropping.
-Databases and topics whose names are not a namespace's are never touched. Consumer groups
+Databases and topics whose names are not a namespace's are never touched (a database
+``<namespace>_<anything>`` is the namespace's when the namespace is found by a service's
+database or topic). Consumer groups
 are left: aiokafka cannot delete them, and Kafka forgets a group's offsets by itself
 (``offsets.retention.minutes``) once its topics are gone.
 """
@@ -24,12 +26,15 @@ from typing import Any
 from shared.topics import TOPICS
 
 SERVICES = ("identity", "cards", "bank", "notifications")
+OWNERS = (*SERVICES, "benchbase")
+"""What follows ``<namespace>_`` in the name of a namespace's database: a service's, or the
+bench's own baselines (``medcard bench``)."""
 
 
 def namespace_of_database(name: str) -> str | None:
     """``sim7xab12cd_bank`` -> ``sim7xab12cd``; None for a database that is no service's."""
-    for service in SERVICES:
-        suffix = f"_{service}"
+    for owner in OWNERS:
+        suffix = f"_{owner}"
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return None
@@ -96,6 +101,11 @@ def plan(databases: Iterable[str], topics: Iterable[str], keep: Iterable[str]) -
     for name in topics:
         if (ns := namespace_of_topic(name)) is not None:
             found.setdefault(ns, Leftovers()).topics.append(name)
+    for name in databases:  # a namespace's other databases (a projection rebuilt apart, ...)
+        if namespace_of_database(name) is None:
+            owner = next((ns for ns in found if name.startswith(f"{ns}_")), None)
+            if owner is not None:
+                found[owner].databases.append(name)
     drop = {ns: Leftovers(sorted(left.databases), sorted(left.topics))
             for ns, left in sorted(found.items()) if ns not in keep}
     return PrunePlan(drop=drop, kept=sorted(ns for ns in found if ns in keep))

@@ -15,6 +15,7 @@ def test_a_namespace_is_read_from_service_databases_and_registry_topics_only() -
     assert namespace_of_database("_bank") is None
     assert namespace_of_database("countbug") is None
     assert namespace_of_database("sim7x_ledger") is None
+    assert namespace_of_database("bencha10000x2a2036_benchbase") == "bencha10000x2a2036"
     assert namespace_of_topic("sim7xab12cd.clock") == "sim7xab12cd"
     assert namespace_of_topic("a.b.cards.dlq") == "a.b"
     assert namespace_of_topic("__consumer_offsets") is None
@@ -24,14 +25,15 @@ def test_a_namespace_is_read_from_service_databases_and_registry_topics_only() -
 
 
 def test_the_plan_drops_every_namespace_but_the_kept_ones() -> None:
-    todo = plan(databases=["old_bank", "old_cards", "medcard_bank", "admin", "live_identity"],
+    todo = plan(databases=["old_bank", "old_cards", "medcard_bank", "admin", "live_identity", "old_cli",
+                           "stray_cli"],
                 topics=["old.bank", "old.bank.dlq", "medcard.cards", "gone.clock", "stack-test"],
                 keep=["medcard", "live", "absent"])
     assert list(todo.drop) == ["gone", "old"]
-    assert todo.drop["old"].databases == ["old_bank", "old_cards"]
+    assert todo.drop["old"].databases == ["old_bank", "old_cards", "old_cli"]  # "stray": no namespace found
     assert todo.drop["old"].topics == ["old.bank", "old.bank.dlq"]
     assert todo.drop["gone"].databases == [] and todo.drop["gone"].topics == ["gone.clock"]
-    assert todo.databases == ["old_bank", "old_cards"]
+    assert todo.databases == ["old_bank", "old_cards", "old_cli"]
     assert todo.topics == ["gone.clock", "old.bank", "old.bank.dlq"]
     assert todo.kept == ["live", "medcard"]  # found and kept; "absent" was not found
 
