@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,18 +97,7 @@ def simulate_command(
         persons, months = load_options(saved)
     days = months * 31
     stop = _StopAtDayEnd()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
-        tasks = {
-            "register": bar.add_task("registering people", total=persons),
-            "cards": bar.add_task("issuing cards", total=persons),
-            "days": bar.add_task("simulated days", total=days),
-        }
-
-        def progress(what: str, n: int) -> None:
-            if what in tasks:
-                bar.advance(tasks[what], n)
-
+    with _progress_shown({"register": persons, "cards": persons, "days": days}) as progress:
         try:
             with stop.installed():
                 result = asyncio.run(simulate(options, progress, stop.asked))
@@ -118,13 +109,63 @@ def simulate_command(
                 "a run against running services cannot be resumed" if stack is not None else
                 f"go on with `medcard simulate --resume --progress-dir {progress_dir}`"))
             raise typer.Exit(3) from None
-        bar.update(tasks["days"], total=bar.tasks[tasks["days"]].completed)
     page = write_reports(result, report)
     console.print(summary(result))
     console.print(f"report written to {report} and {page} (open it in a browser: no network needed)")
     if not all(result["invariants"].values()):
         console.print("[red]some invariants failed[/red]")
         raise typer.Exit(1)
+
+
+PHASES = {"register": "registering people", "cards": "issuing cards", "days": "simulated days"}
+
+
+@contextlib.contextmanager
+def _progress_shown(totals: dict[str, int]) -> Iterator[Callable[[str, int], None]]:
+    """The run's ``progress`` callback: bars on a terminal, lines in a log (``ProgressLines``)."""
+    if not console.is_terminal:
+        lines = ProgressLines(totals)
+
+        def line(what: str, n: int) -> None:
+            if text := lines.advance(what, n):
+                console.print(text, highlight=False, soft_wrap=True)
+        yield line
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        tasks = {what: bar.add_task(PHASES[what], total=total) for what, total in totals.items()}
+
+        def advance(what: str, n: int) -> None:
+            if what in tasks:
+                bar.advance(tasks[what], n)
+        yield advance
+        days = tasks["days"]
+        bar.update(days, total=bar.tasks[days].completed)  # months * 31 was a bound
+
+
+class ProgressLines:
+    """A run's progress written as lines, for a log (a long run started in the background):
+    one when a phase has gone another twentieth of its way, and one for every simulated day,
+    each with the time since the start. The number of days is an upper bound (31 a month)."""
+
+    def __init__(self, totals: dict[str, int], clock: Callable[[], float] = time.monotonic) -> None:
+        self.totals, self.clock, self.started = totals, clock, clock()
+        self.done: Counter[str] = Counter()
+
+    def advance(self, what: str, n: int) -> str | None:
+        """The line to write after ``n`` more steps of ``what``, if one is due."""
+        total = self.totals.get(what)
+        if total is None or n <= 0:
+            return None
+        before = self.done[what]
+        self.done[what] += n
+        step = 1 if what == "days" else max(1, total // 20)
+        if before // step == self.done[what] // step and self.done[what] != total:
+            return None
+        elapsed = int(self.clock() - self.started)
+        hours, rest = divmod(elapsed, 3600)
+        of = f"at most {total}" if what == "days" else str(total)
+        return f"{hours}:{rest // 60:02d}:{rest % 60:02d} {PHASES[what]}: {self.done[what]} of {of}"
 
 
 def write_reports(result: dict[str, Any], report: Path) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from medcard.simulate.cli import ProgressLines
 from medcard.simulate.driver import Holder
 from medcard.simulate.plan import Planner, Rates
 from medcard.simulate.population import build_population
@@ -125,3 +126,21 @@ def test_a_day_stopped_midway_gives_back_what_was_done_and_only_that(tmp_path: P
     # Another day's journal gives nothing back.
     third, third_planner = world()
     assert DayJournal(journal.path).resume(date(2026, 4, 10), third, third_planner) == (set(), set())
+
+
+def test_a_run_in_a_log_writes_a_line_per_twentieth_of_a_phase_and_per_day() -> None:
+    now = [100.0]
+    lines = ProgressLines({"register": 100, "cards": 100, "days": 62}, clock=lambda: now[0])
+    written = []
+    for _ in range(100):
+        now[0] += 1.0
+        written.append(lines.advance("register", 1))
+    shown = [w for w in written if w]
+    assert len(shown) == 20  # 5, 10, ... 100
+    assert shown[0] == "0:00:05 registering people: 5 of 100"
+    assert shown[-1] == "0:01:40 registering people: 100 of 100"
+    now[0] += 3600
+    assert lines.advance("days", 1) == "1:01:40 simulated days: 1 of at most 62"
+    assert lines.advance("days", 1) == "1:01:40 simulated days: 2 of at most 62"
+    assert lines.advance("cards", 100) == "1:01:40 issuing cards: 100 of 100"  # a resumed run: all at once
+    assert lines.advance("cards", 0) is None and lines.advance("unknown", 1) is None
