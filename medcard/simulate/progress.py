@@ -70,6 +70,10 @@ class Checkpoint:
     """Wall time of the runs before this one (the report's is the sum)."""
     faults: dict[str, Any] = field(default_factory=dict)
     """The fault injector's counts and log so far (a run with ``--faults``)."""
+    peak_memory_mb: dict[str, float | None] = field(default_factory=dict)
+    """Each process's peak resident set over the runs so far (the highest of their peaks)."""
+    cpu_seconds: dict[str, float | None] = field(default_factory=dict)
+    """Each process's CPU time over the runs so far (their sum)."""
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__.items())
@@ -85,6 +89,29 @@ class Checkpoint:
         for k in ("start", "first_day", "today"):
             raw[k] = date.fromisoformat(raw[k])
         return cls(**raw)
+
+
+Usage = tuple[dict[str, float | None], dict[str, float | None]]
+"""(peak memory in MiB, CPU seconds) by process name."""
+
+
+def combined_usage(before: Usage, now: Usage) -> Usage:
+    """The processes' usage over a run made of pieces (stopped, then resumed): the highest
+    peak, the sum of the CPU times. A figure unknown in one piece (None, absent) is the
+    other piece's."""
+    peaks, cpus = dict(before[0]), dict(before[1])
+    for name, peak in now[0].items():
+        if peak is not None:
+            known = peaks.get(name)
+            peaks[name] = peak if known is None else max(known, peak)
+        else:
+            peaks.setdefault(name, None)
+    for name, cpu in now[1].items():
+        if cpu is not None:
+            cpus[name] = round((cpus.get(name) or 0.0) + cpu, 2)
+        else:
+            cpus.setdefault(name, None)
+    return peaks, cpus
 
 
 def holder_state(h: Any, population_pin: str) -> dict[str, Any]:

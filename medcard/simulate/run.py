@@ -27,7 +27,8 @@ from .driver import BUSINESS_SERVICES, CONCURRENCY, Driver, Holder, seeded_start
 from .faults import FaultInjector, Servers, plan_faults
 from .plan import Planner, Rates
 from .population import build_population
-from .progress import Checkpoint, DayJournal, NothingToResume, ProgressFiles, holder_fields, holder_state
+from .progress import (Checkpoint, DayJournal, NothingToResume, ProgressFiles, Usage, combined_usage, holder_fields,
+                       holder_state)
 from .running import (
     CannotDrive,
     RunningStack,
@@ -211,13 +212,17 @@ async def simulate(options: Options, progress: Callable[[str, int], None],
         if options.faults:
             assert servers is not None
             injector = FaultInjector(plan_faults(options.seed, options.faults, options.months * 28), fleet, servers)
-        run = _Run(options, settings, eco, progress, injector, files, secret, started, stopping)
+        def usage() -> Usage:
+            """This run's processes: peak memory and CPU so far (the services it started, itself)."""
+            return ({p.name: peak_memory_mb(p.pid()) for p in fleet.processes},
+                    {**{p.name: cpu_seconds(p.pid()) for p in fleet.processes},
+                     "simulator": round(time.process_time(), 2)})
+
+        run = _Run(options, settings, eco, progress, injector, files, secret, started, stopping, usage=usage)
         report = await run.drive(checkpoint, ledger_ids)
         if injector is not None:
             report["faults"] = injector.report(all(report["invariants"].values()))
-        report["peak_memory_mb"] = {p.name: peak_memory_mb(p.pid()) for p in fleet.processes}
-        report["cpu_seconds"] = {**{p.name: cpu_seconds(p.pid()) for p in fleet.processes},
-                                 "simulator": round(time.process_time(), 2)}
+        report["peak_memory_mb"], report["cpu_seconds"] = run.usage_so_far()
     finally:
         await eco.close()
         if not options.keep:
@@ -276,6 +281,10 @@ class _Run:
     started: float
     stopping: Callable[[], bool]
     elapsed_before: float = 0.0
+    usage: Callable[[], Usage] | None = None
+    """This run's processes' usage so far (peak memory, CPU): a resumed run's report and each
+    checkpoint combine it with the usage of the runs before (``usage_before``)."""
+    usage_before: Usage = field(default_factory=lambda: ({}, {}))
     baseline: Baseline | None = None
     """A run on running services: where they stood (its start date and tag come from it)."""
 
@@ -313,6 +322,7 @@ class _Run:
             await self._save(driver, planner, acted=False)
         else:
             self.elapsed_before = resumed.elapsed_seconds
+            self.usage_before = (dict(resumed.peak_memory_mb), dict(resumed.cpu_seconds))
             await self._restore(driver, planner, resumed, ledger_ids)
             acted = resumed.acted
             driver.timings["resume"] += time.perf_counter() - phase
@@ -349,11 +359,17 @@ class _Run:
             ledger_bytes=self._ledger_bytes,
             elapsed_seconds=self.elapsed_before + time.perf_counter() - self.started,
             faults={"injected": dict(self.faults.injected), "log": self.faults.log} if self.faults else {})
+        checkpoint.peak_memory_mb, checkpoint.cpu_seconds = self.usage_so_far()
         new = driver.ledger.take_new()
         await asyncio.to_thread(self.files.save, checkpoint, new)
         self._ledger_bytes = checkpoint.ledger_bytes
 
     _ledger_bytes: int = 0
+
+    def usage_so_far(self) -> Usage:
+        """The processes' peak memory and CPU over the whole run (the runs before this one, if
+        it was resumed, and this one until now)."""
+        return combined_usage(self.usage_before, self.usage() if self.usage else ({}, {}))
 
     async def _restore(self, driver: Driver, planner: Planner, saved: Checkpoint,
                        ledger_ids: dict[str, set[str]]) -> None:

@@ -175,13 +175,19 @@ async def test_a_run_crashed_mid_way_then_stopped_then_resumed_reports_what_an_u
     with pytest.raises(Stopped):
         await simulate(options(progress_dir=progress, resume=True), count_days(crash_on=None),
                        stopping=lambda: days >= 20)
-    assert json.loads((progress / "progress.json").read_text())["day_number"] == 19
+    stopped = json.loads((progress / "progress.json").read_text())
+    assert stopped["day_number"] == 19
+    services = {"identity", "cards", "bank", "notifications"}
+    assert all(stopped["cpu_seconds"][s] > 0 and stopped["peak_memory_mb"][s] > 0 for s in services), stopped
     other_options = dataclasses.replace(options(progress_dir=progress, resume=True), persons=1, seed=1)
     resumed = await simulate(other_options, lambda _what, _n: None)
 
     assert resumed["resumed"] and (resumed["seed"], resumed["persons"]) == (31, 12)  # the saved options
     assert resumed["namespace"] == saved["namespace"] != straight["namespace"]
     assert all(resumed["invariants"].values()), resumed["invariants"]
+    # The processes' figures are the whole run's: CPU summed over the pieces, the highest peak.
+    assert all(resumed["cpu_seconds"][s] > stopped["cpu_seconds"][s] for s in services), resumed["cpu_seconds"]
+    assert all(resumed["peak_memory_mb"][s] >= stopped["peak_memory_mb"][s] for s in services)
 
     def business(r: dict[str, Any]) -> dict[str, Any]:
         out = {k: r[k] for k in (*BUSINESS_KEYS, "start_date", "end_date", "nothing_lost_detail")}

@@ -15,7 +15,8 @@ from medcard.simulate.cli import ProgressLines
 from medcard.simulate.driver import Holder
 from medcard.simulate.plan import Planner, Rates
 from medcard.simulate.population import build_population
-from medcard.simulate.progress import Checkpoint, NothingToResume, ProgressFiles, holder_fields, holder_state
+from medcard.simulate.progress import (Checkpoint, NothingToResume, ProgressFiles, combined_usage, holder_fields,
+                                      holder_state)
 from shared.calendar import BusinessCalendar
 
 CAL = BusinessCalendar()
@@ -144,3 +145,19 @@ def test_a_run_in_a_log_writes_a_line_per_twentieth_of_a_phase_and_per_day() -> 
     assert lines.advance("days", 1) == "1:01:40 simulated days: 2 of at most 62"
     assert lines.advance("cards", 100) == "1:01:40 issuing cards: 100 of 100"  # a resumed run: all at once
     assert lines.advance("cards", 0) is None and lines.advance("unknown", 1) is None
+
+
+def test_a_run_in_pieces_reports_its_processes_highest_peak_and_summed_cpu() -> None:
+    before = ({"bank": 120.5, "cards": None}, {"bank": 30.0, "simulator": 12.25, "cards": None})
+    now = ({"bank": 110.0, "cards": 90.0, "identity": None}, {"bank": 5.5, "simulator": 1.0, "cards": 2.0,
+                                                            "identity": None})
+    peaks, cpus = combined_usage(before, now)
+    assert peaks == {"bank": 120.5, "cards": 90.0, "identity": None}
+    assert cpus == {"bank": 35.5, "simulator": 13.25, "cards": 2.0, "identity": None}
+    assert combined_usage(({}, {}), now) == ({"bank": 110.0, "cards": 90.0, "identity": None}, now[1])
+    assert before == ({"bank": 120.5, "cards": None}, {"bank": 30.0, "simulator": 12.25, "cards": None})  # untouched
+    saved = Checkpoint.from_json(json.loads(json.dumps(Checkpoint(
+        options={}, namespace="n", secrets={}, start=date(2028, 11, 1), first_day=date(2028, 12, 1),
+        today=date(2028, 12, 5), acted=True, day_number=4, units={}, holders=[], lives_at_month_start=[], lives=[],
+        peak_memory_mb=peaks, cpu_seconds=cpus).to_json())))
+    assert (saved.peak_memory_mb, saved.cpu_seconds) == (peaks, cpus)
