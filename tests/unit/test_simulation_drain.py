@@ -129,3 +129,57 @@ async def test_a_drain_that_sees_nothing_move_still_ends_at_its_timeout() -> Non
     eco = Notifications()  # its message is never sent: nothing moves
     with pytest.raises(UnexpectedAnswer, match="did not drain in 1 s"):
         await driver(eco).drain(timeout=1.0)
+
+
+class Clock:
+    """Identity's clock as the set-up sees it (the only call it makes itself here)."""
+
+    async def login_operator(self) -> None: ...
+
+    async def call(self, service: str, method: str, path: str, **_: Any) -> dict[str, Any]:
+        assert (service, method, path) == ("identity", "POST", "/v1/clock/advance")
+        return {"date": "2026-01-01"}
+
+
+async def test_set_up_opens_accounts_chunk_by_chunk_while_their_codes_are_valid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Codes are valid for five minutes and 100,000 registrations take half an hour: each chunk
+    of persons opens its online accounts (after a drain: their SMS sent) before the next one
+    registers. Cards and passwords follow for everyone."""
+    from types import SimpleNamespace
+
+    from medcard.simulate import driver as driver_module
+    from medcard.simulate.driver import Holder
+
+    monkeypatch.setattr(driver_module, "SET_UP_CHUNK", 4)
+    persons = [SimpleNamespace(index=i, online=i % 3 != 0) for i in range(10)]
+    d = Driver(Clock(), SimpleNamespace(units=[], persons=persons), None, None,  # type: ignore[arg-type]
+               Settings(), date(2026, 1, 1))
+    steps: list[str] = []
+
+    async def log_staff_in() -> None: ...
+
+    async def register(p: Any) -> None:
+        steps.append(f"register {p.index}")
+        d.holders[p.index] = Holder(person_id=f"P{p.index}", id_number="", pin="000000")
+
+    async def open_account(p: Any) -> None:
+        steps.append(f"open {p.index}")
+
+    async def drain(**_: Any) -> None:
+        steps.append("drain")
+
+    async def other(what: str, _item: Any) -> None:
+        steps.append(what)
+
+    d.log_staff_in = log_staff_in  # type: ignore[method-assign]
+    d._register, d._open_account, d.drain = register, open_account, drain  # type: ignore[method-assign]
+    d._issue_card = lambda p: other("card", p)  # type: ignore[method-assign]
+    d._set_pin = lambda h: other("pin", h)  # type: ignore[method-assign]
+    await d.set_up()
+
+    assert steps[:steps.index("card")] == [
+        "register 0", "register 1", "register 2", "register 3", "drain", "open 1", "open 2",
+        "register 4", "register 5", "register 6", "register 7", "drain", "open 4", "open 5", "open 7",
+        "register 8", "register 9", "drain", "open 8"]
+    assert steps[steps.index("card"):] == ["card"] * 10 + ["drain"] + ["pin"] * 10
