@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -90,38 +92,53 @@ class SmsGatewaySimulator:
         return await one_batch(self.collection.find(query).sort("sent_at", 1), limit).to_list()
 
 
+SEND_CONCURRENCY = 8
+"""SMS of one pass in flight at once to an HTTP provider (one request each)."""
+
+
 class HttpSmsProvider:
     """A real provider behind an HTTP API: POSTs JSON {message_id, mobile, text, urgent} to
-    the configured URL with the message id as ``Idempotency-Key``; any 2xx is accepted."""
+    the configured URL with the message id as ``Idempotency-Key``; any 2xx is accepted.
+    One keep-alive client for the service's life (``aclose`` at its stop), made at the first
+    send; a pass's SMS go ``SEND_CONCURRENCY`` at a time."""
 
     name = "sms-http"
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url
         self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
 
     async def send(self, sms: Sms) -> None:
         body = {"message_id": sms.message_id, "mobile": sms.mobile, "text": sms.text, "urgent": sms.urgent}
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
         try:
             # httpx's timeout bounds each read, not the answer: a provider trickling bytes is
             # cut off after ``timeout`` in all (well inside the message's lease).
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await within(
-                    client.post(self.url, json=body, headers={"Idempotency-Key": sms.message_id}),
-                    self.timeout, f"the SMS provider's answer for {sms.message_id}")
+            response = await within(
+                self._client.post(self.url, json=body, headers={"Idempotency-Key": sms.message_id}),
+                self.timeout, f"the SMS provider's answer for {sms.message_id}")
         except (httpx.HTTPError, TimeoutError) as err:
             raise SmsDeliveryError(f"provider unreachable: {type(err).__name__}: {err}") from None
         if not response.is_success:
             raise SmsDeliveryError(f"provider answered {response.status_code}: {response.text[:200]}")
 
     async def send_many(self, batch: list[Sms]) -> list[SmsDeliveryError | None]:
-        """One request per SMS, one after the other (the provider's API takes one at a time)."""
-        errors: list[SmsDeliveryError | None] = []
-        for sms in batch:
-            try:
-                await self.send(sms)
-            except SmsDeliveryError as err:
-                errors.append(err)
-            else:
-                errors.append(None)
-        return errors
+        """One request per SMS (the provider's API takes one at a time), ``SEND_CONCURRENCY``
+        in flight; each SMS's outcome in the batch's order."""
+        slots = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def one(sms: Sms) -> SmsDeliveryError | None:
+            async with slots:
+                try:
+                    await self.send(sms)
+                except SmsDeliveryError as err:
+                    return err
+                return None
+        return list(await asyncio.gather(*(one(sms) for sms in batch)))
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

@@ -29,7 +29,9 @@ from .webhooks import WebhookHub
 
 def _channel(settings: NotificationSettings, runtime: ServiceRuntime) -> SmsChannel:
     if settings.sms_channel == "http":
-        return HttpSmsProvider(settings.sms_http_url, settings.sms_http_timeout_seconds)
+        provider = HttpSmsProvider(settings.sms_http_url, settings.sms_http_timeout_seconds)
+        runtime.stop_hooks.append(provider.aclose)
+        return provider
     simulator = SmsGatewaySimulator(runtime.db["sms_outbox"], fail_next=settings.sms_fail_next)
     runtime.setup_hooks.append(simulator.create_indexes)
     return simulator

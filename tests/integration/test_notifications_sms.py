@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.notifications.channels import SmsGatewaySimulator
+from services.notifications.channels import SEND_CONCURRENCY, HttpSmsProvider, Sms, SmsGatewaySimulator
 from services.notifications.compose import draft_for
 from services.notifications.config import notification_settings
 from services.notifications.delivery import SmsDispatcher
@@ -192,6 +192,70 @@ async def test_a_real_provider_gets_each_sms_as_json_with_its_idempotency_key(se
     assert (body["mobile"], body["urgent"]) == ("13800138000", False)
     assert body["text"].startswith("[MedCard] Dear Han Meimei, the password of card ending 2345 was reset")
     assert drill.status_code == 409 and "sms-http" in drill.json()["detail"]
+
+
+class SlowProvider:
+    """A real HTTP/1.1 server on 127.0.0.1 that keeps connections alive, takes 0.1 s over each
+    SMS, counts the requests in flight at once and the connections opened, and refuses the
+    message id ``refuse`` with a 503."""
+
+    def __init__(self, refuse: str) -> None:
+        self.refuse, self.in_flight, self.most, self.connections = refuse, 0, 0, 0
+        self.ids: list[str] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/sms"
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ln)}
+                await reader.readexactly(int(headers.get("content-length", "0")))
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+                await asyncio.sleep(0.1)
+                self.in_flight -= 1
+                self.ids.append(headers["idempotency-key"])
+                status = b"503 Service Unavailable" if headers["idempotency-key"] == self.refuse else b"204 No Content"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_an_http_provider_gets_a_pass_a_few_at_a_time_on_kept_connections() -> None:
+    """A pass of 20 SMS to a provider that takes 0.1 s each: ``SEND_CONCURRENCY`` in flight at
+    once (not one after the other, not all at once), each outcome in its place, and the next
+    pass reuses the connections (no new client, no new handshake, per SMS)."""
+    provider = SlowProvider(refuse="M7")
+    url = await provider.start()
+    http = HttpSmsProvider(url, timeout=10.0)
+    batch = [Sms(message_id=f"M{i}", person_id=f"P{i}", mobile="13800138000", text="hello", urgent=False)
+             for i in range(20)]
+    try:
+        first = await http.send_many(batch)
+        opened = provider.connections
+        again = await http.send_many(batch[8:8 + SEND_CONCURRENCY])
+    finally:
+        await http.aclose()
+        await provider.stop()
+    assert [i for i, error in enumerate(first) if error is not None] == [7]
+    assert "provider answered 503" in str(first[7])
+    assert provider.most == SEND_CONCURRENCY
+    assert sorted(provider.ids[:20]) == sorted(s.message_id for s in batch)
+    assert opened == SEND_CONCURRENCY and provider.connections == opened  # kept alive across passes
+    assert again == [None] * SEND_CONCURRENCY
 
 
 async def test_an_operator_resends_a_failed_message_and_it_goes_out_once_the_channel_works(
