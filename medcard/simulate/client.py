@@ -66,6 +66,11 @@ class Ecosystem:
     headers: Callable[[], dict[str, str]] | None = None
     """Headers every request carries besides the token, made afresh for each (a run against
     running services: the proof that lets it past their rate limits, see ``running.py``)."""
+    logins: dict[str, Callable[[], Awaitable[str]]] = field(default_factory=dict)
+    """How each caller gets a new token (logs in again): a run of hours outlives the tokens
+    (``jwt_ttl_seconds``, an hour), and a request refused with ``token_expired`` is sent
+    again once with a new one (refused before anything was done: safe for a command too)."""
+    _renewing: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def open(self) -> None:
         """Keep-alive clients, made once: ``POOLS`` per service of ``POOL_CONNECTIONS`` each.
@@ -97,14 +102,16 @@ class Ecosystem:
         up to ``READ_500_TRIES`` times: FerretDB has answered one ``count`` with an internal
         error ("tuple offset out of range") once in a 1,000-person run, which a read again mends;
         a read that keeps failing is still reported."""
-        headers = {**(self.headers() if self.headers else {}), **(self.auth(who) if who else {})}
         if self.typed is not None:
             for values in (kwargs.get("json"), kwargs.get("params")):
                 if isinstance(values, dict):
                     self.typed.update(str(v) for k, v in values.items() if k in SENSITIVE and v)
         delay = 0.1
         errors_500 = 0
+        renewed = False
         for _ in range(retries):
+            token = self.tokens.get(who) if who else None
+            headers = {**(self.headers() if self.headers else {}), **(self.auth(who) if who else {})}
             try:
                 resp = await next(self._turn[service]).request(method, path, headers=headers, **kwargs)
             except httpx.TimeoutException as err:  # httpx's own message does not say which request
@@ -120,14 +127,29 @@ class Ecosystem:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
+            if resp.status_code == 401 and who in self.logins and not renewed and "token_expired" in resp.text:
+                await self._renew(who, token)
+                renewed = True
+                continue
             if resp.status_code not in expect:
                 raise UnexpectedAnswer(f"{method} {service}{path} -> {resp.status_code}: {resp.text[:300]}")
             return resp.json() if resp.content else None
         raise UnexpectedAnswer(f"{method} {service}{path} kept answering 503")
 
+    async def _renew(self, who: str, expired: str | None) -> None:
+        """A new token for ``who``, unless another request has already got one since ``expired``
+        was sent (many requests of one caller meet the expiry at once: one login)."""
+        async with self._renewing.setdefault(who, asyncio.Lock()):
+            if self.tokens.get(who) == expired:
+                self.tokens[who] = await self.logins[who]()
+
     async def login_operator(self) -> None:
         body = {"username": "operator", "password": self.operator_password}
-        self.tokens["operator"] = (await self.call("identity", "POST", "/v1/staff/login", json=body))["access_token"]
+
+        async def login() -> str:
+            return str((await self.call("identity", "POST", "/v1/staff/login", json=body))["access_token"])
+        self.tokens["operator"] = await login()
+        self.logins["operator"] = login
 
     async def create_staff(self, username: str, role: str, password: str, merchant_id: str | None = None, *,
                            who: str | None = None) -> None:
@@ -137,9 +159,14 @@ class Ecosystem:
         if merchant_id:
             body["merchant_id"] = merchant_id
         await self.call("identity", "POST", "/v1/staff", who="operator", json=body, expect=(201, 409))
-        token = await self.call("identity", "POST", "/v1/staff/login",
-                                json={"username": username, "password": password})
-        self.tokens[who or merchant_id or username] = token["access_token"]
+
+        async def login() -> str:
+            token = await self.call("identity", "POST", "/v1/staff/login",
+                                    json={"username": username, "password": password})
+            return str(token["access_token"])
+        key = who or merchant_id or username
+        self.tokens[key] = await login()
+        self.logins[key] = login
 
     async def read_code_sms(self, person_id: str, seen: set[str], timeout: float = 120.0) -> str:
         """The one-time code of the newest account-code SMS to the person that is not in ``seen``

@@ -469,9 +469,12 @@ class Driver:
     async def _cardholder(self, p: Person, h: Holder) -> str:
         key = f"person:{p.index}"
         if key not in self.eco.tokens:
-            token = await self.eco.call("identity", "POST", "/v1/login",
-                                        json={"account_number": p.account_number, "password": p.password})
-            self.eco.tokens[key] = token["access_token"]
+            async def login() -> str:
+                token = await self.eco.call("identity", "POST", "/v1/login",
+                                            json={"account_number": p.account_number, "password": p.password})
+                return str(token["access_token"])
+            self.eco.tokens[key] = await login()
+            self.eco.logins[key] = login
         return key
 
     async def _report_loss(self, p: Person, h: Holder, channel: str) -> None:

@@ -7,7 +7,7 @@ import itertools
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from medcard.simulate.client import READ_500_TRIES, Ecosystem, UnexpectedAnswer
@@ -51,3 +51,56 @@ def test_a_read_that_keeps_failing_and_a_command_that_fails_are_reported() -> No
     with pytest.raises(UnexpectedAnswer, match="500"):
         asyncio.run(eco.call("identity", "POST", "/command"))
     assert seen == ["POST"], "a command is never sent twice on a 500: it may have been applied"
+
+
+def _guarded() -> tuple[Ecosystem, list[str]]:
+    """A service that takes only the token "fresh-N" of the newest login; older ones are
+    refused as expired, anything else as invalid."""
+    app = FastAPI()
+    seen: list[str] = []
+    logins = [0]
+
+    @app.post("/command")
+    async def command(request: Request) -> JSONResponse:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        seen.append(token)
+        if token == f"fresh-{logins[0]}":
+            return JSONResponse({"ok": True})
+        if token.startswith("fresh-"):
+            return JSONResponse({"error": "token_expired", "detail": "access token expired"}, status_code=401)
+        return JSONResponse({"error": "unauthorized", "detail": "invalid token"}, status_code=401)
+
+    eco, _ = _eco(failures=0)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://identity")
+    eco.pools["identity"], eco.clients["identity"] = [client], client
+    eco._turn["identity"] = itertools.cycle([client])
+
+    async def login() -> str:
+        await asyncio.sleep(0.01)  # the other requests meet the expiry meanwhile
+        logins[0] += 1
+        return f"fresh-{logins[0]}"
+    eco.logins["clerk"] = login
+    eco.tokens["clerk"] = "fresh-0"
+    return eco, seen
+
+
+def test_a_request_with_an_expired_token_is_sent_again_once_after_one_login_for_all() -> None:
+    eco, seen = _guarded()
+    eco.tokens["clerk"] = "fresh-(-1)"  # expired: an hour-long run outlived it
+
+    async def five() -> list[object]:
+        return list(await asyncio.gather(*(eco.call("identity", "POST", "/command", who="clerk") for _ in range(5))))
+    assert asyncio.run(five()) == [{"ok": True}] * 5
+    assert eco.tokens["clerk"] == "fresh-1"  # one login for the five
+    assert seen.count("fresh-(-1)") == 5 and seen.count("fresh-1") == 5
+
+
+def test_an_invalid_token_or_a_caller_without_a_login_is_not_sent_again() -> None:
+    eco, seen = _guarded()
+    eco.tokens["clerk"] = "forged"
+    with pytest.raises(UnexpectedAnswer, match="401"):
+        asyncio.run(eco.call("identity", "POST", "/command", who="clerk"))
+    assert seen == ["forged"]
+    eco.tokens["teller"] = "fresh-(-1)"  # expired, but no way to log in again
+    with pytest.raises(UnexpectedAnswer, match="token_expired"):
+        asyncio.run(eco.call("identity", "POST", "/command", who="teller"))
