@@ -22,7 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from .database import write_conflict
+from .database import one_batch, write_conflict
 from .domain import Decision
 from .events import ENVELOPES, SPECVERSION, CloudEvent, EventData
 from .projection import already_applied, seq_key
@@ -153,7 +153,9 @@ class AggregateStore(Generic[S]):
         for an aggregate that does not exist)."""
         if not aggregate_ids:
             return []
-        found = {d["_id"]: d for d in await self.collection.find({"_id": {"$in": aggregate_ids}}).to_list()}
+        ids = sorted(set(aggregate_ids))  # in one batch: more than 101 would take a getMore
+        docs = await one_batch(self.collection.find({"_id": {"$in": ids}}), len(ids)).to_list()
+        found = {d["_id"]: d for d in docs}
         return [found.get(a) for a in aggregate_ids]
 
     async def execute(

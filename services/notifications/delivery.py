@@ -34,7 +34,6 @@ from .templates import Language, render
 
 log = get_logger("notifications.sms")
 LEASE = timedelta(seconds=60)
-BATCH = 50
 PASS_SECONDS = 300.0
 """Longest one dispatch pass may take (a stalled database or channel): then it is given up
 and retried; each message's lease keeps a message in hand from being sent twice at once."""
@@ -66,7 +65,7 @@ class SmsDispatcher:
             # (after its query) wakes the next pass at once instead of after a poll interval.
             self._wake.clear()
             try:
-                busy = await within(self.dispatch_due(), PASS_SECONDS, f"SMS dispatch pass of up to {BATCH} messages")
+                busy = await within(self.dispatch_due(), PASS_SECONDS, f"SMS dispatch pass of up to {self.channel.pass_size} messages")
             except Exception as err:  # database down or a bug: keep the worker alive
                 stop_if_cancelled(err)  # unless it is stopping (pymongo can turn a cancellation into its error)
                 log.warning("sms.dispatch_failed", error=repr(err))
@@ -85,7 +84,7 @@ class SmsDispatcher:
         now = datetime.now(UTC)
         docs = await one_batch(self.messages.collection.find(
             {"status": "pending", "next_attempt_at": {"$lte": stamp(now)}}
-        ).sort([("urgent", -1), ("next_attempt_at", 1)]), BATCH).to_list()
+        ).sort([("urgent", -1), ("next_attempt_at", 1)]), self.channel.pass_size).to_list()
         if not docs:
             return 0
         claimed = await self._claim(docs, now)
@@ -125,8 +124,8 @@ class SmsDispatcher:
                             {"$set": {"next_attempt_at": lease}}) for d in docs]
         result = await self.messages.collection.bulk_write(writes, ordered=False)
         if result.modified_count < len(docs):
-            ours = {d["_id"] for d in await self.messages.collection.find(
-                {"_id": {"$in": [d["_id"] for d in docs]}, "next_attempt_at": lease}, {"_id": 1}).to_list()}
+            ours = {d["_id"] for d in await one_batch(self.messages.collection.find(
+                {"_id": {"$in": [d["_id"] for d in docs]}, "next_attempt_at": lease}, {"_id": 1}), len(docs)).to_list()}
             docs = [d for d in docs if d["_id"] in ours]
         for doc in docs:
             doc["next_attempt_at"] = lease  # as the claim left it: the later write is guarded on it
@@ -137,7 +136,8 @@ class SmsDispatcher:
         if not person_ids:
             return {}
         out = {}
-        for doc in await self.recipients.find({"_id": {"$in": sorted(person_ids)}}).to_list():
+        ids = sorted(person_ids)  # in one batch: a pass of more than 101 would take a getMore
+        for doc in await one_batch(self.recipients.find({"_id": {"$in": ids}}), len(ids)).to_list():
             recipient = Recipient.model_validate(doc)
             if recipient.mobile and recipient.name:
                 out[str(doc["_id"])] = (recipient.name, recipient.mobile, recipient.language)

@@ -19,5 +19,5 @@ async def test_get_docs_reads_by_id_once_in_the_order_asked() -> None:
     store = AggregateStore(coll, service="test", state_type=Thing)  # type: ignore[arg-type]
     docs = await store.get_docs(["C", "X", "A", "C"])
     assert [d["_id"] if d else None for d in docs] == ["C", None, "A", "C"]
-    assert coll.queries == [{"_id": {"$in": ["C", "X", "A", "C"]}}]
+    assert coll.queries == [{"_id": {"$in": ["A", "C", "X"]}}]  # each id once, in one batch
     assert await store.get_docs([]) == [] and len(coll.queries) == 1
