@@ -65,7 +65,8 @@ class SmsDispatcher:
             # (after its query) wakes the next pass at once instead of after a poll interval.
             self._wake.clear()
             try:
-                busy = await within(self.dispatch_due(), PASS_SECONDS, f"SMS dispatch pass of up to {self.channel.pass_size} messages")
+                what = f"SMS dispatch pass of up to {self.channel.pass_size} messages"
+                busy = await within(self.dispatch_due(), PASS_SECONDS, what)
             except Exception as err:  # database down or a bug: keep the worker alive
                 stop_if_cancelled(err)  # unless it is stopping (pymongo can turn a cancellation into its error)
                 log.warning("sms.dispatch_failed", error=repr(err))

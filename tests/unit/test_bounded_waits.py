@@ -57,7 +57,8 @@ async def test_cancel_and_wait_reports_a_task_that_ignores_its_cancellation() ->
 async def test_a_dispatcher_woken_as_it_is_cancelled_stops(turns: int) -> None:
     messages = SimpleNamespace(collection=MemoryCollection("messages"))
     dispatcher = SmsDispatcher(NotificationSettings(worker_poll_seconds=60.0), messages=messages,  # type: ignore[arg-type]
-                               recipients=MemoryCollection("recipients"), channel=None)  # type: ignore[arg-type]
+                               recipients=MemoryCollection("recipients"),
+                               channel=SimpleNamespace(pass_size=50))  # type: ignore[arg-type]
     task = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0.01)  # found nothing due: asleep until woken
     dispatcher.wake()  # a message was just created...
