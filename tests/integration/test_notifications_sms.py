@@ -229,7 +229,7 @@ class SlowProvider:
                 writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            self.closed_by_client = getattr(self, "closed_by_client", 0) + 1  # the client closed it: done
         finally:
             writer.close()
 

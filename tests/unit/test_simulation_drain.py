@@ -134,7 +134,10 @@ async def test_a_drain_that_sees_nothing_move_still_ends_at_its_timeout() -> Non
 class Clock:
     """Identity's clock as the set-up sees it (the only call it makes itself here)."""
 
-    async def login_operator(self) -> None: ...
+    logged_in = False
+
+    async def login_operator(self) -> None:
+        self.logged_in = True
 
     async def call(self, service: str, method: str, path: str, **_: Any) -> dict[str, Any]:
         assert (service, method, path) == ("identity", "POST", "/v1/clock/advance")
@@ -153,11 +156,13 @@ async def test_set_up_opens_accounts_chunk_by_chunk_while_their_codes_are_valid(
 
     monkeypatch.setattr(driver_module, "SET_UP_CHUNK", 4)
     persons = [SimpleNamespace(index=i, online=i % 3 != 0) for i in range(10)]
-    d = Driver(Clock(), SimpleNamespace(units=[], persons=persons), None, None,  # type: ignore[arg-type]
+    clock = Clock()
+    d = Driver(clock, SimpleNamespace(units=[], persons=persons), None, None,  # type: ignore[arg-type]
                Settings(), date(2026, 1, 1))
     steps: list[str] = []
 
-    async def log_staff_in() -> None: ...
+    async def log_staff_in() -> None:
+        steps.append("staff")
 
     async def register(p: Any) -> None:
         steps.append(f"register {p.index}")
@@ -179,7 +184,8 @@ async def test_set_up_opens_accounts_chunk_by_chunk_while_their_codes_are_valid(
     await d.set_up()
 
     assert steps[:steps.index("card")] == [
-        "register 0", "register 1", "register 2", "register 3", "drain", "open 1", "open 2",
+        "staff", "register 0", "register 1", "register 2", "register 3", "drain", "open 1", "open 2",
         "register 4", "register 5", "register 6", "register 7", "drain", "open 4", "open 5", "open 7",
         "register 8", "register 9", "drain", "open 8"]
     assert steps[steps.index("card"):] == ["card"] * 10 + ["drain"] + ["pin"] * 10
+    assert clock.logged_in and d.today == date(2026, 1, 1)
