@@ -6,10 +6,12 @@ Identity consumes no topic: it is where the register, the accounts and the clock
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from fastapi import Request
 
+import shared.clock
 from shared.app import Subscription
 from shared.auth import Principal, ensure_owner_or_staff, issue_token
 from shared.calendar import real_today
@@ -281,7 +283,8 @@ async def published(ctx: Identity, sequence: int) -> bool:
 
 async def advance_clock(ctx: Identity, body: ClockAdvance, correlation_id: str) -> ClockAdvanced:
     """Move the clock, then wait (at most ``identity_clock_followers_wait_seconds``) until
-    every service's clock group has applied the new date; the answer names those behind."""
+    every service's clock group has applied the new date, and then as long as a replica may
+    reuse the date it read (``DATE_REUSE_SECONDS``); the answer names the services behind."""
     outcome = await ctx.clock.execute(
         CLOCK_ID, advance(today=real_today(), start=body.start, days=body.days, to=body.to),
         correlation_id=correlation_id,
@@ -290,6 +293,8 @@ async def advance_clock(ctx: Identity, body: ClockAdvance, correlation_id: str) 
     last = outcome.events[-1].sequence if outcome.events else 0
     behind = await ctx.followers.wait(lambda: published(ctx, last),
                                       ctx.settings.identity_clock_followers_wait_seconds)
+    if outcome.events:  # then no replica of a service that applied it dates a command with a read of the day before
+        await asyncio.sleep(shared.clock.DATE_REUSE_SECONDS)
     return ClockAdvanced(previous_date=result.previous_date, date=result.date,
                          days=(result.date - result.previous_date).days, months_ended=result.months_ended,
                          applied_everywhere=not behind, services_behind=behind)

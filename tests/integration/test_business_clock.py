@@ -1,6 +1,7 @@
 """The business clock as every service follows it, over the real broker and database: a clock
 advance answers once cards, the bank and notifications have applied the new date, so a
-command sent at once after it is dated with the new day; every service tells its business
+command sent at once after it is dated with the new day, by the replica that applied it and
+by one that only reads it (and reuses its read for a moment); every service tells its business
 date on ``/ready``; and an advance names the services that had not applied it."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date, timedelta
 import httpx
 import pytest
 
+import shared.clock
 from services.bank.app import create as create_bank
 from services.cards.app import create as create_cards
 from services.identity.app import create as create_identity
@@ -20,7 +22,7 @@ from shared.events import CloudEvent
 from shared.settings import Settings
 from tests.helpers import auth, eventually, running_service
 
-from .bank_support import bank_events, named
+from .bank_support import BankClient, EventSource, bank_events, named
 from .cards_support import id_number, identity_settings, wait_known_to_cards
 
 pytestmark = pytest.mark.infra
@@ -30,13 +32,17 @@ HOSPITAL = "M-HO-0001"
 
 
 async def test_a_command_sent_at_once_after_each_of_100_advances_carries_the_new_date(settings: Settings) -> None:
+    """Two bank replicas: one applies the clock topic (its group has one partition), the other
+    dates its swipes with the date it reads, each swipe right after one before the advance."""
     operator, clerk = auth(settings, "operator"), auth(settings, "clerk")
     async with contextlib.AsyncExitStack() as stack:
         identity = await stack.enter_async_context(running_service(create_identity, identity_settings(settings)))
         cards = await stack.enter_async_context(running_service(create_cards, settings))
         bank = await stack.enter_async_context(running_service(create_bank, settings))
+        replica = await stack.enter_async_context(running_service(create_bank, settings))
         notifications = await stack.enter_async_context(running_service(create_notifications, settings))
-        services = {"identity": identity, "cards": cards, "bank": bank, "notifications": notifications}
+        services = {"identity": identity, "cards": cards, "bank": bank, "bank replica": replica,
+                    "notifications": notifications}
 
         started = await identity.post("/v1/clock/advance", json={"start": START.isoformat(), "days": 1},
                                       headers=operator)
@@ -73,17 +79,50 @@ async def test_a_command_sent_at_once_after_each_of_100_advances_carries_the_new
             issued = await cards.post("/v1/cards", json={"person_id": people[i]}, headers=clerk)
             assert issued.status_code == 201, issued.text
             assert issued.json()["issued_on"] == day
-            swiped = await bank.post("/v1/pos/authorisations", headers=terminal, json={
-                "card_number": card, "pin": "000000", "merchant_id": HOSPITAL, "amount_fen": 100,
-                "kind": "cash_withdrawal", "transaction_id": f"T-advance-{i}"})
-            assert swiped.status_code == 200 and swiped.json()["response_code"] == "57", swiped.text
-            dated[swiped.json()["authorisation_id"]] = day
+            for n, terminal_bank in enumerate((bank, replica)):
+                swiped = await terminal_bank.post("/v1/pos/authorisations", headers=terminal, json={
+                    "card_number": card, "pin": "000000", "merchant_id": HOSPITAL, "amount_fen": 100,
+                    "kind": "cash_withdrawal", "transaction_id": f"T-advance-{i}-{n}"})
+                assert swiped.status_code == 200 and swiped.json()["response_code"] == "57", swiped.text
+                dated[swiped.json()["authorisation_id"]] = day
             assert {name: await told_date(client) for name, client in services.items()} == dict.fromkeys(services, day)
         print(f"{ADVANCES} advances, the slowest answered in {slowest * 1000:.0f} ms")
 
         def all_declined(events: list[CloudEvent]) -> bool:
-            return len(named(events, "PurchaseDeclined")) >= ADVANCES
+            return len(named(events, "PurchaseDeclined")) >= 2 * ADVANCES
         declined = named(await bank_events(settings, all_declined, timeout=60), "PurchaseDeclined")
+    assert {e.data.authorisation_id: e.data.business_date.isoformat() for e in declined} == dated  # type: ignore[attr-defined]
+
+
+async def test_a_replica_reusing_its_read_of_the_date_dates_a_command_after_an_advance_with_the_new_day(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Here a replica reuses the date it read for a whole second (0.1 s otherwise): the bank
+    replica that does not apply the clock reads it just before each advance, yet a swipe sent as
+    soon as the advance answers carries the new day (identity answers once that second is over)."""
+    monkeypatch.setattr(shared.clock, "DATE_REUSE_SECONDS", 1.0)
+    operator = auth(settings, "operator")
+    async with EventSource(settings) as src, \
+            running_service(create_identity, identity_settings(settings)) as identity, \
+            running_service(create_bank, settings) as one, running_service(create_bank, settings) as two:
+        banks = (BankClient(one, settings), BankClient(two, settings))
+        await banks[0].merchant(HOSPITAL, kind="hospital")
+        person_id, _ = await src.person()
+        card = await src.card(person_id)
+        for bank in banks:
+            await bank.wait_account(person_id)
+        dated: dict[str, str] = {}
+        for i in range(5):
+            for bank in banks:
+                await told_date(bank.http)  # the replica that only reads the date reads it now
+            moved = await identity.post("/v1/clock/advance", headers=operator,
+                                        json={"days": 1} | ({"start": START.isoformat()} if i == 0 else {}))
+            assert moved.status_code == 200, moved.text
+            for bank in banks:
+                swiped = await bank.swipe(card, "000000", HOSPITAL, 100, kind="cash_withdrawal")
+                assert swiped["response_code"] == "57", swiped
+                dated[swiped["authorisation_id"]] = moved.json()["date"]
+        declined = named(await bank_events(settings, lambda es: len(named(es, "PurchaseDeclined")) >= len(dated)),
+                         "PurchaseDeclined")
     assert {e.data.authorisation_id: e.data.business_date.isoformat() for e in declined} == dated  # type: ignore[attr-defined]
 
 
