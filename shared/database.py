@@ -20,6 +20,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, OperationFailure, WriteError
 
+from .mongo_waits import make_condition_waits_safe
+
+make_condition_waits_safe()  # before any client waits: see shared/mongo_waits.py
+
 Doc = dict[str, Any]
 
 STOPPING_CODES = frozenset({
