@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.settings import Settings, load_or_exit
 
@@ -24,6 +24,10 @@ class NotificationSettings(Settings):
     sms_backoff_seconds: float = 2.0
     """Delay before the first retry; doubles with each further attempt."""
     sms_backoff_max_seconds: float = 300.0
+    sms_gather_seconds: float = Field(0.5, ge=0, le=10)
+    """A message that is not urgent waits at most this long for others to go out with it in
+    one dispatch pass (a pass costs about six database commands, whatever its size); an
+    urgent one (a one-time code, a fraud alert) goes at once."""
     webhook_timeout_seconds: float = 10.0
     webhook_backoff_seconds: float = 1.0
     webhook_backoff_max_seconds: float = 300.0

@@ -167,7 +167,7 @@ async def compose(ctx: Notifications, event: CloudEvent) -> None:
         create_message(draft, event, datetime.now(UTC), business_date_of(event, ctx.clock.today())),
         correlation_id=event.correlationid, cause=event,
     )
-    ctx.dispatcher.wake()
+    ctx.dispatcher.wake(urgent=draft.urgent)
 
 
 HANDLERS: dict[type[EventData], EventHandler[Notifications]] = {
@@ -218,11 +218,12 @@ async def apply_batch(ctx: Notifications, events: list[CloudEvent]) -> list[Exce
     merchant_ids = {m for e in events if (m := getattr(e.data, "merchant_id", None))}
     names = ({d["_id"]: d.get("name") for d in await ctx.merchants.find(
         {"_id": {"$in": sorted(merchant_ids)}}, {"name": 1}).to_list()} if merchant_ids else {})
-    items = []
+    items, urgent = [], False
     now, today = datetime.now(UTC), ctx.clock.today()
     for event in events:
         draft = draft_for(event.data, names.get(getattr(event.data, "merchant_id", None) or ""))
         if draft is not None:
+            urgent |= draft.urgent
             items.append((message_id(event.id, draft.template),
                           create_message(draft, event, now, business_date_of(event, today)), event))
     errors: list[Exception | None] = [None] * len(events)
@@ -230,7 +231,7 @@ async def apply_batch(ctx: Notifications, events: list[CloudEvent]) -> list[Exce
         for applied in await ctx.messages.execute_batch(items):
             if applied.error is not None:
                 raise applied.error
-        ctx.dispatcher.wake()
+        ctx.dispatcher.wake(urgent=urgent)
     return errors
 
 
