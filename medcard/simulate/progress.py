@@ -118,6 +118,7 @@ def holder_state(h: Any, population_pin: str) -> dict[str, Any]:
     """What one simulated person holds, without their PIN (its shift from the population's)."""
     return {"person_id": h.person_id, "card": h.card, "receipt": h.receipt,
             "stamp_due": h.stamp_due.isoformat() if h.stamp_due else None, "usable": h.usable,
+            "ready_on": h.ready_on.isoformat() if h.ready_on else None,
             "pin_shift": (int(h.pin) - int(population_pin)) % 1_000_000}
 
 
@@ -125,6 +126,7 @@ def holder_fields(state: dict[str, Any], population_pin: str) -> dict[str, Any]:
     """The fields of a Holder from ``holder_state`` (the PIN moved back by its shift)."""
     return {"person_id": state["person_id"], "card": state["card"], "receipt": state["receipt"],
             "stamp_due": date.fromisoformat(state["stamp_due"]) if state["stamp_due"] else None,
+            "ready_on": date.fromisoformat(state["ready_on"]) if state.get("ready_on") else None,  # none before 2026-12
             "usable": state["usable"], "pin": f"{(int(population_pin) + state['pin_shift']) % 1_000_000:06d}"}
 
 

@@ -41,6 +41,10 @@ def test_a_holder_is_kept_without_pin_or_id_number_and_comes_back_the_same() -> 
     assert Holder(id_number=h.id_number, **holder_fields(state, "999995")) == h
     wrapped = Holder(person_id="P2", pin="000002")  # a PIN moved past 999999 wraps round
     assert holder_fields(holder_state(wrapped, "999999"), "999999")["pin"] == "000002"
+    waiting = Holder(person_id="P3", pin="123456", receipt="R3", ready_on=date(2026, 5, 4))  # told when ready
+    assert Holder(**holder_fields(holder_state(waiting, "000000"), "000000")) == waiting
+    older = {k: v for k, v in holder_state(waiting, "000000").items() if k != "ready_on"}  # a checkpoint from before
+    assert holder_fields(older, "000000")["ready_on"] is None
 
 
 def test_a_checkpoint_and_its_ledger_come_back_and_later_lines_are_cut_off(tmp_path: Path) -> None:
