@@ -65,7 +65,7 @@ class Holder:
     stamp_due: date | None = None
     ready_on: date | None = None
     """The day cards said the replacement would be ready, when asked before it was: not asked
-    again before that day (it asked every working day: a fifth of the simulator's CPU)."""
+    again before that day (it was asked every working day)."""
     usable: bool = True
     """False from the loss report (or the broken card's replacement) until the new card."""
     pos_calls: int = 0

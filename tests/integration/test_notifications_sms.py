@@ -201,6 +201,7 @@ class SlowProvider:
 
     def __init__(self, refuse: str) -> None:
         self.refuse, self.in_flight, self.most, self.connections = refuse, 0, 0, 0
+        self.closed_by_client = 0
         self.ids: list[str] = []
         self.server: asyncio.Server | None = None
 
@@ -229,7 +230,7 @@ class SlowProvider:
                 writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            self.closed_by_client = getattr(self, "closed_by_client", 0) + 1  # the client closed it: done
+            self.closed_by_client += 1  # the client closed it: done
         finally:
             writer.close()
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from services.notifications.config import NotificationSettings
 from services.notifications.delivery import SmsDispatcher
 from shared.bounded import cancel_and_wait
+from tests.helpers import eventually
 from tests.unit.memory_collection import MemoryCollection
 
 
@@ -31,9 +32,9 @@ class CountedPasses(SmsDispatcher):
         return self.tried.pop(0) if self.tried else 0
 
     async def passes_reach(self, count: int, seconds: float = 5.0) -> None:
-        async with asyncio.timeout(seconds):
-            while len(self.passes) < count:
-                await asyncio.sleep(0.01)
+        async def reached() -> bool:
+            return len(self.passes) >= count
+        await eventually(reached, timeout=seconds, interval=0.01)
 
 
 async def test_messages_that_are_not_urgent_go_out_together_after_the_gathering() -> None:
