@@ -21,10 +21,10 @@ A correct PIN clears the run of wrong ones. Every refusal but "14" publishes
 PurchaseDeclined; an approval publishes PurchaseAuthorised.
 
 A terminal that got no answer sends the same authorisation again. Each one carries the
-terminal's transaction id, and the account keeps its answer for ``REPEAT_WINDOW``
-(``pos_answers``, written in the same single-document write as the debit): a repeat is
-answered exactly as the first time and changes nothing, whichever replica takes it and
-after any restart; the same id for another card, amount or kind is refused with a 409.
+terminal's transaction id, and the account keeps its answer for ``REPEAT_WINDOW`` in time and
+in business days (``pos_answers``, written in the same single-document write as the debit): a
+repeat is answered exactly as the first time and changes nothing, whichever replica takes it
+and after any restart; the same id for another card, amount or kind is refused with a 409.
 
 A balance inquiry at the POS (``inquire``) passes the same checks but 57 and 51: it
 needs the card password like a purchase, a wrong one counts towards the same lock, and
@@ -135,13 +135,17 @@ def repeated(account: Account | None, request: PosRequest) -> PosAnswer | None:
 
 
 def remember(acc: Account, request: PosRequest, said: PosAnswer) -> PosAnswer:
-    """Keep ``said`` for a repeat of the transaction; forget those older than ``REPEAT_WINDOW``."""
+    """Keep ``said`` for a repeat of the transaction; forget those older than ``REPEAT_WINDOW``,
+    by the clock or by the business date (a business day that ends early, as in a simulation
+    whose days last minutes, still ends the window: what an account keeps stays small)."""
     if request.transaction_id is not None:
-        kept = [r for r in acc.pos_answers if r.answered_at > request.at - REPEAT_WINDOW]
+        oldest_date = request.business_date - REPEAT_WINDOW
+        kept = [r for r in acc.pos_answers if r.answered_at > request.at - REPEAT_WINDOW
+                and (r.business_date is None or r.business_date >= oldest_date)]
         acc.pos_answers = [*kept, PosAnswerRecord(
             key=request.key, request=request.asked, authorisation_id=said.authorisation_id, approved=said.approved,
             response_code=said.response_code, reason=said.reason, balance_after_fen=said.balance_after_fen,
-            answered_at=request.at)]
+            answered_at=request.at, business_date=request.business_date)]
     return said
 
 

@@ -19,7 +19,7 @@ from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 
-from .model import Account, Merchant
+from .model import Account, LedgerEntry, Merchant
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Bank:
     merchants: AggregateStore[Merchant]
     card_index: AsyncCollection[dict[str, Any]]
     receipt_index: AsyncCollection[dict[str, Any]]
+    ledger_archive: AsyncCollection[dict[str, Any]]
+    """Postings moved out of their account at a month end (``domain.move_archived``): one
+    document each, ``_id`` ``<person>/<reference>``, written before they leave the account."""
     clock: BusinessClock
     settings: Settings
     """The service's settings (``runtime.settings``): the PIN tries allowed, the ID digest
@@ -53,6 +56,7 @@ class Bank:
             merchants=runtime.store("merchants", Merchant),
             card_index=runtime.db["card_index"],
             receipt_index=runtime.db["receipt_index"],
+            ledger_archive=runtime.db["ledger_archive"],
             clock=BusinessClock(runtime.db),
             settings=runtime.settings,
         )
@@ -70,6 +74,7 @@ class Bank:
         await self.accounts.collection.create_index("credit_due_from")
         await self.accounts.collection.create_index("losses_pending")
         await self.accounts.collection.create_index("held")
+        await self.ledger_archive.create_index("person_id")
         await self.clock.load()
 
     async def person_of_card(self, card_number: str) -> str | None:
@@ -121,14 +126,25 @@ class Bank:
                 for d in docs for c in d["contributions"]]
 
     async def ledger_totals(self) -> tuple[int, int, int]:
-        """Sum of all balances, credits and debits."""
+        """Sum of all balances, credits and debits (the postings held by the accounts and
+        the archived totals they keep)."""
         coll = self.accounts.collection
-        balances = await (await coll.aggregate([{"$group": {"_id": None, "sum": {"$sum": "$balance_fen"}}}])).to_list()
+        sums = await (await coll.aggregate([{"$group": {
+            "_id": None, "balance": {"$sum": "$balance_fen"},
+            "credit": {"$sum": "$archived_credits_fen"}, "debit": {"$sum": "$archived_debits_fen"}}}])).to_list()
         postings = await (await coll.aggregate([
             {"$unwind": "$ledger"}, {"$group": {"_id": "$ledger.kind", "sum": {"$sum": "$ledger.amount_fen"}}},
         ])).to_list()
-        by_kind = {p["_id"]: p["sum"] for p in postings}
-        return balances[0]["sum"] if balances else 0, by_kind.get("credit", 0), by_kind.get("debit", 0)
+        held = {p["_id"]: p["sum"] for p in postings}
+        archived = sums[0] if sums else {"balance": 0, "credit": 0, "debit": 0}
+        return (archived["balance"], held.get("credit", 0) + archived["credit"],
+                held.get("debit", 0) + archived["debit"])
+
+    async def archived_postings(self, person_id: str) -> list[LedgerEntry]:
+        """The person's postings in the ledger archive, oldest first."""
+        docs = await self.ledger_archive.find({"person_id": person_id}, {"_id": 0, "person_id": 0}).to_list()
+        entries = [LedgerEntry.model_validate(d) for d in docs]
+        return sorted(entries, key=lambda e: (e.business_date, e.recorded_at))
 
 
 KNOWN_LIMIT = 200_000

@@ -4,7 +4,7 @@ inquiries and receipt stamps. POS authorisation lives in ``authorisation.py``.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from typing import Literal
 
@@ -237,8 +237,38 @@ def due_contributions(contributions: list[Contribution], month: str) -> list[Con
                   key=lambda c: (c.month, c.contribution_id))
 
 
-def credit_month_end(month: str, closing_date: date, at: datetime) -> Decide:
-    """At a month end, credit each due contribution once: one MonthlyTransfer each."""
+def archive_cut(closing_date: date) -> date:
+    """At a month end, the postings dated before the closing month leave the account
+    document for the ledger archive (the month's own stay, with its transfer)."""
+    return closing_date.replace(day=1)
+
+
+def move_archived(acc: Account, archived: Collection[str], cut: date) -> None:
+    """Take out of ``acc`` its postings dated before ``cut`` whose references are in
+    ``archived`` (written to the ledger archive before this decision), adding them to the
+    archived totals. A posting not known to be archived stays, so every posting is always
+    in the account or in the archive, and counted once by the totals."""
+    kept: list[LedgerEntry] = []
+    for entry in acc.ledger:
+        if entry.business_date < cut and entry.reference in archived:
+            if entry.kind == "credit":
+                acc.archived_credits_fen += entry.amount_fen
+            else:
+                acc.archived_debits_fen += entry.amount_fen
+        else:
+            kept.append(entry)
+    if len(kept) != len(acc.ledger):
+        acc.ledger = kept
+        acc.archived_before = max(acc.archived_before or cut, cut)
+
+
+def credit_month_end(month: str, closing_date: date, at: datetime,
+                     archived: Collection[str] = frozenset()) -> Decide:
+    """At a month end, credit each due contribution once: one MonthlyTransfer each. The
+    postings in ``archived`` (references the month end wrote to the ledger archive) dated
+    before the closing month leave the account in the same write."""
+    cut = archive_cut(closing_date)
+
     def decide(state: Account | None) -> Decision[Account]:
         if state is None or state.account_id is None or not due_contributions(state.contributions, month):
             return Decision(None)
@@ -256,6 +286,7 @@ def credit_month_end(month: str, closing_date: date, at: datetime) -> Decide:
                 person_id=acc.person_id, account_id=account_id, card_number=card_number,
                 month=contribution.month, contribution_id=contribution.contribution_id,
                 amount_fen=contribution.amount_fen, balance_after_fen=acc.balance_fen))
+        move_archived(acc, archived, cut)
         return Decision(acc, events)
     return decide
 

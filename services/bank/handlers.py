@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
+from pymongo.errors import BulkWriteError
+
 from shared.app import EventHandler, Subscription
 from shared.auth import Principal, ensure_owner_or_staff
 from shared.clock import CLOCK_GROUPS
@@ -32,7 +34,8 @@ from shared.events import (
 from shared.events.bank import BalanceChannel, PasswordChannel, PosKind
 from shared.ids import id_digest, new_id
 from shared.logging import get_logger
-from shared.outbox import BATCH_GROUP
+from shared.outbox import BATCH_GROUP, DUPLICATE_KEY
+from shared.projection import already_applied
 from shared.revocations import project as project_revocation
 from shared.security import VerifiedSecrets, hash_secret_async, verify_secret_async
 
@@ -223,7 +226,7 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
     accounts there are. Each account records the MonthEnded it applied, so a replay
     credits nothing twice. Returns how many accounts were looked at."""
     accounts = bank.accounts
-    decide = domain.credit_month_end(data.month, data.closing_date, event.time)
+    cut = domain.archive_cut(data.closing_date)
     due = {"credit_due_from": {"$lte": data.month}}
 
     async def page(after: str | None) -> list[dict[str, Any]]:
@@ -238,6 +241,8 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
         seen += len(docs)
         following = asyncio.ensure_future(page(docs[-1]["_id"])) if len(docs) == MONTH_END_GROUP else None
         try:
+            archived = await archive_postings(bank, docs, cut, event)
+            decide = domain.credit_month_end(data.month, data.closing_date, event.time, archived)
             await accounts.execute_many(docs, decide, correlation_id=event.correlationid, cause=event)
         except BaseException:
             if following is not None:
@@ -246,6 +251,25 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
         docs = await following if following is not None else []
     log.info("bank.month_end", month=data.month, accounts=seen)
     return seen
+
+
+async def archive_postings(bank: Bank, docs: list[dict[str, Any]], cut: date, event: CloudEvent) -> set[str]:
+    """Write to the ledger archive the postings of ``docs`` (accounts as read for the month
+    end ``event``) dated before ``cut``, before the write that takes them out of the accounts:
+    a posting is always in its account or in the archive (or both, for a moment: a
+    statement counts it once). Idempotent: a posting archived already is left as it is.
+    Returns the references archived."""
+    day = cut.isoformat()
+    rows = [{"_id": f"{doc['_id']}/{entry['reference']}", "person_id": doc["_id"], **entry}
+            for doc in docs if not already_applied(doc, event)
+            for entry in doc.get("ledger") or () if entry["business_date"] < day]
+    if rows:
+        try:
+            await bank.ledger_archive.insert_many(rows, ordered=False)
+        except BulkWriteError as err:
+            if any(e.get("code") != DUPLICATE_KEY for e in err.details.get("writeErrors", [])):
+                raise
+    return {row["reference"] for row in rows}
 
 
 # --- commands: card passwords and balances ---------------------------------------------
@@ -383,25 +407,30 @@ async def account_of(bank: Bank, principal: Principal, person_id: str) -> Accoun
     return await bank.open_account(person_id)
 
 
-def statement_of(bank: Bank, account: Account, start: date | None, end: date | None) -> Statement:
+async def statement_of(bank: Bank, account: Account, start: date | None, end: date | None) -> Statement:
     """The account's statement for a period of business dates (by default the last 12
-    months up to the business date)."""
+    months up to the business date), with the archived postings when the period reaches
+    back to them."""
     end = end or bank.clock.today()
-    return build_statement(account, start or default_start(end), end)
+    start = start or default_start(end)
+    archived = None
+    if account.archived_before is not None and start < account.archived_before:
+        archived = await bank.archived_postings(account.person_id)
+    return build_statement(account, start, end, archived)
 
 
 async def holder_statement(bank: Bank, principal: Principal, person_id: str, start: date | None,
                            end: date | None) -> Statement:
     """The holder's own statement, online."""
     ensure_owner_or_staff(principal, person_id)
-    return statement_of(bank, await bank.open_account(person_id), start, end)
+    return await statement_of(bank, await bank.open_account(person_id), start, end)
 
 
 async def counter_statement(bank: Bank, person_id: str, body: CounterStatement) -> Statement:
     """A statement printed at the counter on the holder's ID card (its number must be the cardholder's)."""
     account = await bank.open_account(person_id)
     domain.check_id_card(account, id_digest(bank.settings.id_digest_key, body.id_number))
-    return statement_of(bank, account, body.start, body.end)
+    return await statement_of(bank, account, body.start, body.end)
 
 
 HANDLERS: dict[type[EventData], EventHandler[Bank]] = {

@@ -89,6 +89,8 @@ class PosAnswerRecord(BaseModel):
     reason: str
     balance_after_fen: int | None
     answered_at: datetime
+    business_date: date | None = None
+    """The business date it was answered on (None: kept before the date was recorded)."""
 
 
 class Account(BaseModel):
@@ -107,6 +109,15 @@ class Account(BaseModel):
     pin_locked: bool = False
     contributions: list[Contribution] = Field(default_factory=list)
     ledger: list[LedgerEntry] = Field(default_factory=list)
+    """The postings still held here: at a month end those dated before the closing month
+    move to the ledger archive (``domain.move_archived``), so the document stays the size of
+    a month or two of postings however long the account lives."""
+    archived_before: date | None = None
+    """Every posting moved out is dated before this day (the first day of the last month
+    end's closing month): a statement that starts on or after it needs no archive."""
+    archived_credits_fen: int = 0
+    archived_debits_fen: int = 0
+    """What the postings moved to the archive add up to, by kind (the ledger totals)."""
     receipts: list[Receipt] = Field(default_factory=list)
     pos_answers: list[PosAnswerRecord] = Field(default_factory=list)
     """The POS authorisations of the last ``authorisation.REPEAT_WINDOW``, by transaction."""

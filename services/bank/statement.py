@@ -73,16 +73,31 @@ def default_start(end: date) -> date:
     return year_before + timedelta(days=1)
 
 
-def build_statement(account: Account, start: date, end: date) -> Statement:
+def build_statement(account: Account, start: date, end: date,
+                    archived: list[LedgerEntry] | None = None) -> Statement:
     """Lines in business-date order (postings of one day in the order they happened),
-    each with the running balance; opening balance = everything dated before ``start``."""
+    each with the running balance; opening balance = everything dated before ``start``.
+
+    ``archived``: the account's postings in the ledger archive, oldest first (one also still
+    in the account is counted once). None when not read: then the period must start on or
+    after ``account.archived_before``, and the archive counts in the opening balance by
+    the archived totals the account keeps."""
     if account.account_id is None:
         raise Invalid("no personal medical account is open for this person")
     if end < start:
         raise Invalid(f"the period ends ({end}) before it starts ({start})")
-    opening = sum(_signed(e) for e in account.ledger if e.business_date < start)
+    if archived is None:
+        if account.archived_before is not None and start < account.archived_before:
+            raise ValueError(f"a statement from {start} needs the postings archived before {account.archived_before}")
+        postings = account.ledger
+        opening = account.archived_credits_fen - account.archived_debits_fen
+    else:
+        held = {e.reference for e in account.ledger}
+        postings = [*(e for e in archived if e.reference not in held), *account.ledger]
+        opening = 0
+    opening += sum(_signed(e) for e in postings if e.business_date < start)
     balance, lines = opening, []
-    for entry in sorted((e for e in account.ledger if start <= e.business_date <= end),
+    for entry in sorted((e for e in postings if start <= e.business_date <= end),
                         key=lambda e: e.business_date):
         balance += _signed(entry)
         credit = entry.amount_fen if entry.kind == "credit" else 0

@@ -1,5 +1,6 @@
 """The monthly transfer against the real servers: exactly once per contribution, even
-when month ends and contributions are delivered twice; held contributions; money kept."""
+when month ends and contributions are delivered twice; held contributions; money kept;
+older postings moved to the ledger archive."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from pymongo import AsyncMongoClient
 
 from services.bank.app import create
 from shared.settings import Settings
@@ -88,3 +91,49 @@ async def test_a_contribution_for_a_person_without_an_account_is_held_then_credi
         assert await held() == []
         await src.month_end("2026-02")
         await bank.wait_account(person_id, has_balance(2_500))
+
+
+async def test_a_month_end_moves_older_postings_to_the_archive_and_statements_and_totals_stay_whole(
+        settings: Settings) -> None:
+    async with EventSource(settings) as src, running_service(create, settings) as http:
+        bank = BankClient(http, settings)
+        person_id, _ = await funded_account(src, bank, 1_000, "2026-01")
+        await src.contribution(person_id, "2026-02", 300)
+        await src.month_end("2026-01")
+        await bank.wait_account(person_id, has_balance(1_000))
+        holder = bank.as_("cardholder", person_id=person_id)
+        statement_url = f"/v1/accounts/{person_id}/statement?from=2026-01-01&to=2026-02-28"
+        before = (await http.get(statement_url, headers=holder)).json()
+        totals_url = "/v1/ledger/totals"
+        totals_before = (await http.get(totals_url, headers=bank.as_("operator"))).json()
+
+        february = await src.month_end("2026-02")
+        await bank.wait_account(person_id, has_balance(1_300))
+        await src.send(february)  # replayed: nothing moves or counts twice
+        await src.contribution(person_id, "2026-03", 1)  # a marker: once it is held, the replay was applied
+        await bank.wait_account(person_id, lambda a: [c["month"] for c in a["pending_contributions"]] == ["2026-03"])
+
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+        try:
+            db = client[settings.database("bank")]
+            doc = await db["accounts"].find_one({"_id": person_id})
+            archived = await db["ledger_archive"].find({"person_id": person_id}).to_list()
+        finally:
+            await client.close()
+        assert doc is not None
+        assert [e["business_date"] for e in doc["ledger"]] == ["2026-02-28"]  # February's transfer only
+        assert [(a["business_date"], a["amount_fen"]) for a in archived] == [("2026-01-31", 1_000)]
+        assert (doc["archived_credits_fen"], doc["archived_debits_fen"], doc["archived_before"]) == (
+            1_000, 0, "2026-02-01")
+
+        after = (await http.get(statement_url, headers=holder)).json()
+        assert [line["reference"] for line in after["lines"]] == [
+            *(line["reference"] for line in before["lines"]), doc["ledger"][0]["reference"]]
+        assert (after["opening_balance_fen"], after["credits_fen"], after["closing_balance_fen"]) == (0, 1_300, 1_300)
+        recent = (await http.get(f"/v1/accounts/{person_id}/statement?from=2026-02-01&to=2026-02-28",
+                                 headers=holder)).json()
+        assert (recent["opening_balance_fen"], len(recent["lines"]), recent["closing_balance_fen"]) == (1_000, 1, 1_300)
+        totals = (await http.get(totals_url, headers=bank.as_("operator"))).json()
+        assert totals["credits_fen"] - totals_before["credits_fen"] == 300
+        assert totals["balance_fen"] - totals_before["balance_fen"] == 300
+        assert totals["debits_fen"] == totals_before["debits_fen"]

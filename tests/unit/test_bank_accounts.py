@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.bank import domain
-from services.bank.model import Account, Contribution
+from services.bank.model import Account, Contribution, LedgerEntry
 from services.bank.statement import build_statement, default_start, statement_csv
 from shared.domain import Conflict, Forbidden, Invalid, Locked, NotFound
 from shared.events import (
@@ -252,3 +252,56 @@ def test_a_statement_has_opening_and_closing_balances_and_a_running_balance() ->
 ])
 def test_a_statement_covers_the_last_12_months_by_default(end: date, start: date) -> None:
     assert default_start(end) == start
+
+
+def three_months() -> Account:
+    """Transfers at the ends of November, December and January, and a purchase in January."""
+    state = opened()
+    for cid, month, closing, amount in (("C1", "2025-11", date(2025, 11, 30), 1_000),
+                                        ("C2", "2025-12", date(2025, 12, 31), 2_000)):
+        state = apply(state, domain.record_contribution("P1", cid, month, amount),
+                      domain.credit_month_end(month, closing, AT))
+    state.balance_fen -= 500
+    state.ledger.append(LedgerEntry(reference="AU1", kind="debit", amount_fen=500, business_date=date(2026, 1, 9),
+                                    recorded_at=AT, card_number=OLD, description="Purchase"))
+    return apply(state, domain.record_contribution("P1", "C3", "2026-01", 4_000))
+
+
+def test_a_month_end_moves_the_postings_archived_before_its_month_out_of_the_account() -> None:
+    state = three_months()
+    ends = domain.credit_month_end("2026-01", date(2026, 1, 31), AT, archived={"C1", "C2", "AU1"})
+    decision = ends(state)
+    assert decision.state is not None
+    acc = decision.state
+    assert [e.reference for e in acc.ledger] == ["AU1", "C3"]  # January's stay: the purchase and the transfer
+    assert (acc.archived_credits_fen, acc.archived_debits_fen, acc.archived_before) == (3_000, 0, date(2026, 1, 1))
+    assert acc.balance_fen == 6_500 == acc.archived_credits_fen + sum(
+        e.amount_fen if e.kind == "credit" else -e.amount_fen for e in acc.ledger)
+    assert [e.reference for e in state.ledger] == ["C1", "C2", "AU1"]  # the account given is left as it was
+
+
+def test_a_posting_not_known_to_be_archived_stays_in_the_account() -> None:
+    acc = domain.credit_month_end("2026-01", date(2026, 1, 31), AT, archived={"C2"})(three_months()).state
+    assert acc is not None
+    assert [e.reference for e in acc.ledger] == ["C1", "AU1", "C3"]
+    assert (acc.archived_credits_fen, acc.archived_before) == (2_000, date(2026, 1, 1))
+    nothing = domain.credit_month_end("2026-01", date(2026, 1, 31), AT)(three_months()).state
+    assert nothing is not None and len(nothing.ledger) == 4 and nothing.archived_before is None
+
+
+def test_a_statement_reads_the_archive_only_when_its_period_reaches_back_to_it() -> None:
+    full = domain.credit_month_end("2026-01", date(2026, 1, 31), AT)(three_months()).state
+    acc = domain.credit_month_end("2026-01", date(2026, 1, 31), AT, archived={"C1", "C2"})(three_months()).state
+    assert full is not None and acc is not None
+    archive = [e for e in full.ledger if e.reference in {"C1", "C2"}]
+    for start in (date(2025, 1, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 1, 10)):
+        expected = build_statement(full, start, date(2026, 1, 31))
+        with_archive = build_statement(acc, start, date(2026, 1, 31), archive)
+        assert with_archive == expected
+        # a posting both archived and still held (the moment between the two writes) counts once
+        assert build_statement(full, start, date(2026, 1, 31), archive) == expected
+        if start >= date(2026, 1, 1):
+            assert build_statement(acc, start, date(2026, 1, 31)) == expected
+        else:
+            with pytest.raises(ValueError, match="archived before 2026-01-01"):
+                build_statement(acc, start, date(2026, 1, 31))

@@ -220,10 +220,11 @@ def test_a_password_changed_during_an_inquiry_is_a_conflict() -> None:
 
 
 def numbered(transaction_id: str = "T1", amount: int = 3_000, authorisation_id: str = "AU1",
-             at: datetime = datetime(2026, 1, 5, 9, tzinfo=UTC), merchant_id: str = "M-PH") -> PosRequest:
+             at: datetime = datetime(2026, 1, 5, 9, tzinfo=UTC), merchant_id: str = "M-PH",
+             business_date: date = date(2026, 1, 5)) -> PosRequest:
     """A purchase carrying the terminal's transaction id."""
     return PosRequest(card_number=CARD, merchant_id=merchant_id, amount_fen=amount, kind="purchase",
-                      authorisation_id=authorisation_id, at=at, business_date=date(2026, 1, 5),
+                      authorisation_id=authorisation_id, at=at, business_date=business_date,
                       transaction_id=transaction_id)
 
 
@@ -259,6 +260,28 @@ def test_answers_are_kept_for_a_day_only() -> None:
     later = run(first.state, numbered("T2", at=datetime(2026, 1, 6, 9, 0, 1, tzinfo=UTC)))
     assert later.state is not None
     assert [r.key for r in later.state.pos_answers] == ["M-PH/T2"]
+
+
+def test_answers_are_kept_a_business_day_only_even_when_business_days_are_short() -> None:
+    """A simulation's business days last minutes: the window ends by the business date too,
+    so an account does not keep every answer of a whole run."""
+    first = run(account(balance=10_000), numbered("T1"))
+    assert first.state is not None and first.state.pos_answers[0].business_date == date(2026, 1, 5)
+    next_day = run(first.state, numbered("T2", authorisation_id="AU2", business_date=date(2026, 1, 6)))
+    assert next_day.state is not None and [r.key for r in next_day.state.pos_answers] == ["M-PH/T1", "M-PH/T2"]
+    resent = run(next_day.state, numbered("T1", authorisation_id="AU9", business_date=date(2026, 1, 6)))
+    assert resent.state is None and resent.result.authorisation_id == "AU1"  # the day before is still in the window
+    two_days_on = run(next_day.state, numbered("T3", authorisation_id="AU3", business_date=date(2026, 1, 7)))
+    assert two_days_on.state is not None
+    assert [r.key for r in two_days_on.state.pos_answers] == ["M-PH/T2", "M-PH/T3"]
+
+
+def test_answers_kept_before_their_business_date_was_recorded_age_by_the_clock() -> None:
+    first = run(account(balance=10_000), numbered("T1"))
+    assert first.state is not None
+    first.state.pos_answers = [r.model_copy(update={"business_date": None}) for r in first.state.pos_answers]
+    later = run(first.state, numbered("T2", authorisation_id="AU2", business_date=date(2026, 1, 30)))
+    assert later.state is not None and [r.key for r in later.state.pos_answers] == ["M-PH/T1", "M-PH/T2"]
 
 
 @pytest.mark.parametrize("pin_ok", [True, False])

@@ -43,11 +43,13 @@ TERMINAL = Principal(sub="M-PH", role="merchant")
 
 
 def bank() -> Bank:
-    db = {name: MemoryCollection(name) for name in ("accounts", "merchants", "card_index", "receipt_index", "clock")}
+    db = {name: MemoryCollection(name) for name in ("accounts", "merchants", "card_index", "receipt_index",
+                                                  "ledger_archive", "clock")}
     return Bank(runtime=None,  # type: ignore[arg-type]
                 accounts=AggregateStore(db["accounts"], service="bank", state_type=Account),  # type: ignore[arg-type]
                 merchants=AggregateStore(db["merchants"], service="bank", state_type=Merchant),  # type: ignore[arg-type]
                 card_index=db["card_index"], receipt_index=db["receipt_index"],  # type: ignore[arg-type]
+                ledger_archive=db["ledger_archive"],  # type: ignore[arg-type]
                 clock=BusinessClock(db),  # type: ignore[arg-type]
                 settings=Settings(pin_max_failures=2))
 

@@ -19,7 +19,8 @@ def bank() -> tuple[Bank, MemoryCollection, MemoryCollection]:
     accounts = AggregateStore(memory, service="bank", state_type=Account)  # type: ignore[arg-type]
     b = Bank(runtime=None, accounts=accounts,  # type: ignore[arg-type]
              merchants=AggregateStore(merchants, service="bank", state_type=Merchant),  # type: ignore[arg-type]
-             card_index=cards, receipt_index=MemoryCollection("receipt_index"), clock=None,  # type: ignore[arg-type]
+             card_index=cards, receipt_index=MemoryCollection("receipt_index"),  # type: ignore[arg-type]
+             ledger_archive=MemoryCollection("ledger_archive"), clock=None,  # type: ignore[arg-type]
              settings=Settings())
     return b, cards, merchants
 
