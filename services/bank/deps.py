@@ -116,12 +116,14 @@ class Bank:
     async def registered_merchants(self) -> list[dict[str, Any]]:
         """Every registered merchant, by id: its id, name, kind and designation."""
         fields = {"_id": 0, "merchant_id": 1, "name": 1, "kind": 1, "designated": 1}
-        return await self.merchants.collection.find({}, fields).sort("_id").to_list()
+        docs = await self.merchants.collection.find({}, fields).to_list()  # sorted here: see one_batch
+        return sorted(docs, key=lambda d: d["merchant_id"])
 
     async def held_contributions(self) -> list[dict[str, Any]]:
         """Contributions paid for persons without a personal account yet, by person: each
         ``{person_id, contribution_id, month, amount_fen}``."""
-        docs = await self.accounts.collection.find({"held": True}, {"contributions": 1}).sort("_id").to_list()
+        docs = await self.accounts.collection.find({"held": True}, {"contributions": 1}).to_list()
+        docs.sort(key=lambda d: d["_id"])  # here, not by the server: see one_batch
         return [{"person_id": d["_id"], **{k: c[k] for k in ("contribution_id", "month", "amount_fen")}}
                 for d in docs for c in d["contributions"]]
 

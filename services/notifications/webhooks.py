@@ -126,7 +126,8 @@ class WebhookHub:
         return doc, secret
 
     async def active(self) -> list[dict[str, Any]]:
-        return await self.subscriptions.find({"active": True}).sort("created_at", 1).to_list()
+        """The active subscriptions, oldest first (sorted here: see ``shared.database.one_batch``)."""
+        return sorted(await self.subscriptions.find({"active": True}).to_list(), key=lambda d: d["created_at"])
 
     async def routing(self) -> list[dict[str, Any]]:
         """The active subscriptions' ids and event types, for fanning events out.
