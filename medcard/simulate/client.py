@@ -24,18 +24,21 @@ REQUEST_SECONDS = 60.0
 """httpx's bound on each step of a request (connecting, sending, each read of the answer)."""
 
 
-async def once_known(call: Callable[[], Awaitable[T]], unknown: str, tries: int = 600) -> T:
+async def once_known(call: Callable[[], Awaitable[T]], unknown: str, within: float = 30.0) -> T:
     """``call()``, retried every 50 ms while the service answers 404: it has not yet applied
-    the event that tells it of the thing (another service's event is on its way).
-    ``unknown`` names the thing in the error raised when it never learns of it."""
-    for _ in range(tries):
+    the event that tells it of the thing (another service's event is on its way), for at
+    most ``within`` seconds. ``unknown`` names the thing in the error raised when it never
+    learns of it."""
+    deadline = time.monotonic() + within
+    while True:
         try:
             return await call()
         except UnexpectedAnswer as err:
             if " 404:" not in str(err):
                 raise
+            if time.monotonic() >= deadline:
+                raise UnexpectedAnswer(f"the service never learnt of {unknown} in {within:g} s") from err
             await asyncio.sleep(0.05)
-    raise UnexpectedAnswer(f"the service never learnt of {unknown}")
 
 
 READ_500_TRIES = 3

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from medcard.simulate.client import READ_500_TRIES, Ecosystem, UnexpectedAnswer
+from medcard.simulate.client import READ_500_TRIES, Ecosystem, UnexpectedAnswer, once_known
 
 
 def _eco(failures: int) -> tuple[Ecosystem, list[str]]:
@@ -104,3 +104,26 @@ def test_an_invalid_token_or_a_caller_without_a_login_is_not_sent_again() -> Non
     eco.tokens["teller"] = "fresh-(-1)"  # expired, but no way to log in again
     with pytest.raises(UnexpectedAnswer, match="token_expired"):
         asyncio.run(eco.call("identity", "POST", "/command", who="teller"))
+
+
+def test_a_thing_not_known_yet_is_asked_again_until_known_or_the_wait_is_over() -> None:
+    answers = ["404", "404", "ok"]
+
+    async def call() -> str:
+        answer = answers.pop(0)
+        if answer == "404":
+            raise UnexpectedAnswer("PUT bank/v1/cards/1/password -> 404: not found")
+        return answer
+
+    assert asyncio.run(once_known(call, "card 1", within=5.0)) == "ok" and answers == []
+
+    async def never() -> str:
+        raise UnexpectedAnswer("PUT bank/v1/cards/1/password -> 404: not found")
+
+    async def refused() -> str:
+        raise UnexpectedAnswer("PUT bank/v1/cards/1/password -> 409: conflict")
+
+    with pytest.raises(UnexpectedAnswer, match=r"never learnt of card 1 in 0.2 s"):
+        asyncio.run(once_known(never, "card 1", within=0.2))
+    with pytest.raises(UnexpectedAnswer, match="409"):
+        asyncio.run(once_known(refused, "card 1", within=5.0))
