@@ -84,6 +84,20 @@ def one_batch(cursor: AsyncCursor[Doc], limit: int) -> AsyncCursor[Doc]:
     return cursor.limit(-limit).batch_size(limit)  # without the batch size, a first batch: 101
 
 
+DUPLICATE_KEY = 11000
+
+
+async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> None:
+    """``docs`` inserted by one ``insert_many``; those whose ``_id`` is already there (a
+    redelivery, a step done again) are left as they are. Any other error is raised."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as err:
+        if any(e.get("code") != DUPLICATE_KEY for e in err.details.get("writeErrors", ())) or \
+                err.details.get("writeConcernErrors"):
+            raise
+
+
 COUNT_TRIES = 6
 
 

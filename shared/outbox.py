@@ -22,14 +22,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from .database import one_batch, write_conflict
+from .database import DUPLICATE_KEY, one_batch, write_conflict
 from .domain import Decision
 from .events import ENVELOPES, SPECVERSION, CloudEvent, EventData
 from .projection import already_applied, seq_key
 
 S = TypeVar("S", bound=BaseModel)
 META_FIELDS = ("_id", "version", "rev", "outbox", "pending", "outbox_done", "seq")
-DUPLICATE_KEY = 11000
 BULK_GROUP = 100
 """Index entries written by one ``bulk_write`` (``services/bank/projections.index_many``)."""
 BATCH_GROUP = 1000

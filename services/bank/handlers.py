@@ -9,12 +9,10 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from pymongo.errors import BulkWriteError
-
 from shared.app import EventHandler, Subscription
 from shared.auth import Principal, ensure_owner_or_staff
 from shared.clock import CLOCK_GROUPS
-from shared.database import one_batch
+from shared.database import insert_new, one_batch
 from shared.domain import NotFound
 from shared.events import (
     BankStamped,
@@ -34,7 +32,7 @@ from shared.events import (
 from shared.events.bank import BalanceChannel, PasswordChannel, PosKind
 from shared.ids import id_digest, new_id
 from shared.logging import get_logger
-from shared.outbox import BATCH_GROUP, DUPLICATE_KEY
+from shared.outbox import BATCH_GROUP
 from shared.projection import already_applied
 from shared.revocations import project as project_revocation
 from shared.security import VerifiedSecrets, hash_secret_async, verify_secret_async
@@ -264,11 +262,7 @@ async def archive_postings(bank: Bank, docs: list[dict[str, Any]], cut: date, ev
             for doc in docs if not already_applied(doc, event)
             for entry in doc.get("ledger") or () if entry["business_date"] < day]
     if rows:
-        try:
-            await bank.ledger_archive.insert_many(rows, ordered=False)
-        except BulkWriteError as err:
-            if any(e.get("code") != DUPLICATE_KEY for e in err.details.get("writeErrors", [])):
-                raise
+        await insert_new(bank.ledger_archive, rows)
     return {row["reference"] for row in rows}
 
 

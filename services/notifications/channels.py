@@ -10,12 +10,9 @@ from typing import Any, Protocol
 
 import httpx
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from shared.bounded import within
-from shared.database import one_batch
-
-DUPLICATE_KEY = 11000
+from shared.database import insert_new, one_batch
 
 
 class SmsDeliveryError(Exception):
@@ -85,11 +82,7 @@ class SmsGatewaySimulator:
                  "business_date": sms.business_date.isoformat() if sms.business_date else None}
                 for sms, error in zip(batch, errors, strict=True) if error is None]
         if docs:
-            try:
-                await self.collection.insert_many(docs, ordered=False)
-            except BulkWriteError as err:
-                if any(e.get("code") != DUPLICATE_KEY for e in err.details.get("writeErrors", [])):
-                    raise
+            await insert_new(self.collection, docs)
         return errors
 
     async def sent_to(self, person_id: str | None, limit: int) -> list[dict[str, Any]]:

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from shared.database import one_batch
+from shared.database import insert_new, one_batch
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import CloudEvent
 from shared.ids import new_id
@@ -170,12 +170,7 @@ class WebhookHub:
         already kept, a redelivery, left as they are), then each fanned out."""
         if not events:
             return
-        try:
-            await self.events.insert_many([self._kept(e) for e in events], ordered=False)
-        except BulkWriteError as err:
-            if any(e.get("code") != 11000 for e in err.details.get("writeErrors", ())) or \
-                    err.details.get("writeConcernErrors"):
-                raise
+        await insert_new(self.events, [self._kept(e) for e in events])
         if await self.routing():
             for event in events:
                 await self._fan_out(event)
