@@ -37,6 +37,12 @@ SETTINGS = {
     "max_wal_size": "4GB",
     "checkpoint_timeout": "10min",
     "wal_compression": "lz4",
+    # Vacuum a table once 5% of its rows are dead (20% by default). DocumentDB's indexes keep
+    # an entry for every dead version of a document until then, and a read through them visits
+    # each: in the 100,000-person run the messages' status index held 350,000 dead entries of
+    # 1.8 million rows, and every look for due messages read 188,000 of them (3.8 million
+    # heap pages a minute).
+    "autovacuum_vacuum_scale_factor": "0.05",
     "shared_preload_libraries": "pg_cron,pg_documentdb_core,pg_documentdb",
     "cron.database_name": "postgres",
     "documentdb.enableLetAndCollationForQueryMatch": "true",

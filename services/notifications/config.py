@@ -28,6 +28,11 @@ class NotificationSettings(Settings):
     """A message that is not urgent waits at most this long for others to go out with it in
     one dispatch pass (a pass costs about six database commands, whatever its size); an
     urgent one (a one-time code, a fraud alert) goes at once."""
+    sms_scan_seconds: float = Field(5.0, gt=0, le=300)
+    """How often a dispatch pass looks for every due message (retries after their backoff,
+    messages left by a crash or by another replica); in between, a pass takes the messages
+    this process created or was told of, read by id. The look for every due message reads
+    the status index, which holds every dead version of a message until the next vacuum."""
     webhook_timeout_seconds: float = 10.0
     webhook_backoff_seconds: float = 1.0
     webhook_backoff_max_seconds: float = 300.0

@@ -12,8 +12,11 @@ PersonRegistered is applied, which makes it due again (``contact_arrived``).
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from collections.abc import Callable
 from typing import Any
 
 from pymongo import UpdateOne
@@ -55,13 +58,35 @@ class SmsDispatcher:
         self.codes = SecretBox(settings.otp_key, ONE_TIME_CODE_PURPOSE)
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
+        self._told: dict[str, None] = {}  # the messages a pass should take by id, oldest first
+        self._everything = True  # the next pass looks for every due message
+        self._scanned_at = -math.inf
 
-    def wake(self, *, urgent: bool = True) -> None:
+    def wake(self, *, urgent: bool = True, ids: Iterable[str] | None = None) -> None:
         """Messages are due: the next pass starts at once if one is ``urgent``, else within
-        ``sms_gather_seconds``, taking along those that arrive meanwhile."""
+        ``sms_gather_seconds``, taking along those that arrive meanwhile. Given their ``ids``
+        (the messages just created), the pass reads them by id; without, it looks for every
+        due message."""
+        if ids is None:
+            self._everything = True
+        else:
+            self._told.update(dict.fromkeys(ids))
         self._wake.set()
         if urgent:
             self._urgent.set()
+
+    def _next_pass(self) -> list[str] | None:
+        """What the next pass takes: None for every due message (asked for, or due every
+        ``sms_scan_seconds``), else up to a pass of the messages told of (none: no pass)."""
+        if self._everything or time.monotonic() - self._scanned_at >= self.settings.sms_scan_seconds:
+            self._everything = False
+            self._scanned_at = time.monotonic()
+            self._told.clear()  # the look finds them too (a full one is followed by the next)
+            return None
+        ids = list(itertools.islice(self._told, self.channel.pass_size))
+        for message_id in ids:
+            del self._told[message_id]
+        return ids
 
     async def run(self) -> None:
         """Deliver what is due, then sleep until woken or the next poll; until cancelled.
@@ -75,22 +100,29 @@ class SmsDispatcher:
             # (after its query) wakes the next pass instead of waiting for a poll interval.
             self._wake.clear()
             self._urgent.clear()
+            ids = self._next_pass()
+            tried = 0
             try:
                 what = f"SMS dispatch pass of up to {self.channel.pass_size} messages"
-                tried = await within(self.dispatch_due(), PASS_SECONDS, what)
+                if ids is None or ids:
+                    tried = await within(self.dispatch_due(ids), PASS_SECONDS, what)
             except Exception as err:  # database down or a bug: keep the worker alive
                 stop_if_cancelled(err)  # unless it is stopping (pymongo can turn a cancellation into its error)
                 log.warning("sms.dispatch_failed", error=repr(err))
-                tried = 0
-            if tried >= self.channel.pass_size:
-                continue  # a full pass: more may be due already
+                self._everything = True  # the messages of a failed pass are looked for again
+            if ids is None and tried >= self.channel.pass_size:
+                self._everything = True
+                continue  # a full look: more may be due already
+            if self._told:
+                continue  # more messages told of than a pass takes
             if not await wait_event(self._wake, self.settings.worker_poll_seconds):
                 continue  # the poll: retries that fell due
             if not self._urgent.is_set():
                 await wait_event(self._urgent, self.settings.sms_gather_seconds)
 
-    async def dispatch_due(self) -> int:
-        """One pass over the due messages (urgent ones first); returns how many were tried.
+    async def dispatch_due(self, ids: list[str] | None = None) -> int:
+        """One pass over the due messages (urgent ones first), or over those of ``ids`` that
+        are due; returns how many were tried.
 
         Whatever their number, the pass reads its messages, claims them, looks up their
         recipients, hands them to the channel and records them sent, one round trip each
@@ -98,9 +130,7 @@ class SmsDispatcher:
         A failed send is recorded on its own (its backoff), a message whose recipient is
         not known yet waits for their details."""
         now = datetime.now(UTC)
-        docs = await one_batch(self.messages.collection.find(
-            {"status": "pending", "next_attempt_at": {"$lte": stamp(now)}}
-        ).sort([("urgent", -1), ("next_attempt_at", 1)]), self.channel.pass_size).to_list()
+        docs = await (self._due() if ids is None else self._due_of(ids, now))
         if not docs:
             return 0
         claimed = await self._claim(docs, now)
@@ -130,6 +160,19 @@ class SmsDispatcher:
                                                    text=kept, mobile=mobile), message.correlation_id))
         await self.messages.execute_loaded(sent)
         return len(claimed)
+
+    async def _due(self) -> list[dict[str, Any]]:
+        """A pass of the due messages, urgent ones first (the status index)."""
+        return await one_batch(self.messages.collection.find(
+            {"status": "pending", "next_attempt_at": {"$lte": stamp(datetime.now(UTC))}}
+        ).sort([("urgent", -1), ("next_attempt_at", 1)]), self.channel.pass_size).to_list()
+
+    async def _due_of(self, ids: list[str], now: datetime) -> list[dict[str, Any]]:
+        """Those of the messages ``ids`` that are due, urgent ones first: read by ``_id`` only
+        (the primary key) and chosen here, so no plan can take the status index instead."""
+        docs = await one_batch(self.messages.collection.find({"_id": {"$in": ids}}), len(ids)).to_list()
+        due = [d for d in docs if d.get("status") == "pending" and d["next_attempt_at"] <= stamp(now)]
+        return sorted(due, key=lambda d: (not d.get("urgent"), d["next_attempt_at"]))
 
     async def _claim(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         """The messages of ``docs`` this pass holds: each one's next attempt moved one lease

@@ -162,12 +162,12 @@ async def compose(ctx: Notifications, event: CloudEvent) -> None:
     draft = draft_for(event.data, merchant_name)
     if draft is None:
         return
+    created = message_id(event.id, draft.template)
     await ctx.messages.execute(
-        message_id(event.id, draft.template),
-        create_message(draft, event, datetime.now(UTC), business_date_of(event, ctx.clock.today())),
+        created, create_message(draft, event, datetime.now(UTC), business_date_of(event, ctx.clock.today())),
         correlation_id=event.correlationid, cause=event,
     )
-    ctx.dispatcher.wake(urgent=draft.urgent)
+    ctx.dispatcher.wake(urgent=draft.urgent, ids=[created])
 
 
 HANDLERS: dict[type[EventData], EventHandler[Notifications]] = {
@@ -231,7 +231,7 @@ async def apply_batch(ctx: Notifications, events: list[CloudEvent]) -> list[Exce
         for applied in await ctx.messages.execute_batch(items):
             if applied.error is not None:
                 raise applied.error
-        ctx.dispatcher.wake(urgent=urgent)
+        ctx.dispatcher.wake(urgent=urgent, ids=[item[0] for item in items])
     return errors
 
 
