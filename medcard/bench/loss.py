@@ -61,7 +61,6 @@ async def measure(world: Cardholders, settings: Settings, *, parallel: int = 1) 
 
 
 async def _one(eco: Ecosystem, h: Holder) -> dict[str, Any]:
-    bank = eco.clients["bank"]
     headers = eco.auth(MERCHANT)
     sent = time.perf_counter()
     report = await eco.call("cards", "POST", "/v1/loss-reports/bank", who="teller", json={
@@ -74,7 +73,7 @@ async def _one(eco: Ecosystem, h: Holder) -> dict[str, Any]:
     codes: set[str] = set()
     while True:
         probe_sent = time.perf_counter()
-        resp = await bank.post("/v1/pos/authorisations", json=body, headers=headers)
+        resp = await eco.request("bank", "POST", "/v1/pos/authorisations", json=body, headers=headers)
         now = time.perf_counter()
         probes += 1
         probe_times.append(now - probe_sent)

@@ -33,7 +33,7 @@ async def warm_up(world: Cardholders) -> None:
     headers = world.eco.auth(MERCHANT)
 
     async def one(h: Any) -> None:
-        resp = await world.eco.clients["bank"].post("/v1/pos/authorisations", json=pos_body(h), headers=headers)
+        resp = await world.eco.request("bank", "POST", "/v1/pos/authorisations", json=pos_body(h), headers=headers)
         resp.raise_for_status()
 
     await gather_limited(world.pos, one, 16)

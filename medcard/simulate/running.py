@@ -27,7 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from services.identity.domain import staff_key
 from services.identity.config import OPERATOR_PASSWORD_KEY
@@ -126,7 +126,7 @@ async def open_ecosystem(stack: RunningStack, settings: Settings, operator_passw
         for name, url in stack.urls.items():
             try:
                 await eco.call(name, "GET", "/ready", retries=3)
-            except (UnexpectedAnswer, httpx.HTTPError) as err:
+            except (UnexpectedAnswer, aiohttp.ClientError) as err:
                 raise CannotDrive(f"{name} at {url} is not ready: {err}") from None
         try:
             await eco.login_operator()

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from medcard.simulate.client import READ_500_TRIES, Ecosystem, UnexpectedAnswer, once_known
+from medcard.simulate.client import READ_500_TRIES, Answer, Ecosystem, Transport, UnexpectedAnswer, once_known
+
+
+def _in_process(app: FastAPI) -> Transport:
+    """The requests to the app in this process (no sockets), answered as over HTTP."""
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://identity")
+
+    async def send(service: str, method: str, path: str, headers: dict[str, str], json: Any,
+                   params: dict[str, Any] | None) -> Answer:
+        resp = await client.request(method, path, headers=headers, json=json, params=params)
+        return Answer(resp.status_code, resp.text)
+    return send
 
 
 def _eco(failures: int) -> tuple[Ecosystem, list[str]]:
@@ -29,10 +40,7 @@ def _eco(failures: int) -> tuple[Ecosystem, list[str]]:
         seen.append("POST")
         return JSONResponse({"error": "internal"}, status_code=500)
 
-    eco = Ecosystem({"identity": "http://identity"}, "pw")
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://identity")
-    eco.pools["identity"], eco.clients["identity"] = [client], client
-    eco._turn["identity"] = itertools.cycle([client])
+    eco = Ecosystem({"identity": "http://identity"}, "pw", transport=_in_process(app))
     return eco, seen
 
 
@@ -71,9 +79,7 @@ def _guarded() -> tuple[Ecosystem, list[str]]:
         return JSONResponse({"error": "unauthorized", "detail": "invalid token"}, status_code=401)
 
     eco, _ = _eco(failures=0)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://identity")
-    eco.pools["identity"], eco.clients["identity"] = [client], client
-    eco._turn["identity"] = itertools.cycle([client])
+    eco.transport = _in_process(app)
 
     async def login() -> str:
         await asyncio.sleep(0.01)  # the other requests meet the expiry meanwhile
