@@ -5,6 +5,7 @@ role, to a route."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Self
 
@@ -94,8 +95,9 @@ class Bank:
         ``card_index``: a restarted bank read each card again at its first swipe (100,000
         reads in the first half hour of the 100,000-person run, each a round trip while a
         terminal waits). An error leaves the cache to fill swipe by swipe, as before."""
+        cursor = self.card_index.find({}, {"person_id": 1}, batch_size=WARM_BATCH)  # one cursor, once
         try:
-            async for doc in self.card_index.find({}, {"person_id": 1}, batch_size=WARM_BATCH).limit(KNOWN_LIMIT):
+            async for doc in cursor:
                 if len(self.known_cards) >= KNOWN_LIMIT:
                     break
                 self.known_cards.setdefault(doc["_id"], doc["person_id"])
@@ -103,6 +105,9 @@ class Bank:
             stop_if_cancelled(err)
             log.warning("bank.card_cache_not_warmed", error=repr(err), cards=len(self.known_cards))
             return
+        finally:
+            with contextlib.suppress(Exception):
+                await cursor.close()
         log.info("bank.card_cache_warmed", cards=len(self.known_cards))
 
     async def merchant(self, merchant_id: str) -> Merchant | None:
