@@ -28,11 +28,13 @@ class NotificationSettings(Settings):
     """A message that is not urgent waits at most this long for others to go out with it in
     one dispatch pass (a pass costs about six database commands, whatever its size); an
     urgent one (a one-time code, a fraud alert) goes at once."""
-    sms_scan_seconds: float = Field(5.0, gt=0, le=300)
-    """How often a dispatch pass looks for every due message (retries after their backoff,
-    messages left by a crash or by another replica); in between, a pass takes the messages
-    this process created or was told of, read by id. The look for every due message reads
-    the status index, which holds every dead version of a message until the next vacuum."""
+    sms_scan_seconds: float = Field(30.0, gt=0, le=300)
+    """How often a dispatch pass looks for every due message (those left by a crash or by
+    another replica); in between, a pass takes the messages this process was told of (created,
+    released by their recipient's details, resent by an operator, due again after a failed
+    attempt's backoff), read by id. The look for every due message reads the status index,
+    which holds every dead version of a message until the next vacuum (50,000 entries a look in
+    the 100,000-person run)."""
     webhook_timeout_seconds: float = 10.0
     webhook_backoff_seconds: float = 1.0
     webhook_backoff_max_seconds: float = 300.0

@@ -61,6 +61,7 @@ class SmsDispatcher:
         self._told: dict[str, None] = {}  # the messages a pass should take by id, oldest first
         self._everything = True  # the next pass looks for every due message
         self._scanned_at = -math.inf
+        self._retries: set[asyncio.TimerHandle] = set()  # wakes for retries after their backoff
 
     def wake(self, *, urgent: bool = True, ids: Iterable[str] | None = None) -> None:
         """Messages are due: the next pass starts at once if one is ``urgent``, else within
@@ -95,6 +96,14 @@ class SmsDispatcher:
         that is not urgent first gathers the others for ``sms_gather_seconds`` (in the
         100,000-person run nine SMS a second came in as many passes); an urgent one (a code,
         a fraud alert) cuts the gathering short."""
+        try:
+            await self._passes()
+        finally:
+            for handle in self._retries:
+                handle.cancel()
+            self._retries.clear()
+
+    async def _passes(self) -> None:
         while True:
             # Cleared before the pass, never after it: a message created while the pass runs
             # (after its query) wakes the next pass instead of waiting for a poll interval.
@@ -116,7 +125,7 @@ class SmsDispatcher:
             if self._told:
                 continue  # more messages told of than a pass takes
             if not await wait_event(self._wake, self.settings.worker_poll_seconds):
-                continue  # the poll: retries that fell due
+                continue  # the poll: a look for every due message may be due
             if not self._urgent.is_set():
                 await wait_event(self._urgent, self.settings.sms_gather_seconds)
 
@@ -214,7 +223,7 @@ class SmsDispatcher:
             await self.messages.execute(doc["_id"], contact_arrived(now=datetime.now(UTC)),
                                         correlation_id=doc["correlation_id"])
         if waiting:
-            self.wake()  # they waited already
+            self.wake(ids=[doc["_id"] for doc in waiting])  # they waited already
         return len(waiting)
 
     async def _await_contact(self, message: Message) -> None:
@@ -235,6 +244,20 @@ class SmsDispatcher:
             loaded=doc)
         log.warning("sms.attempt_failed", message_id=message.message_id, error=str(err),
                     status=outcome.state.status if outcome.state else None)
+        state = outcome.state
+        if state is not None and state.status == "pending" and state.next_attempt_at is not None:
+            self._retry_at(str(doc["_id"]), state.next_attempt_at)
+
+    def _retry_at(self, message_id: str, at: datetime) -> None:
+        """Wake for the message when its backoff ends: its retry is told of, not left to the
+        next look for every due message (``sms_scan_seconds`` apart)."""
+        delay = max(0.0, (at - datetime.now(UTC)).total_seconds())
+
+        def wake() -> None:
+            self._retries.discard(handle)
+            self.wake(ids=[message_id])
+        handle = asyncio.get_running_loop().call_later(delay, wake)
+        self._retries.add(handle)
 
     def _texts(self, message: Message, name: str, language: Language) -> tuple[str, str]:
         """The text for the phone, and the text kept with the message: the same, except that

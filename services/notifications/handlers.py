@@ -66,7 +66,7 @@ async def resend_message(ctx: Notifications, operator: Principal, message_id: st
     decide = resend_failed(message_id, now=datetime.now(UTC), by=operator.sub)
     outcome = await ctx.messages.execute(message_id, decide, correlation_id=correlation_id)
     assert outcome.state is not None
-    ctx.dispatcher.wake()
+    ctx.dispatcher.wake(ids=[message_id])
     return outcome.state
 
 

@@ -525,3 +525,35 @@ async def test_a_pass_told_of_its_messages_takes_those_by_id_and_the_periodic_lo
         assert await db["sms_outbox"].count_documents({}) == 9, "each message sent once"
     finally:
         await client.close()
+
+
+async def test_a_failed_attempt_is_tried_again_when_its_backoff_ends_not_at_the_next_full_look(
+    settings: Settings,
+) -> None:
+    """The dispatcher wakes for a failed message when its backoff ends: with the look for
+    every due message five minutes apart, the retry still goes out at once."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        db = client[settings.database("notifications")]
+        store = AggregateStore(db["messages"], service="notifications", state_type=Message)
+        config = notification_settings(settings).model_copy(update={
+            "sms_scan_seconds": 300.0, "worker_poll_seconds": 0.05, "sms_backoff_seconds": 0.2})
+        dispatcher = SmsDispatcher(config, messages=store, recipients=db["recipients"],
+                                   channel=SmsGatewaySimulator(db["sms_outbox"], fail_next=2))
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await asyncio.sleep(0.2)  # the first look, before any message
+            await due_messages(db, store, 1)
+            dispatcher.wake(ids=["M0"])
+
+            async def sent() -> bool:
+                doc = await db["messages"].find_one({"_id": "M0"})
+                return doc is not None and doc["status"] == "sent"
+            await eventually(sent, timeout=WAIT)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        doc = await db["messages"].find_one({"_id": "M0"})
+        assert doc is not None and doc["attempts"] == 3, "two failed attempts, then the one that went out"
+    finally:
+        await client.close()
