@@ -60,7 +60,7 @@ async def once_known(call: Callable[[], Awaitable[T]], unknown: str, within: flo
             await asyncio.sleep(0.05)
 
 
-READ_500_TRIES = 6
+READ_500_TRIES = 12
 """How many times a read answered 500 is tried in all before the run reports it."""
 SENSITIVE = frozenset({"password", "pin", "old_pin", "new_pin", "id_number"})
 """Request fields whose values must never show up in events, logs or stored documents."""
@@ -80,6 +80,8 @@ class Ecosystem:
     """One keep-alive session per service (see ``open``)."""
     transport: Transport | None = None
     """Sends the requests instead of the sessions (tests: an app in the same process)."""
+    wait_scale: float = 1.0
+    """Scales the waits between tries of a request (tests: shorter)."""
     tokens: dict[str, str] = field(default_factory=dict)
     typed: set[str] | None = None
     """When a set: every password, PIN and ID number sent to a service is added to it,
@@ -135,16 +137,17 @@ class Ecosystem:
         is safe: a read, or a command the service says it did not apply. A command whose
         outcome the service cannot tell (its database connection was lost mid-write) is
         not retried blindly: it could be applied twice. A read that meets a 500 is tried again
-        up to ``READ_500_TRIES`` times: FerretDB has answered one ``count`` with an internal
-        error ("tuple offset out of range") once in a 1,000-person run, and three times in a
-        row (0.3 s) to the first drain check of a resumed 100,000-person run, which a read again
-        mends (six tries: some 3 s);
-        a read that keeps failing is still reported."""
+        up to ``READ_500_TRIES`` times, the waits doubling to 5 s (some 30 s in all): DocumentDB
+        answers a ``count`` or a read now and then with an internal error ("tuple offset out of
+        range: 0"), and it sticks to one of FerretDB's PostgreSQL connections for seconds (37
+        times in 7 s on day 183 of the 100,000-person run, whose drain check gave up after six
+        tries in 3 s); a read again on another connection mends it. A read that keeps failing
+        is still reported."""
         if self.typed is not None:
             for values in (kwargs.get("json"), kwargs.get("params")):
                 if isinstance(values, dict):
                     self.typed.update(str(v) for k, v in values.items() if k in SENSITIVE and v)
-        delay = 0.1
+        delay = 0.1 * self.wait_scale
         errors_500 = 0
         renewed = False
         for _ in range(retries):
@@ -155,12 +158,12 @@ class Ecosystem:
                 if method != "GET" and "nothing was changed" not in resp.text:
                     raise UnexpectedAnswer(f"{method} {service}{path} -> 503 with an unknown outcome: {resp.text[:300]}")
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, 2.0 * self.wait_scale)
                 continue
             if resp.status_code == 500 and method == "GET" and errors_500 < READ_500_TRIES - 1:
                 errors_500 += 1
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, 5.0 * self.wait_scale)
                 continue
             if resp.status_code == 401 and who in self.logins and not renewed and "token_expired" in resp.text:
                 await self._renew(who, token)

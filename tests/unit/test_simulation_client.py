@@ -40,7 +40,7 @@ def _eco(failures: int) -> tuple[Ecosystem, list[str]]:
         seen.append("POST")
         return JSONResponse({"error": "internal"}, status_code=500)
 
-    eco = Ecosystem({"identity": "http://identity"}, "pw", transport=_in_process(app))
+    eco = Ecosystem({"identity": "http://identity"}, "pw", transport=_in_process(app), wait_scale=0.01)
     return eco, seen
 
 
