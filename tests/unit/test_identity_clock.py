@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 
 import pytest
 
 from services.identity.clock import ClockState, advance, catch_up
-from services.identity.followers import services_behind
+from services.identity.config import IdentitySettings
+from services.identity.followers import ClockFollowers, services_behind
 from shared.domain import Conflict, Invalid
 from shared.events import BusinessDateAdvanced, MonthEnded
 
@@ -91,3 +95,42 @@ def test_a_service_is_behind_until_its_clock_group_has_committed_up_to_the_end_o
     assert services_behind(committed, 12) == ["bank", "notifications"]
     assert services_behind({"cards": 12, "bank": 13, "notifications": 12}, 12) == []
     assert services_behind({"cards": None}, 0) == []  # nothing on the clock topic yet
+
+
+def _stubborn(hold: float, calls: list[float]) -> Callable[[], Awaitable[bool]]:
+    """A ``published`` that never sees the advance on the topic and, like a library that
+    turns a cancellation into a retry, ignores cancellations for ``hold`` seconds (a look
+    polling on 3 s after it was called first is told to stop by an error)."""
+    async def published() -> bool:
+        calls.append(time.monotonic())
+        if calls[-1] - calls[0] > 3.0:
+            raise RuntimeError("the test is over")
+        until = time.monotonic() + hold
+        while (left := until - time.monotonic()) > 0:
+            try:
+                await asyncio.sleep(left)
+            except asyncio.CancelledError:
+                continue
+        return False
+    return published
+
+
+@pytest.mark.parametrize("hold", [0.0, 0.05, 1.0])
+async def test_the_wait_for_the_followers_answers_at_its_bound_whatever_the_look_does(hold: float) -> None:
+    """Nothing is published (the broker is down): the wait names every service behind at its
+    bound, even when the look swallows the timeout's cancellation (a clock advance once got no
+    answer in 60 s that way), and the look then stops polling by itself."""
+    followers = ClockFollowers(IdentitySettings(environment="test", namespace="followers"))
+    calls: list[float] = []
+    started = time.monotonic()
+    waiting = asyncio.ensure_future(followers.wait(_stubborn(hold, calls), 0.3))
+    done, _ = await asyncio.wait({waiting}, timeout=2.0)
+    took = time.monotonic() - started
+    assert done, "no answer in 2 s"
+    behind = waiting.result()
+    assert behind == sorted(followers.groups) == ["bank", "cards", "notifications"]
+    assert 0.3 <= took < 0.6, took
+    await asyncio.sleep(hold + 0.2)
+    seen = len(calls)
+    await asyncio.sleep(0.2)
+    assert len(calls) == seen  # the look has ended: it does not poll on after the answer
