@@ -153,7 +153,7 @@ class AggregateStore(Generic[S]):
         if not aggregate_ids:
             return []
         ids = sorted(set(aggregate_ids))  # in one batch: more than 101 would take a getMore
-        docs = await one_batch(self.collection.find({"_id": {"$in": ids}}), len(ids)).to_list()
+        docs = await one_batch(self.collection.find({"_id": {"$in": ids}}), len(ids))
         found = {d["_id"]: d for d in docs}
         return [found.get(a) for a in aggregate_ids]
 

@@ -318,7 +318,7 @@ class OutboxRelay:
             known[doc["_id"]] = doc
 
     async def _read(self, coll: AsyncCollection[Doc], query: Doc) -> list[Doc]:
-        return await within(one_batch(coll.find(query, FIELDS), BATCH_DOCS).to_list(), STEP_SECONDS,
+        return await within(one_batch(coll.find(query, FIELDS), BATCH_DOCS), STEP_SECONDS,
                             f"relay {self.name}: reading pending events of {coll.name}", NetworkTimeout)
 
     async def _hand_over(self, name: str, docs: list[Doc]) -> int:

@@ -206,7 +206,7 @@ async def apply_pending_losses(bank: Bank, event: CloudEvent) -> int:
     accounts, seen, after = bank.accounts, 0, ""
     decide = domain.apply_pending_losses(datetime.now(UTC))
     while docs := await one_batch(accounts.collection.find({"losses_pending": True, "_id": {"$gt": after}})
-                                  .sort("_id", 1), MONTH_END_GROUP).to_list():
+                                  .sort("_id", 1), MONTH_END_GROUP):
         seen += await accounts.execute_many(docs, decide, correlation_id=event.correlationid, cause=event)
         after = docs[-1]["_id"]
     if seen:
@@ -231,7 +231,7 @@ async def run_month_end(bank: Bank, event: CloudEvent, data: MonthEnded) -> int:
         query = {**due, "_id": {"$gt": after}} if after is not None else due
         # By the _id index: each page goes on from the last, whatever the other index holds.
         return await one_batch(accounts.collection.find(query).sort("_id", 1).hint([("_id", 1)]),
-                               MONTH_END_GROUP).to_list()
+                               MONTH_END_GROUP)
 
     seen = 0
     docs = await page(None)

@@ -88,7 +88,7 @@ class SmsGatewaySimulator:
     async def sent_to(self, person_id: str | None, limit: int) -> list[dict[str, Any]]:
         """What the gateway delivered, oldest first (optionally to one person)."""
         query = {"person_id": person_id} if person_id else {}
-        return await one_batch(self.collection.find(query).sort("sent_at", 1), limit).to_list()
+        return await one_batch(self.collection.find(query).sort("sent_at", 1), limit)
 
 
 SEND_CONCURRENCY = 8

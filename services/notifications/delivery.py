@@ -174,12 +174,12 @@ class SmsDispatcher:
         """A pass of the due messages, urgent ones first (the status index)."""
         return await one_batch(self.messages.collection.find(
             {"status": "pending", "next_attempt_at": {"$lte": stamp(datetime.now(UTC))}}
-        ).sort([("urgent", -1), ("next_attempt_at", 1)]), self.channel.pass_size).to_list()
+        ).sort([("urgent", -1), ("next_attempt_at", 1)]), self.channel.pass_size)
 
     async def _due_of(self, ids: list[str], now: datetime) -> list[dict[str, Any]]:
         """Those of the messages ``ids`` that are due, urgent ones first: read by ``_id`` only
         (the primary key) and chosen here, so no plan can take the status index instead."""
-        docs = await one_batch(self.messages.collection.find({"_id": {"$in": ids}}), len(ids)).to_list()
+        docs = await one_batch(self.messages.collection.find({"_id": {"$in": ids}}), len(ids))
         due = [d for d in docs if d.get("status") == "pending" and d["next_attempt_at"] <= stamp(now)]
         return sorted(due, key=lambda d: (not d.get("urgent"), d["next_attempt_at"]))
 
@@ -193,7 +193,7 @@ class SmsDispatcher:
         result = await self.messages.collection.bulk_write(writes, ordered=False)
         if result.modified_count < len(docs):
             ours = {d["_id"] for d in await one_batch(self.messages.collection.find(
-                {"_id": {"$in": [d["_id"] for d in docs]}, "next_attempt_at": lease}, {"_id": 1}), len(docs)).to_list()}
+                {"_id": {"$in": [d["_id"] for d in docs]}, "next_attempt_at": lease}, {"_id": 1}), len(docs))}
             docs = [d for d in docs if d["_id"] in ours]
         for doc in docs:
             doc["next_attempt_at"] = lease  # as the claim left it: the later write is guarded on it
@@ -205,7 +205,7 @@ class SmsDispatcher:
             return {}
         out = {}
         ids = sorted(person_ids)  # in one batch: a pass of more than 101 would take a getMore
-        for doc in await one_batch(self.recipients.find({"_id": {"$in": ids}}), len(ids)).to_list():
+        for doc in await one_batch(self.recipients.find({"_id": {"$in": ids}}), len(ids)):
             recipient = Recipient.model_validate(doc)
             if recipient.mobile and recipient.name:
                 out[str(doc["_id"])] = (recipient.name, recipient.mobile, recipient.language)

@@ -77,7 +77,7 @@ class Notifications:
 
     async def messages_where(self, query: dict[str, Any], limit: int) -> list[Message]:
         """Messages matching ``query``, newest first."""
-        docs = await one_batch(self.messages.collection.find(query).sort("created_at", -1), limit).to_list()
+        docs = await one_batch(self.messages.collection.find(query).sort("created_at", -1), limit)
         return [Message.model_validate(d) for d in docs]
 
     async def recipient(self, person_id: str) -> Recipient:

@@ -64,7 +64,7 @@ class WebhookSender:
         delivered = False
         while True:
             heads = await one_batch(self.hub.deliveries.find(
-                {"webhook_id": sub["_id"], "status": "pending"}).sort("seq", 1), 1).to_list()
+                {"webhook_id": sub["_id"], "status": "pending"}).sort("seq", 1), 1)
             head = heads[0] if heads else None
             now = datetime.now(UTC)
             if head is None or head["next_attempt_at"] > now or not await self._claim(head, now):

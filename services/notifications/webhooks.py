@@ -215,7 +215,7 @@ class WebhookHub:
         query: dict[str, Any] = {"webhook_id": webhook_id}
         if status:
             query["status"] = status
-        return await one_batch(self.deliveries.find(query).sort("seq", -1), limit).to_list()
+        return await one_batch(self.deliveries.find(query).sort("seq", -1), limit)
 
     async def resend(self, webhook_id: str, delivery_id: str) -> dict[str, Any]:
         """A pending delivery is tried now; a delivered or cancelled one is enqueued again."""
@@ -240,7 +240,7 @@ class WebhookHub:
         check_replay_range(since, until)
         sub = await self.get(webhook_id)
         found = await one_batch(self.events.find({"time": {"$gte": stamp(since), "$lt": stamp(until)}}, {"type": 1})
-                                .sort([("time", 1), ("received_at", 1)]), REPLAY_LIMIT + 1).to_list()
+                                .sort([("time", 1), ("received_at", 1)]), REPLAY_LIMIT + 1)
         check_replay_size(len(found), REPLAY_LIMIT)
         count = 0
         for event in found:

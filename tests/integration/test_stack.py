@@ -146,7 +146,7 @@ async def test_reads_in_one_batch_and_counts_keep_their_postgresql_connection(st
 
         async def ours() -> None:
             # More than a first batch's 101: one batch holds them all.
-            assert len(await one_batch(docs.find({"status": "pending"}).sort("due", 1), 250).to_list()) == 250
+            assert len(await one_batch(docs.find({"status": "pending"}).sort("due", 1), 250)) == 250
             assert await count(docs, {"status": "pending"}) == 300
             # Every match, sorted here rather than by the server: no cursor holds a connection.
             assert len(sorted(await docs.find({"status": "pending"}).to_list(), key=lambda d: d["due"])) == 300
