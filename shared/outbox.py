@@ -22,7 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from .database import DUPLICATE_KEY, one_batch, write_conflict
+from .database import DUPLICATE_KEY, flag_index, one_batch, write_conflict
 from .domain import Decision
 from .events import ENVELOPES, SPECVERSION, CloudEvent, EventData
 from .projection import already_applied, seq_key
@@ -130,7 +130,9 @@ class AggregateStore(Generic[S]):
         self.on_saved = on_saved
 
     async def create_indexes(self) -> None:
-        await self.collection.create_index("pending")
+        """The relay's index of the documents whose outbox holds events (``flag_index``: a
+        document the relay has cleared, nearly all of them, has no entry in it)."""
+        await flag_index(self.collection, "pending")
 
     def state_of(self, doc: dict[str, Any] | None) -> S | None:
         """The aggregate's state in a document read from the collection."""

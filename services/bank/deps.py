@@ -16,6 +16,7 @@ from shared.app import configure
 from shared.auth import Principal, require_roles
 from shared.bounded import stop_if_cancelled
 from shared.clock import BusinessClock
+from shared.database import flag_index
 from shared.domain import NotFound
 from shared.logging import get_logger
 from shared.outbox import AggregateStore
@@ -76,8 +77,8 @@ class Bank:
     async def setup(self) -> None:
         """Indexes for the month end and the held list; load the business date."""
         await self.accounts.collection.create_index("credit_due_from")
-        await self.accounts.collection.create_index("losses_pending")
-        await self.accounts.collection.create_index("held")
+        await flag_index(self.accounts.collection, "losses_pending")
+        await flag_index(self.accounts.collection, "held")
         await self.ledger_archive.create_index("person_id")
         await self.clock.load()
 

@@ -17,6 +17,7 @@ from shared.app import configure
 from shared.auth import Principal, Role, require_roles
 from shared.calendar import BusinessCalendar
 from shared.clock import BusinessClock
+from shared.database import flag_index
 from shared.guard import RateLimits
 from shared.ids import presented_digest
 from shared.outbox import AggregateStore
@@ -94,7 +95,7 @@ class Cards:
 
         async def setup() -> None:
             await ctx.clock.load()
-            await ctx.holders.collection.create_index("in_production")
+            await flag_index(ctx.holders.collection, "in_production")
             await ctx.limits.create_indexes()
 
         runtime.setup_hooks.append(setup)

@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.database import count, one_batch
+from shared.outbox import AggregateStore
 from shared.settings import Settings
 
 pytestmark = pytest.mark.infra
@@ -89,3 +92,29 @@ async def test_the_server_uses_the_index(indexed: Any) -> None:
     assert "k_1_n_1" in await _index_used(coll, {"k": "v7"})
     assert "_id_" in await _index_used(coll, {"_id": {"$in": ["d1", "d2", "bulk9"]}})
     assert "k_1_n_1" not in await _index_used(coll, {"other": "abc"})  # a field it does not cover
+
+
+class _Held(BaseModel):
+    n: int = 0
+
+
+async def test_the_relays_index_holds_only_documents_with_events_to_publish(settings: Settings) -> None:
+    """The outbox index is partial (a cleared document has no entry in it), a full one from
+    before is replaced, and the relay's query for pending documents is answered from it."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    coll = client[settings.database("queries")]["outboxes"]
+    try:
+        await coll.create_index("pending")  # as every store had it before
+        store = AggregateStore(coll, service="queries", state_type=_Held)
+        await store.create_indexes()
+        await store.create_indexes()  # at every start: nothing to change the second time
+        info = await coll.index_information()
+        assert info["pending_1"]["partialFilterExpression"] == {"pending": True}
+        assert [name for name, spec in info.items() if spec["key"] == [("pending", 1)]] == ["pending_1"]
+        await coll.insert_many([{"_id": f"d{i}", "pending": i % 500 == 0, "outbox": []} for i in range(3000)])
+        assert "pending_1" in await _index_used(coll, {"pending": True})
+        assert await count(coll, {"pending": True}) == 6
+        assert {d["_id"] for d in await one_batch(coll.find({"pending": True}), 100)} == \
+            {f"d{i}" for i in range(0, 3000, 500)}
+    finally:
+        await client.close()
