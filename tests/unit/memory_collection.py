@@ -57,6 +57,12 @@ class MemoryCursor:
         self.most: int | None = None
         self.found: list[Doc] | None = None
 
+    def clone(self) -> MemoryCursor:
+        """The same query, not yet run (as pymongo's ``clone``)."""
+        again = MemoryCursor(self.collection, self.query)
+        again.most = self.most
+        return again
+
     def limit(self, n: int) -> MemoryCursor:
         self.most = abs(n)  # negative: the same documents, in one batch (as pymongo sends it)
         return self
