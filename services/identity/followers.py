@@ -84,10 +84,10 @@ class ClockFollowers:
         the broker was back (60 s and more: the fault suite's simulation, 3 of 4 runs)."""
         look = _Look(sorted(self.groups), asyncio.get_running_loop().time() + seconds)
         task = asyncio.ensure_future(self._look(published, look))
+        task.add_done_callback(_consumed)  # also when this wait is itself cancelled (the request was)
         done, _ = await asyncio.wait({task}, timeout=seconds)
         if not done:
             task.cancel()
-            task.add_done_callback(_consumed)
             look.abandoned = True
         error = None if not done or task.cancelled() else task.exception()
         if error is not None:  # the clock has moved: the answer must still come, naming them all
