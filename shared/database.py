@@ -91,6 +91,7 @@ async def one_batch(cursor: AsyncCursor[Doc], limit: int) -> list[Doc]:
 
 
 DUPLICATE_KEY = 11000
+INDEX_NOT_FOUND = 27
 
 
 async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> None:
@@ -104,6 +105,10 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> None:
             raise
 
 
+FLAG_INDEX_TRIES = 5
+"""Tries of ``flag_index`` when replicas starting together race on the index."""
+
+
 async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:
     """An index of the documents whose ``field`` is true, for the reads of ``{field: True}``
     (``field_1``, partial): the documents where it is false have no entry. DocumentDB writes
@@ -113,10 +118,20 @@ async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:
     PostgreSQL CPU per write of an outbox cycle (229 against 300 µs, 48,000 writes on a
     collection of three indexes, measured here). A full index of before is replaced."""
     name = f"{field}_1"
-    spec = (await collection.index_information()).get(name)
-    if spec is not None and spec.get("partialFilterExpression") != {field: True}:
-        await collection.drop_index(name)
-    await collection.create_index(field, name=name, partialFilterExpression={field: True})
+    for attempt in range(FLAG_INDEX_TRIES):
+        try:
+            spec = (await collection.index_information()).get(name)
+            if spec is not None and spec.get("partialFilterExpression") != {field: True}:
+                await collection.drop_index(name)
+            await collection.create_index(field, name=name, partialFilterExpression={field: True})
+            return
+        except OperationFailure as err:
+            # Replicas starting together: one may drop what another just dropped or made, and
+            # PostgreSQL may end one of two index changes as a deadlock; both are tried again.
+            raced = err.code == INDEX_NOT_FOUND or "deadlock detected" in str(err)
+            if not raced or attempt == FLAG_INDEX_TRIES - 1:
+                raise
+        await asyncio.sleep(0.05 * (attempt + 1))
 
 
 READ_AGAIN_SECONDS = 10.0

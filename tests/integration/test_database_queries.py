@@ -5,6 +5,7 @@ winning plan has an ``IXSCAN``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -106,8 +107,11 @@ async def test_the_relays_index_holds_only_documents_with_events_to_publish(sett
     try:
         await coll.create_index("pending")  # as every store had it before
         store = AggregateStore(coll, service="queries", state_type=_Held)
-        await store.create_indexes()
-        await store.create_indexes()  # at every start: nothing to change the second time
+        await asyncio.gather(store.create_indexes(), store.create_indexes())  # two replicas starting
+        await store.create_indexes()  # at every start: nothing to change the next time
+        fresh = AggregateStore(client[settings.database("queries")]["fresh"], service="queries", state_type=_Held)
+        await asyncio.gather(fresh.create_indexes(), fresh.create_indexes())  # a new deployment's replicas
+        assert (await fresh.collection.index_information())["pending_1"]["partialFilterExpression"] == {"pending": True}
         info = await coll.index_information()
         assert info["pending_1"]["partialFilterExpression"] == {"pending": True}
         assert [name for name, spec in info.items() if spec["key"] == [("pending", 1)]] == ["pending_1"]
