@@ -105,8 +105,14 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> None:
             raise
 
 
-FLAG_INDEX_TRIES = 5
-"""Tries of ``flag_index`` when replicas starting together race on the index."""
+FLAG_INDEX_SECONDS = 3.0
+"""How long ``flag_index`` tries again when replicas starting together race on the index."""
+
+
+def _raced_on_index(err: OperationFailure) -> bool:
+    """Replicas starting together: one may drop what another just dropped or made, and
+    PostgreSQL may end one of two index changes as a deadlock."""
+    return err.code == INDEX_NOT_FOUND or "deadlock detected" in str(err)
 
 
 async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:
@@ -118,43 +124,47 @@ async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:
     PostgreSQL CPU per write of an outbox cycle (229 against 300 µs, 48,000 writes on a
     collection of three indexes, measured here). A full index of before is replaced."""
     name = f"{field}_1"
-    for attempt in range(FLAG_INDEX_TRIES):
+
+    async def make() -> None:
+        spec = (await collection.index_information()).get(name)
+        if spec is not None and spec.get("partialFilterExpression") != {field: True}:
+            await collection.drop_index(name)
+        await collection.create_index(field, name=name, partialFilterExpression={field: True})
+    await ask_again(make, when=_raced_on_index, seconds=FLAG_INDEX_SECONDS)
+
+
+async def ask_again(action: Callable[[], Awaitable[T]], *, when: Callable[[OperationFailure], bool],
+                    seconds: float) -> T:
+    """``action()``, done again (the waits doubling from 20 ms to 1 s) for at most
+    ``seconds`` while it fails with an OperationFailure that ``when`` accepts; any other
+    error, or an accepted one past ``seconds``, is raised."""
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while True:
         try:
-            spec = (await collection.index_information()).get(name)
-            if spec is not None and spec.get("partialFilterExpression") != {field: True}:
-                await collection.drop_index(name)
-            await collection.create_index(field, name=name, partialFilterExpression={field: True})
-            return
+            return await action()
         except OperationFailure as err:
-            # Replicas starting together: one may drop what another just dropped or made, and
-            # PostgreSQL may end one of two index changes as a deadlock; both are tried again.
-            raced = err.code == INDEX_NOT_FOUND or "deadlock detected" in str(err)
-            if not raced or attempt == FLAG_INDEX_TRIES - 1:
+            if not when(err) or time.monotonic() + delay > deadline:
                 raise
-        await asyncio.sleep(0.05 * (attempt + 1))
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 READ_AGAIN_SECONDS = 10.0
 """How long a read that DocumentDB failed with "tuple offset out of range" is asked again."""
 
 
+def _tuple_offset(err: OperationFailure) -> bool:
+    return "tuple offset out of range" in str(err)
+
+
 async def read_again(read: Callable[[], Awaitable[T]], seconds: float = READ_AGAIN_SECONDS) -> T:
-    """``read()``, asked again (the waits doubling from 20 ms to 1 s) for at most ``seconds``
-    while DocumentDB (0.106) fails it with "tuple offset out of range": now and then a count
-    or a find over an index that concurrent writes are changing fails so, and the error sticks
-    to the PostgreSQL backend that met it for seconds (36 failures from one backend in 7 s,
-    day 183 of the 100,000-person simulation: six tries in 0.6 s were not enough). Any other
-    error, or this one past ``seconds``, is raised."""
-    deadline = time.monotonic() + seconds
-    delay = 0.02
-    while True:
-        try:
-            return await read()
-        except OperationFailure as err:
-            if "tuple offset out of range" not in str(err) or time.monotonic() + delay > deadline:
-                raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+    """``read()``, asked again (``ask_again``) for at most ``seconds`` while DocumentDB
+    (0.106) fails it with "tuple offset out of range": now and then a count or a find over
+    an index that concurrent writes are changing fails so, and the error sticks to the
+    PostgreSQL backend that met it for seconds (36 failures from one backend in 7 s, day
+    183 of the 100,000-person simulation: six tries in 0.6 s were not enough)."""
+    return await ask_again(read, when=_tuple_offset, seconds=seconds)
 
 
 async def count(collection: AsyncCollection[Doc], query: dict[str, Any]) -> int:

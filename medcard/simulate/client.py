@@ -26,17 +26,18 @@ REQUEST_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Answer:
-    """A service's answer: its status code and body."""
+    """A service's answer: its status code and body (and the request, to name it)."""
 
     status_code: int
     text: str
+    request: str = "a request"
 
     def json(self) -> Any:
         return json.loads(self.text)
 
     def raise_for_status(self) -> None:
         if self.status_code >= 400:
-            raise UnexpectedAnswer(f"-> {self.status_code}: {self.text[:300]}")
+            raise UnexpectedAnswer(f"{self.request} -> {self.status_code}: {self.text[:300]}")
 
 
 Transport = Callable[[str, str, str, dict[str, str], Any, "dict[str, Any] | None"], Awaitable[Answer]]
@@ -60,8 +61,10 @@ async def once_known(call: Callable[[], Awaitable[T]], unknown: str, within: flo
             await asyncio.sleep(0.05)
 
 
-READ_500_TRIES = 12
-"""How many times a read answered 500 is tried in all before the run reports it."""
+READ_500_TRIES = 3
+"""How many times a read answered 500 is tried in all before the run reports it (the services
+themselves ask DocumentDB again for 10 s when it fails a read with its known glitch:
+``shared.database.read_again``)."""
 SENSITIVE = frozenset({"password", "pin", "old_pin", "new_pin", "id_number"})
 """Request fields whose values must never show up in events, logs or stored documents."""
 
@@ -124,7 +127,7 @@ class Ecosystem:
             # (a service behind a proxy, ``http://gateway/identity``) keeps it.
             async with self.sessions[service].request(method, self.urls[service].rstrip("/") + path,
                                                       headers=headers, json=json, params=params) as resp:
-                return Answer(resp.status, await resp.text())
+                return Answer(resp.status, await resp.text(), f"{method} {service}{path}")
         except TimeoutError as err:  # aiohttp's own message does not say which request
             raise UnexpectedAnswer(f"{method} {service}{path}: no answer in time ({type(err).__name__})") from err
 
@@ -136,13 +139,12 @@ class Ecosystem:
         """One request; a 503 (a server briefly unavailable) is retried with backoff when that
         is safe: a read, or a command the service says it did not apply. A command whose
         outcome the service cannot tell (its database connection was lost mid-write) is
-        not retried blindly: it could be applied twice. A read that meets a 500 is tried again
-        up to ``READ_500_TRIES`` times, the waits doubling to 5 s (some 30 s in all): DocumentDB
-        answers a ``count`` or a read now and then with an internal error ("tuple offset out of
-        range: 0"), and it sticks to one of FerretDB's PostgreSQL connections for seconds (37
-        times in 7 s on day 183 of the 100,000-person run, whose drain check gave up after six
-        tries in 3 s); a read again on another connection mends it. A read that keeps failing
-        is still reported."""
+        not retried blindly: it could be applied twice. A read that meets a 500 is tried
+        ``READ_500_TRIES`` times in all: DocumentDB answers a ``count`` or a read now and then
+        with an internal error ("tuple offset out of range: 0") that sticks to one of FerretDB's
+        PostgreSQL connections for seconds (37 times in 7 s on day 183 of the 100,000-person
+        run); the services ask it again for 10 s themselves before they answer 500, so a few
+        tries more here are enough. A read that keeps failing is reported within seconds."""
         if self.typed is not None:
             for values in (kwargs.get("json"), kwargs.get("params")):
                 if isinstance(values, dict):

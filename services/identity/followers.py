@@ -42,7 +42,6 @@ class _Look:
     deadline: float
     """The event loop's time when the wait ends."""
     connected: bool = False
-    abandoned: bool = False
 
 
 def _consumed(task: asyncio.Future[None]) -> None:
@@ -87,8 +86,7 @@ class ClockFollowers:
         task.add_done_callback(_consumed)  # also when this wait is itself cancelled (the request was)
         done, _ = await asyncio.wait({task}, timeout=seconds)
         if not done:
-            task.cancel()
-            look.abandoned = True
+            task.cancel()  # if swallowed, the look still ends: its deadline has passed
         error = None if not done or task.cancelled() else task.exception()
         if error is not None:  # the clock has moved: the answer must still come, naming them all
             transient = isinstance(error, TRANSIENT_KAFKA_ERRORS)
@@ -104,7 +102,7 @@ class ClockFollowers:
         """Follow the advance until every running group has applied it, or ``look.deadline``."""
         clock = asyncio.get_running_loop().time
         while not await published():
-            if clock() >= look.deadline or look.abandoned:
+            if clock() >= look.deadline:
                 return
             await asyncio.sleep(POLL_SECONDS)
         admin, ends = await self._clients()
@@ -112,7 +110,7 @@ class ClockFollowers:
         end = (await ends.end_offsets([self.partition]))[self.partition]
         while (behind := services_behind(await self._committed(admin), end)) and await self._running(admin, behind):
             look.behind = behind
-            if clock() >= look.deadline or look.abandoned:
+            if clock() >= look.deadline:
                 return
             await asyncio.sleep(POLL_SECONDS)
         look.behind = behind

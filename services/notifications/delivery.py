@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -60,7 +59,7 @@ class SmsDispatcher:
         self._urgent = asyncio.Event()
         self._told: dict[str, None] = {}  # the messages a pass should take by id, oldest first
         self._everything = True  # the next pass looks for every due message
-        self._scanned_at = -math.inf
+        self._scanned_at = 0.0  # the first pass looks for everything (``_everything``)
         self._retries: set[asyncio.TimerHandle] = set()  # wakes for retries after their backoff
 
     def wake(self, *, urgent: bool = True, ids: Iterable[str] | None = None) -> None:

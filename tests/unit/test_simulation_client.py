@@ -133,3 +133,9 @@ def test_a_thing_not_known_yet_is_asked_again_until_known_or_the_wait_is_over() 
         asyncio.run(once_known(never, "card 1", within=0.2))
     with pytest.raises(UnexpectedAnswer, match="409"):
         asyncio.run(once_known(refused, "card 1", within=5.0))
+
+
+def test_an_answer_refused_names_its_request() -> None:
+    with pytest.raises(UnexpectedAnswer, match=r"^POST bank/v1/pos/authorisations -> 402: declined"):
+        Answer(402, "declined", "POST bank/v1/pos/authorisations").raise_for_status()
+    Answer(201, "{}", "POST bank/v1/pos/authorisations").raise_for_status()

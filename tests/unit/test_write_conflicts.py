@@ -147,3 +147,46 @@ def test_a_read_of_one_batch_the_server_fails_with_its_glitch_is_read_again_from
     assert asyncio.run(one_batch(cursor, 5)) == [{"_id": "a"}]  # type: ignore[arg-type]
     assert cursor.tries == 3
     assert cursor.shape == (-5, 5)  # one batch of at most 5, no cursor left open on the server
+
+
+class RacingIndexes:
+    """A collection whose first ``races`` index changes fail as replicas starting together
+    make them fail (``message``, ``code``); then the partial index is made."""
+
+    def __init__(self, races: int, message: str = "deadlock detected", code: int = 1) -> None:
+        self.races, self.message, self.code = races, message, code
+        self.calls: list[str] = []
+        self.indexes: dict[str, dict[str, Any]] = {"pending_1": {"key": [("pending", 1)]}}
+
+    async def index_information(self) -> dict[str, dict[str, Any]]:
+        self.calls.append("information")
+        return dict(self.indexes)
+
+    async def drop_index(self, name: str) -> None:
+        self.calls.append("drop")
+        if len(self.calls) <= self.races * 2:
+            raise OperationFailure(self.message, self.code)
+        self.indexes.pop(name)
+
+    async def create_index(self, field: str, *, name: str, partialFilterExpression: dict[str, Any]) -> None:
+        self.calls.append("create")
+        self.indexes[name] = {"key": [(field, 1)], "partialFilterExpression": partialFilterExpression}
+
+
+def test_a_flag_index_raced_by_another_replica_is_made_again_and_other_failures_are_raised() -> None:
+    from shared.database import INDEX_NOT_FOUND, flag_index
+
+    raced = RacingIndexes(races=2)
+    asyncio.run(flag_index(raced, "pending"))  # type: ignore[arg-type]
+    assert raced.indexes["pending_1"]["partialFilterExpression"] == {"pending": True}
+    assert raced.calls == ["information", "drop"] * 3 + ["create"]
+    dropped_by_another = RacingIndexes(races=1, message="index not found with name [pending_1]", code=INDEX_NOT_FOUND)
+    asyncio.run(flag_index(dropped_by_another, "pending"))  # type: ignore[arg-type]
+    assert dropped_by_another.indexes["pending_1"]["partialFilterExpression"] == {"pending": True}
+    refused = RacingIndexes(races=1, message="not authorized", code=13)
+    try:
+        asyncio.run(flag_index(refused, "pending"))  # type: ignore[arg-type]
+    except OperationFailure:
+        assert refused.calls == ["information", "drop"]
+    else:
+        raise AssertionError("a failure that is not a race is raised at once")
