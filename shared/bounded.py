@@ -39,10 +39,12 @@ async def wait_event(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-def stop_if_cancelled(err: BaseException) -> None:
+def stop_if_cancelled(err: BaseException | None = None) -> None:
     """Raise CancelledError when the running task is being cancelled: a library that turned the
-    cancellation into an error of its own (pymongo, a connection error) must not keep a worker
-    loop that catches errors running after its service stopped."""
+    cancellation into an error of its own (pymongo, a connection error), or swallowed it and
+    answered as if nothing had happened (pymongo 4.20 on Python 3.11 now and then: see
+    services/identity/followers.py), must not keep a worker loop running after its service
+    stopped. Worker loops call it with the error they catch, and at the top of each turn."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError() from err

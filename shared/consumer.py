@@ -162,6 +162,7 @@ class ConsumerRunner:
     async def _run(self) -> None:
         backoff = 0.2
         while not self._stopping:
+            stop_if_cancelled()
             try:
                 if self._consumer is None:
                     await self._connect()
@@ -276,6 +277,7 @@ class ConsumerRunner:
             try:
                 return await call()
             except PyMongoError as err:
+                stop_if_cancelled(err)  # a cancellation turned into pymongo's error is no outage
                 if not transient(err):
                     raise
                 log.warning("consumer.database_unavailable", error=repr(err), retry_in=backoff)

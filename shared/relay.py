@@ -195,6 +195,7 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.2
         while not self._stopping:
+            stop_if_cancelled()
             # Cleared before the pass, never after it: a notify that arrives while the pass
             # runs leaves the event set, so the wait below returns at once.
             self._wake.clear()
@@ -222,6 +223,7 @@ class OutboxRelay:
                 continue
             if self._scan_due > time.monotonic() and not self._outstanding():
                 self._idle.set()
+            stop_if_cancelled()  # before sleeping: the pass may have swallowed it
             await wait_event(self._wake, max(0.0, min(self._scan_due - time.monotonic(),
                                                       self.settings.relay_poll_seconds)))
 
@@ -392,6 +394,7 @@ class OutboxRelay:
         During a full scan the clean-up waits for its end (``CLEAR_LAG_SECONDS`` at most)."""
         backoff = 0.2
         while True:
+            stop_if_cancelled()
             self._clearing = False
             await self._clear_wake.wait()
             # While a full scan reads, its reads go first (the database is one): the clean-up

@@ -15,6 +15,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared.auth import CurrentPrincipal, Principal, require_roles
+from shared.bounded import stop_if_cancelled
 from shared.calendar import real_today
 from shared.domain import Conflict, DomainError
 from shared.guard import RateLimits
@@ -170,6 +171,7 @@ async def follow_real_date(ctx: Identity) -> None:
                                                      correlation_id=f"clock-{today}"))
             if moved is not None and moved.events:
                 log.info("identity.clock_followed_real_date", date=str(today), events=len(moved.events))
+        stop_if_cancelled()  # the check may have swallowed it (pymongo)
         await asyncio.sleep(settings.identity_clock_check_seconds)
 
 

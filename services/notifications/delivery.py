@@ -118,6 +118,7 @@ class SmsDispatcher:
                 stop_if_cancelled(err)  # unless it is stopping (pymongo can turn a cancellation into its error)
                 log.warning("sms.dispatch_failed", error=repr(err))
                 self._everything = True  # the messages of a failed pass are looked for again
+            stop_if_cancelled()  # the pass may have swallowed it (pymongo): not to sleep on
             if ids is None and tried >= self.channel.pass_size:
                 self._everything = True
                 continue  # a full look: more may be due already

@@ -56,6 +56,7 @@ class WebhookSender:
                     stop_if_cancelled(err)
                     log.warning("webhooks.send_failed", error=repr(err))
                     progressed = False
+                stop_if_cancelled()  # the pass may have swallowed it (pymongo)
                 if not progressed:
                     await wait_event(self.hub.wake, self.settings.worker_poll_seconds)
 

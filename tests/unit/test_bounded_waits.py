@@ -99,3 +99,27 @@ async def test_a_worker_loop_stops_when_a_library_turns_its_cancellation_into_an
     guarded = asyncio.create_task(worker(True))
     await asyncio.sleep(0.01)
     assert await cancel_and_wait(guarded, 1.0) is True and guarded.cancelled()
+
+
+async def test_a_worker_whose_awaited_call_swallows_its_cancellation_still_stops() -> None:
+    """pymongo 4.20 on Python 3.11 now and then answers an operation that was cancelled as if
+    nothing had happened (services/identity/followers.py): the SMS dispatcher's loop, which
+    then went to sleep until its next poll, asks at the top of each turn whether it is stopping."""
+    messages = SimpleNamespace(collection=MemoryCollection("messages"))
+    dispatcher = SmsDispatcher(NotificationSettings(worker_poll_seconds=60.0), messages=messages,  # type: ignore[arg-type]
+                               recipients=MemoryCollection("recipients"),
+                               channel=SimpleNamespace(pass_size=50))  # type: ignore[arg-type]
+    swallowed = []
+
+    async def dispatch_due(ids: list[str] | None) -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            swallowed.append(ids)  # answered as if the look had found nothing
+        return 0
+
+    dispatcher.dispatch_due = dispatch_due  # type: ignore[method-assign]
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0.01)  # inside its first pass
+    assert await cancel_and_wait(task, 1.0), "the dispatcher slept on after a swallowed cancellation"
+    assert swallowed == [None] and task.cancelled()
