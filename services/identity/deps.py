@@ -110,7 +110,15 @@ class Identity:
         await self.account_numbers.delete_one({"_id": account_number, "person_id": person_id})
 
     async def person_by_digest(self, digest: str) -> Person | None:
-        return self.persons.state_of(await self.persons.collection.find_one({"id_number_digest": digest}))
+        found = await self.person_doc_by_digest(digest)
+        return found[0] if found else None
+
+    async def person_doc_by_digest(self, digest: str) -> tuple[Person, dict[str, Any]] | None:
+        """The person registered with the ID number of this digest, and their document as
+        read: a command on them passes it to ``execute`` (``loaded``) instead of reading it again."""
+        doc = await self.persons.collection.find_one({"id_number_digest": digest})
+        person = self.persons.state_of(doc)
+        return (person, doc) if person is not None and doc is not None else None
 
     async def person_by_account(self, account_number: str) -> Person | None:
         found = await self.holder_of(account_number)

@@ -157,14 +157,16 @@ async def send_account_code(ctx: Identity, body: AccountCodeRequest, request: Re
         digest = presented_digest(ctx.settings.id_digest_key, body.id_number)
         await ctx.limits.admit("account-codes", request, subject=("id", digest),
                                per_subject=ctx.settings.rate_limit_per_id_number)
-        person = await ctx.person_by_digest(digest)
-        if person is not None:
+        found = await ctx.person_doc_by_digest(digest)
+        if found is not None:
+            person, doc = found
             code = new_code()
             decide = issue_account_code(
                 name=body.name, digest=code_digest(ctx.settings.otp_key, person.person_id, code),
                 sealed=ctx.code_box.seal(code, bound_to=person.person_id), now=datetime.now(UTC),
                 ttl_seconds=ctx.settings.identity_account_code_seconds)
-            await ctx.persons.execute(person.person_id, decide, correlation_id=correlation_id)
+            await ctx.persons.execute(person.person_id, decide, correlation_id=correlation_id,
+                                      loaded=doc, loaded_state=person)
         return AccountCodeSent(detail=CODE_SENT, expires_in=ctx.settings.identity_account_code_seconds)
 
 
@@ -177,20 +179,24 @@ async def create_account(ctx: Identity, body: AccountCreate, request: Request, c
         await ctx.limits.admit("accounts", request, subject=("id", digest),
                                per_subject=ctx.settings.rate_limit_per_id_number)
         password_hash = await hash_secret_async(body.password)  # on every path: the same cost
-        person = await ctx.person_by_digest(digest)
-        if person is None:
+        found = await ctx.person_doc_by_digest(digest)
+        if found is None:
             raise CodeRefused()
+        person, doc = found
         now, given = datetime.now(UTC), code_digest(ctx.settings.otp_key, person.person_id, body.code)
         checked = await ctx.persons.execute(person.person_id, check_account_code(
             name=body.name, digest=given, now=now, max_tries=ctx.settings.identity_account_code_max_tries),
-            correlation_id=correlation_id)
+            correlation_id=correlation_id, loaded=doc, loaded_state=person)
         if not checked.result:
             raise CodeRefused()
         decide = open_account(name=body.name, account_number=body.account_number, password_hash=password_hash,
                               digest=given, now=now)
         decide(checked.state)  # refuse a second account before claiming the number
         await ctx.claim_account_number(body.account_number, person.person_id)
-        await ctx.persons.execute(person.person_id, decide, correlation_id=correlation_id)
+        # A right code is checked without a write: the document read above is still the one
+        # to write over (if it moved meanwhile, the guarded write fails and it is read again).
+        await ctx.persons.execute(person.person_id, decide, correlation_id=correlation_id,
+                                  loaded=doc, loaded_state=person)
         return AccountPublic(person_id=person.person_id, account_number=body.account_number)
 
 

@@ -131,6 +131,43 @@ async def test_name_and_id_number_alone_open_nothing_and_wrong_codes_void_the_co
         assert person.json()["account_number"] is None
 
 
+async def persons_commands(identity: httpx.AsyncClient, operator: dict[str, str]) -> dict[str, int]:
+    """Identity's database commands on its persons and account numbers so far, from /metrics,
+    but for its relay's (the outbox's scans by ``pending``, its clean-ups by ``_id,version``)."""
+    text = (await identity.get("/metrics", headers=operator)).text
+    found = re.findall(r'^medcard_db_commands_total\{collection="(persons|account_numbers)",command="(\w+)"'
+                       r',shape="([^"]*)"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    return {f"{command} {collection} [{shape}]": int(float(n)) for collection, command, shape, n in found
+            if shape not in ("pending", "_id,version")}
+
+
+async def test_a_code_and_an_account_cost_one_read_of_the_person_each(settings: Settings) -> None:
+    """The person found by the ID number's digest is the document each command writes over:
+    asking for a code reads it once and writes it once; opening the account (a right code is
+    checked without a write) reads it once, claims the number and writes it once."""
+    clerk, operator = auth(settings, "clerk"), auth(settings, "operator")
+    async with running_service(create_identity, identity_settings(settings)) as identity:
+        number = id_number(607)
+        person_id = await register_person(identity, clerk, number=number)
+        before = await persons_commands(identity, operator)
+        asked = await identity.post("/v1/accounts/codes", json={"name": NAME, "id_number": number})
+        assert asked.status_code == 202, asked.text
+        after_code = await persons_commands(identity, operator)
+        [code] = await sms_codes(settings, person_id)
+        opened = await identity.post("/v1/accounts", json={"name": NAME, "id_number": number, "code": code,
+                                                           "account_number": "wangfang67", "password": "s3cret-pass"})
+        assert opened.status_code == 201, opened.text
+        after_account = await persons_commands(identity, operator)
+
+        def delta(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            return {k: b.get(k, 0) - a.get(k, 0) for k in b if b.get(k, 0) != a.get(k, 0)}
+        assert delta(before, after_code) == {"find persons [id_number_digest]": 1, "update persons [_id,rev]": 1}
+        assert delta(after_code, after_account) == {"find persons [id_number_digest]": 1,
+                                                    "insert account_numbers [-]": 1, "update persons [_id,rev]": 1}
+        person = await identity.get(f"/v1/persons/{person_id}", headers=clerk)
+        assert person.json()["account_number"] == "wangfang67"
+
+
 async def test_an_expired_code_is_refused(settings: Settings) -> None:
     clerk = auth(settings, "clerk")
     short = identity_settings(settings).model_copy(update={"identity_account_code_seconds": 1})
