@@ -169,20 +169,23 @@ class AggregateStore(Generic[S]):
         retries: int = 50,
         loaded: dict[str, Any] | None = None,
         loaded_state: S | None = None,
+        fresh: bool = False,
     ) -> Outcome[S]:
         """Load, decide (pure), save state + events atomically; retry on a concurrent write.
 
         With ``cause`` (an event being applied), a repeat or older event changes nothing.
         ``loaded`` is the aggregate's document if the caller has just read it, and
         ``loaded_state`` its state if the caller has made it (``state_of(loaded)``: saves
-        validating the document twice; ``decide`` must not change it).
+        validating the document twice; ``decide`` must not change it). ``fresh``: the id
+        was just made (``new_id``), so no document can have it and the first attempt does
+        not read (were one there, the insert would fail and the next attempt read it).
         Domain errors raised by ``decide`` propagate and nothing is written.
         """
         for attempt in range(retries):
             # ``loaded``: the document as the caller just read it (saves a read; if it is
             # stale the guarded write fails and the next attempt reads afresh).
             doc: dict[str, Any] | None = loaded if attempt == 0 and loaded is not None else None
-            if doc is None:
+            if doc is None and not (fresh and attempt == 0):
                 doc = await self.collection.find_one({"_id": aggregate_id})
             if cause is not None and doc is not None and already_applied(doc, cause):
                 return Outcome(self._state(doc), [], None, duplicate=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Self, TypeVar
 
@@ -36,6 +36,8 @@ from .followers import ClockFollowers
 log = get_logger("identity")
 T = TypeVar("T")
 CLAIM_GRACE = timedelta(minutes=1)
+KNOWN_UNITS_LIMIT = 100_000
+"""At most this many units are remembered (then the others are read each time)."""
 
 
 @dataclass
@@ -54,6 +56,11 @@ class Identity:
     """The services' consumer groups that apply the business clock."""
     revocations: TokenRevocations
     """Tokens refused after a lock or a closure (cardholders' and staff users')."""
+    known_units: dict[str, InsuredUnit] = field(default_factory=dict)
+    """Registered units as read: a unit is registered once and never changed or removed
+    (``domain.register_unit``; the API has no route that would), so one found once needs no
+    second read (each registration of a person checks its unit). An unknown one is read
+    every time (it may be registered meanwhile)."""
 
     @classmethod
     def configure(cls, settings: Settings | None) -> Settings:
@@ -108,6 +115,15 @@ class Identity:
     async def release_account_number(self, account_number: str, person_id: str) -> None:
         """Free the number of an account closed at the counter (only if it is still that person's)."""
         await self.account_numbers.delete_one({"_id": account_number, "person_id": person_id})
+
+    async def unit(self, unit_id: str) -> InsuredUnit | None:
+        """A registered unit (None when it is not registered)."""
+        if (unit := self.known_units.get(unit_id)) is not None:
+            return unit
+        unit = await self.units.get(unit_id)
+        if unit is not None and len(self.known_units) < KNOWN_UNITS_LIMIT:
+            self.known_units[unit_id] = unit
+        return unit
 
     async def person_by_digest(self, digest: str) -> Person | None:
         found = await self.person_doc_by_digest(digest)

@@ -84,7 +84,7 @@ CODE_SENT = "if the name and ID number match the register, a code was sent by SM
 async def create_unit(ctx: Identity, body: UnitCreate, correlation_id: str) -> InsuredUnit:
     """A new insured unit (an employer) in the register."""
     unit = InsuredUnit(unit_id=new_id("U"), name=body.name.strip())
-    await ctx.units.execute(unit.unit_id, register_unit(unit), correlation_id=correlation_id)
+    await ctx.units.execute(unit.unit_id, register_unit(unit), correlation_id=correlation_id, fresh=True)
     return unit
 
 
@@ -101,7 +101,7 @@ async def create_person(ctx: Identity, body: PersonCreate, correlation_id: str) 
     id_number = checked_id_number(body.id_number)
     mobile = checked_mobile(body.mobile)
     if body.unit_id is not None:
-        check_unit_registered(await ctx.units.get(body.unit_id), body.unit_id)
+        check_unit_registered(await ctx.unit(body.unit_id), body.unit_id)
     digest = id_digest(ctx.settings.id_digest_key, id_number)
     check_id_number_free(await ctx.person_by_digest(digest))
     person = Person(
@@ -111,7 +111,7 @@ async def create_person(ctx: Identity, body: PersonCreate, correlation_id: str) 
     )
     try:  # the unique index on the digest settles a race between two registrations
         await ctx.persons.execute(person.person_id, register_person(person), correlation_id=correlation_id,
-                                  retries=1)
+                                  retries=1, fresh=True)
     except ConcurrencyConflict:
         raise IdNumberTaken() from None
     return person
@@ -129,7 +129,7 @@ async def find_person(ctx: Identity, principal: Principal, person_id: str) -> Pe
 async def pay_contributions(ctx: Identity, body: ContributionCreate, correlation_id: str) -> ContributionsPublic:
     """Pay each person's share of a unit's month: every item is checked before any is
     written, so a refused contribution pays no one."""
-    if await ctx.units.get(body.unit_id) is None:
+    if await ctx.unit(body.unit_id) is None:
         raise NotFound(f"insured unit {body.unit_id} is not registered")
     person_ids = [item.person_id for item in body.items]
     check_each_person_once(person_ids)

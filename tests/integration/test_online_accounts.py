@@ -131,14 +131,15 @@ async def test_name_and_id_number_alone_open_nothing_and_wrong_codes_void_the_co
         assert person.json()["account_number"] is None
 
 
-async def persons_commands(identity: httpx.AsyncClient, operator: dict[str, str]) -> dict[str, int]:
-    """Identity's database commands on its persons and account numbers so far, from /metrics,
+async def persons_commands(identity: httpx.AsyncClient, operator: dict[str, str],
+                           collections: tuple[str, ...] = ("persons", "account_numbers")) -> dict[str, int]:
+    """Identity's database commands on ``collections`` so far, from /metrics,
     but for its relay's (the outbox's scans by ``pending``, its clean-ups by ``_id,version``)."""
     text = (await identity.get("/metrics", headers=operator)).text
-    found = re.findall(r'^medcard_db_commands_total\{collection="(persons|account_numbers)",command="(\w+)"'
+    found = re.findall(r'^medcard_db_commands_total\{collection="(\w+)",command="(\w+)"'
                        r',shape="([^"]*)"\} ([0-9.e+]+)$', text, re.MULTILINE)
     return {f"{command} {collection} [{shape}]": int(float(n)) for collection, command, shape, n in found
-            if shape not in ("pending", "_id,version")}
+            if collection in collections and shape not in ("pending", "_id,version")}
 
 
 async def test_a_code_and_an_account_cost_one_read_of_the_person_each(settings: Settings) -> None:
@@ -166,6 +167,28 @@ async def test_a_code_and_an_account_cost_one_read_of_the_person_each(settings: 
                                                     "insert account_numbers [-]": 1, "update persons [_id,rev]": 1}
         person = await identity.get(f"/v1/persons/{person_id}", headers=clerk)
         assert person.json()["account_number"] == "wangfang67"
+
+
+async def test_a_registration_reads_only_whether_the_id_number_is_free(settings: Settings) -> None:
+    """A person's id is new (no read of it before the insert), and a unit found once is known
+    (units are never changed or removed): registering a person costs one read and one insert."""
+    clerk, operator = auth(settings, "clerk"), auth(settings, "operator")
+    async with running_service(create_identity, identity_settings(settings)) as identity:
+        unit = (await identity.post("/v1/units", json={"name": "Hongxing Machinery"}, headers=clerk)).json()["unit_id"]
+        body = {"name": NAME, "mobile": "13800138000", "household_number": "110105001234", "unit_id": unit}
+        first = await identity.post("/v1/persons", headers=clerk, json={**body, "id_number": id_number(608)})
+        assert first.status_code == 201, first.text
+        before = await persons_commands(identity, operator, ("persons", "units"))
+        second = await identity.post("/v1/persons", headers=clerk, json={**body, "id_number": id_number(609)})
+        assert second.status_code == 201, second.text
+        after = await persons_commands(identity, operator, ("persons", "units"))
+        assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
+            "find persons [id_number_digest]": 1, "insert persons [-]": 1}
+        taken = await identity.post("/v1/persons", headers=clerk, json={**body, "id_number": id_number(609)})
+        assert taken.status_code == 409, taken.text
+        unknown = await identity.post("/v1/persons", headers=clerk, json={**body, "id_number": id_number(610),
+                                                                          "unit_id": "U-not-registered"})
+        assert unknown.status_code in (404, 422) and "U-not-registered" in unknown.text, unknown.text
 
 
 async def test_an_expired_code_is_refused(settings: Settings) -> None:
