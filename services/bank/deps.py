@@ -18,12 +18,14 @@ from shared.bounded import stop_if_cancelled
 from shared.clock import BusinessClock
 from shared.database import flag_index
 from shared.domain import NotFound
+from shared.events import CloudEvent
 from shared.logging import get_logger
 from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 
 from .model import Account, LedgerEntry, Merchant
+from .projections import index_entry
 
 
 @dataclass
@@ -124,13 +126,29 @@ class Bank:
         doc = await self.receipt_index.find_one({"_id": receipt_number})
         return doc["person_id"] if doc else None
 
+    def remember_cards(self, events: list[CloudEvent]) -> None:
+        """The cards these events indexed (``projections.index_entry``), once their index is
+        written: a card's first command (its first PIN, set just after it is issued) then
+        needs no read of the index."""
+        for entry in filter(None, map(index_entry, events)):
+            name, number, person_id = entry
+            if name == "card_index":
+                _remember(self.known_cards, number, person_id)
+
     async def account_of_card(self, card_number: str) -> Account:
         """The account a card belongs to (404 when the bank does not know the card)."""
+        return (await self.card_account_doc(card_number))[0]
+
+    async def card_account_doc(self, card_number: str) -> tuple[Account, dict[str, Any]]:
+        """The account a card belongs to and its document as read: a command on it passes the
+        document to ``execute`` (``loaded``) instead of reading it again (404 when the bank
+        does not know the card)."""
         person_id = await self.person_of_card(card_number)
-        account = await self.accounts.get(person_id) if person_id else None
-        if account is None or account.account_id is None or not account.has_card(card_number):
+        doc = await self.accounts.get_doc(person_id) if person_id else None
+        account = self.accounts.state_of(doc)
+        if account is None or doc is None or account.account_id is None or not account.has_card(card_number):
             raise unknown_card(card_number)
-        return account
+        return account, doc
 
     async def open_account(self, person_id: str) -> Account:
         account = await self.accounts.get(person_id)

@@ -109,6 +109,7 @@ async def _indexed_and_applied(bank: Bank, event: CloudEvent) -> None:
     knows), then the account."""
     now = datetime.now(UTC)
     await projections.index(bank.runtime.db, event)
+    bank.remember_cards([event])
     await _apply(bank, event, now)
 
 
@@ -178,6 +179,7 @@ async def apply_batch(bank: Bank, events: list[CloudEvent]) -> list[Exception | 
             indexed.cancel()
         elif not indexed.cancelled():
             indexed.exception()  # retrieved: if the accounts failed first, theirs is the error raised
+    bank.remember_cards(events)  # indexed (the accounts' write waited for it)
     errors: list[Exception | None] = [None] * len(events)
     for k, applied in zip(where, done, strict=True):
         errors[k] = applied.error
@@ -270,20 +272,26 @@ async def archive_postings(bank: Bank, docs: list[dict[str, Any]], cut: date, ev
 
 async def card_account(bank: Bank, principal: Principal, card_number: str) -> Account:
     """The card's account, for its holder or a teller (another person's card is not found)."""
-    account = await bank.account_of_card(card_number)
+    return (await held_account(bank, principal, card_number))[0]
+
+
+async def held_account(bank: Bank, principal: Principal, card_number: str) -> tuple[Account, dict[str, Any]]:
+    """``card_account`` and its document as read, for a command on it (``execute``'s ``loaded``)."""
+    account, doc = await bank.card_account_doc(card_number)
     ensure_owner_or_staff(principal, account.person_id, "teller", conceal=unknown_card(card_number))
-    return account
+    return account, doc
 
 
 async def set_password(bank: Bank, principal: Principal, card_number: str, body: PasswordSet,
                        correlation_id: str) -> Account | None:
     """Set a new card's first password: the holder logged in, or a teller on the holder's ID card."""
-    account = await card_account(bank, principal, card_number)
+    account, doc = await held_account(bank, principal, card_number)
     channel = cast(PasswordChannel, domain.check_channel_open(principal.role, body.channel))
     domain.check_id_number_for_first_password(principal.role == "teller", body.id_number is not None)
     presented = id_digest(bank.settings.id_digest_key, body.id_number) if body.id_number is not None else None
     decide = domain.set_pin(card_number, await hash_secret_async(body.pin), channel, presented)
-    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id)
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id,
+                                          loaded=doc, loaded_state=account)
     return outcome.state
 
 
@@ -291,7 +299,7 @@ async def change_password(bank: Bank, principal: Principal, card_number: str, bo
                           correlation_id: str) -> Account | None:
     """Change the card password with the old one; a wrong old one counts towards the lock,
     like a wrong PIN at the POS. At the counter the holder's ID card is checked first."""
-    account = await card_account(bank, principal, card_number)
+    account, doc = await held_account(bank, principal, card_number)
     channel = cast(PasswordChannel, domain.check_channel_open(principal.role, body.channel))
     domain.check_new_password_differs(body.old_pin, body.new_pin)
     domain.check_id_card_shown(principal.role == "teller", body.id_number is not None)
@@ -300,29 +308,33 @@ async def change_password(bank: Bank, principal: Principal, card_number: str, bo
     checked = account.pin_hash or ""
     if checked and not account.pin_locked and not await verify_secret_async(checked, body.old_pin):
         counted = domain.wrong_pin(card_number, checked, bank.settings.pin_max_failures)
-        locked = await bank.accounts.execute(account.person_id, counted, correlation_id=correlation_id)
+        locked = await bank.accounts.execute(account.person_id, counted, correlation_id=correlation_id,
+                                             loaded=doc, loaded_state=account)
         raise domain.wrong_old_password(bool(locked.result))
     decide = domain.change_pin(card_number, checked, await hash_secret_async(body.new_pin), channel)
-    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id)
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id,
+                                          loaded=doc, loaded_state=account)
     return outcome.state
 
 
 async def reset_password(bank: Bank, card_number: str, body: PasswordReset, correlation_id: str) -> Account | None:
     """Reset a forgotten or locked password at the counter, on the holder's ID card."""
-    account = await bank.account_of_card(card_number)
+    account, doc = await bank.card_account_doc(card_number)
     digest = id_digest(bank.settings.id_digest_key, body.id_number)
     decide = domain.reset_pin(card_number, digest, await hash_secret_async(body.new_pin))
-    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id)
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id,
+                                          loaded=doc, loaded_state=account)
     return outcome.state
 
 
 async def tell_balance(bank: Bank, principal: Principal, card_number: str, channel: BalanceChannel | None,
                        correlation_id: str) -> tuple[int, BalanceChannel]:
     """A card's balance for its holder or a teller, and the channel recorded."""
-    account = await card_account(bank, principal, card_number)
+    account, doc = await held_account(bank, principal, card_number)
     used = domain.check_channel_open(principal.role, channel)
     decide = domain.inquire_balance(card_number, used)
-    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id)
+    outcome = await bank.accounts.execute(account.person_id, decide, correlation_id=correlation_id,
+                                          loaded=doc, loaded_state=account)
     return outcome.result, used
 
 

@@ -18,7 +18,7 @@ from shared.projection import Projection
 from shared.revocations import REVOCATION_PROJECTION
 
 
-def _index_entry(event: CloudEvent) -> tuple[str, str, str] | None:
+def index_entry(event: CloudEvent) -> tuple[str, str, str] | None:
     """(index collection, number, person) that the event records, if any."""
     data = event.data
     if isinstance(data, CardIssued | CardLost):
@@ -31,7 +31,7 @@ def _index_entry(event: CloudEvent) -> tuple[str, str, str] | None:
 async def index(db: AsyncDatabase[dict[str, Any]], event: CloudEvent) -> None:
     """Card number -> person (CardIssued, CardLost) and receipt number -> person
     (ReplacementRequested). Idempotent: a number belongs to one person for ever."""
-    if (entry := _index_entry(event)) is not None:
+    if (entry := index_entry(event)) is not None:
         name, number, person_id = entry
         await db[name].update_one({"_id": number}, {"$set": {"person_id": person_id}}, upsert=True)
 
@@ -40,7 +40,7 @@ async def index_many(db: AsyncDatabase[dict[str, Any]], events: list[CloudEvent]
     """``index`` for a batch of events: one bulk write of upserts per index and group (if
     another writer's upsert of the same number races one of them, ``index`` one by one)."""
     writes: dict[str, list[UpdateOne]] = {}
-    for entry in filter(None, map(_index_entry, events)):
+    for entry in filter(None, map(index_entry, events)):
         name, number, person_id = entry
         writes.setdefault(name, []).append(UpdateOne({"_id": number}, {"$set": {"person_id": person_id}},
                                                      upsert=True))

@@ -14,6 +14,7 @@ from services.bank.app import create as create_bank
 from services.bank.deps import WARM_BATCH, Bank
 from shared.settings import Settings
 from tests.helpers import eventually, running_service
+from tests.integration.bank_support import BankClient, EventSource
 
 pytestmark = pytest.mark.infra
 CARDS = WARM_BATCH * 2 + 500  # several batches
@@ -43,3 +44,31 @@ async def test_a_starting_bank_remembers_every_card_it_knows_without_a_read_per_
             assert await bank.person_of_card("6216999999999999999") is None, "an unknown card is still read"
     finally:
         await client.close()
+
+
+async def test_a_card_just_issued_is_known_and_its_first_password_costs_one_read_and_one_write(
+        settings: Settings) -> None:
+    """The bank remembers the cards its consumer has indexed, and a command on a card's
+    account writes over the account as read: a card's first password (set right after it is
+    issued, 100,000 of them in the city-sized run's set-up) no longer reads the card index
+    and then the account twice."""
+    apps: list[FastAPI] = []
+
+    def factory(s: Settings) -> FastAPI:
+        apps.append(create_bank(s))
+        return apps[0]
+
+    async with running_service(factory, settings) as http, EventSource(settings) as src:
+        bank, client = apps[0].state.context, BankClient(http, settings)
+        person_id, id_number = await src.person()
+        card = await src.card(person_id)
+        await client.wait_account(person_id, lambda a: bool(a["account_id"]))
+        assert bank.known_cards.get(card) == person_id  # remembered as indexed, never read
+        stats = bank.runtime.db_stats
+        before = dict(stats.counts)
+        await client.set_pin(card, "246810", id_number)
+        spent = {k: n - before.get(k, 0) for k, n in stats.counts.items()
+                 if n != before.get(k, 0) and k[1] in ("accounts", "card_index") and k[2] not in ("pending", "_id,version")}
+        assert spent == {("find", "accounts", "_id"): 1, ("update", "accounts", "_id,rev"): 1}
+        account = await client.account(person_id)
+        assert account is not None and account["password_set"] is True
