@@ -237,7 +237,7 @@ async def baseline_month_end(settings: Settings, n: int) -> dict[str, Any]:
                 pid = person_id(i)
                 ops.append(UpdateOne({"_id": pid}, {
                     "$inc": {"balance_fen": AMOUNT_FEN},
-                    "$set": {"contributions.0.credited": True, "credit_due_from": None},
+                    "$set": {"contributions": [], "credit_due_from": None},  # credited, it leaves (as the bank)
                     "$push": {"ledger": {"reference": f"C{MONTH.replace('-', '')}{pid}", "kind": "credit",
                                          "amount_fen": AMOUNT_FEN, "business_date": "2026-01-31",
                                          "card_number": card_number(i)}}}, upsert=True))

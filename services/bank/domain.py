@@ -266,7 +266,11 @@ def credit_month_end(month: str, closing_date: date, at: datetime,
                      archived: Collection[str] = frozenset()) -> Decide:
     """At a month end, credit each due contribution once: one MonthlyTransfer each. The
     postings in ``archived`` (references the month end wrote to the ledger archive) dated
-    before the closing month leave the account in the same write."""
+    before the closing month leave the account in the same write, and so do the credited
+    contributions: each stays in the ledger as its credit posting (reference = contribution
+    id), and a repeat of its ContributionPaid is known by the account's sequence mark of
+    identity's events. Kept, they grew every account by a contribution a month, past the
+    2 KB from which PostgreSQL compresses the document at each write and read (DocumentDB)."""
     cut = archive_cut(closing_date)
 
     def decide(state: Account | None) -> Decision[Account]:
@@ -286,6 +290,7 @@ def credit_month_end(month: str, closing_date: date, at: datetime,
                 person_id=acc.person_id, account_id=account_id, card_number=card_number,
                 month=contribution.month, contribution_id=contribution.contribution_id,
                 amount_fen=contribution.amount_fen, balance_after_fen=acc.balance_fen))
+        acc.contributions = [c for c in acc.contributions if not c.credited]
         move_archived(acc, archived, cut)
         return Decision(acc, events)
     return decide

@@ -160,6 +160,10 @@ def test_a_month_end_credits_each_contribution_once_with_one_transfer_each() -> 
     again = domain.credit_month_end("2026-01", date(2026, 1, 31), AT)(decision.state)
     assert again.state is None and again.events == []
     assert decision.state.credit_due_from == "2026-02"
+    # The credited ones leave the account (their credit postings stay in the ledger): an
+    # account no longer grows by a contribution a month.
+    assert [c.contribution_id for c in decision.state.contributions] == ["C3"]
+    assert [e.reference for e in decision.state.ledger if e.kind == "credit"] == ["C1", "C2"]
 
 
 def test_no_transfer_without_an_account() -> None:

@@ -70,7 +70,7 @@ def test_a_write_sets_only_what_changed() -> None:
     changed = {**write._doc["$set"], **write._doc["$push"]}
     assert sorted(changed) == ["balance_fen", "contributions", "credit_due_from", "ledger", "rev", "seq.clock:clock",
                                "version"]
-    assert write._doc["$set"]["contributions"][0]["credited"] is True  # an item changed: the list is set
+    assert write._doc["$set"]["contributions"] == []  # credited, it left: the list is set
     assert len(write._doc["$push"]["ledger"]["$each"]) == 1  # only grew: its new item is pushed
     stored = [{"sequence": 2}]
     write = AggregateStore._update(doc, None, {"x:Y": 3}, stored, 2)
