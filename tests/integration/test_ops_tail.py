@@ -71,7 +71,8 @@ async def test_events_tail_shows_exactly_the_events_its_filters_match(settings: 
     assert [e["partitionkey"] for e in by_person] == ["P-B"]
 
     # Four tails later the broker knows no new consumer group: the services' offsets are untouched.
-    assert await consumer_groups(settings) == groups_before
+    # (Other tests' groups may expire meanwhile: only a group added would be the tails'.)
+    assert await consumer_groups(settings) - groups_before == set()
 
 
 async def consumer_groups(settings: Settings) -> set[str]:
