@@ -44,7 +44,8 @@ def stop_if_cancelled(err: BaseException | None = None) -> None:
     cancellation into an error of its own (pymongo, a connection error), or swallowed it and
     answered as if nothing had happened (pymongo 4.20 on Python 3.11 now and then: see
     services/identity/followers.py), must not keep a worker loop running after its service
-    stopped. Worker loops call it with the error they catch, and at the top of each turn."""
+    stopped. Worker loops call it with the error they catch, and after their work, before
+    they sleep (an asyncio sleep or wait does not swallow; the database call before it may)."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError() from err
