@@ -3,6 +3,8 @@
 A message is claimed before it is sent (its next attempt moves one lease ahead), so
 two replicas never send it at the same time; a crash mid-send leaves it due again
 after the lease, and the channel's idempotency key keeps the phone from a second copy.
+A message the consumer creates is born leased to its own process's dispatcher (``hold``),
+which then sends it without a claim: one write of four fewer per message.
 
 A message for a person whose contact details have not arrived yet (identity's topic is
 not ordered with cards' or the bank's) waits as ``awaiting_contact`` until the
@@ -36,6 +38,9 @@ from .templates import Language, render
 
 log = get_logger("notifications.sms")
 LEASE = timedelta(seconds=60)
+HELD_MARGIN = timedelta(seconds=20)
+"""A message born leased is sent without a claim while more than this is left of its lease
+(the send and the write of its outcome must end within it); later it is claimed as any."""
 PASS_SECONDS = 300.0
 """Longest one dispatch pass may take (a stalled database or channel): then it is given up
 and retried; each message's lease keeps a message in hand from being sent twice at once."""
@@ -58,19 +63,32 @@ class SmsDispatcher:
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._told: dict[str, None] = {}  # the messages a pass should take by id, oldest first
+        self._held: dict[str, str] = {}  # told messages born leased to this process: id -> lease (stamp)
         self._everything = True  # the next pass looks for every due message
         self._scanned_at = 0.0  # the first pass looks for everything (``_everything``)
         self._retries: set[asyncio.TimerHandle] = set()  # wakes for retries after their backoff
 
-    def wake(self, *, urgent: bool = True, ids: Iterable[str] | None = None) -> None:
+    @staticmethod
+    def hold(now: datetime) -> datetime:
+        """The lease a message created ``now`` in this process is born with
+        (``create_message(held_until=...)``; then ``wake(ids=..., held_until=...)``)."""
+        return now + LEASE
+
+    def wake(self, *, urgent: bool = True, ids: Iterable[str] | None = None,
+             held_until: datetime | None = None) -> None:
         """Messages are due: the next pass starts at once if one is ``urgent``, else within
         ``sms_gather_seconds``, taking along those that arrive meanwhile. Given their ``ids``
         (the messages just created), the pass reads them by id; without, it looks for every
-        due message."""
+        due message. Messages created ``held_until`` (``hold``) are this process's to send
+        until then: the pass takes them without a claim (one whose lease the document no
+        longer carries, a message that was there already, is due or not as any other)."""
         if ids is None:
             self._everything = True
         else:
+            ids = list(ids)
             self._told.update(dict.fromkeys(ids))
+            if held_until is not None:
+                self._held.update(dict.fromkeys(ids, stamp(held_until)))
         self._wake.set()
         if urgent:
             self._urgent.set()
@@ -81,7 +99,9 @@ class SmsDispatcher:
         if self._everything or time.monotonic() - self._scanned_at >= self.settings.sms_scan_seconds:
             self._everything = False
             self._scanned_at = time.monotonic()
-            self._told.clear()  # the look finds them too (a full one is followed by the next)
+            # The look finds them too (a full one is followed by the next), but for those born
+            # leased to this process: not due before their lease ends, they stay told of.
+            self._told = dict.fromkeys(i for i in self._told if i in self._held)
             return None
         ids = list(itertools.islice(self._told, self.channel.pass_size))
         for message_id in ids:
@@ -139,10 +159,11 @@ class SmsDispatcher:
         A failed send is recorded on its own (its backoff), a message whose recipient is
         not known yet waits for their details."""
         now = datetime.now(UTC)
-        docs = await (self._due() if ids is None else self._due_of(ids, now))
+        held = {i: lease for i in ids if (lease := self._held.pop(i, None)) is not None} if ids else {}
+        docs = await (self._due() if ids is None else self._due_of(ids, now, held))
         if not docs:
             return 0
-        claimed = await self._claim(docs, now)
+        claimed = await self._claim(docs, now, held)
         contacts = await self._contacts({doc["person_id"] for doc in claimed})
         ready: list[tuple[Message, dict[str, Any], str, str, Language, Sms]] = []
         for doc in claimed:
@@ -176,28 +197,40 @@ class SmsDispatcher:
             {"status": "pending", "next_attempt_at": {"$lte": stamp(datetime.now(UTC))}}
         ).sort([("urgent", -1), ("next_attempt_at", 1)]), self.channel.pass_size)
 
-    async def _due_of(self, ids: list[str], now: datetime) -> list[dict[str, Any]]:
-        """Those of the messages ``ids`` that are due, urgent ones first: read by ``_id`` only
-        (the primary key) and chosen here, so no plan can take the status index instead."""
+    async def _due_of(self, ids: list[str], now: datetime, held: dict[str, str]) -> list[dict[str, Any]]:
+        """Those of the messages ``ids`` that are due or ``held`` (id -> the lease it was born
+        with, still on it), urgent ones first: read by ``_id`` only (the primary key) and
+        chosen here, so no plan can take the status index instead."""
         docs = await one_batch(self.messages.collection.find({"_id": {"$in": ids}}), len(ids))
-        due = [d for d in docs if d.get("status") == "pending" and d["next_attempt_at"] <= stamp(now)]
+        due = [d for d in docs if d.get("status") == "pending"
+               and (d["next_attempt_at"] <= stamp(now) or d["next_attempt_at"] == held.get(d["_id"]))]
         return sorted(due, key=lambda d: (not d.get("urgent"), d["next_attempt_at"]))
 
-    async def _claim(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-        """The messages of ``docs`` this pass holds: each one's next attempt moved one lease
-        ahead by one guarded write, all in one ``bulk_write``. When another replica took some
-        first, the messages are read again and those carrying this pass's lease are kept."""
+    async def _claim(self, docs: list[dict[str, Any]], now: datetime,
+                     held: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The messages of ``docs`` this pass holds: those born leased to it (``held``) with
+        more than ``HELD_MARGIN`` of the lease left as they are; each other one's next attempt
+        moved one lease ahead by one guarded write, all in one ``bulk_write``. When another
+        replica took some first, the messages are read again and those carrying this pass's
+        lease are kept."""
+        held = held or {}
+        keep = stamp(now + HELD_MARGIN)
+        claim = [d for d in docs if not (d["next_attempt_at"] == held.get(d["_id"]) and d["next_attempt_at"] > keep)]
+        if not claim:
+            return docs
         lease = stamp(now + LEASE)
         writes = [UpdateOne({"_id": d["_id"], "status": "pending", "next_attempt_at": d["next_attempt_at"]},
-                            {"$set": {"next_attempt_at": lease}}) for d in docs]
+                            {"$set": {"next_attempt_at": lease}}) for d in claim]
         result = await self.messages.collection.bulk_write(writes, ordered=False)
-        if result.modified_count < len(docs):
+        lost: set[str] = set()
+        if result.modified_count < len(claim):
+            ids = [d["_id"] for d in claim]
             ours = {d["_id"] for d in await one_batch(self.messages.collection.find(
-                {"_id": {"$in": [d["_id"] for d in docs]}, "next_attempt_at": lease}, {"_id": 1}), len(docs))}
-            docs = [d for d in docs if d["_id"] in ours]
-        for doc in docs:
+                {"_id": {"$in": ids}, "next_attempt_at": lease}, {"_id": 1}), len(ids))}
+            lost = set(ids) - ours
+        for doc in claim:
             doc["next_attempt_at"] = lease  # as the claim left it: the later write is guarded on it
-        return docs
+        return [d for d in docs if d["_id"] not in lost]
 
     async def _contacts(self, person_ids: set[str]) -> dict[str, tuple[str, str, Language]]:
         """(name, mobile, language) of each person whose contact details are known."""

@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.clock import BusinessClock
-from shared.database import one_batch
+from shared.database import one_batch, partial_index
 from shared.domain import Conflict, NotFound
 from shared.outbox import AggregateStore
 from shared.service import ServiceRuntime
@@ -65,7 +65,14 @@ class Notifications:
 
         async def indexes() -> None:
             await clock.load()
-            await messages.collection.create_index([("status", 1), ("next_attempt_at", 1)])
+            # Partial: a message's writes after it left a status add nothing to that status's
+            # index (a sent message is written twice more; the full index of before held every
+            # version of every message until the next vacuum).
+            await partial_index(messages.collection, [("status", 1), ("next_attempt_at", 1)], name="due",
+                                when={"status": "pending"}, replaces="status_1_next_attempt_at_1")
+            for status in ("awaiting_contact", "failed"):  # an operator's lists of these
+                await partial_index(messages.collection, [("status", 1), ("created_at", 1)], name=status,
+                                    when={"status": status})
             await messages.collection.create_index([("person_id", 1), ("created_at", 1)])
             await hub.create_indexes()
 

@@ -111,9 +111,11 @@ def business_date_of(cause: CloudEvent, clock_date: date) -> date:
     return own if isinstance(own, date) else clock_date
 
 
-def create_message(draft: Draft, cause: CloudEvent, now: datetime,
-                   business_date: date | None = None) -> Callable[[Message | None], Decision[Message]]:
-    """A new pending message, due now; an existing one stays as it is."""
+def create_message(draft: Draft, cause: CloudEvent, now: datetime, business_date: date | None = None,
+                   held_until: datetime | None = None) -> Callable[[Message | None], Decision[Message]]:
+    """A new pending message, due now, or born leased to the dispatcher of the process that
+    creates it (``held_until``: no other replica takes it before, as after a claim); an
+    existing one stays as it is."""
 
     def decide(state: Message | None) -> Decision[Message]:
         if state is not None:
@@ -121,7 +123,7 @@ def create_message(draft: Draft, cause: CloudEvent, now: datetime,
         return Decision(Message(
             message_id=message_id(cause.id, draft.template), person_id=draft.person_id, template=draft.template,
             params=draft.params, urgent=draft.urgent, card_number=draft.card_number, cause_event_id=cause.id,
-            cause_type=cause.type, correlation_id=cause.correlationid, created_at=now, next_attempt_at=now,
+            cause_type=cause.type, correlation_id=cause.correlationid, created_at=now, next_attempt_at=held_until or now,
             business_date=business_date,
         ))
 

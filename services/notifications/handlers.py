@@ -162,12 +162,13 @@ async def compose(ctx: Notifications, event: CloudEvent) -> None:
     draft = draft_for(event.data, merchant_name)
     if draft is None:
         return
-    created = message_id(event.id, draft.template)
+    created, now = message_id(event.id, draft.template), datetime.now(UTC)
+    held_until = ctx.dispatcher.hold(now)  # this process's dispatcher sends it without a claim
     await ctx.messages.execute(
-        created, create_message(draft, event, datetime.now(UTC), business_date_of(event, ctx.clock.today())),
+        created, create_message(draft, event, now, business_date_of(event, ctx.clock.today()), held_until),
         correlation_id=event.correlationid, cause=event,
     )
-    ctx.dispatcher.wake(urgent=draft.urgent, ids=[created])
+    ctx.dispatcher.wake(urgent=draft.urgent, ids=[created], held_until=held_until)
 
 
 HANDLERS: dict[type[EventData], EventHandler[Notifications]] = {
@@ -220,18 +221,19 @@ async def apply_batch(ctx: Notifications, events: list[CloudEvent]) -> list[Exce
         {"_id": {"$in": sorted(merchant_ids)}}, {"name": 1}).to_list()} if merchant_ids else {})
     items, urgent = [], False
     now, today = datetime.now(UTC), ctx.clock.today()
+    held_until = ctx.dispatcher.hold(now)  # this process's dispatcher sends them without a claim
     for event in events:
         draft = draft_for(event.data, names.get(getattr(event.data, "merchant_id", None) or ""))
         if draft is not None:
             urgent |= draft.urgent
             items.append((message_id(event.id, draft.template),
-                          create_message(draft, event, now, business_date_of(event, today)), event))
+                          create_message(draft, event, now, business_date_of(event, today), held_until), event))
     errors: list[Exception | None] = [None] * len(events)
     if items:
         for applied in await ctx.messages.execute_batch(items):
             if applied.error is not None:
                 raise applied.error
-        ctx.dispatcher.wake(urgent=urgent, ids=[item[0] for item in items])
+        ctx.dispatcher.wake(urgent=urgent, ids=[item[0] for item in items], held_until=held_until)
     return errors
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.database import count, one_batch
+from shared.database import count, one_batch, partial_index
 from shared.outbox import AggregateStore
 from shared.settings import Settings
 
@@ -120,5 +120,35 @@ async def test_the_relays_index_holds_only_documents_with_events_to_publish(sett
         assert await count(coll, {"pending": True}) == 6
         assert {d["_id"] for d in await one_batch(coll.find({"pending": True}), 100)} == \
             {f"d{i}" for i in range(0, 3000, 500)}
+    finally:
+        await client.close()
+
+
+async def test_a_partial_index_of_a_status_replaces_the_full_one_and_answers_the_reads_of_that_status(
+    settings: Settings,
+) -> None:
+    """The SMS dispatcher's index of due messages holds the pending ones only (a sent message,
+    written twice more, adds nothing to it); the full index of before is dropped, replicas
+    starting together make it once, and the reads of a status are answered from its index."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    coll = client[settings.database("queries")]["messages"]
+    try:
+        await coll.create_index([("status", 1), ("next_attempt_at", 1)])  # as it was before
+        due = partial_index(coll, [("status", 1), ("next_attempt_at", 1)], name="due", when={"status": "pending"},
+                            replaces="status_1_next_attempt_at_1")
+        failed = partial_index(coll, [("status", 1), ("created_at", 1)], name="failed", when={"status": "failed"})
+        await asyncio.gather(due, partial_index(coll, [("status", 1), ("next_attempt_at", 1)], name="due",
+                                                when={"status": "pending"}, replaces="status_1_next_attempt_at_1"))
+        await failed
+        info = await coll.index_information()
+        assert sorted(info) == ["_id_", "due", "failed"]
+        assert info["due"]["partialFilterExpression"] == {"status": "pending"}
+        statuses = ["sent"] * 97 + ["pending", "failed", "awaiting_contact"]
+        await coll.insert_many([{"_id": f"m{i}", "status": statuses[i % 100], "next_attempt_at": f"t{i:05d}",
+                                 "created_at": f"t{i:05d}"} for i in range(3000)])
+        assert "due" in await _index_used(coll, {"status": "pending", "next_attempt_at": {"$lte": "t02000"}})
+        assert "failed" in await _index_used(coll, {"status": "failed"})
+        assert not {"due", "failed"} & await _index_used(coll, {"status": "sent"})
+        assert await count(coll, {"status": "pending", "next_attempt_at": {"$lte": "t02000"}}) == 20
     finally:
         await client.close()

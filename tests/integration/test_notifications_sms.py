@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,8 +13,8 @@ from pymongo import AsyncMongoClient
 from services.notifications.channels import SEND_CONCURRENCY, HttpSmsProvider, Sms, SmsGatewaySimulator
 from services.notifications.compose import draft_for
 from services.notifications.config import notification_settings
-from services.notifications.delivery import SmsDispatcher
-from services.notifications.domain import Message, create_message
+from services.notifications.delivery import HELD_MARGIN, SmsDispatcher
+from services.notifications.domain import Message, create_message, stamp
 
 from shared.codec import from_record
 from shared.dbstats import DbCommandStats
@@ -141,6 +141,24 @@ async def test_a_failing_channel_is_retried_with_backoff_and_finally_marked_fail
     records = await read_service_topic(settings, "notifications", 2, timeout=WAIT)
     outcomes = sorted((r.data.template, r.name) for r in map(from_record, records))  # type: ignore[attr-defined]
     assert outcomes == [("fraud_alert", "NotificationFailed"), ("password_locked", "NotificationSent")]
+
+
+async def test_the_messages_are_indexed_by_status_only_where_a_read_needs_it(settings: Settings) -> None:
+    """A started notifications service replaces the full status index of before by partial
+    ones: the pending messages (the dispatcher's look), the waiting and the failed ones (an
+    operator's lists); a sent message, most of them, has an entry in none."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        messages_ = client[settings.database("notifications")]["messages"]
+        await messages_.create_index([("status", 1), ("next_attempt_at", 1)])
+        async with running_notifications(settings):
+            info = await messages_.index_information()
+        partial = {name: spec["partialFilterExpression"] for name, spec in info.items()
+                   if "status" in dict(spec["key"])}
+        assert partial == {"due": {"status": "pending"}, "awaiting_contact": {"status": "awaiting_contact"},
+                           "failed": {"status": "failed"}}
+    finally:
+        await client.close()
 
 
 async def test_a_purchase_message_names_the_merchant_from_the_banks_register(settings: Settings) -> None:
@@ -405,8 +423,10 @@ async def test_the_recipient_view_follows_each_card_and_messages_tell_their_busi
     assert sorted(sms.values()) == ["2026-02-27", "2026-03-02"]
 
 
-async def due_messages(db: Any, store: AggregateStore[Message], count: int, start: int = 0) -> None:
-    """``count`` persons with contact details, and a loss message due for each (M<start>...)."""
+async def due_messages(db: Any, store: AggregateStore[Message], count: int, start: int = 0,
+                       held_until: datetime | None = None) -> None:
+    """``count`` persons with contact details, and a loss message due for each (M<start>...),
+    or born leased until ``held_until``."""
     numbers = range(start, start + count)
     await db["recipients"].insert_many([{"_id": f"P{k}", "person_id": f"P{k}", "name": f"Li {k}",
                                          "mobile": f"1380000{k:04d}", "language": "zh"} for k in numbers])
@@ -417,7 +437,7 @@ async def due_messages(db: Any, store: AggregateStore[Message], count: int, star
         cause = new_event(data, source="/medcard/cards", partitionkey=f"P{k}", sequence=1, correlationid=f"c{k}")
         draft = draft_for(data)
         assert draft is not None
-        await store.execute(f"M{k}", create_message(draft, cause, now), correlation_id=f"c{k}")
+        await store.execute(f"M{k}", create_message(draft, cause, now, held_until=held_until), correlation_id=f"c{k}")
 
 
 async def test_two_dispatchers_racing_over_the_same_messages_send_each_once(settings: Settings) -> None:
@@ -477,6 +497,53 @@ async def test_a_dispatch_pass_costs_the_same_few_database_commands_whatever_its
         assert {d["status"] for d in docs} == {"sent"} and all(d["attempts"] == 1 for d in docs)
         assert await db["sms_outbox"].count_documents({}) == count
         assert sum(1 for d in docs for e in d["outbox"] if e["type"].endswith("NotificationSent.v1")) == count
+    finally:
+        await client.close()
+
+
+async def test_messages_born_leased_to_this_dispatcher_go_out_without_a_claim_and_no_other_replica_takes_them(
+    settings: Settings,
+) -> None:
+    """The consumer creates each message leased to its own process's dispatcher: a pass told of
+    them sends them without the claim's write (read, recipients, the gateway's record, the
+    outcomes: four commands), while another replica's look finds none of them due. One whose
+    lease is nearly over is claimed as any; one told of with a lease it was not born with
+    (it was there already) is not due before its own lease ends."""
+    stats = DbCommandStats()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, event_listeners=[stats])
+    try:
+        db = client[settings.database("notifications")]
+        store = AggregateStore(db["messages"], service="notifications", state_type=Message)
+
+        def dispatcher() -> SmsDispatcher:
+            return SmsDispatcher(notification_settings(settings), messages=store, recipients=db["recipients"],
+                                 channel=SmsGatewaySimulator(db["sms_outbox"]))
+        ours, other = dispatcher(), dispatcher()
+        lease = SmsDispatcher.hold(datetime.now(UTC))
+        await due_messages(db, store, 5, held_until=lease)
+        assert await other.dispatch_due() == 0, "another replica takes no message born leased to this one"
+        ids = [f"M{k}" for k in range(5)]
+        ours.wake(ids=ids[:3], held_until=lease)
+        stats.counts.clear()
+        assert await ours.dispatch_due(ids[:3]) == 3
+        commands = {k: n for k, n in stats.counts.items() if k[1] in ("messages", "recipients", "sms_outbox")}
+        assert sum(commands.values()) == 4, commands
+        assert {(name, collection) for name, collection, _ in commands} == {
+            ("find", "messages"), ("update", "messages"), ("find", "recipients"), ("insert", "sms_outbox")}
+        ours.wake(ids=["M3"], held_until=lease + timedelta(seconds=1))  # not the lease M3 was born with
+        assert await ours.dispatch_due(["M3"]) == 0, "a message held by another lease is not due"
+        soon = datetime.now(UTC) + HELD_MARGIN / 2
+        await db["messages"].update_one({"_id": "M4"}, {"$set": {"next_attempt_at": stamp(soon)}})
+        ours.wake(ids=["M4"], held_until=soon)
+        stats.counts.clear()
+        assert await ours.dispatch_due(["M4"]) == 1
+        updates = sum(n for (name, collection, _), n in stats.counts.items() if (name, collection) == ("update", "messages"))
+        assert updates == 2, "claimed (its lease nearly over), then sent"
+        docs = {d["_id"]: d for d in await db["messages"].find({}).to_list()}
+        assert {k: d["status"] for k, d in docs.items()} == {
+            "M0": "sent", "M1": "sent", "M2": "sent", "M3": "pending", "M4": "sent"}
+        assert all(d["attempts"] == 1 for k, d in docs.items() if k != "M3")
+        assert await db["sms_outbox"].count_documents({}) == 4, "each message sent once"
     finally:
         await client.close()
 

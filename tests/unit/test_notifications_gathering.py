@@ -125,6 +125,23 @@ async def test_more_messages_told_of_than_a_pass_takes_go_in_passes_one_after_th
         assert await cancel_and_wait(task, 2)
 
 
+async def test_messages_born_leased_to_this_process_stay_told_of_through_a_full_look() -> None:
+    """A full look does not find them (their lease is ahead, they are not due yet): they still
+    get a pass by id, not one after their lease (60 s); the others told of are left to the look."""
+    from datetime import UTC, datetime
+
+    dispatcher = CountedPasses(gather_seconds=0.0)
+    dispatcher.wake(ids=["M1"], held_until=SmsDispatcher.hold(datetime.now(UTC)))
+    dispatcher.wake(ids=["M2"])
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await dispatcher.passes_reach(2, seconds=2.0)
+        await asyncio.sleep(0.1)
+        assert dispatcher.took == [None, ["M1"]], "the first pass is a full look; M1, held, is taken by id after it"
+    finally:
+        assert await cancel_and_wait(task, 2)
+
+
 async def test_a_full_look_is_followed_by_another_look_even_with_messages_told_of() -> None:
     dispatcher = CountedPasses(gather_seconds=0.0, pass_size=2, tried=(2, 1))
     dispatcher.wake(ids=["M1"])
