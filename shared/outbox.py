@@ -288,7 +288,7 @@ class AggregateStore(Generic[S]):
         return result.matched_count >= sum(isinstance(w, UpdateOne) for w in writes)
 
     async def execute_batch(self, items: list[tuple[str, Decide, CloudEvent]],
-                            before_write: Awaitable[Any] | None = None) -> list[Applied]:
+                            before_write: Awaitable[Any] | None = None, *, fresh: bool = False) -> list[Applied]:
         """Apply a consumer batch: ``(aggregate id, decide, cause)`` in log order.
 
         Each aggregate is read once; its events are decided one after the other on its
@@ -300,7 +300,9 @@ class AggregateStore(Generic[S]):
         items are applied again one by one with ``execute``, where the marks of what the
         bulk write did save make those no-ops. Returns one ``Applied`` per item.
         ``before_write`` (the batch's other writes, under way) is awaited before the first
-        write: the aggregates are read and decided meanwhile."""
+        write: the aggregates are read and decided meanwhile. ``fresh``: the aggregates are
+        new but for a redelivery (ids derived from their cause), so they are inserted without
+        a read; an id that is there already fails its insert, and the group goes one by one."""
         results = [Applied() for _ in items]
         order: dict[str, list[int]] = {}
         for i, (aggregate_id, _, _) in enumerate(items):
@@ -308,10 +310,11 @@ class AggregateStore(Generic[S]):
         ids = list(order)
         for start in range(0, len(ids), BATCH_GROUP):
             group = ids[start:start + BATCH_GROUP]
-            docs = await self.get_docs(group)
+            docs = [None] * len(group) if fresh else await self.get_docs(group)
             folds = {a: self._fold(a, doc, [(i, *items[i][1:]) for i in order[a]], results)
                      for a, doc in zip(group, docs, strict=True)}
-            writes = [w for a, fold in folds.items() if (w := self._write_of(a, fold)) is not None]
+            written = [(a, w) for a, fold in folds.items() if (w := self._write_of(a, fold)) is not None]
+            writes = [w for _, w in written]
             if before_write is not None:
                 waited, before_write = before_write, None
                 await waited
@@ -320,8 +323,13 @@ class AggregateStore(Generic[S]):
             try:
                 result = await self.collection.bulk_write(writes, ordered=False)
                 conflict = result.matched_count < sum(isinstance(w, UpdateOne) for w in writes)
-            except BulkWriteError:
+            except BulkWriteError as err:
                 conflict = True
+                if fresh:  # an insert refused as a duplicate: that aggregate was there before
+                    for e in err.details.get("writeErrors", ()):
+                        if e.get("code") == DUPLICATE_KEY:
+                            for i in order[written[e["index"]][0]]:
+                                results[i].duplicate = True
             if conflict:
                 await self._one_by_one([i for a in group for i in order[a]], items, results)
             if self.on_saved:

@@ -230,7 +230,8 @@ async def apply_batch(ctx: Notifications, events: list[CloudEvent]) -> list[Exce
                           create_message(draft, event, now, business_date_of(event, today), held_until), event))
     errors: list[Exception | None] = [None] * len(events)
     if items:
-        for applied in await ctx.messages.execute_batch(items):
+        # Fresh: a message's id derives from its cause, so it is new but for a redelivery.
+        for applied in await ctx.messages.execute_batch(items, fresh=True):
             if applied.error is not None:
                 raise applied.error
         ctx.dispatcher.wake(urgent=urgent, ids=[item[0] for item in items], held_until=held_until)

@@ -413,3 +413,37 @@ async def test_a_batch_write_that_races_another_writer_applies_each_event_once(s
     assert all(a.duplicate for a in again)
     assert states["R5"].cards == ["R5-0", "other", "R5-1", "R5-2"]  # type: ignore[union-attr]
     assert all(states[p].cards == [f"{p}-0", f"{p}-1"] for p in persons if p != "R5")  # type: ignore[union-attr]
+
+
+async def test_a_fresh_batch_inserts_new_aggregates_without_a_read_and_a_redelivery_changes_nothing(
+    settings: Settings,
+) -> None:
+    """``execute_batch(fresh=True)`` (aggregates whose ids derive from their cause: the
+    messages of notifications) inserts without reading first; when one of the group is
+    there already (a redelivery), the insert of that one fails and the group is applied one
+    by one, where each event already applied is a duplicate: every event lands once."""
+    client, store, relay = await make_store(settings)
+    relay.start()
+    reads: list[list[str]] = []
+    original = store.get_docs
+
+    async def counted_get_docs(aggregate_ids: list[str]) -> list[dict[str, Any] | None]:
+        reads.append(list(aggregate_ids))
+        return await original(aggregate_ids)
+
+    store.get_docs = counted_get_docs  # type: ignore[method-assign]
+    persons = [f"F{i}" for i in range(10)]
+    try:
+        first = [card_event(p, 1, f"{p}-1") for p in persons[:6]]
+        created = await store.execute_batch([(e.partitionkey, refusing(e), e) for e in first], fresh=True)
+        assert reads == [], "a fresh batch reads nothing before its insert"
+        assert not any(a.duplicate or a.error for a in created)
+        mixed = first[3:] + [card_event(p, 1, f"{p}-1") for p in persons[6:]]  # F3-F5 again, F6-F9 new
+        again = await store.execute_batch([(e.partitionkey, refusing(e), e) for e in mixed], fresh=True)
+        states = {p: await store.get(p) for p in persons}
+    finally:
+        await relay.stop()
+        await client.close()
+    assert [a.duplicate for a in again] == [True] * 3 + [False] * 4
+    assert all(a.error is None for a in again)
+    assert all(states[p].cards == [f"{p}-1"] for p in persons)  # type: ignore[union-attr]
