@@ -206,16 +206,14 @@ class SmsDispatcher:
                and (d["next_attempt_at"] <= stamp(now) or d["next_attempt_at"] == held.get(d["_id"]))]
         return sorted(due, key=lambda d: (not d.get("urgent"), d["next_attempt_at"]))
 
-    async def _claim(self, docs: list[dict[str, Any]], now: datetime,
-                     held: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    async def _claim(self, docs: list[dict[str, Any]], now: datetime, held: dict[str, str]) -> list[dict[str, Any]]:
         """The messages of ``docs`` this pass holds: those born leased to it (``held``) with
         more than ``HELD_MARGIN`` of the lease left as they are; each other one's next attempt
         moved one lease ahead by one guarded write, all in one ``bulk_write``. When another
         replica took some first, the messages are read again and those carrying this pass's
         lease are kept."""
-        held = held or {}
         keep = stamp(now + HELD_MARGIN)
-        claim = [d for d in docs if not (d["next_attempt_at"] == held.get(d["_id"]) and d["next_attempt_at"] > keep)]
+        claim = [d for d in docs if d["next_attempt_at"] != held.get(d["_id"]) or d["next_attempt_at"] <= keep]
         if not claim:
             return docs
         lease = stamp(now + LEASE)
