@@ -105,8 +105,8 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> None:
             raise
 
 
-FLAG_INDEX_SECONDS = 3.0
-"""How long ``flag_index`` tries again when replicas starting together race on the index."""
+INDEX_RACE_SECONDS = 3.0
+"""How long ``partial_index`` (and so ``flag_index``) tries again when replicas starting together race on the index."""
 
 
 def _raced_on_index(err: OperationFailure) -> bool:
@@ -141,7 +141,7 @@ async def partial_index(collection: AsyncCollection[Doc], keys: list[tuple[str, 
         if replaces is not None and replaces in present:
             await collection.drop_index(replaces)
         await collection.create_index(keys, name=name, partialFilterExpression=when)
-    await ask_again(make, when=_raced_on_index, seconds=FLAG_INDEX_SECONDS)
+    await ask_again(make, when=_raced_on_index, seconds=INDEX_RACE_SECONDS)
 
 
 async def ask_again(action: Callable[[], Awaitable[T]], *, when: Callable[[OperationFailure], bool],

@@ -112,6 +112,12 @@ class _Fold:
             self.state, self.changed = decision.state, True
 
 
+def _refused_as_duplicates(err: BulkWriteError, written: list[str]) -> list[str]:
+    """The aggregates of ``written`` (in the order of the bulk write) whose insert ``err``
+    refused as a duplicate key."""
+    return [written[e["index"]] for e in err.details.get("writeErrors", ()) if e.get("code") == DUPLICATE_KEY]
+
+
 class AggregateStore(Generic[S]):
     """Loads and saves one kind of aggregate with its embedded outbox."""
 
@@ -326,10 +332,9 @@ class AggregateStore(Generic[S]):
             except BulkWriteError as err:
                 conflict = True
                 if fresh:  # an insert refused as a duplicate: that aggregate was there before
-                    for e in err.details.get("writeErrors", ()):
-                        if e.get("code") == DUPLICATE_KEY:
-                            for i in order[written[e["index"]][0]]:
-                                results[i].duplicate = True
+                    for a in _refused_as_duplicates(err, [a for a, _ in written]):
+                        for i in order[a]:
+                            results[i].duplicate = True
             if conflict:
                 await self._one_by_one([i for a in group for i in order[a]], items, results)
             if self.on_saved:

@@ -203,7 +203,7 @@ class SmsDispatcher:
         chosen here, so no plan can take the status index instead."""
         docs = await one_batch(self.messages.collection.find({"_id": {"$in": ids}}), len(ids))
         due = [d for d in docs if d.get("status") == "pending"
-               and (d["next_attempt_at"] <= stamp(now) or d["next_attempt_at"] == held.get(d["_id"]))]
+               and (d["next_attempt_at"] <= stamp(now) or _born_leased(d, held))]
         return sorted(due, key=lambda d: (not d.get("urgent"), d["next_attempt_at"]))
 
     async def _claim(self, docs: list[dict[str, Any]], now: datetime, held: dict[str, str]) -> list[dict[str, Any]]:
@@ -213,7 +213,7 @@ class SmsDispatcher:
         replica took some first, the messages are read again and those carrying this pass's
         lease are kept."""
         keep = stamp(now + HELD_MARGIN)
-        claim = [d for d in docs if d["next_attempt_at"] != held.get(d["_id"]) or d["next_attempt_at"] <= keep]
+        claim = [d for d in docs if not (_born_leased(d, held) and d["next_attempt_at"] > keep)]
         if not claim:
             return docs
         lease = stamp(now + LEASE)
@@ -304,3 +304,9 @@ class SmsDispatcher:
                                    "(MEDCARD_OTP_KEY differs from identity's)") from None
         return (render(message.template, language, name, {**message.params, "code": code}),
                 render(message.template, language, name, {**message.params, "code": MASKED_CODE}))
+
+
+def _born_leased(doc: dict[str, Any], held: dict[str, str]) -> bool:
+    """``doc`` still carries the lease it was created with for this process's dispatcher
+    (``held``: id -> that lease): no claim has moved it since."""
+    return bool(doc["next_attempt_at"] == held.get(doc["_id"]))
