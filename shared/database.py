@@ -144,6 +144,19 @@ async def partial_index(collection: AsyncCollection[Doc], keys: list[tuple[str, 
     await ask_again(make, when=_raced_on_index, seconds=INDEX_RACE_SECONDS)
 
 
+async def drop_index(collection: AsyncCollection[Doc], name: str) -> None:
+    """Drop the index ``name`` of ``collection`` if it is there: an index no read uses any
+    more still costs an entry on every write of every document (see ``flag_index``). A
+    replica starting beside that dropped it first is no error."""
+    if name not in await collection.index_information():
+        return
+    try:
+        await collection.drop_index(name)
+    except OperationFailure as err:
+        if err.code != INDEX_NOT_FOUND:
+            raise
+
+
 async def ask_again(action: Callable[[], Awaitable[T]], *, when: Callable[[OperationFailure], bool],
                     seconds: float) -> T:
     """``action()``, done again (the waits doubling from 20 ms to 1 s) for at most

@@ -16,7 +16,7 @@ from shared.app import configure
 from shared.auth import Principal, require_roles
 from shared.bounded import stop_if_cancelled
 from shared.clock import BusinessClock
-from shared.database import flag_index
+from shared.database import drop_index, flag_index
 from shared.domain import NotFound
 from shared.events import CloudEvent
 from shared.logging import get_logger
@@ -77,8 +77,10 @@ class Bank:
         return self.settings.bank_loss_propagation == "nightly"
 
     async def setup(self) -> None:
-        """Indexes for the month end and the held list; load the business date."""
-        await self.accounts.collection.create_index("credit_due_from")
+        """Indexes for the nightly losses and the held list; load the business date. The
+        month end reads the accounts in ``_id`` order (its pages), so the index of
+        ``credit_due_from`` of before, which every account write added to, is dropped."""
+        await drop_index(self.accounts.collection, "credit_due_from_1")
         await flag_index(self.accounts.collection, "losses_pending")
         await flag_index(self.accounts.collection, "held")
         await self.ledger_archive.create_index("person_id")

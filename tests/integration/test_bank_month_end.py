@@ -140,3 +140,19 @@ async def test_a_month_end_moves_older_postings_to_the_archive_and_statements_an
         assert totals["credits_fen"] - totals_before["credits_fen"] == 300
         assert totals["balance_fen"] - totals_before["balance_fen"] == 300
         assert totals["debits_fen"] == totals_before["debits_fen"]
+
+
+async def test_a_started_bank_drops_the_month_end_index_no_read_uses(settings: Settings) -> None:
+    """The month end pages through the accounts in ``_id`` order: the full index of
+    ``credit_due_from`` of before only cost an entry on every account write, and a started
+    bank drops it (a month end without it: the test above)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        accounts = client[settings.database("bank")]["accounts"]
+        await accounts.create_index("credit_due_from")
+        async with running_service(create, settings):
+            info = await accounts.index_information()
+        assert "credit_due_from_1" not in info
+        assert {"losses_pending_1", "held_1"} <= set(info)
+    finally:
+        await client.close()
