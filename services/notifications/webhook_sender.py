@@ -83,19 +83,19 @@ class WebhookSender:
 
     async def _attempt(self, client: httpx.AsyncClient, sub: dict[str, Any], delivery: dict[str, Any]) -> bool:
         """One signed POST of the delivery's event; records the outcome. True if accepted (2xx)."""
-        stored = await self.hub.events.find_one({"_id": delivery["event_id"]})
+        envelope = await self.hub.envelope_of(delivery)
         started = time.monotonic()
         code: int | None = None
         try:
             secret: str | None = self.hub.secret_of(sub)
         except UndecryptableSecret:
             secret = None
-        if stored is None:
+        if envelope is None:
             error: str | None = f"event {delivery['event_id']} is not in the event store"
         elif secret is None:
             error = "cannot sign: the subscription's secret does not open with MEDCARD_WEBHOOK_SECRET_KEY"
         else:
-            body = json.dumps(stored["envelope"], separators=(",", ":"), ensure_ascii=False).encode()
+            body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
             headers = signed_headers(secret, delivery["event_id"], int(time.time()), body)
             try:
                 # Bounded in all, not per read as httpx's timeout: the claim's lease runs out

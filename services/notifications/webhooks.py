@@ -1,9 +1,11 @@
 """Webhook subscriptions, the store of received events and the per-subscription queue.
 
-Every consumed event is kept (``received_events``, for replays; its time as a
-sortable stamp to the microsecond) and enqueued for each matching subscription as a
-delivery with the subscription's next sequence number; the sender delivers them
-strictly in that order. Enqueueing an event is idempotent
+Every consumed event is kept (``event_log``, for replays and deliveries; its key is its
+time as a sortable stamp to the microsecond, then its id, so a range of time is a range of
+the primary key and the store needs no other index) and enqueued for each matching
+subscription as a delivery with the subscription's next sequence number; the sender
+delivers them strictly in that order. The store of before (``received_events``, keyed by
+the event id, with an index of time) is still read, no longer written. Enqueueing an event is idempotent
 (the delivery id derives from subscription and event), so a redelivered event is
 queued once; a resend or a replay enqueues anew, at the end of the queue.
 """
@@ -37,6 +39,8 @@ REPLAY_LIMIT = 10_000
 ROUTING_TTL = 1.0
 _IDS = uuid.UUID("0b5e7b8e-3f7d-4d1e-8f49-54cf0f8c2a61")
 SECRET_PURPOSE = "webhook signing secrets"
+EVENT_LOG = "event_log"
+LEGACY_EVENTS = "received_events"
 log = get_logger("notifications.webhooks")
 ANSWER_QUOTED = r"^HTTP [0-9]+: "
 """How an error quoting the receiver's answer began before only status codes were kept."""
@@ -47,6 +51,12 @@ def _status_only(error: str | None) -> str | None:
     if error and re.match(ANSWER_QUOTED, error):
         return error.split(":", 1)[0]
     return error
+
+
+def event_key(event: CloudEvent) -> str:
+    """An event's key in the event log: its time (``stamp``), then its id. The same for a
+    redelivery (kept once); the keys of an interval of time are an interval of keys."""
+    return f"{stamp(event.time)}/{event.id}"
 
 
 def structured(event: CloudEvent) -> dict[str, Any]:
@@ -65,13 +75,13 @@ class WebhookHub:
         self.allowed = allowed
         self.subscriptions = db["webhooks"]
         self.deliveries = db["webhook_deliveries"]
-        self.events = db["received_events"]
+        self.events = db[EVENT_LOG]
+        self.legacy_events = db[LEGACY_EVENTS]
         self.box = SecretBox(secret_key, SECRET_PURPOSE)
         self.wake = asyncio.Event()
         self._routing: tuple[float, list[dict[str, Any]]] | None = None
 
     async def create_indexes(self) -> None:
-        await self.events.create_index([("time", 1), ("received_at", 1)])
         await self.deliveries.create_index([("webhook_id", 1), ("status", 1), ("seq", 1)])
         await self.deliveries.create_index([("webhook_id", 1), ("seq", 1)])
         await self.seal_clear_secrets()
@@ -177,21 +187,24 @@ class WebhookHub:
 
     @staticmethod
     def _kept(event: CloudEvent) -> dict[str, Any]:
-        return {"_id": event.id, "type": event.type, "time": stamp(event.time), "received_at": datetime.now(UTC),
-                "envelope": structured(event)}
+        """The kept event: DocumentDB writes an entry in every secondary index of a collection
+        for each document (an index of time cost an entry per event); its key serves instead."""
+        return {"_id": event_key(event), "type": event.type, "envelope": structured(event)}
 
     async def _fan_out(self, event: CloudEvent) -> None:
         queued = False
         for sub in await self.routing():
             if subscribed(sub["event_types"], event.type):
                 delivery_id = "D" + uuid.uuid5(_IDS, f"{sub['_id']}/{event.id}").hex
-                queued |= await self._enqueue(sub["_id"], event.id, event.type, delivery_id, "event") is not None
+                queued |= await self._enqueue(sub["_id"], event.id, event.type, delivery_id, "event",
+                                              event_key=event_key(event)) is not None
         if queued:
             self.wake.set()
 
     async def _enqueue(self, webhook_id: str, event_id: str, event_type: str, delivery_id: str, reason: Reason,
-                       resend_of: str | None = None) -> dict[str, Any] | None:
-        """Append a delivery to the subscription's queue; None if that delivery exists."""
+                       resend_of: str | None = None, *, event_key: str | None) -> dict[str, Any] | None:
+        """Append a delivery to the subscription's queue; None if that delivery exists.
+        ``event_key``: the event's key in the event log (None: kept in the store of before)."""
         if await self.deliveries.find_one({"_id": delivery_id}, {"_id": 1}):
             return None
         sub = await self.subscriptions.find_one_and_update(
@@ -200,7 +213,7 @@ class WebhookHub:
             raise NotFound(f"no webhook subscription {webhook_id}")
         now = datetime.now(UTC)
         doc = {"_id": delivery_id, "webhook_id": webhook_id, "event_id": event_id, "event_type": event_type,
-               "seq": sub["next_seq"], "reason": reason, "resend_of": resend_of, "status": "pending",
+               "event_key": event_key, "seq": sub["next_seq"], "reason": reason, "resend_of": resend_of, "status": "pending",
                "attempts": 0, "created_at": now, "next_attempt_at": now, "last_status_code": None,
                "last_error": None, "delivered_at": None, "log": []}
         try:
@@ -229,7 +242,8 @@ class WebhookHub:
             doc = await self.deliveries.find_one({"_id": delivery_id})
         else:
             doc = await self._enqueue(webhook_id, delivery["event_id"], delivery["event_type"],
-                                      "D" + uuid.uuid4().hex, "resend", resend_of=delivery_id)
+                                      "D" + uuid.uuid4().hex, "resend", resend_of=delivery_id,
+                                      event_key=delivery.get("event_key"))
         if doc is None:
             raise Conflict(f"delivery {delivery_id} changed meanwhile; list the deliveries again")
         self.wake.set()
@@ -239,13 +253,35 @@ class WebhookHub:
         """Enqueue again every kept event of [since, until) that the subscription wants, oldest first."""
         check_replay_range(since, until)
         sub = await self.get(webhook_id)
-        found = await one_batch(self.events.find({"time": {"$gte": stamp(since), "$lt": stamp(until)}}, {"type": 1})
-                                .sort([("time", 1), ("received_at", 1)]), REPLAY_LIMIT + 1)
+        found = await self._kept_between(stamp(since), stamp(until))
         check_replay_size(len(found), REPLAY_LIMIT)
         count = 0
-        for event in found:
-            if subscribed(sub["event_types"], event["type"]):
-                await self._enqueue(webhook_id, event["_id"], event["type"], "D" + uuid.uuid4().hex, "replay")
+        for _, event_id, event_type, key in found:
+            if subscribed(sub["event_types"], event_type):
+                await self._enqueue(webhook_id, event_id, event_type, "D" + uuid.uuid4().hex, "replay", event_key=key)
                 count += 1
         self.wake.set()
         return count
+
+    async def _kept_between(self, since: str, until: str) -> list[tuple[str, str, str, str | None]]:
+        """(time, event id, type, key in the event log) of the events kept in [since, until),
+        oldest first, at most ``REPLAY_LIMIT + 1``: the event log's by its key (an event kept
+        in both stores, once), the store of before's by its index of time."""
+        rows = {}
+        for doc in await one_batch(self.events.find({"_id": {"$gte": since, "$lt": until}}, {"type": 1})
+                                   .sort("_id", 1), REPLAY_LIMIT + 1):
+            time_, event_id = doc["_id"].split("/", 1)
+            rows[event_id] = (time_, event_id, doc["type"], doc["_id"])
+        if await self.legacy_events.find_one({}, {"_id": 1}) is not None:
+            for doc in await one_batch(self.legacy_events.find({"time": {"$gte": since, "$lt": until}},
+                                                               {"type": 1, "time": 1})
+                                       .sort([("time", 1), ("received_at", 1)]), REPLAY_LIMIT + 1):
+                rows.setdefault(doc["_id"], (doc["time"], doc["_id"], doc["type"], None))
+        return sorted(rows.values(), key=lambda row: row[0])[:REPLAY_LIMIT + 1]
+
+    async def envelope_of(self, delivery: dict[str, Any]) -> dict[str, Any] | None:
+        """The kept event a delivery sends, in CloudEvents structured JSON (None if not kept)."""
+        key = delivery.get("event_key")
+        stored = await (self.events.find_one({"_id": key}) if key is not None
+                        else self.legacy_events.find_one({"_id": delivery["event_id"]}))
+        return stored["envelope"] if stored is not None else None

@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from services.bank.app import create as create_bank
 from services.cards.app import create as create_cards
 from services.notifications.app import create as create_notifications
+from services.notifications.webhooks import event_key
 from shared.codec import to_record
 from shared.events import (
     BusinessDateAdvanced,
@@ -125,8 +126,8 @@ async def test_a_poison_message_on_every_topic_is_dead_lettered_and_the_partitio
                 await db["notifications"]["merchants"].find_one({"_id": merchant}) is not None,
                 *[await db[s]["clock"].find_one({"_id": "clock", "date": "2026-03-02"}) is not None
                   for s in ("cards", "bank")],
-                await db["notifications"]["received_events"].count_documents(
-                    {"_id": {"$in": [valid["clock"].id, valid["notifications"].id, valid["bank"].id]}}) == 3,
+                await db["notifications"]["event_log"].count_documents(
+                    {"_id": {"$in": [event_key(valid[s]) for s in ("clock", "notifications", "bank")]}}) == 3,
             ]
             return all(checks)
         await eventually(applied, timeout=90, interval=0.5)

@@ -92,6 +92,7 @@ async def test_the_server_uses_the_index(indexed: Any) -> None:
     assert "k_1_n_1" in await _index_used(coll, {"k": "abc", "n": 1})
     assert "k_1_n_1" in await _index_used(coll, {"k": "v7"})
     assert "_id_" in await _index_used(coll, {"_id": {"$in": ["d1", "d2", "bulk9"]}})
+    assert "_id_" in await _index_used(coll, {"_id": {"$gte": "bulk1", "$lt": "bulk2"}})  # the event log's replay
     assert "k_1_n_1" not in await _index_used(coll, {"other": "abc"})  # a field it does not cover
 
 

@@ -10,7 +10,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.notifications.signing import new_secret
-from services.notifications.webhooks import SECRET_PURPOSE
+from services.notifications.domain import stamp
+from services.notifications.webhooks import SECRET_PURPOSE, event_key, structured
 from shared.events import CloudEvent, MonthlyTransfer
 from shared.security import SecretBox, UndecryptableSecret
 from shared.settings import Settings
@@ -148,6 +149,45 @@ async def test_an_operator_can_resend_replay_and_delete_a_subscription(settings:
     assert ids == [events[0].id, events[1].id, events[2].id, events[0].id, events[1].id, events[2].id]
     assert empty.status_code == 422
     assert (deleted.status_code, gone.status_code, len(receiver.received), queued_later) == (204, 404, 6, 0)
+
+
+async def test_the_event_log_is_keyed_by_time_and_events_kept_by_the_store_of_before_are_still_replayed(
+    settings: Settings,
+) -> None:
+    """Events are kept under their time and id (the primary key: no other index to write);
+    one kept by an earlier version (``received_events``, by id, with an index of time) is
+    still found by a replay of its time and delivered, in time order with the new ones."""
+    receiver = WebhookReceiver()
+    await receiver.start()
+    old, new = transfer(1), transfer(2)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        legacy = mongo[settings.database("notifications")]["received_events"]
+        await legacy.create_index([("time", 1), ("received_at", 1)])
+        await legacy.insert_one({"_id": old.id, "type": old.type, "time": stamp(old.time),
+                                 "received_at": datetime.now(UTC), "envelope": structured(old)})
+        async with running_notifications(settings, webhook_allowed_networks=LOCAL_RECEIVERS) as (client, runtime):
+            operator = auth(settings, "operator")
+            hook = (await client.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["MonthlyTransfer"]},
+                                      headers=operator)).json()
+            await produce(settings, [new])
+            await received(receiver, 1)
+            since, until = old.time.isoformat(), (new.time + timedelta(microseconds=1)).isoformat()
+            replay = await client.post(f"/v1/webhooks/{hook['webhook_id']}/replay",
+                                       json={"since": since, "until": until}, headers=operator)
+            await received(receiver, 3)
+            short = await client.post(f"/v1/webhooks/{hook['webhook_id']}/replay",
+                                      json={"since": since, "until": new.time.isoformat()}, headers=operator)
+            await received(receiver, 4)
+            kept = [d["_id"] async for d in runtime.db["event_log"].find({}, {"_id": 1})]
+            indexes = await runtime.db["event_log"].index_information()
+    finally:
+        await receiver.stop()
+        await mongo.close()
+    assert (replay.json(), short.json()) == ({"enqueued": 2}, {"enqueued": 1})
+    assert [r.headers["webhook-id"] for r in receiver.received] == [new.id, old.id, new.id, old.id]
+    assert all(verify_standard_webhook(hook["secret"], r) for r in receiver.received)
+    assert kept == [event_key(new)] and list(indexes) == ["_id_"]
 
 
 async def test_subscriptions_are_for_operators_and_refuse_unknown_types_and_bad_secrets(settings: Settings) -> None:
