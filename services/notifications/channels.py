@@ -46,7 +46,13 @@ class SmsChannel(Protocol):
 
 class SmsGatewaySimulator:
     """Records each SMS in the service's database instead of sending it; can be told to
-    fail the next N sends (drills and tests; the count is kept per process)."""
+    fail the next N sends (drills and tests; the count is kept per process).
+
+    A record's key is the person's id, then the message's (``person/message``): the same
+    message sent again is recorded once, and a person's SMS are a range of the primary key,
+    so the collection needs no other index (DocumentDB writes an entry in each for every
+    record: ``scripts/index_cost.py``). The records of before (``legacy``: keyed by the
+    message id, with an index of person and time) are still listed, no longer written."""
 
     name = "sms-simulator"
     pass_size = 500
@@ -54,12 +60,11 @@ class SmsGatewaySimulator:
     DocumentDB sorts whole (a backlog of 100,000 after a month end: 0.5 s a read), so the
     more a read brings, the cheaper each message."""
 
-    def __init__(self, collection: AsyncCollection[dict[str, Any]], fail_next: int = 0) -> None:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], fail_next: int = 0,
+                 legacy: AsyncCollection[dict[str, Any]] | None = None) -> None:
         self.collection = collection
         self.fail_next = fail_next
-
-    async def create_indexes(self) -> None:
-        await self.collection.create_index([("person_id", 1), ("sent_at", 1)])
+        self.legacy = legacy
 
     async def send(self, sms: Sms) -> None:
         error = (await self.send_many([sms]))[0]
@@ -77,8 +82,8 @@ class SmsGatewaySimulator:
             else:
                 errors.append(None)
         now = datetime.now(UTC)
-        docs = [{"_id": sms.message_id, "person_id": sms.person_id, "mobile": sms.mobile, "text": sms.text,
-                 "urgent": sms.urgent, "sent_at": now,
+        docs = [{"_id": f"{sms.person_id}/{sms.message_id}", "message_id": sms.message_id,
+                 "person_id": sms.person_id, "mobile": sms.mobile, "text": sms.text, "urgent": sms.urgent, "sent_at": now,
                  "business_date": sms.business_date.isoformat() if sms.business_date else None}
                 for sms, error in zip(batch, errors, strict=True) if error is None]
         if docs:
@@ -86,9 +91,17 @@ class SmsGatewaySimulator:
         return errors
 
     async def sent_to(self, person_id: str | None, limit: int) -> list[dict[str, Any]]:
-        """What the gateway delivered, oldest first (optionally to one person)."""
-        query = {"person_id": person_id} if person_id else {}
-        return await one_batch(self.collection.find(query).sort("sent_at", 1), limit)
+        """What the gateway delivered, oldest first (optionally to one person): each record
+        with its ``message_id``."""
+        if person_id:  # by the key's range; a person's SMS are few, sorted here
+            found = await self.collection.find({"_id": {"$gte": f"{person_id}/", "$lt": f"{person_id}0"}}).to_list()
+        else:
+            found = await one_batch(self.collection.find({}).sort("sent_at", 1), limit)
+        if self.legacy is not None and await self.legacy.find_one({}, {"_id": 1}) is not None:
+            query = {"person_id": person_id} if person_id else {}
+            found += [{**doc, "message_id": doc["_id"]}
+                      for doc in await one_batch(self.legacy.find(query).sort("sent_at", 1), limit)]
+        return sorted(found, key=lambda doc: doc["sent_at"])[:limit]
 
 
 SEND_CONCURRENCY = 8

@@ -32,9 +32,8 @@ def _channel(settings: NotificationSettings, runtime: ServiceRuntime) -> SmsChan
         provider = HttpSmsProvider(settings.sms_http_url, settings.sms_http_timeout_seconds)
         runtime.stop_hooks.append(provider.aclose)
         return provider
-    simulator = SmsGatewaySimulator(runtime.db["sms_outbox"], fail_next=settings.sms_fail_next)
-    runtime.setup_hooks.append(simulator.create_indexes)
-    return simulator
+    return SmsGatewaySimulator(runtime.db["sms_sent"], fail_next=settings.sms_fail_next,
+                               legacy=runtime.db["sms_outbox"])
 
 
 @dataclass

@@ -145,7 +145,7 @@ class SmsPublic(BaseModel):
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> SmsPublic:
-        return cls(message_id=doc["_id"], person_id=doc["person_id"], mobile=mask_mobile(doc["mobile"]),
+        return cls(message_id=doc["message_id"], person_id=doc["person_id"], mobile=mask_mobile(doc["mobile"]),
                    text=doc["text"], urgent=doc["urgent"], sent_at=doc["sent_at"],
                    business_date=doc.get("business_date"))
 

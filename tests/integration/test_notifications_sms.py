@@ -161,6 +161,42 @@ async def test_the_messages_are_indexed_by_status_only_where_a_read_needs_it(set
         await client.close()
 
 
+async def test_the_gateway_keeps_a_persons_sms_under_their_id_and_still_lists_those_kept_before(
+    settings: Settings,
+) -> None:
+    """The simulator's records are keyed ``person/message`` (a person's SMS: a range of the
+    primary key, no other index to write); one recorded by an earlier version (keyed by the
+    message, with an index of person and time) is still listed, oldest first."""
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        db = mongo[settings.database("notifications")]
+        await db["sms_outbox"].create_index([("person_id", 1), ("sent_at", 1)])
+        await db["sms_outbox"].insert_one({"_id": "M-before", "person_id": "P3", "mobile": "13800000003",
+                                           "text": "[MedCard] sent before", "urgent": False,
+                                           "sent_at": datetime(2026, 1, 2, tzinfo=UTC), "business_date": None})
+        async with running_notifications(settings) as (client, _):
+            await produce(settings, [
+                person("P3"), person("P30"),
+                event(PurchaseAuthorised(person_id="P30", card_number=CARD, authorisation_id="AU30", merchant_id="M9",
+                                         amount_fen=100, balance_after_fen=900, business_date=date(2026, 1, 5)), "P30"),
+                event(PurchaseAuthorised(person_id="P3", card_number=CARD, authorisation_id="AU3", merchant_id="M9",
+                                         amount_fen=2050, balance_after_fen=10295, business_date=date(2026, 1, 5)),
+                      "P3"),
+            ])
+
+            async def both_listed() -> bool:
+                return len(await outbox(client, settings, "P3")) == 2 and len(await outbox(client, settings, "P30")) == 1
+            await eventually(both_listed, timeout=WAIT)
+            listed = await outbox(client, settings, "P3")
+        kept = await db["sms_sent"].find({"person_id": "P3"}).to_list()
+        indexes = await db["sms_sent"].index_information()
+    finally:
+        await mongo.close()
+    assert [s["message_id"] for s in listed] == ["M-before", kept[0]["message_id"]]
+    assert [s["person_id"] for s in listed] == ["P3", "P3"] and "sent before" in listed[0]["text"]
+    assert kept[0]["_id"] == f"P3/{kept[0]['message_id']}" and list(indexes) == ["_id_"]
+
+
 async def test_a_purchase_message_names_the_merchant_from_the_banks_register(settings: Settings) -> None:
     async with running_notifications(settings) as (client, _):
         # The merchant is registered (and known to notifications) before anyone buys there:

@@ -54,7 +54,7 @@ async def stored_strings(settings: Settings, service: str) -> str:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     try:
         db = client[settings.database(service)]
-        docs = [d for name in await db.list_collection_names() if name != "sms_outbox"
+        docs = [d for name in await db.list_collection_names() if name not in ("sms_sent", "sms_outbox")
                 for d in await db[name].find({}).to_list()]
     finally:
         await client.close()
