@@ -115,6 +115,14 @@ def _raced_on_index(err: OperationFailure) -> bool:
     return err.code == INDEX_NOT_FOUND or "deadlock detected" in str(err)
 
 
+def flag_hint(field: str) -> str:
+    """The name of ``flag_index(collection, field)``, to ``hint`` the reads of ``{field: True}``
+    with: DocumentDB's planner has no statistics of a field inside the document and guesses
+    that a flag is true in half of them, so it reads the whole table instead of the partial
+    index (the relay's scan of 2.8 million messages: 19 s, against 0.2 s by the index)."""
+    return f"{field}_1"
+
+
 async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:
     """An index of the documents whose ``field`` is true, for the reads of ``{field: True}``
     (``field_1``, partial): the documents where it is false have no entry. DocumentDB writes
@@ -123,7 +131,7 @@ async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:
     partial one only the writes of flagged documents. The relay's outbox flag: 23% less
     PostgreSQL CPU per write of an outbox cycle (229 against 300 µs, 48,000 writes on a
     collection of three indexes, measured here). A full index of before is replaced."""
-    await partial_index(collection, [(field, 1)], name=f"{field}_1", when={field: True})
+    await partial_index(collection, [(field, 1)], name=flag_hint(field), when={field: True})
 
 
 async def partial_index(collection: AsyncCollection[Doc], keys: list[tuple[str, int]], *, name: str,
@@ -191,12 +199,16 @@ async def read_again(read: Callable[[], Awaitable[T]], seconds: float = READ_AGA
     return await ask_again(read, when=_tuple_offset, seconds=seconds)
 
 
-async def count(collection: AsyncCollection[Doc], query: dict[str, Any]) -> int:
+async def count(collection: AsyncCollection[Doc], query: dict[str, Any], hint: str | None = None) -> int:
     """How many documents match ``query``, by the ``count`` command: ``count_documents``
     runs an aggregation, which costs a PostgreSQL backend as a cursor does (``one_batch``).
-    Asked again on DocumentDB's transient "tuple offset out of range" (``read_again``)."""
+    ``hint``: the index to count by (``flag_hint``). Asked again on DocumentDB's transient
+    "tuple offset out of range" (``read_again``)."""
     async def ask() -> int:
-        answer = await collection.database.command("count", collection.name, query=query)
+        spec: dict[str, Any] = {"count": collection.name, "query": query}
+        if hint:
+            spec["hint"] = hint
+        answer = await collection.database.command(spec)
         return int(answer["n"])
     return await read_again(ask)
 

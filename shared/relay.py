@@ -33,11 +33,12 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import NetworkTimeout, PyMongoError
 
 from .bounded import cancel_and_wait, stop_if_cancelled, wait_event, within
 from .codec import stored_to_record
-from .database import one_batch
+from .database import flag_hint, one_batch
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
 from .logging import get_logger
 from .settings import Settings
@@ -56,6 +57,7 @@ DONE_MEMORY = 100_000
 """Aggregates whose last acknowledged sequence the relay remembers (to skip, in an outbox
 handed over or read before its clean-up, what it has already published)."""
 FIELDS = {"outbox": 1, "version": 1, "outbox_done": 1, "pending": 1}
+
 STEP_SECONDS = 60.0
 """Longest one step may wait (on the database or on Kafka)."""
 FLUSH_SECONDS = 5.0
@@ -63,6 +65,10 @@ FLUSH_SECONDS = 5.0
 STOP_SECONDS = 10.0
 """How long ``stop`` waits for the relay's task, then for its producer, to end."""
 Doc = dict[str, Any]
+def pending_scan(coll: AsyncCollection[Doc]) -> AsyncCursor[Doc]:
+    """The full scan's cursor: the pending documents, read by the outbox's partial index
+    (hinted: see ``flag_hint``; unhinted, a big collection was read whole every 30 s)."""
+    return coll.find({"pending": True}, FIELDS, batch_size=SCAN_DOCS).hint(flag_hint("pending"))
 
 
 class OutboxRelay:
@@ -252,8 +258,7 @@ class OutboxRelay:
         """
         if self._scan_due <= time.monotonic() and not self._scans:  # (one asked for meanwhile follows it)
             self._scan_due = time.monotonic() + self.settings.relay_scan_seconds
-            self._scans = {coll.name: coll.find({"pending": True}, FIELDS, batch_size=SCAN_DOCS)
-                           for coll in self.collections}
+            self._scans = {coll.name: pending_scan(coll) for coll in self.collections}
         touched = 0
         for coll in self.collections:
             docs = await self._take(coll)

@@ -33,6 +33,7 @@ from pymongo import AsyncMongoClient
 from services.bank import domain
 from services.bank.model import Merchant
 from shared.codec import stored_to_record
+from shared.database import count, flag_hint
 from shared.kafka import idempotent_producer
 from shared.outbox import AggregateStore
 from shared.settings import Settings
@@ -97,7 +98,7 @@ async def pending_cleared(settings: Settings, deadline_s: float = 600.0) -> floa
     try:
         coll = mongo[settings.database("bank")]["merchants"]
         end = time.monotonic() + deadline_s
-        while await coll.count_documents({"pending": True}) and time.monotonic() < end:
+        while await count(coll, {"pending": True}, hint=flag_hint("pending")) and time.monotonic() < end:
             await asyncio.sleep(0.05)
         return time.time()
     finally:

@@ -70,6 +70,9 @@ class MemoryCursor:
     def batch_size(self, _: int) -> MemoryCursor:
         return self
 
+    def hint(self, _: Any) -> MemoryCursor:
+        return self  # no indexes here
+
     def sort(self, *_: Any) -> MemoryCursor:
         return self  # the order is not what these tests are about
 

@@ -83,8 +83,8 @@ class FlakyCount:
         self.fails, self.message, self.asked = fails, message, 0
         self.database = self
 
-    async def command(self, name: str, collection: str, query: dict[str, Any]) -> dict[str, Any]:
-        assert (name, collection, query) == ("count", "accounts", {"pending": True})
+    async def command(self, spec: dict[str, Any]) -> dict[str, Any]:
+        assert spec == {"count": "accounts", "query": {"pending": True}}
         self.asked += 1
         if self.asked <= self.fails:
             raise OperationFailure(self.message, 1)
@@ -101,7 +101,7 @@ def test_a_count_the_server_fails_with_its_known_glitch_is_asked_again_and_other
     stuck = FlakyCount(fails=10**6)
     started = time.monotonic()
     try:
-        asyncio.run(read_again(lambda: stuck.command("count", "accounts", {"pending": True}), seconds=0.5))
+        asyncio.run(read_again(lambda: stuck.command({"count": "accounts", "query": {"pending": True}}), seconds=0.5))
     except OperationFailure:
         assert 0.3 <= time.monotonic() - started < 1.0
         assert 5 <= stuck.asked <= 7  # 20, 40, 80, 160 ms... between tries
