@@ -72,6 +72,12 @@ def mongo_client(url: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(url, **{**defaults, **options})
 
 
+async def holds_any(collection: AsyncCollection[Doc]) -> bool:
+    """Whether ``collection`` holds a document: a store of before, read beside the one that
+    replaced it, is read only while it holds something (one key read, by the primary key)."""
+    return await collection.find_one({}, {"_id": 1}) is not None
+
+
 async def one_batch(cursor: AsyncCursor[Doc], limit: int) -> list[Doc]:
     """The first ``limit`` documents of ``cursor``, answered in one batch (a batch stops at
     16 MiB: a caller that must see everything pages on from the last document); a read that
@@ -121,6 +127,18 @@ def flag_hint(field: str) -> str:
     that a flag is true in half of them, so it reads the whole table instead of the partial
     index (the relay's scan of 2.8 million messages: 19 s, against 0.2 s by the index)."""
     return f"{field}_1"
+
+
+def find_flagged(collection: AsyncCollection[Doc], field: str, projection: Any = None, *,
+                 also: dict[str, Any] | None = None, **kwargs: Any) -> AsyncCursor[Doc]:
+    """The documents whose ``field`` is true (and that match ``also``), read by
+    ``flag_index``'s partial index, named (``flag_hint``): every read of a flag goes here."""
+    return collection.find({field: True, **(also or {})}, projection, **kwargs).hint(flag_hint(field))
+
+
+async def count_flagged(collection: AsyncCollection[Doc], field: str) -> int:
+    """How many documents have ``field`` true, counted by ``flag_index``'s partial index."""
+    return await count(collection, {field: True}, hint=flag_hint(field))
 
 
 async def flag_index(collection: AsyncCollection[Doc], field: str) -> None:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .auth import require_roles
-from .database import count, flag_hint
+from .database import count_flagged
 from .errors import errors, example
 from .runtime import ServiceRuntime
 from .security import verifications
@@ -79,7 +79,7 @@ def ops_router(runtime: ServiceRuntime, registry: CollectorRegistry) -> APIRoute
         **errors(401, 403)})
     async def outbox() -> dict[str, Any]:
         """Events written but not yet acknowledged by Kafka, per aggregate collection."""
-        pending = {s.collection.name: await count(s.collection, {"pending": True}, hint=flag_hint("pending"))
+        pending = {s.collection.name: await count_flagged(s.collection, "pending")
                    for s in runtime.stores}
         return {"pending": sum(pending.values()), "by_collection": pending, "published": runtime.relay.published,
                 "consumers": [{"group": c.group_id, "applied": c.applied, "dead_lettered": c.dead_lettered,

@@ -38,7 +38,7 @@ from pymongo.errors import NetworkTimeout, PyMongoError
 
 from .bounded import cancel_and_wait, stop_if_cancelled, wait_event, within
 from .codec import stored_to_record
-from .database import flag_hint, one_batch
+from .database import find_flagged, one_batch
 from .kafka import TRANSIENT_KAFKA_ERRORS, idempotent_producer
 from .logging import get_logger
 from .settings import Settings
@@ -67,8 +67,8 @@ STOP_SECONDS = 10.0
 Doc = dict[str, Any]
 def pending_scan(coll: AsyncCollection[Doc]) -> AsyncCursor[Doc]:
     """The full scan's cursor: the pending documents, read by the outbox's partial index
-    (hinted: see ``flag_hint``; unhinted, a big collection was read whole every 30 s)."""
-    return coll.find({"pending": True}, FIELDS, batch_size=SCAN_DOCS).hint(flag_hint("pending"))
+    (named: see ``flag_hint``; unnamed, a big collection was read whole every 30 s)."""
+    return find_flagged(coll, "pending", FIELDS, batch_size=SCAN_DOCS)
 
 
 class OutboxRelay:

@@ -33,7 +33,7 @@ from pymongo import AsyncMongoClient
 from services.bank import domain
 from services.bank.model import Merchant
 from shared.codec import stored_to_record
-from shared.database import count, flag_hint
+from shared.database import count_flagged
 from shared.kafka import idempotent_producer
 from shared.outbox import AggregateStore
 from shared.settings import Settings
@@ -98,7 +98,7 @@ async def pending_cleared(settings: Settings, deadline_s: float = 600.0) -> floa
     try:
         coll = mongo[settings.database("bank")]["merchants"]
         end = time.monotonic() + deadline_s
-        while await count(coll, {"pending": True}, hint=flag_hint("pending")) and time.monotonic() < end:
+        while await count_flagged(coll, "pending") and time.monotonic() < end:
             await asyncio.sleep(0.05)
         return time.time()
     finally:

@@ -16,7 +16,7 @@ from shared.app import configure
 from shared.auth import Principal, require_roles
 from shared.bounded import stop_if_cancelled
 from shared.clock import BusinessClock
-from shared.database import drop_index, flag_hint, flag_index
+from shared.database import drop_index, find_flagged, flag_index
 from shared.domain import NotFound
 from shared.events import CloudEvent
 from shared.logging import get_logger
@@ -167,8 +167,7 @@ class Bank:
     async def held_contributions(self) -> list[dict[str, Any]]:
         """Contributions paid for persons without a personal account yet, by person: each
         ``{person_id, contribution_id, month, amount_fen}``."""
-        docs = await self.accounts.collection.find({"held": True}, {"contributions": 1}).hint(
-            flag_hint("held")).to_list()
+        docs = await find_flagged(self.accounts.collection, "held", {"contributions": 1}).to_list()
         docs.sort(key=lambda d: d["_id"])  # here, not by the server: see one_batch
         return [{"person_id": d["_id"], **{k: c[k] for k in ("contribution_id", "month", "amount_fen")}}
                 for d in docs for c in d["contributions"]]

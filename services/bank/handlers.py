@@ -12,7 +12,7 @@ from typing import Any, cast
 from shared.app import EventHandler, Subscription
 from shared.auth import Principal, ensure_owner_or_staff
 from shared.clock import CLOCK_GROUPS
-from shared.database import flag_hint, insert_new, one_batch
+from shared.database import find_flagged, insert_new, one_batch
 from shared.domain import NotFound
 from shared.events import (
     BankStamped,
@@ -207,8 +207,8 @@ async def apply_pending_losses(bank: Bank, event: CloudEvent) -> int:
     Returns how many accounts it applied. Under the instant policy none holds one."""
     accounts, seen, after = bank.accounts, 0, ""
     decide = domain.apply_pending_losses(datetime.now(UTC))
-    while docs := await one_batch(accounts.collection.find({"losses_pending": True, "_id": {"$gt": after}})
-                                  .sort("_id", 1).hint(flag_hint("losses_pending")), MONTH_END_GROUP):
+    while docs := await one_batch(find_flagged(accounts.collection, "losses_pending", also={"_id": {"$gt": after}})
+                                  .sort("_id", 1), MONTH_END_GROUP):
         seen += await accounts.execute_many(docs, decide, correlation_id=event.correlationid, cause=event)
         after = docs[-1]["_id"]
     if seen:

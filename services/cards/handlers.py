@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.app import EventHandler, Subscription
 from shared.auth import Principal, ensure_owner_or_staff
+from shared.database import find_flagged
 from shared.domain import NotFound
 from shared.events import (
     BankStamped,
@@ -288,7 +289,7 @@ async def on_business_date_advanced(ctx: Cards, event: CloudEvent) -> None:
     data = event.data
     assert isinstance(data, BusinessDateAdvanced)
     await ctx.clock.apply(event)
-    producing = await ctx.holders.collection.find({"in_production": True}, {"_id": 1}).to_list()
+    producing = await find_flagged(ctx.holders.collection, "in_production", {"_id": 1}).to_list()
     for doc in producing:
         await ctx.holders.execute(doc["_id"], domain.mark_ready(person_id=doc["_id"], today=data.date),
                                   correlation_id=event.correlationid, cause=event)

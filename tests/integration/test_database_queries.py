@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.database import count, flag_hint, one_batch, partial_index
+from shared.database import count, count_flagged, find_flagged, one_batch, partial_index
 from shared.outbox import AggregateStore
 from shared.relay import pending_scan
 from shared.settings import Settings
@@ -128,8 +128,13 @@ async def test_the_relays_index_holds_only_documents_with_events_to_publish(sett
         plan = await pending_scan(coll).explain()
         assert "pending_1" in {n["Index Name"] for n in _plan_nodes(plan["queryPlanner"])
                                if n.get("Node Type") in INDEX_SCANS and "Index Name" in n}
-        assert await count(coll, {"pending": True}, hint=flag_hint("pending")) == 3006
+        assert await count_flagged(coll, "pending") == 3006
         assert len(await pending_scan(coll).to_list()) == 3006
+        paged = find_flagged(coll, "pending", {"_id": 1}, also={"_id": {"$gt": "p2"}}).sort("_id", 1)
+        plan = await paged.clone().explain()
+        assert "pending_1" in {n["Index Name"] for n in _plan_nodes(plan["queryPlanner"])
+                               if n.get("Node Type") in INDEX_SCANS and "Index Name" in n}
+        assert [d["_id"] for d in await paged.to_list()] == sorted(f"p{i}" for i in range(3000) if f"p{i}" > "p2")
     finally:
         await client.close()
 
