@@ -12,7 +12,7 @@ import httpx
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.bounded import within
-from shared.database import insert_new, one_batch
+from shared.database import holds_any, insert_new, one_batch
 
 
 class SmsDeliveryError(Exception):
@@ -93,11 +93,12 @@ class SmsGatewaySimulator:
     async def sent_to(self, person_id: str | None, limit: int) -> list[dict[str, Any]]:
         """What the gateway delivered, oldest first (optionally to one person): each record
         with its ``message_id``."""
-        if person_id:  # by the key's range; a person's SMS are few, sorted here
-            found = await self.collection.find({"_id": {"$gte": f"{person_id}/", "$lt": f"{person_id}0"}}).to_list()
+        if person_id:  # by the key's range (a person's few)
+            found = await one_batch(self.collection.find({"_id": {"$gte": f"{person_id}/", "$lt": f"{person_id}0"}})
+                                    .sort("sent_at", 1), limit)
         else:
             found = await one_batch(self.collection.find({}).sort("sent_at", 1), limit)
-        if self.legacy is not None and await self.legacy.find_one({}, {"_id": 1}) is not None:
+        if self.legacy is not None and await holds_any(self.legacy):
             query = {"person_id": person_id} if person_id else {}
             found += [{**doc, "message_id": doc["_id"]}
                       for doc in await one_batch(self.legacy.find(query).sort("sent_at", 1), limit)]

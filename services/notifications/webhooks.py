@@ -5,9 +5,10 @@ time as a sortable stamp to the microsecond, then its id, so a range of time is 
 the primary key and the store needs no other index) and enqueued for each matching
 subscription as a delivery with the subscription's next sequence number; the sender
 delivers them strictly in that order. The store of before (``received_events``, keyed by
-the event id, with an index of time) is still read, no longer written. Enqueueing an event is idempotent
-(the delivery id derives from subscription and event), so a redelivered event is
-queued once; a resend or a replay enqueues anew, at the end of the queue.
+the event id, with an index of time) is still read, no longer written. Enqueueing an
+event is idempotent (the delivery id derives from subscription and event), so a
+redelivered event is queued once; a resend or a replay enqueues anew, at the end of the
+queue.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.database import insert_new, one_batch
+from shared.database import holds_any, insert_new, one_batch
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import CloudEvent
 from shared.ids import new_id
@@ -57,6 +58,12 @@ def event_key(event: CloudEvent) -> str:
     """An event's key in the event log: its time (``stamp``), then its id. The same for a
     redelivery (kept once); the keys of an interval of time are an interval of keys."""
     return f"{stamp(event.time)}/{event.id}"
+
+
+def key_parts(key: str) -> tuple[str, str]:
+    """An event log key's time stamp and event id (the inverse of ``event_key``)."""
+    time_, event_id = key.split("/", 1)
+    return time_, event_id
 
 
 def structured(event: CloudEvent) -> dict[str, Any]:
@@ -270,9 +277,9 @@ class WebhookHub:
         rows = {}
         for doc in await one_batch(self.events.find({"_id": {"$gte": since, "$lt": until}}, {"type": 1})
                                    .sort("_id", 1), REPLAY_LIMIT + 1):
-            time_, event_id = doc["_id"].split("/", 1)
+            time_, event_id = key_parts(doc["_id"])
             rows[event_id] = (time_, event_id, doc["type"], doc["_id"])
-        if await self.legacy_events.find_one({}, {"_id": 1}) is not None:
+        if await holds_any(self.legacy_events):
             for doc in await one_batch(self.legacy_events.find({"time": {"$gte": since, "$lt": until}},
                                                                {"type": 1, "time": 1})
                                        .sort([("time", 1), ("received_at", 1)]), REPLAY_LIMIT + 1):
